@@ -1,0 +1,29 @@
+# `make demo` runs the main job on embedded data; `make test` runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.datakit-installed
+
+.PHONY: install test test-fast demo bench clean
+
+$(STAMP): setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+demo: $(STAMP)
+	$(BIN)/datakit demo --out demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest
+	$(BIN)/python bench/train
+	$(BIN)/python bench/audit
+
+clean:
+	rm -rf $(VENV) demo build *.egg-info

@@ -1,0 +1,56 @@
+"""The ``datakit`` click group and the pieces every command shares.
+
+The CLI is a thin layer: a command parses options, calls one library function, prints.
+Library errors (:class:`datakit.errors.DatakitError`) become ``Error: ...`` lines, never tracebacks.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from datakit import __version__
+from datakit.errors import DatakitError
+
+
+class DatakitGroup(click.Group):
+    """A click group that turns library errors into clean ``Error: ...`` messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DatakitError as e:
+            raise click.ClickException(str(e)) from e
+
+
+@click.group(cls=DatakitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="datakit")
+def main() -> None:
+    """datakit: measure how the make-up of a character-image training set shapes
+    what a GAN trained on it produces.
+
+    \b
+    The flow:  ingest -> compose -> train -> audit
+    Example:
+        datakit ingest digits
+        datakit stats data_manifests/digits.parquet
+    """
+
+
+def print_json(obj: Any) -> None:
+    """Print ``obj`` as indented JSON on stdout."""
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def out_option(default_help: str):
+    return click.option("--out", "-o", type=click.Path(), default=None, help=default_help)
+
+
+def echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,157 @@
+"""``datakit ingest SOURCE``: original distribution formats -> manifests."""
+from __future__ import annotations
+
+import click
+
+from datakit.cli.base import main
+from datakit.manifest import Manifest
+
+OUT_HELP = "Output folder or .parquet path (default: data_manifests/)."
+ON_ERROR = click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
+                        show_default=True,
+                        help="raise: stop at the first bad file. skip: ingest the rest and "
+                             "list each skipped file with its reason in the sidecar.")
+DOWNLOAD = click.option("--download", is_flag=True,
+                        help="Fetch the official files into PATH first (checksums verified).")
+NAME = click.option("--name", default=None, help="Manifest name (default: derived from the source).")
+OUT = click.option("--out", "-o", type=click.Path(), default=None, help=OUT_HELP)
+SPLIT = click.option("--split", type=click.Choice(["train", "test", "extra", "all"]), default="all",
+                     show_default=True, help="Which official split(s) to ingest.")
+
+
+@main.group()
+def ingest() -> None:
+    """Normalise a dataset's original files into a manifest (Parquet + JSON + pixel store).
+
+    \b
+    Example:
+        datakit ingest mnist ../shared/data/mnist
+        datakit ingest chars74k ../shared/data/chars74k --subset GoodImg
+        datakit ingest digits        # embedded, no download
+    """
+
+
+def _summary(m: Manifest) -> None:
+    s = m.stats
+    g = m.geometry
+    click.echo(f"Wrote {m.path} ({len(m)} images, {g.height}x{g.width}x{g.channels})")
+    b = s.get("balance", {})
+    click.echo("  splits: " + ", ".join(f"{k}={v}" for k, v in s.get("split_counts", {}).items()))
+    click.echo("  domains: " + ", ".join(f"{k}={v}" for k, v in s.get("domain_counts", {}).items()))
+    click.echo(f"  classes: {len(s.get('class_counts', {}))}, imbalance ratio "
+               f"{b.get('imbalance_ratio', float('nan')):.2f}, normalised entropy "
+               f"{b.get('normalised_entropy', float('nan')):.3f}")
+    if s.get("missing_classes"):
+        click.echo("  missing classes: " + " ".join(s["missing_classes"]))
+    skipped = m.meta.get("skipped") or []
+    if skipped:
+        click.echo(f"  skipped {len(skipped)} file(s) (listed in {m.sidecar_path.name}):")
+        for item in skipped[:10]:
+            click.echo(f"    {item['file']}: {item['reason']}")
+
+
+@ingest.command("mnist")
+@click.argument("path", type=click.Path())
+@SPLIT
+@OUT
+@NAME
+@ON_ERROR
+@DOWNLOAD
+def ingest_mnist_cmd(path, split, out, name, on_error, download):
+    """MNIST from its four IDX files (gzipped or not) in PATH.
+
+    \b
+    Example:
+        datakit ingest mnist ../shared/data/mnist --split train
+    """
+    from datakit.sources.mnist import ingest_mnist
+    _summary(ingest_mnist(path, split=split, out=out, name=name, on_error=on_error,
+                          download=download))
+
+
+@ingest.command("svhn")
+@click.argument("path", type=click.Path())
+@SPLIT
+@OUT
+@NAME
+@ON_ERROR
+@DOWNLOAD
+def ingest_svhn_cmd(path, split, out, name, on_error, download):
+    """SVHN cropped digits from train_32x32.mat / test_32x32.mat / extra_32x32.mat in PATH.
+
+    \b
+    Example:
+        datakit ingest svhn data/svhn --split test
+    """
+    from datakit.sources.svhn import ingest_svhn
+    _summary(ingest_svhn(path, split=split, out=out, name=name, on_error=on_error,
+                         download=download))
+
+
+@ingest.command("chars74k")
+@click.argument("path", type=click.Path())
+@click.option("--subset", required=True,
+              type=click.Choice(["GoodImg", "BadImg", "BadImag", "Fnt", "Hnd"], case_sensitive=False),
+              help="Which English subset (BadImg and the official spelling BadImag are the same).")
+@click.option("--classes", default="all", show_default=True,
+              type=click.Choice(["digits", "upper", "lower", "all"]), help="Which classes to keep.")
+@click.option("--size", default=32, show_default=True, type=int,
+              help="Side of the square store images (aspect kept by padding).")
+@click.option("--channels", default=None, type=click.Choice(["1", "3"]),
+              help="Store channels (default: 3 for GoodImg/BadImg, 1 for Fnt/Hnd).")
+@click.option("--workers", default=None, type=int, help="Decode processes (default: all cores).")
+@OUT
+@NAME
+@ON_ERROR
+@DOWNLOAD
+def ingest_chars74k_cmd(path, subset, classes, size, channels, workers, out, name, on_error, download):
+    """Chars74K (English) from the extracted tree or the original .tgz archives in PATH.
+
+    \b
+    Example:
+        datakit ingest chars74k ../shared/data/chars74k --subset GoodImg
+        datakit ingest chars74k ../shared/data/chars74k --subset Fnt --classes digits
+    """
+    from datakit.sources.chars74k import ingest_chars74k
+    _summary(ingest_chars74k(path, subset=subset, classes=classes, size=size,
+                             channels=int(channels) if channels else None, workers=workers,
+                             out=out, name=name, on_error=on_error, download=download))
+
+
+@ingest.command("digits")
+@click.option("--size", default=32, show_default=True, type=int, help="Side of the store images.")
+@OUT
+@NAME
+def ingest_digits_cmd(size, out, name):
+    """scikit-learn's bundled 8x8 handwritten digits (embedded: no download).
+
+    \b
+    Example:
+        datakit ingest digits --size 32
+    """
+    from datakit.sources.digits import ingest_digits
+    _summary(ingest_digits(size=size, out=out, name=name))
+
+
+@ingest.command("fonts")
+@click.option("--size", default=32, show_default=True, type=int, help="Side of the store images.")
+@click.option("--per-class", default=100, show_default=True, type=int,
+              help="Images rendered per class.")
+@click.option("--classes", default="all", show_default=True,
+              type=click.Choice(["digits", "upper", "lower", "all"]), help="Which classes to render.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the jitter.")
+@OUT
+@NAME
+def ingest_fonts_cmd(size, per_class, classes, seed, out, name):
+    """Render the 62 Chars74K classes from the machine's fonts (embedded: no download).
+
+    Uses at least matplotlib's bundled DejaVu, STIX and Computer Modern families, with a
+    seeded jitter of size, position, rotation and stroke weight.
+
+    \b
+    Example:
+        datakit ingest fonts --classes digits --per-class 200
+    """
+    from datakit.sources.fonts import ingest_fonts
+    _summary(ingest_fonts(size=size, per_class=per_class, classes=classes, seed=seed,
+                          out=out, name=name))

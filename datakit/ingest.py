@@ -1,0 +1,33 @@
+"""``ingest``: one entry point over every source (the CLI's ``datakit ingest SOURCE``)."""
+from __future__ import annotations
+
+from typing import Any
+
+from datakit.errors import UnknownName
+from datakit.manifest import Manifest
+
+SOURCES = ("mnist", "svhn", "chars74k", "digits", "fonts")
+
+
+def ingest(source: str, path: str | None = None, **options: Any) -> Manifest:
+    """Ingest ``source`` (one of :data:`SOURCES`) from ``path`` into a manifest.
+
+    Options are those of the source's own function, e.g.
+    ``ingest("chars74k", "data/chars74k", subset="GoodImg")``.
+    """
+    if source == "mnist":
+        from datakit.sources.mnist import ingest_mnist
+        return ingest_mnist(path, **options)
+    if source == "svhn":
+        from datakit.sources.svhn import ingest_svhn
+        return ingest_svhn(path, **options)
+    if source == "chars74k":
+        from datakit.sources.chars74k import ingest_chars74k
+        return ingest_chars74k(path, **options)
+    if source == "digits":
+        from datakit.sources.digits import ingest_digits
+        return ingest_digits(**options)
+    if source == "fonts":
+        from datakit.sources.fonts import ingest_fonts
+        return ingest_fonts(**options)
+    raise UnknownName(f"Unknown source {source!r}; use one of: {', '.join(SOURCES)}.")

@@ -1,0 +1,351 @@
+"""The manifest: one Parquet table + JSON sidecar + memory-mappable pixel store.
+
+This is the contract between ingest, compose, train and audit (see DESIGN.md):
+
+- ``NAME.parquet``   one row per image (columns in :data:`COLUMNS`),
+- ``NAME.json``      the sidecar: schema version, command, inputs, geometry, statistics,
+                     skipped files, parents and operations (for composed manifests),
+- ``NAME.pixels.npy`` a uint8 array N×H×W×C at the store's canonical geometry.
+
+Manifests are immutable: writing is atomic (temporary files, then renames, the sidecar
+last), and readers check that the three files agree.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from datakit.errors import ManifestError
+
+SCHEMA_VERSION = 1
+
+#: Columns every manifest has, in this order (extra columns may follow).
+COLUMNS = [
+    "id", "dataset", "subset", "split", "domain", "label", "class_name", "source",
+    "orig_width", "orig_height", "orig_mode", "sha256", "row",
+]
+
+DOMAINS = ("wild", "synthetic", "handwritten")
+
+#: The 62 Chars74K classes in their label order: digits, then upper, then lower case.
+CHARS62 = [str(d) for d in range(10)] + [chr(c) for c in range(ord("A"), ord("Z") + 1)] \
+    + [chr(c) for c in range(ord("a"), ord("z") + 1)]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Canonical pixel-store geometry: every image in a manifest has this shape."""
+
+    height: int
+    width: int
+    channels: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def to_dict(self) -> dict[str, int]:
+        return {"height": self.height, "width": self.width, "channels": self.channels}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Geometry":
+        return cls(int(d["height"]), int(d["width"]), int(d["channels"]))
+
+
+def manifest_paths(path: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """Return (parquet, sidecar, pixel store) paths for a manifest given by any of its names.
+
+    ``path`` may be ``X.parquet``, ``X.json``, ``X.pixels.npy`` or ``X`` itself.
+    """
+    p = Path(path)
+    name = p.name
+    for suffix in (".pixels.npy", ".parquet", ".json"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    base = p.with_name(name)
+    return (base.with_name(name + ".parquet"), base.with_name(name + ".json"),
+            base.with_name(name + ".pixels.npy"))
+
+
+class Manifest:
+    """A manifest read from disk. Pixels are memory-mapped on first access.
+
+    Attributes:
+        path: the ``.parquet`` file.
+        table: the rows (a pandas DataFrame; ``row`` indexes the pixel store).
+        meta: the sidecar dictionary.
+    """
+
+    def __init__(self, path: Path, table: pd.DataFrame, meta: dict[str, Any]):
+        self.path = Path(path)
+        self.table = table
+        self.meta = meta
+        self._pixels: np.ndarray | None = None
+
+    # -- identity -------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return manifest_paths(self.path)[0].name[: -len(".parquet")]
+
+    @property
+    def sidecar_path(self) -> Path:
+        return manifest_paths(self.path)[1]
+
+    @property
+    def pixels_path(self) -> Path:
+        return manifest_paths(self.path)[2]
+
+    @property
+    def checksum(self) -> str:
+        """Content checksum (rows + pixels), recorded at write time; names this manifest."""
+        return self.meta["checksum"]
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry.from_dict(self.meta["geometry"])
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.meta.get("stats", {})
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __repr__(self) -> str:
+        g = self.geometry
+        return f"<Manifest {self.name}: {len(self)} images {g.height}x{g.width}x{g.channels}>"
+
+    # -- pixels ---------------------------------------------------------------------
+    @property
+    def pixels(self) -> np.ndarray:
+        """The whole pixel store, memory-mapped read-only (N×H×W×C uint8)."""
+        if self._pixels is None:
+            try:
+                self._pixels = np.load(self.pixels_path, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise ManifestError(
+                    f"Pixel store {self.pixels_path} cannot be read ({e}). "
+                    "Re-create the manifest with `datakit ingest` or `datakit compose`.") from e
+        return self._pixels
+
+    def images(self, rows: Iterable[int] | np.ndarray | None = None) -> np.ndarray:
+        """Pixels for the given table rows (default: all, in table order) as an in-memory array."""
+        idx = self.table["row"].to_numpy() if rows is None else np.asarray(rows)
+        if len(idx) and np.all(np.diff(idx) == 1):  # contiguous: one slice, no fancy indexing
+            return np.array(self.pixels[idx[0]: idx[-1] + 1])
+        return np.asarray(self.pixels[idx])
+
+    def labels(self) -> np.ndarray:
+        return self.table["label"].to_numpy(dtype=np.int64)
+
+    def class_names(self) -> list[str]:
+        """Class names ordered by label (labels are 0..K-1 in the manifest's vocabulary)."""
+        pairs = self.table[["label", "class_name"]].drop_duplicates().sort_values("label")
+        return pairs["class_name"].tolist()
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The full class vocabulary (label -> class_name), including classes with no rows."""
+        return list(self.meta.get("classes") or self.class_names())
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read a manifest written by :func:`write_manifest`, checking its three files agree."""
+    parquet, sidecar, pixels = manifest_paths(path)
+    if not parquet.exists() and not sidecar.exists():
+        raise ManifestError(
+            f"Manifest not found: {parquet}. Pass the .parquet file written by "
+            "`datakit ingest` or `datakit compose`.")
+    for f in (parquet, sidecar, pixels):
+        if not f.exists():
+            raise ManifestError(
+                f"Manifest {parquet.name} is incomplete: {f} is missing. "
+                "Re-create it with `datakit ingest` or `datakit compose`.")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as e:
+        raise ManifestError(f"Sidecar {sidecar} is not valid JSON ({e}).") from e
+    try:
+        table = pd.read_parquet(parquet)
+    except Exception as e:  # pyarrow raises several types for a corrupt file
+        raise ManifestError(f"Manifest table {parquet} cannot be read ({e}).") from e
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ManifestError(f"Manifest {parquet} lacks the columns {', '.join(missing)}.")
+    if meta.get("rows") != len(table):
+        raise ManifestError(
+            f"Manifest {parquet} has {len(table)} rows but its sidecar {sidecar.name} "
+            f"says {meta.get('rows')}; the files come from different writes. Re-create it.")
+    return Manifest(parquet, table, meta)
+
+
+def pixel_sha256(pixels: np.ndarray) -> list[str]:
+    """sha256 of each image's decoded pixel bytes (exact-duplicate key)."""
+    flat = np.ascontiguousarray(pixels).reshape(len(pixels), -1)
+    return [hashlib.sha256(r.tobytes()).hexdigest() for r in flat]
+
+
+def content_checksum(table: pd.DataFrame, pixels: np.ndarray) -> str:
+    """A checksum of a manifest's content: its identity columns and its pixel bytes."""
+    h = hashlib.sha256()
+    cols = ["id", "label", "class_name", "split", "domain", "subset", "dataset", "sha256", "row"]
+    h.update(table[cols].to_csv(index=False).encode())
+    h.update(str(pixels.shape).encode())
+    # Pixels in chunks keeps memory flat for large stores.
+    step = 8192
+    for i in range(0, len(pixels), step):
+        h.update(np.ascontiguousarray(pixels[i:i + step]).tobytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """sha256 of a file on disk, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+def _validate(table: pd.DataFrame, pixels: np.ndarray) -> None:
+    missing = [c for c in COLUMNS if c not in table.columns]
+    if missing:
+        raise ManifestError(f"Cannot write a manifest without the columns {', '.join(missing)}.")
+    if pixels.dtype != np.uint8 or pixels.ndim != 4:
+        raise ManifestError(
+            f"The pixel store must be uint8 N×H×W×C, got {pixels.dtype} with shape {pixels.shape}.")
+    if len(table) == 0:
+        raise ManifestError("Refusing to write an empty manifest: no images were selected.")
+    rows = table["row"].to_numpy()
+    if rows.min() < 0 or rows.max() >= len(pixels):
+        raise ManifestError(
+            f"Row indices run outside the pixel store (0..{len(pixels) - 1}).")
+    if not table["id"].is_unique:
+        dup = table["id"][table["id"].duplicated()].iloc[0]
+        raise ManifestError(f"Image ids must be unique; {dup!r} appears more than once.")
+    bad = sorted(set(table["domain"]) - set(DOMAINS))
+    if bad:
+        raise ManifestError(f"Unknown domain(s) {bad}; use one of {', '.join(DOMAINS)}.")
+
+
+def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndarray,
+                   meta: dict[str, Any] | None = None, *, compute_statistics: bool = True,
+                   classes: list[str] | None = None) -> Manifest:
+    """Write a manifest atomically and return it, opened.
+
+    Args:
+        path: where to write (``X.parquet`` or ``X``); the sidecar and store go beside it.
+        table: one row per image with at least :data:`COLUMNS`; ``row`` indexes ``pixels``.
+        pixels: uint8 N×H×W×C.
+        meta: extra sidecar fields (``command``, ``inputs``, ``skipped``, ``parents``,
+            ``operations``, ``seed``, ``config``...).
+        compute_statistics: store :func:`datakit.stats.compute_stats` in the sidecar.
+        classes: the class vocabulary in label order (label i is ``classes[i]``); inferred
+            from the table when omitted.
+
+    Nothing is left behind if writing fails: temporary files are removed and an existing
+    manifest of the same name is untouched until the final renames.
+    """
+    parquet, sidecar, store = manifest_paths(path)
+    parquet.parent.mkdir(parents=True, exist_ok=True)
+    table = table.reset_index(drop=True)
+    _validate(table, pixels)
+    for col in ("label", "row", "orig_width", "orig_height"):
+        table[col] = table[col].astype(np.int64)
+    for col in ("id", "dataset", "subset", "split", "domain", "class_name", "source",
+                "orig_mode", "sha256"):
+        table[col] = table[col].astype(str)
+    ordered = COLUMNS + [c for c in table.columns if c not in COLUMNS]
+    table = table[ordered]
+
+    if classes is None:
+        pairs = table[["label", "class_name"]].drop_duplicates().sort_values("label")
+        if pairs["label"].duplicated().any():
+            raise ManifestError("Each label must map to exactly one class_name.")
+        if len(pairs) and pairs["label"].tolist() == list(range(len(pairs))):
+            classes = pairs["class_name"].tolist()
+        else:
+            classes = [None] * (int(pairs["label"].max()) + 1)
+            for lab, name in zip(pairs["label"], pairs["class_name"]):
+                classes[int(lab)] = name
+            classes = [c if c is not None else f"<label {i}>" for i, c in enumerate(classes)]
+
+    full = dict(meta or {})
+    full.setdefault("command", " ".join(["datakit"] + sys.argv[1:]) if sys.argv else "")
+    full.update({
+        "schema_version": SCHEMA_VERSION,
+        "datakit_version": _version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "name": parquet.name[: -len(".parquet")],
+        "rows": int(len(table)),
+        "geometry": Geometry(*pixels.shape[1:4]).to_dict(),
+        "classes": list(classes),
+        "checksum": content_checksum(table, pixels),
+    })
+    if compute_statistics:
+        from datakit.stats import compute_stats  # local import: stats imports this module
+        full["stats"] = compute_stats(table, pixels, classes=classes)
+
+    tmps: list[Path] = []
+    try:
+        tmp_store = store.with_name(f".{store.name}.tmp-{os.getpid()}")
+        tmps.append(tmp_store)
+        with open(tmp_store, "wb") as f:
+            np.lib.format.write_array(f, np.ascontiguousarray(pixels), allow_pickle=False)
+        tmp_parquet = parquet.with_name(f".{parquet.name}.tmp-{os.getpid()}")
+        tmps.append(tmp_parquet)
+        table.to_parquet(tmp_parquet, index=False)
+        tmp_sidecar = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
+        tmps.append(tmp_sidecar)
+        tmp_sidecar.write_text(json.dumps(full, indent=2, default=_json_default))
+        # The sidecar is renamed last: a manifest is complete exactly when its sidecar exists.
+        if sidecar.exists():
+            sidecar.unlink()
+        os.replace(tmp_store, store)
+        os.replace(tmp_parquet, parquet)
+        os.replace(tmp_sidecar, sidecar)
+    except BaseException:
+        for t in tmps:
+            t.unlink(missing_ok=True)
+        raise
+    return Manifest(parquet, table, full)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"Not JSON serialisable: {type(o).__name__}")
+
+
+def _version() -> str:
+    from datakit import __version__
+    return __version__
+
+
+def update_sidecar(manifest: Manifest, **fields: Any) -> None:
+    """Rewrite a manifest's sidecar with extra fields (atomically). Content is unchanged."""
+    meta = dict(manifest.meta)
+    meta.update(fields)
+    tmp = manifest.sidecar_path.with_name(f".{manifest.sidecar_path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
+    os.replace(tmp, manifest.sidecar_path)
+    manifest.meta = meta

@@ -1,0 +1,66 @@
+"""What every source shares: the error policy, the row builder and the final write."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from datakit.errors import DatakitError, UnknownName
+from datakit.manifest import Manifest, pixel_sha256, write_manifest
+
+DEFAULT_OUT = Path("data_manifests")
+ON_ERROR = ("raise", "skip")
+
+
+@dataclass
+class ErrorPolicy:
+    """``raise`` stops at the first bad file; ``skip`` records it and goes on.
+
+    Every skipped file lands in the sidecar's ``skipped`` list with its reason.
+    """
+
+    mode: str = "raise"
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ON_ERROR:
+            raise UnknownName(f"Unknown --on-error value {self.mode!r}; use one of: {', '.join(ON_ERROR)}.")
+
+    def handle(self, file: str, error: DatakitError) -> None:
+        """Raise ``error`` or record it, according to the policy."""
+        if self.mode == "raise":
+            raise error
+        self.skipped.append({"file": str(file), "reason": str(error)})
+
+
+def build_table(records: list[dict[str, Any]], pixels: np.ndarray) -> pd.DataFrame:
+    """Turn per-image records (all manifest columns but ``sha256`` and ``row``) into a table.
+
+    ``records[i]`` describes ``pixels[i]``.
+    """
+    table = pd.DataFrame.from_records(records)
+    table["sha256"] = pixel_sha256(pixels)
+    table["row"] = np.arange(len(table), dtype=np.int64)
+    return table
+
+
+def output_path(out: str | os.PathLike | None, name: str) -> Path:
+    """Where a source writes: ``out`` if it names a .parquet file, else ``out/name.parquet``."""
+    out = Path(out) if out is not None else DEFAULT_OUT
+    if out.suffix == ".parquet":
+        return out
+    return out / f"{name}.parquet"
+
+
+def finish(out: str | os.PathLike | None, name: str, records: list[dict[str, Any]],
+           pixels: np.ndarray, *, classes: list[str], inputs: list[dict[str, Any]],
+           policy: ErrorPolicy, config: dict[str, Any]) -> Manifest:
+    """Write the manifest of an ingest (atomically) and return it."""
+    table = build_table(records, pixels)
+    meta = {"inputs": inputs, "skipped": policy.skipped, "config": config, "parents": [],
+            "operations": [{"op": "ingest", **config}]}
+    return write_manifest(output_path(out, name), table, pixels, meta, classes=classes)
