@@ -1,0 +1,258 @@
+"""The data-audit page: what is in one or several manifests, before any training.
+
+``datakit stats MANIFEST... --html report.html`` writes a self-contained page (figures,
+example images and CSS inline, no network) with, per manifest: class counts as bars,
+domain/subset/split shares, balance measures, a grid of random examples per class, the
+duplicate and leakage findings, and the composition history from the sidecar.
+
+The per-manifest part is reusable: :func:`composition_section` returns plain data (figure
+URIs, tables as lists of dicts, history) and ``templates/_composition.html`` holds the jinja
+macro ``composition_section(section)`` that renders it, so the run-audit report can show the
+training set of a run exactly as this page does::
+
+    from datakit.report.dataset import composition_section, jinja_environment, page_css
+    env = jinja_environment()          # loader on datakit/report/templates, autoescape on
+    # in a template:  {% from "_composition.html" import composition_section %}
+    #                 {{ composition_section(section) }}
+
+Every string from data (class names, file paths, commands) is escaped by jinja's autoescape.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are rendered to PNG bytes only
+
+import jinja2  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from datakit.manifest import Manifest, read_manifest  # noqa: E402
+from datakit.report.inline import figure_data_uri, grid_data_uri  # noqa: E402
+from datakit.stats import manifest_stats  # noqa: E402
+
+TEMPLATES = Path(__file__).parent / "templates"
+DPI = 80
+EXAMPLES_PER_CLASS = 8
+
+
+# ---------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------
+def class_count_figure(stats: dict[str, Any], title: str = "Images per class") -> str | None:
+    """Bars of images per class, stacked by split when there are several splits."""
+    counts = stats.get("class_counts") or {}
+    if not counts:
+        return None
+    classes = list(counts)
+    by_split = stats.get("class_counts_by_split") or {}
+    rows = [{"class": c, "split": s, "images": by_split[s].get(c, 0)}
+            for s in by_split for c in classes] or \
+           [{"class": c, "split": "all", "images": n} for c, n in counts.items()]
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(min(12, 2 + 0.22 * len(classes)), 2.8))
+    bottom = np.zeros(len(classes))
+    palette = sns.color_palette("deep", n_colors=max(1, df["split"].nunique()))
+    for colour, (split, part) in zip(palette, df.groupby("split", sort=True)):
+        vals = part.set_index("class").reindex(classes)["images"].fillna(0).to_numpy()
+        ax.bar(range(len(classes)), vals, bottom=bottom, color=colour, label=str(split), width=0.8)
+        bottom += vals
+    ax.set_xticks(range(len(classes)))
+    ax.set_xticklabels(classes, fontsize=7 if len(classes) > 20 else 9)
+    ax.set_ylabel("images")
+    ax.set_title(title)
+    if df["split"].nunique() > 1:
+        ax.legend(title="split", fontsize=8)
+    sns.despine(fig)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def share_figure(stats: dict[str, Any]) -> str | None:
+    """Horizontal 100% bars: the share of each domain, subset and split."""
+    parts = [("domain", stats.get("domain_counts") or {}), ("subset", stats.get("subset_counts") or {}),
+             ("split", stats.get("split_counts") or {})]
+    parts = [(k, v) for k, v in parts if v]
+    if not parts:
+        return None
+    fig, axes = plt.subplots(len(parts), 1, figsize=(6, 0.75 * len(parts) + 0.4), squeeze=False)
+    for ax, (kind, counts) in zip(axes[:, 0], parts):
+        total = sum(counts.values())
+        left = 0.0
+        colours = sns.color_palette("pastel", n_colors=len(counts))
+        for colour, (name, n) in zip(colours, counts.items()):
+            share = n / total
+            ax.barh(0, share, left=left, color=colour, edgecolor="white")
+            if share > 0.08:
+                ax.text(left + share / 2, 0, f"{name} {share:.0%}", ha="center", va="center", fontsize=8)
+            left += share
+        ax.set_xlim(0, 1)
+        ax.set_yticks([0])
+        ax.set_yticklabels([kind])
+        ax.set_xticks([])
+        sns.despine(ax=ax, left=True, bottom=True)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def intensity_figure(stats: dict[str, Any]) -> str | None:
+    """Pixel-intensity histograms, one line per subset (dark-on-light vs light-on-dark shows here)."""
+    intensity = stats.get("intensity") or {}
+    if not intensity:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 2.4))
+    for name, s in intensity.items():
+        hist = np.asarray(s["histogram"])
+        centres = (np.arange(len(hist)) + 0.5) * (256 / len(hist))
+        ax.plot(centres, hist, marker="o", markersize=3, label=str(name))
+    ax.set_xlabel("pixel value")
+    ax.set_ylabel("fraction of pixels")
+    ax.set_title("Intensity per subset")
+    ax.legend(fontsize=8)
+    sns.despine(fig)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+# ---------------------------------------------------------------------------------------
+# the reusable per-manifest section
+# ---------------------------------------------------------------------------------------
+def _examples(manifest: Manifest, per_class: int, seed: int) -> list[dict[str, Any]]:
+    """A random row of example images for every class (seeded, so pages are reproducible)."""
+    rng = np.random.default_rng(seed)
+    table = manifest.table
+    out = []
+    for cls in manifest.vocabulary:
+        rows = table.index[table["class_name"] == cls].to_numpy()
+        if len(rows) == 0:
+            out.append({"class_name": cls, "count": 0, "uri": None})
+            continue
+        pick = np.sort(rng.choice(rows, size=min(per_class, len(rows)), replace=False))
+        images = manifest.images(table["row"].to_numpy()[pick])
+        out.append({"class_name": cls, "count": int(len(rows)),
+                    "uri": grid_data_uri(images, ncols=per_class, scale=2)})
+    return out
+
+
+def _history(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = []
+    for i, op in enumerate(meta.get("operations") or [], start=1):
+        params = {k: v for k, v in op.items() if k != "op"}
+        steps.append({"step": i, "op": op.get("op", "?"),
+                      "params": ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in params.items())})
+    return steps
+
+
+def _table(counts: dict[str, int], key: str) -> list[dict[str, Any]]:
+    total = sum(counts.values()) or 1
+    return [{key: k, "images": int(v), "share": f"{v / total:.1%}"} for k, v in counts.items()]
+
+
+def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[str, Any] | None = None,
+                        examples_per_class: int = EXAMPLES_PER_CLASS, seed: int = 0,
+                        low_count: int = 10) -> dict[str, Any]:
+    """Everything the page shows about one manifest, as plain data for a template.
+
+    Args:
+        manifest: an opened manifest or its path.
+        stats: its statistics (default: recomputed from the pixels, with ``low_count``).
+        examples_per_class: example images per class in the grid.
+        seed: seed of the example draw.
+
+    Returns a dict with keys ``name``, ``path``, ``checksum``, ``images``, ``geometry``,
+    ``created``, ``command``, ``figures`` (``class_counts``, ``shares``, ``intensity``: data
+    URIs or None), ``balance``, ``classes``, ``domains``, ``subsets``, ``splits`` (tables
+    as lists of dicts), ``missing_classes``, ``low_count_classes``, ``examples``,
+    ``duplicates``, ``leakage``, ``history``, ``parents``, ``seed`` and ``stats`` (raw).
+    This signature is stable: the run-audit report embeds it.
+    """
+    m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
+    s = stats if stats is not None else manifest_stats(m, low_count=low_count)
+    g = m.geometry
+    b = s["balance"]
+    by_split = s.get("class_counts_by_split") or {}
+    classes = []
+    total = max(1, s["images"])
+    for c, n in s["class_counts"].items():
+        row = {"class_name": c, "images": int(n), "share": f"{n / total:.1%}"}
+        row["by_split"] = {sp: int(by_split[sp].get(c, 0)) for sp in by_split}
+        classes.append(row)
+    meta = m.meta
+    return {
+        "name": m.name,
+        "path": str(m.path),
+        "checksum": m.checksum,
+        "images": int(s["images"]),
+        "geometry": f"{g.height}×{g.width}×{g.channels}",
+        "created": meta.get("created", ""),
+        "command": meta.get("command", ""),
+        "figures": {"class_counts": class_count_figure(s), "shares": share_figure(s),
+                    "intensity": intensity_figure(s)},
+        "balance": [
+            {"measure": "classes", "value": str(len(s["class_counts"]))},
+            {"measure": "imbalance ratio (max/min)", "value": f"{b['imbalance_ratio']:.2f}"},
+            {"measure": "normalised entropy (1 = balanced)", "value": f"{b['normalised_entropy']:.3f}"},
+            {"measure": "Gini coefficient (0 = balanced)", "value": f"{b['gini']:.3f}"},
+        ],
+        "classes": classes,
+        "split_names": list(by_split),
+        "domains": _table(s["domain_counts"], "domain"),
+        "subsets": _table(s["subset_counts"], "subset"),
+        "splits": _table(s["split_counts"], "split"),
+        "missing_classes": list(s["missing_classes"]),
+        "low_count_classes": list(s["low_count_classes"]),
+        "low_count_threshold": s.get("low_count_threshold", low_count),
+        "examples": _examples(m, examples_per_class, seed),
+        "duplicates": {"exact": s.get("exact_duplicates"), "near": s.get("near_duplicates")},
+        "leakage": s.get("leakage") or {},
+        "history": _history(meta),
+        "parents": [{"name": p.get("name", ""), "path": p.get("path", ""),
+                     "checksum": p.get("checksum", "")} for p in meta.get("parents") or []],
+        "seed": meta.get("seed"),
+        "stats": s,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# the page
+# ---------------------------------------------------------------------------------------
+def jinja_environment() -> jinja2.Environment:
+    """A jinja environment on datakit's report templates, autoescape on for every template."""
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                              trim_blocks=True, lstrip_blocks=True)
+
+
+def page_css() -> str:
+    """The page's stylesheet (also styles the composition section), to inline in a <style>."""
+    return (TEMPLATES / "dataset.css").read_text()
+
+
+def render_dataset_report(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.PathLike, *,
+                          low_count: int = 10, seed: int = 0,
+                          examples_per_class: int = EXAMPLES_PER_CLASS) -> Path:
+    """Write the data-audit page for one or several manifests (side by side) to ``out``.
+
+    The file is written atomically (temporary file, then rename) and is self-contained.
+    """
+    sections = [composition_section(m, low_count=low_count, seed=seed,
+                                    examples_per_class=examples_per_class) for m in manifests]
+    html = jinja_environment().get_template("dataset.html").render(
+        sections=sections, css=page_css(),
+        generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
