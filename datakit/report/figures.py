@@ -1,0 +1,153 @@
+"""Seaborn/matplotlib figures of the run-audit report, each returned as an inline PNG data URI.
+
+Every function takes plain data (lists, dicts, DataFrames), draws one small figure and
+returns ``data:image/png;base64,...`` (see :mod:`datakit.report.inline`), so the page
+stays a single self-contained file. Functions return ``None`` when there is nothing to draw.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures are rendered to PNG bytes only
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from datakit.report.inline import figure_data_uri  # noqa: E402
+
+sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
+DPI = 80
+
+
+def _finite(values: Sequence[Any]) -> np.ndarray:
+    arr = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=float)
+    return arr
+
+
+def training_curves(metrics: pd.DataFrame) -> str | None:
+    """Losses (left) and the discriminator's real/fake accuracy (right) against step.
+
+    The right panel draws the 0.5 line: a healthy adversarial game drifts towards it,
+    a discriminator stuck near 1.0 means the generator has lost.
+    """
+    if metrics is None or metrics.empty or "step" not in metrics:
+        return None
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
+    loss = metrics.melt(id_vars="step", value_vars=[c for c in ("loss_d", "loss_g") if c in metrics],
+                        var_name="loss", value_name="value").dropna()
+    if not loss.empty:
+        sns.lineplot(data=loss, x="step", y="value", hue="loss", ax=ax_loss, linewidth=1)
+    ax_loss.set_title("Losses")
+    acc_cols = [c for c in ("acc_real", "acc_fake", "acc_aux") if c in metrics
+                and pd.to_numeric(metrics[c], errors="coerce").notna().any()]
+    acc = metrics.melt(id_vars="step", value_vars=acc_cols, var_name="accuracy",
+                       value_name="value").dropna()
+    acc["value"] = pd.to_numeric(acc["value"], errors="coerce")
+    if not acc.empty:
+        sns.lineplot(data=acc, x="step", y="value", hue="accuracy", ax=ax_acc, linewidth=1)
+    ax_acc.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    ax_acc.set_ylim(-0.02, 1.02)
+    ax_acc.set_title("Discriminator accuracy (0.5 = equilibrium)")
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def class_counts(counts: dict[str, int], title: str = "Training images per class") -> str | None:
+    """Bar chart of images per class."""
+    if not counts:
+        return None
+    df = pd.DataFrame({"class": [str(k) for k in counts], "images": list(counts.values())})
+    fig, ax = plt.subplots(figsize=(min(12, 1.5 + 0.22 * len(df)), 2.6))
+    sns.barplot(data=df, x="class", y="images", color="#4c72b0", ax=ax)
+    ax.set_title(title)
+    ax.set_xlabel("")
+    if len(df) > 20:
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def share_comparison(train: dict[str, float], generated: dict[str, float],
+                     title: str = "Class shares: training vs generated") -> str | None:
+    """Grouped bars of the share of each class (or domain) in training vs generated samples."""
+    keys = list(dict.fromkeys(list(train) + list(generated)))
+    if not keys:
+        return None
+    rows = [{"name": str(k), "set": "training", "share": float(train.get(k, 0.0))} for k in keys]
+    rows += [{"name": str(k), "set": "generated", "share": float(generated.get(k, 0.0))} for k in keys]
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(min(12, 2 + 0.35 * len(keys)), 2.8))
+    sns.barplot(data=df, x="name", y="share", hue="set", ax=ax,
+                palette={"training": "#8da0cb", "generated": "#fc8d62"})
+    ax.set_title(title)
+    ax.set_xlabel("")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def metric_vs_count(per_class: pd.DataFrame, metric: str, rho: float | None = None) -> str | None:
+    """Scatter of a per-class metric against the class's training count, classes labelled."""
+    if per_class is None or metric not in per_class or "train_count" not in per_class:
+        return None
+    df = per_class[["class_name", "train_count", metric]].copy()
+    df[metric] = pd.to_numeric(df[metric], errors="coerce")
+    df["train_count"] = pd.to_numeric(df["train_count"], errors="coerce")
+    df = df.dropna()
+    if len(df) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    hue = "collapsed" if "collapsed" in per_class else None
+    if hue:
+        df["collapsed"] = per_class.loc[df.index, "collapsed"].astype(bool).map(
+            {True: "collapsed", False: "ok"})
+    sns.scatterplot(data=df, x="train_count", y=metric, hue=hue, ax=ax,
+                    palette={"ok": "#4c72b0", "collapsed": "#c44e52"} if hue else None, s=30)
+    for _, r in df.iterrows():
+        ax.annotate(str(r["class_name"])[:8], (r["train_count"], r[metric]), fontsize=7,
+                    xytext=(2, 2), textcoords="offset points")
+    if df["train_count"].max() > 10 * max(1, df["train_count"].min()):
+        ax.set_xscale("log")
+    title = f"{metric} vs training count"
+    if rho is not None and math.isfinite(rho):
+        title += f" (Spearman ρ = {rho:.2f})"
+    ax.set_title(title)
+    if ax.get_legend() is not None:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str]) -> str | None:
+    """With several runs: each whole-set metric (rows) against each run property (columns),
+    one labelled point per run (size, synthetic share, skew...)."""
+    metrics = [m for m in metrics if m in runs and pd.to_numeric(runs[m], errors="coerce").notna().any()]
+    factors = [f for f in factors if f in runs and pd.to_numeric(runs[f], errors="coerce").notna().any()]
+    if len(runs) < 2 or not metrics or not factors:
+        return None
+    fig, axes = plt.subplots(len(metrics), len(factors), squeeze=False,
+                             figsize=(2.9 * len(factors) + 0.5, 2.3 * len(metrics) + 0.3))
+    palette = sns.color_palette("tab10", len(runs))
+    for i, m in enumerate(metrics):
+        for j, f in enumerate(factors):
+            ax = axes[i][j]
+            x = _finite(runs[f])
+            y = _finite(runs[m])
+            for k, (xv, yv) in enumerate(zip(x, y)):
+                if math.isfinite(xv) and math.isfinite(yv):
+                    ax.scatter([xv], [yv], color=palette[k], s=30, label=str(runs["run"].iloc[k]))
+            if f == "images" and np.nanmax(x) > 10 * max(1.0, np.nanmin(x)):
+                ax.set_xscale("log")
+            ax.set_xlabel(f if i == len(metrics) - 1 else "")
+            ax.set_ylabel(m if j == 0 else "")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=7,
+                   bbox_to_anchor=(0.5, 1.0 + 0.06 / max(1, len(metrics))))
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)

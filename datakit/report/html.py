@@ -1,0 +1,341 @@
+"""The run-audit report: one self-contained HTML page for one run or several.
+
+Read top to bottom: 1. the verdict, 2. the training set's composition (with a
+Datasheets-for-Datasets "Composition" section), 3. training curves and sample grids over
+time, 4. quality (whole-set metrics with floors and CIs, the per-class table with collapse
+verdicts, generated vs real grids per class, memorisation pairs), 5. composition ↔ quality.
+With several runs, a comparison of the runs comes right after the verdict.
+
+Figures are inline data URIs; jinja2 autoescapes every string that comes from data.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from datakit.report import figures
+from datakit.report.datasheet import composition_facts, datasheet
+from datakit.report.inline import grid_data_uri, png_data_uri
+from datakit.report.run_data import (LOWER_IS_BETTER, RunData, load_run, memorisation_pairs,
+                                     per_class_table, shares, summary_metrics)
+from datakit.report.verdict import class_count_rho, findings
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: The animation is inlined only below this size; above it the page shows the last grid.
+MAX_GIF_BYTES = 400_000
+#: Sample grids over time shown per run.
+GRIDS_OVER_TIME = 4
+#: Generated and real images shown per class.
+PER_CLASS_IMAGES = 8
+#: Classes shown with sample grids (the rest are in the table only).
+MAX_GRID_CLASSES = 62
+#: Memorisation pairs shown per run.
+MAX_MEMORISATION_PAIRS = 8
+#: Settings of config.json shown in the run's header.
+CONFIG_KEYS = ("model", "conditional", "label_dist", "steps", "batch_size", "augment", "ema",
+               "image_size", "channels", "num_classes", "seed", "device", "manifest")
+#: Per-class columns never shown as metrics.
+_NOT_METRICS = {"class_name", "label", "collapsed", "collapse_evidence", "warnings", "warning"}
+
+
+def _env() -> Environment:
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
+                      autoescape=select_autoescape(["html"], default_for_string=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"] = fmt
+    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * float(x):.1f}%"
+    return env
+
+
+def fmt(x: Any) -> str:
+    """A number for a table cell: 4 significant digits, ints as ints, '–' for missing."""
+    if x is None:
+        return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}"
+    if isinstance(x, (float, np.floating)):
+        if not np.isfinite(x):
+            return "–"
+        if float(x).is_integer() and abs(x) < 1e6:
+            return f"{int(x):,}"
+        return f"{x:.4g}"
+    return str(x)
+
+
+# -- sections ---------------------------------------------------------------------------------
+
+def _composition(run: RunData) -> dict[str, Any]:
+    t = run.train_table()
+    if t is None:
+        return {}
+    counts = {c: int((t["class_name"] == c).sum()) for c in run.class_names()}
+    ctx: dict[str, Any] = {
+        "class_counts_img": figures.class_counts(counts),
+        "facts": composition_facts(run.manifest, t),
+        "datasheet": datasheet(run.manifest),
+        "external": _external_section(run.manifest),
+    }
+    return ctx
+
+
+def _external_section(manifest) -> Markup | None:
+    """Engineer C's composition section of the data-audit page, when that module exists."""
+    try:
+        from datakit.report.dataset import composition_section
+    except ImportError:
+        return None
+    try:
+        html = composition_section(manifest)
+    except Exception:  # their page is a bonus here; ours stands without it
+        return None
+    return Markup(html) if isinstance(html, str) else None
+
+
+def _training(run: RunData) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"curves_img": figures.training_curves(run.metrics), "grids": [],
+                           "gif": None, "gif_note": None}
+    files = run.sample_files
+    if files:
+        idx = np.unique(np.linspace(0, len(files) - 1, min(GRIDS_OVER_TIME, len(files))).astype(int))
+        for i in idx:
+            step = files[i].stem.replace("step_", "").lstrip("0") or "0"
+            ctx["grids"].append({"step": step, "uri": png_data_uri(files[i].read_bytes())})
+    if run.gif is not None:
+        size = run.gif.stat().st_size
+        if size <= MAX_GIF_BYTES:
+            ctx["gif"] = "data:image/gif;base64," + base64.b64encode(run.gif.read_bytes()).decode()
+        else:
+            ctx["gif_note"] = (f"training.gif ({size / 1e6:.1f} MB) is too large to inline; "
+                               f"open {run.gif} beside this page.")
+    m = run.metrics
+    if m is not None and not m.empty:
+        last = m.iloc[-1]
+        ctx["last"] = {k: last[k] for k in ("step", "loss_d", "loss_g", "d_real", "d_fake",
+                                            "acc_real", "acc_fake", "acc_aux", "images_per_s")
+                       if k in m}
+    return ctx
+
+
+def _real_examples(run: RunData, label: int, n: int, rng: np.random.Generator) -> np.ndarray | None:
+    if run.manifest is None:
+        return None
+    t = run.manifest.table
+    held = t[t["split"] == "test"]
+    pool = held if (held["label"] == label).any() else t
+    rows = pool.loc[pool["label"] == label, "row"].to_numpy()
+    if len(rows) == 0:
+        return None
+    pick = np.sort(rng.choice(rows, size=min(n, len(rows)), replace=False))
+    return np.asarray(run.manifest.pixels[pick])
+
+
+def _sample_grids(run: RunData, pc: pd.DataFrame) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {"per_class": [], "unconditional": None}
+    if run.generated is None or len(run.generated) == 0:
+        return out
+    labels = run.generated_labels if run.generated_labels is not None else \
+        np.full(len(run.generated), -1)
+    names = run.class_names()
+    if (labels >= 0).any():
+        by_name = {str(r["class_name"]): r for _, r in pc.iterrows()} if not pc.empty else {}
+        for lab in sorted(set(labels[labels >= 0].tolist()))[:MAX_GRID_CLASSES]:
+            gen = run.generated[labels == lab][:PER_CLASS_IMAGES]
+            real = _real_examples(run, lab, PER_CLASS_IMAGES, rng)
+            name = names[lab] if lab < len(names) else str(lab)
+            row = by_name.get(name, {})
+            out["per_class"].append({
+                "class_name": name, "gen": grid_data_uri(gen, ncols=PER_CLASS_IMAGES, scale=1),
+                "real": grid_data_uri(real, ncols=PER_CLASS_IMAGES, scale=1) if real is not None else None,
+                "collapsed": bool(row.get("collapsed", False)) if len(row) else False,
+                "evidence": row.get("collapse_evidence") if len(row) else None})
+    else:
+        gen = run.generated[:64]
+        real = None
+        if run.manifest is not None:
+            rows = run.manifest.table["row"].to_numpy()
+            real = np.asarray(run.manifest.pixels[np.sort(rng.choice(rows, min(64, len(rows)),
+                                                                     replace=False))])
+        out["unconditional"] = {"gen": grid_data_uri(gen, ncols=8, scale=2),
+                                "real": grid_data_uri(real, ncols=8, scale=2) if real is not None else None}
+    return out
+
+
+def _memorisation(run: RunData) -> dict[str, Any]:
+    mem = run.audit.get("memorisation")
+    ctx: dict[str, Any] = {"scalars": [], "pairs": []}
+    if not isinstance(mem, dict):
+        return ctx
+    ctx["scalars"] = [(k, v) for k, v in mem.items()
+                      if isinstance(v, (int, float, str)) and not isinstance(v, bool)][:10]
+    if run.generated is None or run.manifest is None:
+        return ctx
+    store = run.manifest.pixels
+    for p in memorisation_pairs(run.audit)[:MAX_MEMORISATION_PAIRS]:
+        g, t = p["generated_index"], p["train_row"]
+        if not (0 <= g < len(run.generated) and 0 <= t < len(store)):
+            continue
+        ctx["pairs"].append({"gen": grid_data_uri(run.generated[g:g + 1], ncols=1, scale=2),
+                             "train": grid_data_uri(np.asarray(store[t:t + 1]), ncols=1, scale=2),
+                             "distance": p["distance"], "class_name": p["class_name"]})
+    return ctx
+
+
+def _quality(run: RunData) -> dict[str, Any]:
+    pc = per_class_table(run.audit)
+    summary = summary_metrics(run.audit)
+    metric_cols = [c for c in pc.columns if c not in _NOT_METRICS
+                   and pd.api.types.is_numeric_dtype(pc[c])] if not pc.empty else []
+    judge = run.audit.get("judge") or {}
+    judge_acc = run.audit.get("judge_accuracy", judge.get("heldout_accuracy",
+                                                           judge.get("accuracy")) if isinstance(judge, dict) else None)
+    return {
+        "summary": [{"name": k, **v, "better": "lower" if k in LOWER_IS_BETTER else "higher"}
+                    for k, v in summary.items()],
+        "judge_accuracy": judge_acc,
+        "columns": metric_cols,
+        "per_class": pc.to_dict("records") if not pc.empty else [],
+        "grids": _sample_grids(run, pc),
+        "memorisation": _memorisation(run),
+        "warnings": list(run.audit.get("warnings") or []),
+    }
+
+
+def _links(run: RunData) -> dict[str, Any]:
+    pc = per_class_table(run.audit)
+    scatters, rhos = [], []
+    for metric in [c for c in pc.columns if c not in _NOT_METRICS | {"train_count"}
+                   and pd.api.types.is_numeric_dtype(pc[c])][:6] if not pc.empty else []:
+        rho = class_count_rho(pc, metric)
+        rhos.append({"metric": metric, "rho": rho})
+        img = figures.metric_vs_count(pc, metric, rho)
+        if img:
+            scatters.append(img)
+    cls = shares(run.audit, "class")
+    dom = shares(run.audit, "domain")
+    comp = run.audit.get("composition_links") or run.audit.get("per_domain") \
+        or run.audit.get("per_subset")
+    return {
+        "scatters": scatters[:4], "rhos": rhos,
+        "class_shares": figures.share_comparison(*cls) if cls else None,
+        "domain_shares": figures.share_comparison(*dom, title="Domain shares: training vs generated")
+        if dom else None,
+        "parts": _parts_table(comp),
+    }
+
+
+def _parts_table(comp: Any) -> dict[str, Any] | None:
+    """Whole-set metrics per subset/domain of a mixed training set, as rows of a table."""
+    if isinstance(comp, dict):
+        comp = [{"part": k, **v} if isinstance(v, dict) else {"part": k, "value": v}
+                for k, v in comp.items()]
+    if not isinstance(comp, list) or not comp or not all(isinstance(r, dict) for r in comp):
+        return None
+    rows = []
+    for r in comp:
+        flat = {}
+        for k, v in r.items():
+            if isinstance(v, dict):  # a metric with floor/CI: keep the value
+                v = v.get("value", v.get("mean"))
+            if isinstance(v, (list, tuple)):
+                continue
+            flat[k] = v
+        rows.append(flat)
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    return {"columns": cols, "rows": rows}
+
+
+def _comparison(runs: list[RunData]) -> dict[str, Any] | None:
+    if len(runs) < 2:
+        return None
+    table = []
+    for run in runs:
+        row = run.properties()
+        for k, v in summary_metrics(run.audit).items():
+            row[k] = v["value"]
+        pc = per_class_table(run.audit)
+        row["collapsed_classes"] = int(pc["collapsed"].sum()) if "collapsed" in pc else None
+        table.append(row)
+    df = pd.DataFrame(table)
+    metrics = [m for m in ("fd", "kid", "precision", "recall", "density", "coverage") if m in df]
+    factors = [f for f in ("images", "synthetic_share", "skew") if f in df and df[f].nunique() > 1]
+    cols = [c for c in ("run", "model", "steps", "images", "synthetic_share", "wild_share",
+                        "handwritten_share", "skew") if c in df] + metrics + ["collapsed_classes"]
+    return {"columns": cols, "rows": df.to_dict("records"),
+            "grid": figures.runs_metric_grid(df, metrics, factors) if factors else None}
+
+
+def _run_context(run: RunData, index: int) -> dict[str, Any]:
+    return {
+        "anchor": f"run-{index}", "label": run.label, "run_dir": str(run.run_dir),
+        "config": [(k, run.config[k]) for k in CONFIG_KEYS if k in run.config],
+        "problems": run.problems,
+        "composition": _composition(run),
+        "training": _training(run),
+        "quality": _quality(run),
+        "links": _links(run),
+    }
+
+
+def render_report(runs: Sequence[RunData], title: str | None = None,
+                  intro: str | None = None) -> str:
+    """Render the audit page of ``runs`` (read with :func:`load_run`) to an HTML string."""
+    runs = list(runs)
+    if title is None:
+        title = f"Audit of {runs[0].label}" if len(runs) == 1 else f"Audit of {len(runs)} runs"
+    ctx = {
+        "title": title, "intro": intro,
+        "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "css": Markup((TEMPLATES / "audit.css").read_text()),
+        "findings": findings(runs),
+        "comparison": _comparison(runs),
+        "runs": [_run_context(r, i) for i, r in enumerate(runs)],
+    }
+    return _env().get_template("audit.html").render(**ctx)
+
+
+def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Folder names, or parent/name where two runs share a folder name."""
+    names = [p.resolve().name for p in run_dirs]
+    return [f"{p.resolve().parent.name}/{n}" if names.count(n) > 1 else n
+            for p, n in zip(run_dirs, names)]
+
+
+def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
+                 audits: Sequence[dict[str, Any]] | None = None, title: str | None = None,
+                 intro: str | None = None, labels: Sequence[str] | None = None) -> Path:
+    """Write the audit page of one or several run directories to ``out`` (atomically).
+
+    Args:
+        run_dirs: run directories (each with ``audit/audit.json`` unless ``audits`` is given).
+        out: the HTML file to write.
+        audits: the runs' audit dictionaries, in the same order (read from disk when omitted).
+        title, intro: the page's heading and an optional paragraph under it.
+        labels: names for the runs (default: their folder names).
+    Returns:
+        The path written.
+    """
+    dirs = [Path(d) for d in run_dirs]
+    labels = list(labels) if labels else _unique_labels(dirs)
+    audits = list(audits) if audits is not None else [None] * len(dirs)
+    runs = [load_run(d, a, label=lab) for d, a, lab in zip(dirs, audits, labels)]
+    html = render_report(runs, title=title, intro=intro)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,229 @@
+"""The verdict at the top of the report: a few findings, as sentences with their numbers.
+
+Each rule is a small function of the runs' data that returns zero or more
+:class:`Finding` objects; :func:`findings` runs them all and orders them by severity.
+The thresholds are module constants so that a reader can see exactly when a rule fires.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from datakit.report.run_data import RunData, per_class_table, shares, summary_metrics
+
+#: A class is "amplified" when its generated share is this many times its training share...
+AMPLIFY_RATIO = 1.25
+#: ...and at least this many percentage points higher.
+AMPLIFY_POINTS = 0.05
+#: Runs are compared by Fréchet distance when the worst is this many times the best.
+FD_RATIO = 1.3
+#: D's real/fake accuracy averaged over the last tenth of training above this: D has won.
+D_WINS = 0.9
+#: Memorised share of generated samples worth a sentence.
+MEMORISED_SHARE = 0.01
+#: Rank correlations weaker than this are not reported.
+MIN_RHO = 0.5
+
+
+@dataclass
+class Finding:
+    """One sentence of the verdict. ``level`` is "bad", "warn" or "info"."""
+
+    level: str
+    text: str
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _who(run: RunData, several: bool) -> str:
+    return f"Run {run.label}: " if several else ""
+
+
+def collapsed_classes(runs: list[RunData]) -> list[Finding]:
+    """Classes the audit marked as collapsed, with the audit's evidence."""
+    out = []
+    for run in runs:
+        pc = per_class_table(run.audit)
+        if pc.empty or "collapsed" not in pc:
+            continue
+        bad = pc[pc["collapsed"]]
+        if bad.empty:
+            continue
+        names = ", ".join(str(c) for c in bad["class_name"])
+        evidence = ""
+        if "collapse_evidence" in bad and isinstance(bad["collapse_evidence"].iloc[0], str):
+            evidence = f" ({bad['collapse_evidence'].iloc[0]})"
+        noun = "class" if len(bad) == 1 else "classes"
+        out.append(Finding("bad", f"{_who(run, len(runs) > 1)}{len(bad)} of {len(pc)} {noun} "
+                                  f"collapsed: {names}{evidence}."))
+    return out
+
+
+def distance_ratio(runs: list[RunData]) -> list[Finding]:
+    """With several runs: how many times further from real the worst run is than the best."""
+    fds = [(summary_metrics(r.audit).get("fd", {}).get("value"), r) for r in runs]
+    fds = [(v, r) for v, r in fds if v is not None and v > 0]
+    if len(fds) < 2:
+        return []
+    fds.sort(key=lambda t: t[0])
+    (best, rb), (worst, rw) = fds[0], fds[-1]
+    if worst / best < FD_RATIO:
+        return [Finding("info", f"All runs are about equally far from real images "
+                                f"(Fréchet distance {best:.2f} to {worst:.2f}).")]
+    return [Finding("warn", f"Run {rw.label} is {worst / best:.1f}× further from real images "
+                            f"than run {rb.label} (Fréchet distance {worst:.2f} vs {best:.2f}).")]
+
+
+def floor_distance(runs: list[RunData]) -> list[Finding]:
+    """Each run's Fréchet distance against its real-vs-real floor."""
+    out = []
+    for run in runs:
+        fd = summary_metrics(run.audit).get("fd")
+        if not fd or fd["value"] is None or not fd["floor"]:
+            continue
+        ratio = fd["value"] / fd["floor"]
+        level = "info" if ratio < 3 else "warn"
+        out.append(Finding(level, f"{_who(run, len(runs) > 1)}Fréchet distance {fd['value']:.2f}, "
+                                  f"{ratio:.1f}× the real-vs-real floor of {fd['floor']:.2f}."))
+    return out
+
+
+def amplification(runs: list[RunData]) -> list[Finding]:
+    """Majority-class amplification and domain drift (generated vs training shares)."""
+    out = []
+    for run in runs:
+        who = _who(run, len(runs) > 1)
+        cls = shares(run.audit, "class")
+        if cls:
+            train, gen = cls
+            if train:
+                major = max(train, key=train.get)
+                t, g = train[major], gen.get(major, 0.0)
+                if g >= AMPLIFY_RATIO * t and g - t >= AMPLIFY_POINTS:
+                    out.append(Finding("bad", f"{who}the model amplifies the majority class "
+                                              f"{major!s} from {_pct(t)} of training images to "
+                                              f"{_pct(g)} of generated ones."))
+                else:
+                    worst = max(train, key=lambda k: abs(gen.get(k, 0.0) - train[k]))
+                    t, g = train[worst], gen.get(worst, 0.0)
+                    if abs(g - t) >= AMPLIFY_POINTS and (g >= AMPLIFY_RATIO * t or t >= AMPLIFY_RATIO * g):
+                        verb = "over-produces" if g > t else "under-produces"
+                        out.append(Finding("warn", f"{who}the model {verb} class {worst!s}: "
+                                                   f"{_pct(t)} of training images, {_pct(g)} of "
+                                                   "generated ones."))
+        dom = shares(run.audit, "domain")
+        if dom and len(dom[0]) > 1:
+            train, gen = dom
+            for d in train:
+                t, g = train[d], gen.get(d, 0.0)
+                if abs(g - t) >= AMPLIFY_POINTS and (g >= AMPLIFY_RATIO * t or t >= AMPLIFY_RATIO * g):
+                    out.append(Finding("warn", f"{who}generated images drift "
+                                               f"{'towards' if g > t else 'away from'} the {d} domain: "
+                                               f"{_pct(t)} of training images, {_pct(g)} of "
+                                               "generated ones."))
+                    break
+    return out
+
+
+def discriminator_won(runs: list[RunData]) -> list[Finding]:
+    """D's accuracy at the end of training: near 0.5 is a healthy game, near 1 a lost one."""
+    out = []
+    for run in runs:
+        m = run.metrics
+        if m is None or m.empty or "acc_real" not in m or "acc_fake" not in m:
+            continue
+        tail = m.tail(max(1, len(m) // 10))
+        acc = float(pd.concat([pd.to_numeric(tail["acc_real"], errors="coerce"),
+                               pd.to_numeric(tail["acc_fake"], errors="coerce")]).mean())
+        if not math.isfinite(acc):
+            continue
+        who = _who(run, len(runs) > 1)
+        if acc >= D_WINS:
+            out.append(Finding("bad", f"{who}the discriminator won: it still tells real from fake "
+                                      f"{_pct(acc)} of the time at the end of training, so the "
+                                      "generator stopped learning."))
+        else:
+            out.append(Finding("info", f"{who}the discriminator's accuracy ends at {_pct(acc)} "
+                                       "(0.5 is the adversarial equilibrium)."))
+    return out
+
+
+def memorisation(runs: list[RunData]) -> list[Finding]:
+    """Share of generated samples closer to a training image than training images are to each other."""
+    out = []
+    for run in runs:
+        mem = run.audit.get("memorisation")
+        if not isinstance(mem, dict):
+            continue
+        share = mem.get("share", mem.get("memorised_share"))
+        count = mem.get("count", mem.get("memorised"))
+        try:
+            share = float(share)
+        except (TypeError, ValueError):
+            continue
+        if share >= MEMORISED_SHARE:
+            n = f" ({int(count)} images)" if isinstance(count, (int, float)) else ""
+            out.append(Finding("warn", f"{_who(run, len(runs) > 1)}{_pct(share)} of generated "
+                                       f"samples{n} sit closer to a training image than training "
+                                       "images sit to each other: possible copying."))
+    return out
+
+
+def count_correlation(runs: list[RunData]) -> list[Finding]:
+    """Rank correlation between a per-class quality metric and the class's training count."""
+    out = []
+    for run in runs:
+        pc = per_class_table(run.audit)
+        metric = next((m for m in ("intra_fd", "intra_class_fd", "fd", "coverage", "label_fidelity")
+                       if m in pc), None)
+        rho = class_count_rho(pc, metric) if metric else None
+        if rho is None or abs(rho) < MIN_RHO:
+            continue
+        better = (rho < 0) if metric in ("intra_fd", "intra_class_fd", "fd") else (rho > 0)
+        tail = "classes with more training images come out better" if better else \
+            "classes with more training images come out worse"
+        out.append(Finding("info", f"{_who(run, len(runs) > 1)}per-class {metric} follows the "
+                                   f"training count (Spearman ρ = {rho:.2f}): {tail}."))
+    return out
+
+
+def judge_trust(runs: list[RunData]) -> list[Finding]:
+    """The audit's own warnings (the judge's accuracy, small classes), at most three per run."""
+    out = []
+    for run in runs:
+        for w in (run.audit.get("warnings") or [])[:3]:
+            out.append(Finding("warn", f"{_who(run, len(runs) > 1)}{w}"))
+    return out
+
+
+def class_count_rho(pc: pd.DataFrame, metric: str) -> float | None:
+    """Spearman rank correlation of a per-class metric with the training count, or None."""
+    if pc.empty or metric not in pc or "train_count" not in pc:
+        return None
+    x = pd.to_numeric(pc["train_count"], errors="coerce")
+    y = pd.to_numeric(pc[metric], errors="coerce")
+    ok = x.notna() & y.notna()
+    if ok.sum() < 4 or x[ok].nunique() < 2 or y[ok].nunique() < 2:
+        return None
+    rho = spearmanr(x[ok], y[ok]).statistic
+    return float(rho) if np.isfinite(rho) else None
+
+
+RULES: list[Callable[[list[RunData]], list[Finding]]] = [
+    collapsed_classes, distance_ratio, amplification, memorisation, discriminator_won,
+    floor_distance, count_correlation, judge_trust,
+]
+_ORDER = {"bad": 0, "warn": 1, "info": 2}
+
+
+def findings(runs: list[RunData]) -> list[Finding]:
+    """Every rule's findings, the bad ones first (stable within a level)."""
+    out = [f for rule in RULES for f in rule(runs)]
+    return sorted(out, key=lambda f: _ORDER.get(f.level, 3))
