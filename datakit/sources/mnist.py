@@ -1,0 +1,223 @@
+"""Source ``mnist``: the four original IDX files (gzipped or not) -> a manifest.
+
+70,000 handwritten digits, 28×28 grey, labels 0-9; the official split is 60,000 ``train``
+(``train-*``) and 10,000 ``test`` (``t10k-*``). The IDX format is a big-endian header
+(magic number, then one uint32 per dimension) followed by raw uint8 data; images have
+magic 2051 and three dimensions, labels 2049 and one. Decoding is one numpy view per
+file, never a per-image loop.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
+from datakit.manifest import Geometry, Manifest
+from datakit.progress import log
+from datakit.sources.common import ErrorPolicy, finish
+
+DATASET = "mnist"
+DOMAIN = "handwritten"
+CLASSES = [str(d) for d in range(10)]
+GEOMETRY = Geometry(28, 28, 1)
+SPLITS = ("train", "test", "all")
+#: Per split: (images, labels) file names without the optional ``.gz``.
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IMAGES_MAGIC = 2051  # 0x00000803: unsigned bytes, 3 dimensions
+LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
+#: Refuse IDX headers declaring more than this many data bytes (MNIST train is 47 MB):
+#: a forged header, or a gzip bomb, cannot make us allocate or inflate more.
+MAX_DATA_BYTES = 1 << 30
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def find_idx_file(folder: Path, stem: str) -> Path | None:
+    """The file for ``stem`` in ``folder``: ``stem.gz``, ``stem``, or the ``stem`` spelling
+    with a dot that some unpackers produce (``train-images.idx3-ubyte``)."""
+    dotted = stem.replace("-idx", ".idx")
+    for name in (stem + ".gz", stem, dotted + ".gz", dotted):
+        p = folder / name
+        if p.is_file():
+            return p
+    return None
+
+
+def _read_exact(stream: BinaryIO, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``stream``; return how many bytes were read (short at EOF)."""
+    filled = 0
+    while filled < len(buffer):
+        n = stream.readinto(buffer[filled:])
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
+    """Read one uint8 IDX file (gzipped or not, told apart by its first bytes).
+
+    Checks the magic number, that the data is exactly as long as the header declares
+    (so truncation, trailing junk and a corrupt gzip stream are all caught), and caps the
+    declared size at :data:`MAX_DATA_BYTES` before allocating or inflating anything.
+
+    Raises:
+        FormatError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    with open(path, "rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        if path.suffix == ".gz" and not compressed:
+            raise FormatError(f"{path} is named .gz but is not gzip data; re-download it.")
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw
+        try:
+            header = stream.read(4 + 4 * ndim)
+            if len(header) < 4 + 4 * ndim:
+                raise FormatError(f"{path} is too short to hold an IDX header ({len(header)} bytes).")
+            found = int.from_bytes(header[:4], "big")
+            if found != magic:
+                raise FormatError(
+                    f"{path} has magic number {found}, expected {magic} "
+                    f"({'images' if magic == IMAGES_MAGIC else 'labels'}); "
+                    "it is not an MNIST IDX file of that kind.")
+            dims = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+            declared = int(np.prod(dims, dtype=np.int64))
+            if declared > MAX_DATA_BYTES:
+                raise FormatError(
+                    f"{path} declares {declared:,} bytes of data (dimensions {dims}), more than "
+                    f"the {MAX_DATA_BYTES:,} datakit accepts; the header is corrupt.")
+            data = np.empty(declared, dtype=np.uint8)
+            got = _read_exact(stream, memoryview(data))
+            if got < declared:
+                raise FormatError(
+                    f"{path} is truncated: its header declares {declared:,} bytes of data "
+                    f"(dimensions {dims}) but it holds {got:,}.")
+            # One byte more must be end of file (for gzip this also checks the CRC).
+            if stream.read(1):
+                raise FormatError(
+                    f"{path} holds more data than its header declares (dimensions {dims}); "
+                    "the file is corrupt.")
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            raise FormatError(f"{path} is a truncated or corrupt gzip file ({e}); "
+                              "re-download it.") from e
+        finally:
+            if compressed:
+                stream.close()
+    return data.reshape(dims)
+
+
+def load_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[Path]]:
+    """Images (N×28×28×1 uint8), labels (N int64) and the two files of one official split.
+
+    Raises:
+        SourceNotFound: a file of the split is missing.
+        FormatError: a file is corrupt, or images and labels disagree.
+    """
+    image_stem, label_stem = FILES[split]
+    paths = []
+    for stem in (image_stem, label_stem):
+        p = find_idx_file(folder, stem)
+        if p is None:
+            raise _about(SourceNotFound(
+                f"MNIST files not found in {folder} (looked for {stem}[.gz]). Pass the folder "
+                "that holds them, or use --download."), folder / f"{stem}[.gz]")
+        paths.append(p)
+    try:
+        images = read_idx(paths[0], IMAGES_MAGIC, 3)
+    except FormatError as e:
+        raise _about(e, paths[0])
+    try:
+        labels = read_idx(paths[1], LABELS_MAGIC, 1)
+    except FormatError as e:
+        raise _about(e, paths[1])
+    if images.shape[1:] != GEOMETRY.shape[:2]:
+        raise _about(FormatError(f"{paths[0]} holds {images.shape[1]}x{images.shape[2]} images; "
+                                 "MNIST images are 28x28."), paths[0])
+    if len(images) != len(labels):
+        raise _about(FormatError(
+            f"{paths[0].name} holds {len(images):,} images but {paths[1].name} holds "
+            f"{len(labels):,} labels (in {folder}); the counts must match."), paths[1])
+    if len(labels) and labels.max() > 9:
+        raise _about(FormatError(f"{paths[1]} holds label {int(labels.max())}; MNIST labels "
+                                 "are 0-9."), paths[1])
+    return images[..., None], labels.astype(np.int64), paths
+
+
+def _describe_input(path: Path) -> dict[str, str]:
+    data = path.read_bytes()
+    return {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(),
+            "md5": hashlib.md5(data).hexdigest()}
+
+
+def ingest_mnist(path: str | os.PathLike, *, split: str = "all", out: str | os.PathLike | None = None,
+                 name: str | None = None, on_error: str = "raise", download: bool = False) -> Manifest:
+    """Ingest MNIST's IDX files from the folder ``path`` into a manifest.
+
+    Args:
+        path: the folder holding ``train-images-idx3-ubyte[.gz]`` and the three others.
+        split: ``train``, ``test`` or ``all`` (both).
+        out: output folder or ``.parquet`` path (default ``data_manifests/``).
+        name: manifest name (default ``mnist``, or ``mnist-train`` / ``mnist-test``).
+        on_error: ``raise`` at the first bad file, or ``skip`` a bad split and record it.
+        download: fetch the official ``.gz`` files into ``path`` first (checksums verified).
+
+    Raises:
+        UnknownName: bad ``split`` or ``on_error``.
+        SourceNotFound: the files are not in ``path``.
+        FormatError: a file is corrupt (with ``on_error="skip"``: only if no split is left).
+    """
+    # 1. Check arguments.
+    if split not in SPLITS:
+        raise UnknownName(f"Unknown split {split!r} for MNIST; use one of: {', '.join(SPLITS)}.")
+    policy = ErrorPolicy(on_error)
+    folder = Path(path)
+    splits = ["train", "test"] if split == "all" else [split]
+    # 2. Download if asked.
+    if download:
+        from datakit.sources.download import fetch
+        fetch("mnist", folder, files=[stem + ".gz" for s in splits for stem in FILES[s]])
+    if not folder.is_dir():
+        raise SourceNotFound(f"MNIST folder {folder} does not exist. Pass the folder that holds "
+                             "the IDX files, or use --download.")
+    # 3. Verify and load, split by split; a bad split is skipped as a whole under "skip".
+    loaded: list[tuple[str, np.ndarray, np.ndarray, list[Path]]] = []
+    for s in splits:
+        try:
+            loaded.append((s, *load_split(folder, s)))
+            log(f"mnist {s}: {len(loaded[-1][2]):,} images")
+        except DatakitError as e:
+            policy.handle(getattr(e, "file", str(folder)), e)
+    if not loaded:
+        reasons = " ".join(item["reason"] for item in policy.skipped)
+        raise FormatError(f"No MNIST split could be ingested from {folder}: {reasons}")
+    # 4. Rows and pixels, then the atomic write.
+    pixels = np.concatenate([images for _, images, _, _ in loaded])
+    records = []
+    for s, images, labels, paths in loaded:
+        source = paths[0].name
+        records.extend({
+            "id": f"mnist/{s}/{i:05d}", "dataset": DATASET, "subset": s, "split": s,
+            "domain": DOMAIN, "label": int(lab), "class_name": CLASSES[lab],
+            "source": f"{source}[{i}]", "orig_width": 28, "orig_height": 28, "orig_mode": "L",
+        } for i, lab in enumerate(labels.tolist()))
+    inputs = [_describe_input(p) for _, _, _, paths in loaded for p in paths]
+    config = {"source": "mnist", "path": str(folder), "split": split, "on_error": on_error,
+              "download": download}
+    default_name = "mnist" if split == "all" else f"mnist-{split}"
+    return finish(out, name or default_name, records, pixels, classes=CLASSES, inputs=inputs,
+                  policy=policy, config=config)
+
+
+def _about(error: DatakitError, file: Path) -> DatakitError:
+    """Tag ``error`` with the file it is about, for the skipped-files list."""
+    error.file = str(file)
+    return error
