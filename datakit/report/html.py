@@ -75,30 +75,32 @@ def fmt(x: Any) -> str:
 # -- sections ---------------------------------------------------------------------------------
 
 def _composition(run: RunData) -> dict[str, Any]:
+    """The training manifest: the data-audit page's composition section (classes, shares,
+    examples, duplicates, history), our datasheet, and the training rows' own facts."""
     t = run.train_table()
     if t is None:
         return {}
-    counts = {c: int((t["class_name"] == c).sum()) for c in run.class_names()}
-    ctx: dict[str, Any] = {
-        "class_counts_img": figures.class_counts(counts),
-        "facts": composition_facts(run.manifest, t),
-        "datasheet": datasheet(run.manifest),
-        "external": _external_section(run.manifest),
-    }
+    ctx: dict[str, Any] = {"facts": composition_facts(run.manifest, t),
+                           "datasheet": datasheet(run.manifest), "section": None}
+    try:
+        from datakit.report.dataset import composition_section
+        ctx["section"] = composition_section(run.manifest)
+    except ImportError:  # the data-audit page is not in this checkout: draw the counts here
+        pass
+    if ctx["section"] is None:
+        counts = {c: int((t["class_name"] == c).sum()) for c in run.class_names()}
+        ctx["class_counts_img"] = figures.class_counts(counts)
     return ctx
 
 
-def _external_section(manifest) -> Markup | None:
-    """Engineer C's composition section of the data-audit page, when that module exists."""
-    try:
-        from datakit.report.dataset import composition_section
-    except ImportError:
-        return None
-    try:
-        html = composition_section(manifest)
-    except Exception:  # their page is a bonus here; ours stands without it
-        return None
-    return Markup(html) if isinstance(html, str) else None
+def _page_css() -> Markup:
+    """Our stylesheet plus the data-audit page's ``.dk-*`` rules for its embedded section."""
+    css = (TEMPLATES / "audit.css").read_text()
+    dataset_css = TEMPLATES / "dataset.css"
+    if dataset_css.exists():
+        css += "\n" + "\n".join(line for line in dataset_css.read_text().splitlines()
+                                 if line.startswith(".dk-"))
+    return Markup(css)
 
 
 def _training(run: RunData) -> dict[str, Any]:
@@ -218,7 +220,7 @@ def _links(run: RunData) -> dict[str, Any]:
                    and pd.api.types.is_numeric_dtype(pc[c])][:6] if not pc.empty else []:
         rho = class_count_rho(pc, metric)
         rhos.append({"metric": metric, "rho": rho})
-        img = figures.metric_vs_count(pc, metric, rho)
+        img = figures.metric_vs_count(pc, metric, rho) if rho is not None else None
         if img:
             scatters.append(img)
     cls = shares(run.audit, "class")
@@ -296,7 +298,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     ctx = {
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "css": Markup((TEMPLATES / "audit.css").read_text()),
+        "css": _page_css(),
         "findings": findings(runs),
         "comparison": _comparison(runs),
         "runs": [_run_context(r, i) for i, r in enumerate(runs)],
