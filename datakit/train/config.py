@@ -1,0 +1,131 @@
+"""``TrainConfig``: every setting of a training run, typed, with its default in one place.
+
+The CLI options of ``datakit train`` map one to one onto these fields; the resolved config is
+saved as ``config.json`` in every run directory so that the audit knows how a run was made.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from datakit.errors import TrainingError
+
+MODELS = ("dcgan", "acgan", "cgan-proj")
+CONDITIONAL_MODELS = ("acgan", "cgan-proj")
+AUGMENTS = ("none", "diffaugment")
+LABEL_DISTS = ("uniform", "train")
+DEVICES = ("auto", "cpu", "cuda")
+IMAGE_SIZES = (28, 32, 64)
+CHANNELS = (1, 3)
+#: Length of a run when neither ``steps`` nor ``epochs`` is given.
+DEFAULT_STEPS = 2000
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one GAN training run (``datakit train``).
+
+    Attributes:
+        manifest: the training manifest (``.parquet``; its ``train`` split is used if present).
+        out: the run directory to write.
+        model: ``dcgan`` (unconditional), ``acgan`` (auxiliary classifier) or ``cgan-proj``
+            (projection discriminator with spectral norm and hinge loss).
+        steps: number of optimisation steps (exclusive with ``epochs``).
+        epochs: passes over the training rows (``steps = ceil(epochs * rows / batch_size)``).
+        batch_size: real images per step, summed over all processes under DDP.
+        lr_g, lr_d: Adam learning rates of the generator and the discriminator.
+        beta1, beta2: Adam betas (shared).
+        seed: seeds weights, batch sampling, noise, augmentation and the sample grids.
+        z_dim: length of the noise vector.
+        width: channel multiplier of both networks (the narrowest layer has ``width`` channels).
+        augment: ``none`` or ``diffaugment`` (colour, translation, cutout on real and fake alike).
+        ema: keep an exponential moving average of the generator and sample from it.
+        ema_decay: the EMA's decay per step.
+        label_dist: how a conditional generator's labels are drawn in training:
+            ``uniform`` over classes, or ``train`` (the training set's class shares).
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        sample_every: write a fixed-noise grid every this many steps (and at the end).
+        log_every: append a metrics.csv row every this many steps (and at the end).
+        n_generate: images in generated.npz (per class for conditional models).
+        checkpoint_every: write checkpoints/last.pt every this many steps (and at the end).
+        resume: continue the run in ``out`` from checkpoints/last.pt.
+    """
+
+    manifest: str
+    out: str
+    model: str = "acgan"
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    z_dim: int = 100
+    width: int = 64
+    augment: str = "none"
+    ema: bool = False
+    ema_decay: float = 0.999
+    label_dist: str = "uniform"
+    device: str = "auto"
+    sample_every: int = 500
+    log_every: int = 50
+    n_generate: int = 1000
+    checkpoint_every: int = 500
+    resume: bool = False
+
+    @property
+    def conditional(self) -> bool:
+        """True for models that take a class label."""
+        return self.model in CONDITIONAL_MODELS
+
+    def validate(self) -> None:
+        """Raise :class:`TrainingError` with a sentence for the first bad setting."""
+        _choice("--model", self.model, MODELS)
+        _choice("--augment", self.augment, AUGMENTS)
+        _choice("--label-dist", self.label_dist, LABEL_DISTS)
+        _choice("--device", self.device, DEVICES)
+        if self.steps is not None and self.epochs is not None:
+            raise TrainingError("Give either --steps or --epochs, not both.")
+        if self.steps is not None and self.steps < 1:
+            raise TrainingError(f"--steps must be at least 1, got {self.steps}.")
+        if self.epochs is not None and not self.epochs > 0:
+            raise TrainingError(f"--epochs must be positive, got {self.epochs}.")
+        for name in ("batch_size", "z_dim", "width", "sample_every", "log_every",
+                     "n_generate", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, "
+                                    f"got {getattr(self, name)}.")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise TrainingError(f"--{name.replace('_', '-')} must be positive, "
+                                    f"got {getattr(self, name)}.")
+        for name in ("beta1", "beta2", "ema_decay"):
+            if not 0 <= getattr(self, name) < 1:
+                raise TrainingError(f"--{name.replace('_', '-')} must be in [0, 1), "
+                                    f"got {getattr(self, name)}.")
+
+    def total_steps(self, train_rows: int) -> int:
+        """The run's length in steps, from ``steps`` or ``epochs`` (default :data:`DEFAULT_STEPS`)."""
+        if self.steps is not None:
+            return int(self.steps)
+        if self.epochs is not None:
+            return max(1, math.ceil(self.epochs * train_rows / self.batch_size))
+        return DEFAULT_STEPS
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dictionary."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Rebuild a config from ``config.json`` (extra keys such as ``versions`` are ignored)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _choice(option: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise TrainingError(f"Unknown {option} {value!r}; use one of {', '.join(valid)}.")
