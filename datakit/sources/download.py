@@ -192,7 +192,8 @@ def fetch(source: str, root: str | os.PathLike, files: list[str] | None = None,
         root: the folder to download into (created if needed).
         files: which file names to fetch (default: all of the source's files).
         base_url: serve every file from ``base_url + filename`` instead of the official
-            URLs (a mirror, or a local server in tests).
+            URLs (a mirror, or a local server in tests). Defaults to the environment
+            variable ``DATAKIT_DOWNLOAD_URL`` when set (e.g. an institute's mirror).
 
     Returns:
         The paths of the requested files, in the order asked.
@@ -206,6 +207,7 @@ def fetch(source: str, root: str | os.PathLike, files: list[str] | None = None,
     if unknown:
         raise UnknownName(f"{source} has no official file named {', '.join(unknown)}; "
                           f"use one of: {', '.join(table)}.")
+    base_url = base_url or os.environ.get("DATAKIT_DOWNLOAD_URL") or None
     root = Path(root)
     paths = []
     for name in names:

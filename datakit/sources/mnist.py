@@ -190,15 +190,18 @@ def ingest_mnist(path: str | os.PathLike, *, split: str = "all", out: str | os.P
                              "the IDX files, or use --download.")
     # 3. Verify and load, split by split; a bad split is skipped as a whole under "skip".
     loaded: list[tuple[str, np.ndarray, np.ndarray, list[Path]]] = []
+    failures: list[DatakitError] = []
     for s in splits:
         try:
             loaded.append((s, *load_split(folder, s)))
             log(f"mnist {s}: {len(loaded[-1][2]):,} images")
         except DatakitError as e:
+            failures.append(e)
             policy.handle(getattr(e, "file", str(folder)), e)
     if not loaded:
         reasons = " ".join(item["reason"] for item in policy.skipped)
-        raise FormatError(f"No MNIST split could be ingested from {folder}: {reasons}")
+        kind = SourceNotFound if all(isinstance(e, SourceNotFound) for e in failures) else FormatError
+        raise kind(f"No MNIST split could be ingested from {folder}; every file was skipped. {reasons}")
     # 4. Rows and pixels, then the atomic write.
     pixels = np.concatenate([images for _, images, _, _ in loaded])
     records = []

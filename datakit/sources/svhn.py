@@ -235,6 +235,7 @@ def ingest_svhn(path: str | os.PathLike, *, split: str = "all", out: str | os.Pa
         splits = [split]
     # 3. Verify and load, file by file.
     loaded: list[tuple[str, np.ndarray, np.ndarray, Path]] = []
+    failures: list[DatakitError] = []
     for s in splits:
         file = folder / FILES[s]
         try:
@@ -245,10 +246,12 @@ def ingest_svhn(path: str | os.PathLike, *, split: str = "all", out: str | os.Pa
             loaded.append((s, *read_svhn_mat(file), file))
             log(f"svhn {s}: {len(loaded[-1][2]):,} images")
         except DatakitError as e:
+            failures.append(e)
             policy.handle(str(file), e)
     if not loaded:
         reasons = " ".join(item["reason"] for item in policy.skipped)
-        raise FormatError(f"No SVHN split could be ingested from {folder}: {reasons}")
+        kind = SourceNotFound if all(isinstance(e, SourceNotFound) for e in failures) else FormatError
+        raise kind(f"No SVHN split could be ingested from {folder}; every file was skipped. {reasons}")
     # 4. Rows and pixels, then the atomic write.
     pixels = np.concatenate([images for _, images, _, _ in loaded])
     records = []
