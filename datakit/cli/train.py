@@ -1,0 +1,97 @@
+"""``datakit train MANIFEST --out RUN_DIR`` and ``datakit sample RUN_DIR --n N``."""
+from __future__ import annotations
+
+import click
+
+from datakit.cli.base import main
+from datakit.train.config import AUGMENTS, DEVICES, LABEL_DISTS, MODELS, TrainConfig
+
+_D = TrainConfig.__dataclass_fields__  # defaults live only in TrainConfig
+
+
+def _default(name: str):
+    return _D[name].default
+
+
+@main.command("train")
+@click.argument("manifest", type=click.Path())
+@click.option("--out", "-o", required=True, type=click.Path(), help="Run directory to write.")
+@click.option("--model", type=click.Choice(MODELS), default=_default("model"), show_default=True,
+              help="dcgan (unconditional), acgan (auxiliary classifier) or cgan-proj "
+                   "(projection discriminator, spectral norm, hinge loss).")
+@click.option("--steps", type=int, default=None,
+              help="Optimisation steps (default 2000 when --epochs is not given either).")
+@click.option("--epochs", type=float, default=None, help="Passes over the training rows.")
+@click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True,
+              help="Real images per step (over all processes under torchrun).")
+@click.option("--lr-g", type=float, default=_default("lr_g"), show_default=True,
+              help="Generator learning rate.")
+@click.option("--lr-d", type=float, default=_default("lr_d"), show_default=True,
+              help="Discriminator learning rate.")
+@click.option("--beta1", type=float, default=_default("beta1"), show_default=True, help="Adam beta1.")
+@click.option("--beta2", type=float, default=_default("beta2"), show_default=True, help="Adam beta2.")
+@click.option("--seed", type=int, default=_default("seed"), show_default=True,
+              help="Seeds weights, batches, noise, augmentation and sample grids.")
+@click.option("--z-dim", type=int, default=_default("z_dim"), show_default=True, help="Noise length.")
+@click.option("--width", type=int, default=_default("width"), show_default=True,
+              help="Channel multiplier of both networks.")
+@click.option("--augment", type=click.Choice(AUGMENTS), default=_default("augment"),
+              show_default=True, help="diffaugment: colour/translation/cutout on real and fake.")
+@click.option("--ema/--no-ema", default=_default("ema"), show_default=True,
+              help="Sample from an exponential moving average of the generator.")
+@click.option("--ema-decay", type=float, default=_default("ema_decay"), show_default=True,
+              help="EMA decay per step.")
+@click.option("--label-dist", type=click.Choice(LABEL_DISTS), default=_default("label_dist"),
+              show_default=True, help="Labels of conditional fakes: uniform, or the training "
+                                      "set's class shares (recorded in config.json).")
+@click.option("--device", type=click.Choice(DEVICES), default=_default("device"),
+              show_default=True, help="auto uses CUDA when present.")
+@click.option("--sample-every", type=int, default=_default("sample_every"), show_default=True,
+              help="Steps between fixed-noise sample grids.")
+@click.option("--log-every", type=int, default=_default("log_every"), show_default=True,
+              help="Steps between metrics.csv rows.")
+@click.option("--n-generate", type=int, default=_default("n_generate"), show_default=True,
+              help="Images in generated.npz (per class for conditional models).")
+@click.option("--checkpoint-every", type=int, default=_default("checkpoint_every"),
+              show_default=True, help="Steps between checkpoints/last.pt writes.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train_cmd(manifest, **options):
+    """Train a GAN on MANIFEST's training rows and write a run directory.
+
+    The run directory holds config.json, metrics.csv, samples/step_NNNNNN.png,
+    training.gif, checkpoints/last.pt and generated.npz (read by `datakit audit`).
+    Under `torchrun --nproc_per_node=K` the same command trains with DDP.
+
+    \b
+    Example:
+        datakit train data_manifests/mnist_train.parquet --out runs/acgan --steps 3000
+        datakit train data_manifests/goodimg.parquet --out runs/proj \\
+            --model cgan-proj --augment diffaugment --ema
+        torchrun --nproc_per_node=2 -m datakit train m.parquet --out runs/ddp
+    """
+    from datakit.train import train
+
+    run_dir = train(TrainConfig(manifest=manifest, **options))
+    click.echo(f"Wrote {run_dir}")
+
+
+@main.command("sample")
+@click.argument("run_dir", type=click.Path())
+@click.option("--n", "n", type=int, required=True, help="Number of images.")
+@click.option("--class", "class_name", default=None,
+              help="Only this class (a class name, e.g. 7 or A); conditional models only.")
+@click.option("--out", "-o", type=click.Path(), default=None,
+              help=".npz (images, labels) or .png grid (default: RUN_DIR/samples/...).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto uses CUDA when present.")
+def sample_cmd(run_dir, n, class_name, out, seed, device):
+    """Draw N new images from RUN_DIR's last checkpoint (EMA weights if kept).
+
+    \b
+    Example:
+        datakit sample runs/acgan --n 100 --class 7 --out sevens.png
+    """
+    from datakit.train import sample
+
+    click.echo(f"Wrote {sample(run_dir, n, class_name=class_name, out=out, seed=seed, device=device)}")
