@@ -1,0 +1,9 @@
+"""The audit: a judge network trained on the manifest, then sample quality, per-class mode
+collapse, bias amplification, memorisation, CAS and composition links for a run directory.
+
+Entry point: :func:`audit_run` (writes ``run_dir/audit/audit.json``).
+"""
+from datakit.audit.judge import Judge, JudgeConfig, judge_for_manifest
+from datakit.audit.run import AuditConfig, audit_run, load_run
+
+__all__ = ["AuditConfig", "Judge", "JudgeConfig", "audit_run", "judge_for_manifest", "load_run"]

@@ -1,0 +1,218 @@
+"""Whole-set sample-quality metrics in judge feature space, as small pure functions.
+
+Each metric is a chain features -> statistics -> number:
+
+- Fréchet distance: :func:`gaussian_stats` -> :func:`frechet_distance`.
+- KID (kernel inception distance with the judge's features): :func:`kid`.
+- Precision / recall (Kynkäänniemi et al. 2019) and density / coverage (Naeem et al. 2020):
+  :func:`knn_radii` + :func:`neighbour_relations` -> :func:`prdc_from_relations`.
+
+The k-NN work runs in chunks of rows (``chunk_elems`` distances at a time, float64, on the
+given torch device), so memory stays bounded for 100,000 images per side; the same pass
+also yields each generated sample's nearest real image (used by memorisation).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from datakit.errors import DatakitError
+
+DEFAULT_CHUNK_ELEMS = 1 << 24  # 16M float64 distances (128 MiB) per block
+
+
+# -- Fréchet distance ----------------------------------------------------------------
+def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of N×D features, in float64."""
+    f = np.asarray(features, dtype=np.float64)
+    if len(f) < 2:
+        raise DatakitError(f"A Fréchet distance needs at least 2 samples, got {len(f)}.")
+    return f.mean(0), np.cov(f, rowvar=False).reshape(f.shape[1], f.shape[1])
+
+
+def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½) between two Gaussians.
+
+    Tr((S1 S2)^½) is computed as the sum of square roots of the eigenvalues of the
+    symmetric PSD matrix S1^½ S2 S1^½ (same eigenvalues as S1 S2), which is exact and
+    stable where a general matrix square root can return complex noise.
+    """
+    r1 = _psd_sqrt(sigma1)
+    m = r1 @ sigma2 @ r1
+    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+    diff = mu1 - mu2
+    return float(max(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_sqrt, 0.0))
+
+
+def fd(real: np.ndarray, fake: np.ndarray) -> float:
+    """Fréchet distance between two feature sets."""
+    return frechet_distance(*gaussian_stats(real), *gaussian_stats(fake))
+
+
+# -- KID -----------------------------------------------------------------------------
+def _poly_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a @ b.T / a.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased squared MMD with the cubic polynomial kernel (x·y/d + 1)³ (Bińkowski et al. 2018)."""
+    m, n = len(x), len(y)
+    kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())
+
+
+def kid(real: np.ndarray, fake: np.ndarray, *, subset_size: int = 1000, subsets: int = 50,
+        seed: int = 0) -> dict[str, float]:
+    """KID: mean of unbiased MMD² over random subsets of both sets (and their spread).
+
+    Returns ``value`` (the mean), ``std`` and the 2.5/97.5 percentiles of the per-subset
+    estimates (``p025``/``p975``), a conservative interval for the mean.
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    m = min(subset_size, len(real), len(fake))
+    if m < 2:
+        raise DatakitError(f"KID needs at least 2 samples per set, got {len(real)} and {len(fake)}.")
+    rng = np.random.default_rng(seed)
+    vals = np.array([mmd2_unbiased(real[rng.choice(len(real), m, replace=False)],
+                                   fake[rng.choice(len(fake), m, replace=False)])
+                     for _ in range(subsets)])
+    return {"value": float(vals.mean()), "std": float(vals.std()), "subset_size": int(m),
+            "p025": float(np.percentile(vals, 2.5)), "p975": float(np.percentile(vals, 97.5))}
+
+
+# -- k-NN relations, chunked -----------------------------------------------------------
+def _device(device: str | torch.device | None) -> torch.device:
+    return torch.device(device) if device is not None else torch.device("cpu")
+
+
+def _distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+    # |a-b|² = |a|² + |b|² - 2ab: one matrix product per block instead of an N×M×D tensor.
+    d2 = (a * a).sum(1, keepdim=True) + b_sq[None, :] - 2.0 * (a @ b.T)
+    return d2.clamp_(min=0).sqrt_()
+
+
+def knn_radii(features: np.ndarray, k: int = 5, *, device=None,
+              chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> np.ndarray:
+    """Distance from each sample to its k-th nearest *other* sample in the same set."""
+    dev = _device(device)
+    x = torch.as_tensor(np.asarray(features, np.float64), device=dev)
+    n = len(x)
+    if n <= k:
+        raise DatakitError(f"k-NN radii with k={k} need more than {k} samples, got {n}.")
+    x_sq = (x * x).sum(1)
+    rows = max(1, chunk_elems // n)
+    out = torch.empty(n, dtype=torch.float64, device=dev)
+    for i in range(0, n, rows):
+        d = _distances(x[i:i + rows], x, x_sq)
+        # k+1 smallest: the sample itself (distance 0) is among them.
+        out[i:i + rows] = d.topk(k + 1, dim=1, largest=False).values[:, -1]
+    return out.cpu().numpy()
+
+
+@dataclass
+class NeighbourRelations:
+    """Per-sample facts from one chunked pass of generated (fake) against real features.
+
+    Attributes:
+        fake_in_real_balls: for each fake sample, how many real k-NN balls contain it.
+        fake_nn_distance / fake_nn_index: each fake sample's nearest real sample.
+        real_nn_fake_distance: each real sample's nearest fake sample.
+        real_in_fake_ball: whether each real sample lies in some fake k-NN ball.
+        real_radii / fake_radii: the k-NN radii used; k: the k.
+    """
+
+    fake_in_real_balls: np.ndarray
+    fake_nn_distance: np.ndarray
+    fake_nn_index: np.ndarray
+    real_nn_fake_distance: np.ndarray
+    real_in_fake_ball: np.ndarray
+    real_radii: np.ndarray
+    fake_radii: np.ndarray | None
+    k: int
+
+
+def neighbour_relations(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
+                        real_radii: np.ndarray | None = None, fake_radii: np.ndarray | None = None,
+                        with_fake_radii: bool = True, device=None,
+                        chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> NeighbourRelations:
+    """Compare every fake sample with every real one, a block of fake rows at a time."""
+    dev = _device(device)
+    if real_radii is None:
+        real_radii = knn_radii(real, k, device=dev, chunk_elems=chunk_elems)
+    if fake_radii is None and with_fake_radii:
+        fake_radii = knn_radii(fake, k, device=dev, chunk_elems=chunk_elems)
+    r = torch.as_tensor(np.asarray(real, np.float64), device=dev)
+    f = torch.as_tensor(np.asarray(fake, np.float64), device=dev)
+    rr = torch.as_tensor(real_radii, device=dev)
+    fr = torch.as_tensor(fake_radii, device=dev) if fake_radii is not None else None
+    r_sq = (r * r).sum(1)
+    n_real, n_fake = len(r), len(f)
+    in_balls = torch.empty(n_fake, dtype=torch.int64, device=dev)
+    nn_d = torch.empty(n_fake, dtype=torch.float64, device=dev)
+    nn_i = torch.empty(n_fake, dtype=torch.int64, device=dev)
+    real_nn = torch.full((n_real,), float("inf"), dtype=torch.float64, device=dev)
+    real_hit = torch.zeros(n_real, dtype=torch.bool, device=dev)
+    rows = max(1, chunk_elems // max(1, n_real))
+    for i in range(0, n_fake, rows):
+        d = _distances(f[i:i + rows], r, r_sq)
+        in_balls[i:i + rows] = (d <= rr[None, :]).sum(1)
+        nn_d[i:i + rows], nn_i[i:i + rows] = d.min(1)
+        real_nn = torch.minimum(real_nn, d.min(0).values)
+        if fr is not None:
+            real_hit |= (d <= fr[i:i + rows, None]).any(0)
+    return NeighbourRelations(in_balls.cpu().numpy(), nn_d.cpu().numpy(), nn_i.cpu().numpy(),
+                              real_nn.cpu().numpy(), real_hit.cpu().numpy(), np.asarray(real_radii),
+                              None if fake_radii is None else np.asarray(fake_radii), k)
+
+
+def precision(rel: NeighbourRelations) -> float:
+    """Share of fake samples inside at least one real k-NN ball (Kynkäänniemi et al. 2019)."""
+    return float((rel.fake_in_real_balls > 0).mean())
+
+
+def recall(rel: NeighbourRelations) -> float:
+    """Share of real samples inside at least one fake k-NN ball (Kynkäänniemi et al. 2019)."""
+    return float(rel.real_in_fake_ball.mean())
+
+
+def density(rel: NeighbourRelations) -> float:
+    """Mean number of real k-NN balls holding a fake sample, divided by k (Naeem et al. 2020)."""
+    return float(rel.fake_in_real_balls.sum() / (rel.k * len(rel.fake_in_real_balls)))
+
+
+def coverage(rel: NeighbourRelations) -> float:
+    """Share of real samples whose k-NN ball holds at least one fake sample (Naeem et al. 2020)."""
+    return float((rel.real_nn_fake_distance <= rel.real_radii).mean())
+
+
+def prdc_from_relations(rel: NeighbourRelations) -> dict[str, float]:
+    """Precision, recall, density and coverage from one :class:`NeighbourRelations`."""
+    out = {"precision": precision(rel), "density": density(rel), "coverage": coverage(rel)}
+    out["recall"] = recall(rel) if rel.fake_radii is not None else float("nan")
+    return out
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, **kwargs) -> dict[str, float]:
+    """Precision, recall, density, coverage of ``fake`` against ``real`` with k-NN balls."""
+    return prdc_from_relations(neighbour_relations(real, fake, k=k, **kwargs))
+
+
+def mean_pairwise_distance(features: np.ndarray, *, max_samples: int = 2000, seed: int = 0) -> float:
+    """Mean Euclidean distance over all pairs (a seeded subsample above ``max_samples``)."""
+    x = np.asarray(features, np.float64)
+    if len(x) < 2:
+        return float("nan")
+    if len(x) > max_samples:
+        x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
+    t = torch.as_tensor(x)
+    d = _distances(t, t, (t * t).sum(1))
+    n = len(x)
+    return float((d.sum() - d.diagonal().sum()) / (n * (n - 1)))
