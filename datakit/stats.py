@@ -95,6 +95,9 @@ def perceptual_hash(pixels: np.ndarray, chunk: int = 8192) -> np.ndarray:
         block = np.asarray(pixels[start:start + chunk])
         grey = block[..., 0].astype(np.float32) if c == 1 else block.mean(axis=3, dtype=np.float32)
         coeffs = np.matmul(a, np.matmul(grey, b)).reshape(len(grey), -1)[:, 1:]  # drop DC
+        # Round away float noise: frequencies that are exactly zero in theory (flat regions,
+        # a brightness shift) must tie with each other the same way in every copy.
+        coeffs = np.round(coeffs, 1)
         bits = coeffs > np.median(coeffs, axis=1, keepdims=True)
         out[start:start + chunk] = bits.astype(np.uint64) @ weights
     return out
