@@ -93,11 +93,12 @@ def parse_checksum(checksum: str | None) -> tuple[str, str] | None:
     length) into ``(algorithm, hexdigest)``; ``None`` stays ``None``."""
     if checksum is None:
         return None
-    algo, _, digest = checksum.rpartition(":")
-    digest = digest.strip().lower()
+    algo, _, digest = checksum.lower().rpartition(":")
+    digest = digest.strip()
+    lengths = {"md5": 32, "sha256": 64}
     if not algo:
         algo = {32: "md5", 64: "sha256"}.get(len(digest), "")
-    if algo not in ("md5", "sha256") or not digest or any(c not in "0123456789abcdef" for c in digest):
+    if lengths.get(algo) != len(digest) or any(c not in "0123456789abcdef" for c in digest):
         raise UnknownName(f"Unrecognised checksum {checksum!r}; write it as md5:<hex> or sha256:<hex>.")
     return algo, digest
 
