@@ -1,6 +1,8 @@
 """``datakit train MANIFEST --out RUN_DIR`` and ``datakit sample RUN_DIR --n N``."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from datakit.cli.base import main
@@ -72,7 +74,8 @@ def train_cmd(manifest, **options):
     from datakit.train import train
 
     run_dir = train(TrainConfig(manifest=manifest, **options))
-    click.echo(f"Wrote {run_dir}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+        click.echo(f"Wrote {run_dir}")
 
 
 @main.command("sample")
