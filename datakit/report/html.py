@@ -183,7 +183,7 @@ def _memorisation(run: RunData) -> dict[str, Any]:
     if run.generated is None or run.manifest is None:
         return ctx
     store = run.manifest.pixels
-    for p in memorisation_pairs(run.audit)[:MAX_MEMORISATION_PAIRS]:
+    for p in memorisation_pairs(run.audit, run.manifest)[:MAX_MEMORISATION_PAIRS]:
         g, t = p["generated_index"], p["train_row"]
         if not (0 <= g < len(run.generated) and 0 <= t < len(store)):
             continue
@@ -257,7 +257,7 @@ def _parts_table(comp: Any) -> dict[str, Any] | None:
     return {"columns": cols, "rows": rows}
 
 
-def _comparison(runs: list[RunData]) -> dict[str, Any] | None:
+def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> dict[str, Any] | None:
     if len(runs) < 2:
         return None
     table = []
@@ -270,7 +270,8 @@ def _comparison(runs: list[RunData]) -> dict[str, Any] | None:
         table.append(row)
     df = pd.DataFrame(table)
     metrics = [m for m in ("fd", "kid", "precision", "recall", "density", "coverage") if m in df]
-    factors = [f for f in ("images", "synthetic_share", "skew") if f in df and df[f].nunique() > 1]
+    factors = [f for f in (factors or ("images", "synthetic_share", "skew"))
+               if f in df and df[f].nunique() > 1]
     cols = [c for c in ("run", "model", "steps", "images", "synthetic_share", "wild_share",
                         "handwritten_share", "skew") if c in df] + metrics + ["collapsed_classes"]
     return {"columns": cols, "rows": df.to_dict("records"),
@@ -290,7 +291,7 @@ def _run_context(run: RunData, index: int) -> dict[str, Any]:
 
 
 def render_report(runs: Sequence[RunData], title: str | None = None,
-                  intro: str | None = None) -> str:
+                  intro: str | None = None, factors: Sequence[str] | None = None) -> str:
     """Render the audit page of ``runs`` (read with :func:`load_run`) to an HTML string."""
     runs = list(runs)
     if title is None:
@@ -300,7 +301,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "css": _page_css(),
         "findings": findings(runs),
-        "comparison": _comparison(runs),
+        "comparison": _comparison(runs, factors),
         "runs": [_run_context(r, i) for i, r in enumerate(runs)],
     }
     return _env().get_template("audit.html").render(**ctx)
@@ -315,7 +316,8 @@ def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
                  audits: Sequence[dict[str, Any]] | None = None, title: str | None = None,
-                 intro: str | None = None, labels: Sequence[str] | None = None) -> Path:
+                 intro: str | None = None, labels: Sequence[str] | None = None,
+                 factors: Sequence[str] | None = None) -> Path:
     """Write the audit page of one or several run directories to ``out`` (atomically).
 
     Args:
@@ -324,6 +326,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
         audits: the runs' audit dictionaries, in the same order (read from disk when omitted).
         title, intro: the page's heading and an optional paragraph under it.
         labels: names for the runs (default: their folder names).
+        factors: run properties the comparison plots metrics against (default: images,
+            synthetic_share, skew; those that do not vary are left out).
     Returns:
         The path written.
     """
@@ -331,7 +335,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     labels = list(labels) if labels else _unique_labels(dirs)
     audits = list(audits) if audits is not None else [None] * len(dirs)
     runs = [load_run(d, a, label=lab) for d, a, lab in zip(dirs, audits, labels)]
-    html = render_report(runs, title=title, intro=intro)
+    html = render_report(runs, title=title, intro=intro, factors=factors)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -341,3 +345,52 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+def default_report_path(run_dirs: Sequence[str | os.PathLike]) -> Path:
+    """RUN_DIR/audit/report.html for one run, ./audit_report.html for several."""
+    return Path(run_dirs[0]) / "audit" / "report.html" if len(run_dirs) == 1 else Path("audit_report.html")
+
+
+def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
+                     config: Any = None, reuse: bool = False, title: str | None = None,
+                     intro: str | None = None, labels: Sequence[str] | None = None,
+                     factors: Sequence[str] | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Audit every run (``datakit.audit.audit_run``) and write one report over all of them.
+
+    Args:
+        run_dirs: run directories written by the trainer.
+        out: the HTML file (default: :func:`default_report_path`).
+        config: an ``AuditConfig`` (default settings when None).
+        reuse: keep an existing ``audit/audit.json`` that is newer than the run's
+            ``generated.npz`` instead of recomputing it.
+    Returns:
+        (path of the report, the audit dictionaries in run order).
+    """
+    from datakit.audit import audit_run
+    from datakit.errors import RunDirError
+    from datakit.progress import log
+
+    if not run_dirs:
+        raise RunDirError("No run directory given. Pass one or more folders written by `datakit train`.")
+    audits = []
+    for d in run_dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise RunDirError(f"Run directory {d} does not exist. Pass a folder written by "
+                              "`datakit train`.")
+        existing = d / "audit" / "audit.json"
+        generated = d / "generated.npz"
+        if reuse and existing.exists() and generated.exists() \
+                and existing.stat().st_mtime >= generated.stat().st_mtime:
+            import json
+            log(f"Reusing {existing}")
+            audits.append(json.loads(existing.read_text()))
+            continue
+        log(f"Auditing {d} ...")
+        audits.append(audit_run(d, config))
+    out = Path(out) if out is not None else default_report_path(run_dirs)
+    write_report(run_dirs, out, audits=audits, title=title, intro=intro, labels=labels,
+                 factors=factors)
+    log(f"Report written to {out}")
+    return out, audits

@@ -220,6 +220,8 @@ def shares(audit: dict[str, Any], kind: str) -> tuple[dict[str, float], dict[str
             break
     if section is None and kind == "class":
         section = amp
+    if isinstance(section, dict) and isinstance(section.get("rows"), list):
+        section = section["rows"]
     if isinstance(section, list):  # rows: {name/class_name/domain, train_share, generated_share}
         train, gen = {}, {}
         for r in section:
@@ -238,8 +240,12 @@ def shares(audit: dict[str, Any], kind: str) -> tuple[dict[str, float], dict[str
     return _share_dict(train), _share_dict(gen)
 
 
-def memorisation_pairs(audit: dict[str, Any]) -> list[dict[str, Any]]:
-    """Worst memorisation examples as {generated_index, train_row, distance} dicts."""
+def memorisation_pairs(audit: dict[str, Any], manifest=None) -> list[dict[str, Any]]:
+    """Worst memorisation examples as {generated_index, train_row, distance} dicts.
+
+    The nearest training image may be named by its pixel-store row or by its manifest
+    ``id`` (then ``manifest`` maps it to its row).
+    """
     mem = audit.get("memorisation") or {}
     if not isinstance(mem, dict):
         return []
@@ -251,6 +257,10 @@ def memorisation_pairs(audit: dict[str, Any]) -> list[dict[str, Any]]:
         g = next((e[k] for k in ("generated_index", "generated", "gen_index", "index") if k in e), None)
         t = next((e[k] for k in ("train_row", "nearest_train_row", "train_index",
                                  "nearest_train_index", "nearest") if k in e), None)
+        tid = e.get("nearest_train_id", e.get("train_id"))
+        if t is None and tid is not None and manifest is not None:
+            rows = manifest.table.loc[manifest.table["id"] == str(tid), "row"]
+            t = int(rows.iloc[0]) if len(rows) else None
         if g is None or t is None:
             continue
         out.append({"generated_index": int(g), "train_row": int(t),

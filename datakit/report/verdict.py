@@ -181,7 +181,8 @@ def count_correlation(runs: list[RunData]) -> list[Finding]:
     out = []
     for run in runs:
         pc = per_class_table(run.audit)
-        metric = next((m for m in ("intra_fd", "intra_class_fd", "fd", "coverage", "label_fidelity")
+        metric = next((m for m in ("fd", "intra_fd", "intra_class_fd", "diversity_ratio", "coverage",
+                                  "label_fidelity")
                        if m in pc), None)
         rho = class_count_rho(pc, metric) if metric else None
         if rho is None or abs(rho) < MIN_RHO:

@@ -1,0 +1,43 @@
+"""``datakit audit RUN_DIR...``: audit trained runs and write one self-contained HTML report."""
+from __future__ import annotations
+
+import click
+
+from datakit.cli.base import main, print_json
+
+
+@main.command("audit")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "-o", type=click.Path(), default=None,
+              help="The HTML report (default: RUN_DIR/audit/report.html for one run, "
+                   "./audit_report.html for several).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the audit dictionary (a list of them for several runs) on stdout.")
+@click.option("--reuse", is_flag=True,
+              help="Keep an existing audit/audit.json that is newer than generated.npz.")
+@click.option("--device", default="auto", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda"]), help="Where the judge runs.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the audit's sampling.")
+@click.option("--title", default=None, help="Heading of the report.")
+def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title):
+    """Audit run directories (judge network, quality, per-class collapse, bias amplification,
+    memorisation) and write one HTML report over all of them.
+
+    Each run's numbers go to RUN_DIR/audit/audit.json; the report opens from disk (figures
+    inline, no network) and starts with the verdict.
+
+    \b
+    Example:
+        datakit audit runs/mnist_acgan
+        datakit audit runs/goodimg runs/fnt --out compare.html
+        datakit audit runs/mnist_acgan --json > audit.json
+    """
+    from datakit.audit import AuditConfig
+    from datakit.report.html import audit_and_report
+
+    config = AuditConfig(device=device, seed=seed)
+    path, audits = audit_and_report(list(run_dirs), out=out, config=config, reuse=reuse, title=title)
+    if as_json:
+        print_json(audits[0] if len(audits) == 1 else audits)
+    else:
+        click.echo(f"Report: {path}")

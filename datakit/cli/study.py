@@ -1,0 +1,33 @@
+"""``datakit study FILE.toml``: run an audit study (every arm ingested, composed, trained, audited)."""
+from __future__ import annotations
+
+import click
+
+from datakit.cli.base import main
+
+
+@main.command("study")
+@click.argument("study_file", type=click.Path())
+@click.option("--budget", default=1.0, show_default=True, type=float,
+              help="Multiply every arm's training steps by this (e.g. 0.05 on a CPU).")
+@click.option("--device", default=None, type=click.Choice(["auto", "cpu", "cuda"]),
+              help="Where training and audit run (default: the study file's, else auto).")
+@click.option("--out", "-o", type=click.Path(), default=None,
+              help="Study folder (default: studies/<name>); report.html and study.json go there.")
+def study_cmd(study_file, budget, device, out):
+    """Run an audit study: ingest -> compose -> train -> audit for every arm, then one
+    comparison report. Anything already computed in the study folder is reused.
+
+    Data paths in study files are relative to $DATAKIT_DATA (e.g. "${DATAKIT_DATA}/mnist").
+
+    \b
+    Example:
+        DATAKIT_DATA=../shared/data datakit study audits/mnist_size.toml --budget 0.05
+        datakit study audits/chars74k_composition.toml --device cuda
+    """
+    from datakit.study import load_study, run_study
+
+    result = run_study(load_study(study_file), out=out, budget=budget, device=device)
+    for arm, run_dir in result.runs.items():
+        click.echo(f"  {arm}: {run_dir}")
+    click.echo(f"Report: {result.report}")
