@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+from dataclasses import asdict, dataclass
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +39,17 @@ LABELS_MAGIC = 2049  # 0x00000801: unsigned bytes, 1 dimension
 #: a forged header, or a gzip bomb, cannot make us allocate or inflate more.
 MAX_DATA_BYTES = 1 << 30
 GZIP_MAGIC = b"\x1f\x8b"
+
+
+@dataclass(frozen=True)
+class MnistConfig:
+    """The settings of one MNIST ingest, saved in the manifest's sidecar (``config``)."""
+
+    path: str
+    split: str = "all"
+    on_error: str = "raise"
+    download: bool = False
+    source: str = "mnist"
 
 
 def find_idx_file(folder: Path, stem: str) -> Path | None:
@@ -213,8 +225,7 @@ def ingest_mnist(path: str | os.PathLike, *, split: str = "all", out: str | os.P
             "source": f"{source}[{i}]", "orig_width": 28, "orig_height": 28, "orig_mode": "L",
         } for i, lab in enumerate(labels.tolist()))
     inputs = [_describe_input(p) for _, _, _, paths in loaded for p in paths]
-    config = {"source": "mnist", "path": str(folder), "split": split, "on_error": on_error,
-              "download": download}
+    config = asdict(MnistConfig(str(folder), split, on_error, download))
     default_name = "mnist" if split == "all" else f"mnist-{split}"
     return finish(out, name or default_name, records, pixels, classes=CLASSES, inputs=inputs,
                   policy=policy, config=config)

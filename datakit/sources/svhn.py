@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,17 @@ FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat", "extra": "extra_3
 #: More images than any official split (extra has 531,131): a header declaring more is
 #: corrupt, and refusing it early keeps a forged file from making us allocate gigabytes.
 MAX_IMAGES = 1_000_000
+
+
+@dataclass(frozen=True)
+class SvhnConfig:
+    """The settings of one SVHN ingest, saved in the manifest's sidecar (``config``)."""
+
+    path: str
+    split: str = "all"
+    on_error: str = "raise"
+    download: bool = False
+    source: str = "svhn"
 
 
 # MATLAB v5 constants (from the published MAT-file format).
@@ -262,8 +274,8 @@ def ingest_svhn(path: str | os.PathLike, *, split: str = "all", out: str | os.Pa
             "source": f"{file.name}[{i}]", "orig_width": 32, "orig_height": 32, "orig_mode": "RGB",
         } for i, lab in enumerate(labels.tolist()))
     inputs = [_describe_input(file) for _, _, _, file in loaded]
-    config = {"source": "svhn", "path": str(folder), "split": split, "splits": [s for s, *_ in loaded],
-              "on_error": on_error, "download": download}
+    config = {**asdict(SvhnConfig(str(folder), split, on_error, download)),
+              "splits": [s for s, *_ in loaded]}  # what "all" resolved to
     default_name = "svhn" if split == "all" else f"svhn-{split}"
     return finish(out, name or default_name, records, pixels, classes=CLASSES, inputs=inputs,
                   policy=policy, config=config)
