@@ -265,7 +265,8 @@ def ingest_svhn(path: str | os.PathLike, *, split: str = "all", out: str | os.Pa
         kind = SourceNotFound if all(isinstance(e, SourceNotFound) for e in failures) else FormatError
         raise kind(f"No SVHN split could be ingested from {folder}; every file was skipped. {reasons}")
     # 4. Rows and pixels, then the atomic write.
-    pixels = np.concatenate([images for _, images, _, _ in loaded])
+    parts = [images for _, images, _, _ in loaded]
+    pixels = parts[0] if len(parts) == 1 else np.concatenate(parts)  # no copy for one split
     records = []
     for s, _, labels, file in loaded:
         records.extend({
