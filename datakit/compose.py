@@ -40,7 +40,8 @@ import pandas as pd
 from datakit.errors import ChecksumMismatch, CompositionError, UnknownName
 from datakit.manifest import CHARS62, COLUMNS, Manifest, pixel_sha256, read_manifest, write_manifest
 from datakit.progress import log
-from datakit.stats import duplicate_groups, perceptual_hash
+from datakit.stats import (THUMB_SIDE, duplicate_groups, linked_groups, perceptual_hash, thumbnails,
+                           verify_groups)
 
 CLASS_SETS = {"digits": CHARS62[:10], "upper": CHARS62[10:36], "lower": CHARS62[36:], "all": CHARS62}
 DEDUPE = ("exact", "near")
@@ -327,22 +328,44 @@ def _select(table: pd.DataFrame, cfg: ComposeConfig, parents: Sequence[Manifest]
     return table, ops
 
 
-def _phash_of(table: pd.DataFrame, parents: Sequence[Manifest]) -> np.ndarray:
-    out = np.zeros(len(table), dtype=np.uint64)
+def _per_parent(table: pd.DataFrame, parents: Sequence[Manifest], fn, dtype, width: int = 0) -> np.ndarray:
+    """Apply ``fn`` to each parent's pixels of the table's rows (read in store order)."""
+    out = np.zeros((len(table), width) if width else len(table), dtype=dtype)
     part = table["_part"].to_numpy()
     rows = table["row"].to_numpy()
     for i, m in enumerate(parents):
         mask = part == i
         if mask.any():
-            out[mask] = perceptual_hash(m.pixels[np.sort(rows[mask])])[np.argsort(np.argsort(rows[mask]))]
+            order = np.argsort(rows[mask], kind="stable")
+            values = fn(np.asarray(m.pixels[rows[mask][order]]))
+            placed = np.empty_like(values)
+            placed[order] = values
+            out[mask] = placed
     return out
 
 
-def _dedupe(table: pd.DataFrame, cfg: ComposeConfig, phash: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray | None, list]:
-    keys = table["sha256"].to_numpy() if cfg.dedupe == "exact" else phash
+def _copy_groups(table: pd.DataFrame, parents: Sequence[Manifest]) -> np.ndarray:
+    """Group number per row for images that are exact or near copies of another (-1: none).
+
+    Works across parents of different geometry: the perceptual hash and the thumbnails
+    that confirm it are both computed at a fixed size.
+    """
+    hashes = _per_parent(table, parents, perceptual_hash, np.uint64)
+    candidates = duplicate_groups(hashes)
+    sub = table[candidates >= 0]
+    thumbs = _per_parent(sub, parents, thumbnails, np.float32, THUMB_SIDE * THUMB_SIDE)
+    near = verify_groups(candidates, thumbs) if len(sub) else candidates
+    return linked_groups(duplicate_groups(table["sha256"]), near)
+
+
+def _dedupe(table: pd.DataFrame, cfg: ComposeConfig, copies: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray | None, list]:
+    if cfg.dedupe == "exact":
+        keys = table["sha256"].to_numpy()
+    else:  # rows without copies get their own key
+        keys = np.where(copies >= 0, copies, -1 - np.arange(len(table)))
     first = ~pd.Series(keys).duplicated().to_numpy()
     op = {"op": "dedupe", "method": cfg.dedupe, "dropped": int((~first).sum()), "rows": int(first.sum())}
-    return table[first], (phash[first] if phash is not None else None), [op]
+    return table[first], (copies[first] if copies is not None else None), [op]
 
 
 def _share_groups(table: pd.DataFrame, cfg: ComposeConfig) -> tuple[str, dict[str, float]]:
@@ -446,10 +469,9 @@ def _subsample(table: pd.DataFrame, cfg: ComposeConfig, rng: np.random.Generator
     return table, [{"op": "subsample", "size": n, "stratify": bool(cfg.stratify), "rows": int(len(table))}]
 
 
-def _holdout(table: pd.DataFrame, cfg: ComposeConfig, phash: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
+def _holdout(table: pd.DataFrame, cfg: ComposeConfig, copies: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
     """Assign whole duplicate groups to train or test so that no image crosses the split."""
-    # Exact copies share a pHash, so pHash groups cover exact and near duplicates at once.
-    group, _ = pd.factorize(pd.Series(phash), sort=False)
+    group, _ = pd.factorize(pd.Series(np.where(copies >= 0, copies, -1 - np.arange(len(table)))), sort=False)
     g = pd.DataFrame({"group": group, "class_name": table["class_name"].to_numpy()})
     first = g.groupby("group", sort=True).agg(class_name=("class_name", "first"), size=("class_name", "size"))
     first["priority"] = rng.random(len(first))
@@ -559,29 +581,29 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
     vocab = _vocabulary(list(set(table["class_name"])))                        # 2 vocabulary
     ops.append({"op": "vocabulary", "classes": vocab, "rows": int(len(table))})
     need_hash = cfg.dedupe == "near" or cfg.holdout is not None
-    phash = _phash_of(table, parents) if need_hash else None
+    copies = _copy_groups(table, parents) if need_hash else None
     if cfg.dedupe:                                                              # 3 dedupe
-        table, phash, more = _dedupe(table, cfg, phash)
+        table, copies, more = _dedupe(table, cfg, copies)
         ops += more
     if cfg.weights or cfg.fraction:                                             # 4 mix
         before = table.index
         table, more = _mix(table, cfg, rngs["mix"])
-        phash = phash[before.get_indexer(table.index)] if phash is not None else None
+        copies = copies[before.get_indexer(table.index)] if copies is not None else None
         ops += more
     if cfg.class_counts or cfg.skew or cfg.max_per_class:                       # 5 skew
         before = table.index
         table, more = _skew(table, cfg, vocab, rngs["skew"])
-        phash = phash[before.get_indexer(table.index)] if phash is not None else None
+        copies = copies[before.get_indexer(table.index)] if copies is not None else None
         ops += more
     if cfg.size:                                                                # 6 subsample
         before = table.index
         table, more = _subsample(table, cfg, rngs["subsample"])
-        phash = phash[before.get_indexer(table.index)] if phash is not None else None
+        copies = copies[before.get_indexer(table.index)] if copies is not None else None
         ops += more
     if len(table) == 0:
         raise CompositionError("The composition is empty: no images are left after the operations.")
     if cfg.holdout is not None:                                                 # 7 split
-        table, more = _holdout(table, cfg, phash, rngs["split"])
+        table, more = _holdout(table, cfg, copies, rngs["split"])
         ops += more
 
     table = table.sort_values(["_part", "row"], kind="stable")                  # 8 geometry

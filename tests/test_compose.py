@@ -154,6 +154,25 @@ def test_dedupe_exact(tmp_path):
     assert m.meta["operations"][1] == {"op": "dedupe", "method": "exact", "dropped": 3, "rows": 6}
 
 
+def test_dedupe_near_and_holdout_keep_near_copies_together(tmp_path):
+    low = np.random.default_rng(5).integers(40, 200, (12, 4, 4), dtype=np.uint8)
+    base = np.kron(low, np.ones((4, 4), dtype=np.uint8))[..., None]  # distinct, structured 16x16
+    images = np.concatenate([base, base[:4] + np.uint8(6)])  # 4 brighter copies: near duplicates
+    records = [{"id": f"n/{i}", "dataset": "n", "subset": "n", "split": "train", "domain": "wild",
+                "label": 0, "class_name": "0", "source": "gen", "orig_width": 16, "orig_height": 16,
+                "orig_mode": "L"} for i in range(16)]
+    src = write_manifest(tmp_path / "n.parquet", build_table(records, images), images, {"command": "t"})
+    assert src.stats["near_duplicates"]["groups"] == 4
+    assert len(compose([src], tmp_path / "e.parquet", dedupe="exact")) == 16
+    m = compose([src], tmp_path / "d.parquet", dedupe="near")
+    assert sorted(m.table["id"]) == sorted(f"n/{i}" for i in range(12))
+    for seed in range(5):
+        m = compose([src], tmp_path / "h.parquet", holdout=0.5, seed=seed)
+        split = m.table.set_index("id")["split"]
+        assert all(split[f"n/{i}"] == split[f"n/{i + 12}"] for i in range(4))
+        assert m.stats["leakage"]["near"]["groups"] == 0
+
+
 def test_holdout_is_stratified_and_leakage_free(tmp_path, make_manifest):
     src = make_manifest({"0": 50, "1": 30})
     m = compose([src], tmp_path / "o.parquet", holdout=0.2)
