@@ -18,11 +18,13 @@ Chars74K has no official split: every row is ``train``; ``datakit compose`` make
 """
 from __future__ import annotations
 
+import bz2
 import hashlib
+import lzma
 import multiprocessing as mp
 import os
 import re
-import tarfile
+import struct
 import zlib
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -162,11 +164,154 @@ class _HashingReader:
         self.sha256.update(b)
         return b
 
-    def finish(self) -> str:
+
+class _Corrupt(Exception):
+    """Raised inside the tar reader; turned into a FormatError naming the archive."""
+
+
+def _decompressed(reader: _HashingReader, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The uncompressed bytes of a .tgz / .tar.bz2 / .tar.xz / .tar, in chunks.
+
+    Unlike tarfile's stream mode, this notices a compressed stream that stops early.
+    """
+    first = reader.read(chunk)
+    if first[:2] == b"\x1f\x8b":
+        def new():
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    elif first[:3] == b"BZh":
+        def new():
+            return bz2.BZ2Decompressor()
+    elif first[:6] == b"\xfd7zXZ\x00":
+        def new():
+            return lzma.LZMADecompressor()
+    else:  # a plain tar
+        data = first
+        while data:
+            yield data
+            data = reader.read(chunk)
+        return
+    d, data = new(), first
+    while data:
+        out = d.decompress(data)
+        if out:
+            yield out
+        data = d.unused_data if d.eof else b""
+        if d.eof and data:  # concatenated gzip members: go on with the next one
+            d = new()
+        elif not data:
+            data = reader.read(chunk)
+            if data and d.eof:
+                d = new()
+    if not d.eof:
+        raise _Corrupt("the compressed stream ends early")
+
+
+def _octal(field: bytes, what: str) -> int:
+    if field[:1] in (b"\x80", b"\xff"):  # GNU base-256 for big numbers
+        return int.from_bytes(field[1:], "big", signed=field[:1] == b"\xff")
+    text = field.split(b"\0", 1)[0].strip()
+    try:
+        return int(text, 8) if text else 0
+    except ValueError:
+        raise _Corrupt(f"a header has a malformed {what} field") from None
+
+
+def _tar_entries(chunks: Iterator[bytes]) -> Iterator[tuple[str, bytes, str, int, bytes | None]]:
+    """Parse a tar stream: ``(name, typeflag, linkname, size, data)`` per member.
+
+    A small reader of the ustar/GNU/pax formats, about three times faster than tarfile's
+    stream mode on Chars74K's 63,000 tiny members, and strict: a bad header checksum or
+    data that stops mid-member is an error rather than a silent end of the archive.
+    ``data`` is None for members larger than :data:`MAX_FILE_BYTES` (not read).
+    """
+    buf, pos, skip = bytearray(), 0, 0
+    long_name = long_link = None
+    pax: dict[str, str] = {}
+    ended = False
+    for chunk in chunks:
+        if ended:
+            continue  # padding after the end-of-archive blocks; still decompressed (checked)
+        buf += chunk
         while True:
-            b = self.read(1 << 20)
-            if not b:
-                return self.sha256.hexdigest()
+            if skip:
+                n = min(skip, len(buf) - pos)
+                pos, skip = pos + n, skip - n
+                if skip:
+                    break
+            if len(buf) - pos < 512:
+                break
+            header = bytes(buf[pos:pos + 512])
+            if header == _ZERO_BLOCK:
+                ended = True
+                break
+            stored = _octal(header[148:156], "checksum")
+            if stored != sum(header) - sum(header[148:156]) + 256 and stored != (  # signed: old tars
+                    sum(struct.unpack("512b", header)) - sum(struct.unpack("8b", header[148:156])) + 256):
+                raise _Corrupt("a member header has a bad checksum")
+            kind = header[156:157]
+            size = int(pax.get("size", _octal(header[124:136], "size")))
+            padded = (size + 511) // 512 * 512
+            if kind in (b"L", b"K", b"x", b"g"):  # metadata for the next member
+                if size > 1 << 20:
+                    raise _Corrupt("a long-name or pax header is larger than 1 MiB")
+                if len(buf) - pos < 512 + padded:
+                    break
+                meta = bytes(buf[pos + 512:pos + 512 + size])
+                pos += 512 + padded
+                if kind == b"L":
+                    long_name = meta.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                elif kind == b"K":
+                    long_link = meta.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                elif kind == b"x":
+                    pax = _pax_records(meta)
+                continue
+            name = long_name or pax.get("path") or _header_name(header)
+            link = long_link or pax.get("linkpath") or \
+                header[157:257].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if kind not in _NO_DATA_TYPES and size > MAX_FILE_BYTES:
+                yield name, kind, link, size, None   # refused by the caller, never buffered
+                pos, skip = pos + 512, padded
+            elif kind not in _NO_DATA_TYPES:
+                if len(buf) - pos < 512 + padded:
+                    break
+                data = bytes(buf[pos + 512:pos + 512 + size])
+                pos += 512 + padded
+                yield name, kind, link, size, data
+            else:
+                pos += 512
+                yield name, kind, link, 0, None
+            long_name = long_link = None
+            pax = {}
+        del buf[:pos]
+        pos = 0
+    if not ended and (len(buf) or skip):
+        raise _Corrupt("it ends in the middle of a member")
+
+
+_ZERO_BLOCK = bytes(512)
+_NO_DATA_TYPES = (b"1", b"2", b"3", b"4", b"5", b"6")  # links, devices, folders, FIFOs
+
+
+def _header_name(header: bytes) -> str:
+    name = header[0:100].split(b"\0", 1)[0]
+    if header[257:263] == b"ustar\x00":  # POSIX ustar: long paths are split into prefix/name
+        prefix = header[345:500].split(b"\0", 1)[0]
+        if prefix:
+            name = prefix + b"/" + name
+    return name.decode("utf-8", "surrogateescape")
+
+
+def _pax_records(meta: bytes) -> dict[str, str]:
+    records, pos = {}, 0
+    while pos < len(meta):
+        length = meta[pos:].split(b" ", 1)[0]
+        if not length.isdigit() or int(length) <= 0:
+            break
+        record = meta[pos:pos + int(length)].decode("utf-8", "surrogateescape")
+        key, _, value = record.split(" ", 1)[1].rstrip("\n").partition("=")
+        records[key] = value
+        pos += int(length)
+    return records
 
 
 def _member_path(name: str, archive: Path) -> str:
@@ -180,50 +325,51 @@ def _member_path(name: str, archive: Path) -> str:
     return "/".join(part for part in pure.parts if part != ".")
 
 
+def _check_member(where: str, name: str, kind: bytes, link: str, size: int, archive: Path) -> str:
+    """Safety checks of one member; returns its normalised path or raises UnsafeArchive."""
+    path = _member_path(name, archive)
+    if kind in (b"1", b"2"):
+        raise UnsafeArchive(f"{where} is a {'symbolic' if kind == b'2' else 'hard'} link (to "
+                            f"{link!r}); Chars74K archives hold only plain files. Refusing to "
+                            "follow it.")
+    if kind not in (b"0", b"\0", b"7", b"5"):
+        raise UnsafeArchive(f"{where} is not a plain file or folder (tar type {kind!r}); "
+                            "refusing to read it.")
+    if size > MAX_FILE_BYTES:
+        raise UnsafeArchive(f"{where} declares {size:,} bytes, more than the {MAX_FILE_BYTES:,}-byte "
+                            "limit for one image; refusing to read it.")
+    return path
+
+
 def _archive_files(archive: Path, prefix: str, policy: ErrorPolicy,
                    info: dict[str, Any]) -> Iterator[tuple[str, str, str, bytes | None]]:
     """Stream ``(kind, rel, where, data)`` for the members of ``archive`` under ``prefix``.
 
     ``kind`` is ``"dir"`` or ``"file"``; ``rel`` is relative to ``prefix``. Every member is
     checked for safety (path escape, links, special files, absurd declared sizes). The
-    archive's sha256 is left in ``info["sha256"]`` once the stream is exhausted.
+    archive's sha256 and member count are left in ``info`` once the stream is exhausted.
     """
     count = 0
     try:
         with open(archive, "rb") as raw:
             reader = _HashingReader(raw)
-            with tarfile.open(fileobj=reader, mode="r|*") as tf:
-                for member in tf:
-                    count += 1
-                    where = f"{archive.name}:{member.name}"
-                    try:
-                        name = _member_path(member.name, archive)
-                        if member.issym() or member.islnk():
-                            raise UnsafeArchive(
-                                f"{where} is a {'symbolic' if member.issym() else 'hard'} link "
-                                f"(to {member.linkname!r}); Chars74K archives hold only plain "
-                                "files. Refusing to follow it.")
-                        if not (member.isfile() or member.isdir()):
-                            raise UnsafeArchive(f"{where} is a special file (device or FIFO); "
-                                                "refusing to read it.")
-                        if member.size > MAX_FILE_BYTES:
-                            raise UnsafeArchive(
-                                f"{where} declares {member.size:,} bytes, more than the "
-                                f"{MAX_FILE_BYTES:,}-byte limit for one image; refusing to read it.")
-                    except UnsafeArchive as e:
-                        policy.handle(where, e)
-                        continue
-                    if not (name == prefix or name.startswith(prefix + "/")):
-                        continue
-                    rel = name[len(prefix) + 1:]
-                    if not rel:
-                        continue
-                    if member.isdir():
-                        yield "dir", rel, where, None
-                    else:
-                        yield "file", rel, where, tf.extractfile(member).read()
-            info["sha256"] = reader.finish()
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            for name, kind, link, size, data in _tar_entries(_decompressed(reader)):
+                count += 1
+                where = f"{archive.name}:{name.rstrip('/') if kind == b'5' else name}"
+                try:
+                    path = _check_member(where, name, kind, link, size, archive)
+                except UnsafeArchive as e:
+                    policy.handle(where, e)
+                    continue
+                if not path.startswith(prefix + "/"):
+                    continue
+                rel = path[len(prefix) + 1:]
+                if rel:
+                    yield ("dir" if kind == b"5" else "file"), rel, where, data
+            if count == 0:
+                raise _Corrupt("it holds no tar members")
+            info["sha256"] = reader.sha256.hexdigest()
+    except (_Corrupt, zlib.error, OSError, EOFError, lzma.LZMAError) as e:
         raise FormatError(
             f"Archive {archive} is truncated or corrupt ({e}; after {count} members). "
             "Re-download it (--download) or pass the extracted folder instead.") from e

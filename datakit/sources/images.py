@@ -12,6 +12,7 @@ decompression bombs (a small file declaring a huge image) raise :class:`FormatEr
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -61,7 +62,10 @@ def decode_image(data: bytes, where: str, *, max_pixels: int = MAX_IMAGE_PIXELS)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise UnsafeArchive(f"{where} looks like a decompression bomb ({e}); refusing to decode it.") from e
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"an image of {int(found.group(1)):,} pixels" if found else "a huge image"
+        raise UnsafeArchive(f"{where} declares {size}, more than the {max_pixels:,}-pixel limit: "
+                            "a decompression bomb or not a character image. Refusing to decode it.") from e
     except Exception as e:  # PIL raises UnidentifiedImageError, SyntaxError, struct.error...
         raise FormatError(f"{where} is not a readable image ({_reason(e)}). "
                           "Remove or replace it, or pass --on-error skip.") from e
@@ -82,7 +86,7 @@ def decode_image(data: bytes, where: str, *, max_pixels: int = MAX_IMAGE_PIXELS)
 
 def _reason(e: Exception) -> str:
     text = str(e).strip() or type(e).__name__
-    return text.replace(" <_io.BytesIO object at", "").split(" at 0x")[0]
+    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", text)
 
 
 def normalise_mode(im: Image.Image, channels: int) -> Image.Image:
