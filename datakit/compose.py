@@ -514,9 +514,11 @@ def _resize(images: np.ndarray, height: int, width: int, chunk: int = 4096) -> n
     top, left = (height - nh) // 2, (width - nw) // 2
     out = np.empty((n, height, width, c), dtype=np.uint8)
     for s in range(0, n, chunk):
-        block = torch.from_numpy(np.ascontiguousarray(images[s:s + chunk])).permute(0, 3, 1, 2).float()
+        # uint8 in, uint8 out: torch's CPU kernel resizes bytes directly (channels-last view),
+        # 4-5x faster than a float round trip and deterministic.
+        block = torch.from_numpy(np.ascontiguousarray(images[s:s + chunk])).permute(0, 3, 1, 2)
         small = F.interpolate(block, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        small = small.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        small = small.permute(0, 2, 3, 1).numpy()
         if (nh, nw) != (height, width):
             border = np.concatenate([small[:, 0], small[:, -1], small[:, :, 0], small[:, :, -1]], axis=1)
             fill = np.median(border, axis=1).astype(np.uint8)  # (n, c)
@@ -529,13 +531,22 @@ def _polarity(images: np.ndarray, target: str) -> np.ndarray:
     """Invert images whose background (border) does not match the wanted polarity."""
     if target == "keep":
         return images
-    grey = images.mean(axis=3, dtype=np.float32)
-    border = np.concatenate([grey[:, 0], grey[:, -1], grey[:, :, 0], grey[:, :, -1]], axis=1).mean(axis=1)
-    light_background = border > grey.reshape(len(grey), -1).mean(axis=1)
-    flip = ~light_background if target == "dark-on-light" else light_background
-    out = images.copy()
+    grey = images[..., 0] if images.shape[3] == 1 else images.mean(axis=3, dtype=np.float32)
+    border = np.concatenate([grey[:, 0], grey[:, -1], grey[:, :, 0], grey[:, :, -1]], axis=1)
+    light_background = border.mean(axis=1, dtype=np.float32) > \
+        grey.reshape(len(grey), -1).mean(axis=1, dtype=np.float32)
+    flip = np.flatnonzero(~light_background if target == "dark-on-light" else light_background)
+    out = np.array(images)
     out[flip] = 255 - out[flip]
     return out
+
+
+def _convert(images: np.ndarray, height: int, width: int, channels: int, polarity: str) -> np.ndarray:
+    """Geometry and polarity of one parent's images, cheapest order first: drop channels
+    before resizing, add them after (resizing and flipping three equal channels is waste)."""
+    if images.shape[3] > channels:
+        images = _to_channels(images, channels)
+    return _to_channels(_polarity(_resize(images, height, width), polarity), channels)
 
 
 def _target_geometry(parents: Sequence[Manifest], used: set[int], cfg: ComposeConfig) -> tuple[int, int, int]:
@@ -614,7 +625,7 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
         if sub.empty:
             continue
         images = np.asarray(m.pixels[sub["row"].to_numpy()])
-        converted = _polarity(_resize(_to_channels(images, c), h, w), cfg.polarity)
+        converted = _convert(images, h, w, c, cfg.polarity)
         blocks.append(converted)
         same = converted.shape == images.shape and cfg.polarity == "keep"
         hashes.extend(sub["sha256"].tolist() if same else pixel_sha256(converted))
