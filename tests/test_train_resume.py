@@ -1,0 +1,154 @@
+"""Trainer robustness: a killed run resumes bit for bit; divergence stops cleanly; DDP under torchrun."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from datakit.errors import TrainingError
+from datakit.train import TrainConfig, train
+from datakit.train.loop import NAN_AT_STEP_ENV
+from datakit.train.rundir import read_metrics
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine OpenMP's spinning threads slow tiny
+    models ~10x, and the resume test needs the same thread count in and out of process."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+# Wide enough that a step takes a few milliseconds, so the subprocess is still running
+# when the test kills it; still only a few seconds in all.
+RESUME = dict(model="acgan", steps=60, batch_size=16, width=16, z_dim=16, log_every=5,
+              sample_every=30, checkpoint_every=5, n_generate=2, augment="diffaugment",
+              ema=True, seed=3)
+
+
+def _cli_args(manifest, out, opts):
+    args = [str(manifest), "--out", str(out)]
+    for k, v in opts.items():
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            args.append(flag)
+        else:
+            args += [flag, str(v)]
+    return args
+
+
+def _env():
+    env = dict(os.environ, DATAKIT_PROGRESS="0", DATAKIT_QUIET="1", OMP_NUM_THREADS="1")
+    env.pop(NAN_AT_STEP_ENV, None)
+    return env
+
+
+def _weights(run):
+    return torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+
+
+def _assert_same_state(a, b):
+    for part in ("generator", "discriminator", "ema"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), f"{part}.{k} differs"
+    for part in ("opt_g", "opt_d"):
+        for pid, st in a[part]["state"].items():
+            for k, v in st.items():
+                assert torch.equal(v, b[part]["state"][pid][k]), f"{part}.{pid}.{k} differs"
+
+
+def test_killed_run_resumes_to_identical_weights(make_manifest, tmp_path):
+    m = make_manifest({"0": 20, "1": 20, "2": 20}, size=28)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "datakit", "train",
+                             *_cli_args(m.path, killed, RESUME)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    ckpt = killed / "checkpoints" / "last.pt"
+    deadline = time.time() + 60
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)  # mid-run, at whatever point it has reached
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = _weights(killed)["step"]
+    assert 0 < killed_at < RESUME["steps"]
+
+    train(TrainConfig(manifest=str(m.path), out=str(killed), resume=True, **RESUME))
+    straight = train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "straight"), **RESUME))
+
+    a, b = _weights(killed), _weights(straight)
+    assert a["step"] == b["step"] == RESUME["steps"]
+    _assert_same_state(a, b)
+    assert np.array_equal(np.load(killed / "generated.npz")["images"],
+                          np.load(straight / "generated.npz")["images"])
+    # metrics.csv has each logged step once, with the same values after the resume point
+    ra, rb = read_metrics(killed / "metrics.csv"), read_metrics(straight / "metrics.csv")
+    assert [r["step"] for r in ra] == [r["step"] for r in rb]
+    later = [(x, y) for x, y in zip(ra, rb) if int(x["step"]) > killed_at]
+    assert later and all(x["loss_d"] == y["loss_d"] and x["acc_aux"] == y["acc_aux"]
+                         for x, y in later)
+
+
+def test_resume_refuses_a_different_model(make_manifest, tmp_path):
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    opts = dict(steps=2, batch_size=4, width=2, z_dim=4, n_generate=1, model="dcgan")
+    train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), **opts))
+    with pytest.raises(TrainingError, match=r"Cannot resume .*: model differ from the run's "
+                                            r"config\.json"):
+        train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), resume=True,
+                          **dict(opts, model="acgan")))
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(make_manifest, tmp_path, monkeypatch):
+    m = make_manifest({"0": 6, "1": 6}, size=28)
+    monkeypatch.setenv(NAN_AT_STEP_ENV, "7")
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError) as err:
+        train(TrainConfig(manifest=str(m.path), out=str(out), model="acgan", steps=20,
+                          batch_size=4, width=2, z_dim=4, checkpoint_every=5, log_every=5))
+    msg = str(err.value)
+    assert msg.startswith("Training diverged at step 7: a loss became NaN or infinite (loss_d=nan")
+    assert f"The last good checkpoint ({out / 'checkpoints' / 'last.pt'}, step 5) was kept" in msg
+    assert "--lr-d 0.0001 --lr-g 0.0001" in msg and msg.endswith("continue with --resume.")
+    ckpt = _weights(out)
+    assert ckpt["step"] == 5
+    assert all(torch.isfinite(v).all() for v in ckpt["generator"].values() if v.is_floating_point())
+    assert not (out / "generated.npz").exists()
+
+
+def test_absurd_learning_rate_is_caught_as_divergence(make_manifest, tmp_path):
+    m = make_manifest({"0": 6, "1": 6}, size=28)
+    with pytest.raises(TrainingError, match=r"^Training diverged at step \d+"):
+        train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), model="cgan-proj",
+                          steps=200, batch_size=4, width=2, z_dim=4, lr_d=1e30, lr_g=1e30,
+                          beta1=0.0, checkpoint_every=1000))
+
+
+def test_ddp_two_gloo_processes(make_manifest, tmp_path):
+    m = make_manifest({"0": 8, "1": 8}, size=28)
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port", str(29500 + os.getpid() % 1000), "-m", "datakit", "train",
+           *_cli_args(m.path, out, dict(model="cgan-proj", steps=4, batch_size=8, width=2,
+                                        z_dim=4, log_every=2, sample_every=2,
+                                        checkpoint_every=2, n_generate=2))]
+    res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count(f"Wrote {out}") == 1  # rank 0 alone reports and writes
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["world_size"] == 2 and cfg["batch_size"] == 8
+    ckpt = _weights(out)
+    assert ckpt["step"] == 4 and len(ckpt["rng"]) == 2  # both ranks' batch streams are saved
+    assert not torch.equal(ckpt["rng"][0], ckpt["rng"][1])
+    assert [r["step"] for r in read_metrics(out / "metrics.csv")] == ["2", "4"]
+    assert np.load(out / "generated.npz")["images"].shape == (4, 28, 28, 1)
+    assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
