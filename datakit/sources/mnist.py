@@ -8,7 +8,6 @@ file, never a per-image loop.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 from dataclasses import asdict, dataclass
@@ -63,15 +62,35 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_exact(stream: BinaryIO, buffer: memoryview) -> int:
-    """Fill ``buffer`` from ``stream``; return how many bytes were read (short at EOF)."""
-    filled = 0
-    while filled < len(buffer):
-        n = stream.readinto(buffer[filled:])
-        if not n:
-            break
-        filled += n
-    return filled
+class _Gunzip:
+    """A gzip stream read with zlib, never inflating more than each read asks for.
+
+    (About twice as fast as ``gzip.GzipFile`` here; the CRC is still checked at the end.)
+    """
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.inflater = zlib.decompressobj(wbits=31)  # 31: expect a gzip wrapper
+        self.pending = b""
+
+    def read(self, n: int) -> bytes:
+        parts = []
+        while n > 0:
+            if not self.pending:
+                if self.inflater.eof:
+                    break
+                self.pending = self.raw.read(1 << 22)
+                if not self.pending:
+                    raise EOFError("the compressed data ends before its end-of-stream marker")
+            chunk = self.inflater.decompress(self.pending, n)
+            self.pending = self.inflater.unconsumed_tail
+            parts.append(chunk)
+            n -= len(chunk)
+        return b"".join(parts)
+
+    def at_end(self) -> bool:
+        """Whether the stream is fully consumed (no second gzip member or junk after it)."""
+        return not self.read(1) and not self.inflater.unused_data and not self.raw.read(1)
 
 
 def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
@@ -90,7 +109,7 @@ def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
         raw.seek(0)
         if path.suffix == ".gz" and not compressed:
             raise FormatError(f"{path} is named .gz but is not gzip data; re-download it.")
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw) if compressed else raw
+        stream = _Gunzip(raw) if compressed else raw
         try:
             header = stream.read(4 + 4 * ndim)
             if len(header) < 4 + 4 * ndim:
@@ -107,24 +126,21 @@ def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
                 raise FormatError(
                     f"{path} declares {declared:,} bytes of data (dimensions {dims}), more than "
                     f"the {MAX_DATA_BYTES:,} datakit accepts; the header is corrupt.")
-            data = np.empty(declared, dtype=np.uint8)
-            got = _read_exact(stream, memoryview(data))
-            if got < declared:
+            body = stream.read(declared)
+            if len(body) < declared:
                 raise FormatError(
                     f"{path} is truncated: its header declares {declared:,} bytes of data "
-                    f"(dimensions {dims}) but it holds {got:,}.")
-            # One byte more must be end of file (for gzip this also checks the CRC).
-            if stream.read(1):
+                    f"(dimensions {dims}) but it holds {len(body):,}.")
+            # The file must end here (for gzip, reaching the end also checks the CRC).
+            at_end = stream.at_end() if compressed else not raw.read(1)
+            if not at_end:
                 raise FormatError(
                     f"{path} holds more data than its header declares (dimensions {dims}); "
                     "the file is corrupt.")
-        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        except (EOFError, zlib.error) as e:
             raise FormatError(f"{path} is a truncated or corrupt gzip file ({e}); "
                               "re-download it.") from e
-        finally:
-            if compressed:
-                stream.close()
-    return data.reshape(dims)
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def load_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[Path]]:
