@@ -24,9 +24,10 @@ from markupsafe import Markup
 from datakit.report import figures
 from datakit.report.datasheet import composition_facts, datasheet
 from datakit.report.inline import grid_data_uri, png_data_uri
-from datakit.report.run_data import (LOWER_IS_BETTER, RunData, load_run, memorisation_pairs,
-                                     per_class_table, shares, summary_metrics)
-from datakit.report.verdict import class_count_rho, findings
+from datakit.report.run_data import (LOWER_IS_BETTER, PER_CLASS_METRICS, RunData,
+                                     count_correlations, judge_accuracy, load_run,
+                                     memorisation_pairs, per_class_table, shares, summary_metrics)
+from datakit.report.verdict import findings
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: The animation is inlined only below this size; above it the page shows the last grid.
@@ -180,6 +181,9 @@ def _memorisation(run: RunData) -> dict[str, Any]:
         return ctx
     ctx["scalars"] = [(k, v) for k, v in mem.items()
                       if isinstance(v, (int, float, str)) and not isinstance(v, bool)][:10]
+    ct = mem.get("ct")
+    if isinstance(ct, dict) and ct.get("value") is not None:
+        ctx["scalars"].append(("data-copying C_T (< -3: copying, > 0: underfitting)", ct["value"]))
     if run.generated is None or run.manifest is None:
         return ctx
     store = run.manifest.pixels
@@ -196,17 +200,24 @@ def _memorisation(run: RunData) -> dict[str, Any]:
 def _quality(run: RunData) -> dict[str, Any]:
     pc = per_class_table(run.audit)
     summary = summary_metrics(run.audit)
-    metric_cols = [c for c in pc.columns if c not in _NOT_METRICS
-                   and pd.api.types.is_numeric_dtype(pc[c])] if not pc.empty else []
-    judge = run.audit.get("judge") or {}
-    judge_acc = run.audit.get("judge_accuracy", judge.get("heldout_accuracy",
-                                                           judge.get("accuracy")) if isinstance(judge, dict) else None)
+    raw = run.audit.get("summary") or {}
+    columns = [c for c in PER_CLASS_METRICS if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
+    if not pc.empty and not columns:  # an audit with other metric names: show its numbers
+        columns = [c for c in pc.columns if c not in _NOT_METRICS and not c.endswith("_floor")
+                   and pd.api.types.is_numeric_dtype(pc[c])]
+    rows = []
+    for r in pc.to_dict("records") if not pc.empty else []:
+        r["cells"] = [(r.get(c), r.get(f"{c}_floor")) for c in columns]
+        rows.append(r)
     return {
-        "summary": [{"name": k, **v, "better": "lower" if k in LOWER_IS_BETTER else "higher"}
+        "summary": [{"name": k, **v,
+                     "better": (raw.get(k) or {}).get("better") if isinstance(raw.get(k), dict)
+                     and "better" in raw.get(k) else ("lower" if k in LOWER_IS_BETTER else "higher")}
                     for k, v in summary.items()],
-        "judge_accuracy": judge_acc,
-        "columns": metric_cols,
-        "per_class": pc.to_dict("records") if not pc.empty else [],
+        "judge_accuracy": judge_accuracy(run.audit),
+        "counts": [c for c in ("train_count", "generated_count") if c in pc],
+        "columns": columns,
+        "per_class": rows,
         "grids": _sample_grids(run, pc),
         "memorisation": _memorisation(run),
         "warnings": list(run.audit.get("warnings") or []),
@@ -215,23 +226,23 @@ def _quality(run: RunData) -> dict[str, Any]:
 
 def _links(run: RunData) -> dict[str, Any]:
     pc = per_class_table(run.audit)
-    scatters, rhos = [], []
-    for metric in [c for c in pc.columns if c not in _NOT_METRICS | {"train_count"}
-                   and pd.api.types.is_numeric_dtype(pc[c])][:6] if not pc.empty else []:
-        rho = class_count_rho(pc, metric)
-        rhos.append({"metric": metric, "rho": rho})
-        img = figures.metric_vs_count(pc, metric, rho) if rho is not None else None
+    rhos = count_correlations(run.audit)
+    scatters = []
+    ranked = sorted((r for r in rhos if r["rho"] is not None and r["metric"] in pc),
+                    key=lambda r: -abs(r["rho"]))
+    for r in ranked[:4]:
+        img = figures.metric_vs_count(pc, r["metric"], r["rho"])
         if img:
             scatters.append(img)
     cls = shares(run.audit, "class")
     dom = shares(run.audit, "domain")
-    comp = run.audit.get("composition_links") or run.audit.get("per_domain") \
-        or run.audit.get("per_subset")
+    links = run.audit.get("links") if isinstance(run.audit.get("links"), dict) else {}
+    comp = links.get("parts") or run.audit.get("composition_links") or run.audit.get("per_domain")
     return {
-        "scatters": scatters[:4], "rhos": rhos,
+        "scatters": scatters, "rhos": rhos,
         "class_shares": figures.share_comparison(*cls) if cls else None,
         "domain_shares": figures.share_comparison(*dom, title="Domain shares: training vs generated")
-        if dom else None,
+        if dom and len(dom[0]) > 1 else None,
         "parts": _parts_table(comp),
     }
 

@@ -28,6 +28,10 @@ METRIC_ALIASES: dict[str, tuple[str, ...]] = {
     "density": ("density",),
     "coverage": ("coverage",),
 }
+#: Per-class metrics shown in the report's table, in this order (floors go beside them).
+PER_CLASS_METRICS = ("fd", "diversity_ratio", "close_pair_share", "coverage", "label_fidelity",
+                     "generated_share_ratio", "memorised_share", "ct", "cas_accuracy",
+                     "intra_fd", "diversity")
 #: Metrics for which lower is better (the rest: higher is better).
 LOWER_IS_BETTER = {"fd", "kid", "intra_fd", "intra_class_fd"}
 
@@ -189,7 +193,35 @@ def summary_metrics(audit: dict[str, Any]) -> dict[str, dict[str, float | None]]
         e = metric_entry(v)
         if e["value"] is not None:
             out[k] = e
+    cas = audit.get("cas")
+    if isinstance(cas, dict) and _num(cas.get("accuracy")) is not None and "cas" not in out:
+        out["cas_accuracy"] = {"value": _num(cas["accuracy"]), "floor": _num(cas.get("floor")),
+                               "ci_low": None, "ci_high": None}
     return out
+
+
+def judge_accuracy(audit: dict[str, Any]) -> float | None:
+    """The judge network's accuracy on held-out real images, if recorded."""
+    judge = audit.get("judge") if isinstance(audit.get("judge"), dict) else {}
+    for v in (audit.get("judge_accuracy"), judge.get("held_out_accuracy"),
+              judge.get("heldout_accuracy"), judge.get("accuracy")):
+        if _num(v) is not None:
+            return _num(v)
+    return None
+
+
+def count_correlations(audit: dict[str, Any]) -> list[dict[str, Any]]:
+    """Spearman ρ of each per-class metric with the training count, as recorded by the audit
+    (``links.per_class_vs_train_count``), else computed here from ``per_class``."""
+    recorded = (audit.get("links") or {}).get("per_class_vs_train_count") \
+        if isinstance(audit.get("links"), dict) else None
+    if isinstance(recorded, dict) and recorded:
+        return [{"metric": k, "rho": _num(v.get("spearman_rho")), "p": _num(v.get("p_value")),
+                 "note": v.get("note")} for k, v in recorded.items() if isinstance(v, dict)]
+    from datakit.report.verdict import class_count_rho
+    pc = per_class_table(audit)
+    return [{"metric": c, "rho": class_count_rho(pc, c), "p": None, "note": None}
+            for c in PER_CLASS_METRICS if c in pc]
 
 
 def per_class_table(audit: dict[str, Any]) -> pd.DataFrame:

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from datakit.report.run_data import RunData, per_class_table, shares, summary_metrics
+from datakit.report.run_data import (LOWER_IS_BETTER, RunData, count_correlations, judge_accuracy,
+                                     per_class_table, shares, summary_metrics)
 
 #: A class is "amplified" when its generated share is this many times its training share...
 AMPLIFY_RATIO = 1.25
@@ -26,6 +27,8 @@ FD_RATIO = 1.3
 D_WINS = 0.9
 #: Memorised share of generated samples worth a sentence.
 MEMORISED_SHARE = 0.01
+#: Meehan et al.'s C_T below this means data copying.
+CT_COPYING = -3.0
 #: Rank correlations weaker than this are not reported.
 MIN_RHO = 0.5
 
@@ -59,7 +62,8 @@ def collapsed_classes(runs: list[RunData]) -> list[Finding]:
         names = ", ".join(str(c) for c in bad["class_name"])
         evidence = ""
         if "collapse_evidence" in bad and isinstance(bad["collapse_evidence"].iloc[0], str):
-            evidence = f" ({bad['collapse_evidence'].iloc[0]})"
+            # The audit's sentence may end with its decision and thresholds: keep the evidence.
+            evidence = f" ({bad['collapse_evidence'].iloc[0].split(' -> ')[0].rstrip('.')})"
         noun = "class" if len(bad) == 1 else "classes"
         out.append(Finding("bad", f"{_who(run, len(runs) > 1)}{len(bad)} of {len(pc)} {noun} "
                                   f"collapsed: {names}{evidence}."))
@@ -156,51 +160,70 @@ def discriminator_won(runs: list[RunData]) -> list[Finding]:
 
 
 def memorisation(runs: list[RunData]) -> list[Finding]:
-    """Share of generated samples closer to a training image than training images are to each other."""
+    """Generated samples closer to a training image than training images sit to each other,
+    exact copies, and the data-copying statistic C_T (below -3: copying)."""
     out = []
     for run in runs:
         mem = run.audit.get("memorisation")
         if not isinstance(mem, dict):
             continue
-        share = mem.get("share", mem.get("memorised_share"))
-        count = mem.get("count", mem.get("memorised"))
-        try:
-            share = float(share)
-        except (TypeError, ValueError):
-            continue
-        if share >= MEMORISED_SHARE:
+        who = _who(run, len(runs) > 1)
+        share = mem.get("flagged_share", mem.get("share"))
+        count = mem.get("flagged_count", mem.get("count"))
+        floor = mem.get("flagged_share_floor")
+        if isinstance(share, (int, float)) and share >= MEMORISED_SHARE:
             n = f" ({int(count)} images)" if isinstance(count, (int, float)) else ""
-            out.append(Finding("warn", f"{_who(run, len(runs) > 1)}{_pct(share)} of generated "
-                                       f"samples{n} sit closer to a training image than training "
-                                       "images sit to each other: possible copying."))
+            fl = f"; held-out real images: {_pct(floor)}" if isinstance(floor, (int, float)) else ""
+            out.append(Finding("warn", f"{who}{_pct(share)} of generated samples{n} sit closer to "
+                                       "a training image than training images sit to each other"
+                                       f"{fl}: possible copying."))
+        copies = mem.get("exact_copies")
+        if isinstance(copies, (int, float)) and copies > 0:
+            out.append(Finding("bad", f"{who}{int(copies)} generated sample(s) are exact pixel "
+                                      "copies of training images."))
+        ct = mem.get("ct")
+        ct = ct.get("value") if isinstance(ct, dict) else ct
+        if isinstance(ct, (int, float)) and ct < CT_COPYING:
+            out.append(Finding("bad", f"{who}data-copying test C_T = {ct:.1f} (below "
+                                      f"{CT_COPYING:g}): generated samples sit closer to training "
+                                      "images than fresh real images do."))
     return out
 
 
 def count_correlation(runs: list[RunData]) -> list[Finding]:
-    """Rank correlation between a per-class quality metric and the class's training count."""
+    """The strongest rank correlation between a per-class quality metric and the class's
+    training count (only when |ρ| >= MIN_RHO and, when recorded, p < 0.05)."""
     out = []
     for run in runs:
-        pc = per_class_table(run.audit)
-        metric = next((m for m in ("fd", "intra_fd", "intra_class_fd", "diversity_ratio", "coverage",
-                                  "label_fidelity")
-                       if m in pc), None)
-        rho = class_count_rho(pc, metric) if metric else None
-        if rho is None or abs(rho) < MIN_RHO:
+        # generated_share_ratio is generated share / training share: with labels drawn
+        # uniformly it tracks 1/count by construction, so it says nothing here.
+        rows = [r for r in count_correlations(run.audit) if r["rho"] is not None
+                and r["metric"] != "generated_share_ratio"
+                and abs(r["rho"]) >= MIN_RHO and (r["p"] is None or r["p"] < 0.05)]
+        if not rows:
             continue
-        better = (rho < 0) if metric in ("intra_fd", "intra_class_fd", "fd") else (rho > 0)
+        r = max(rows, key=lambda r: abs(r["rho"]))
+        metric, rho = r["metric"], r["rho"]
+        lower_better = metric in LOWER_IS_BETTER or metric in ("close_pair_share", "memorised_share")
+        better = (rho < 0) if lower_better else (rho > 0)
         tail = "classes with more training images come out better" if better else \
             "classes with more training images come out worse"
+        p = f", p = {r['p']:.3f}" if r["p"] is not None else ""
         out.append(Finding("info", f"{_who(run, len(runs) > 1)}per-class {metric} follows the "
-                                   f"training count (Spearman ρ = {rho:.2f}): {tail}."))
+                                   f"training count (Spearman ρ = {rho:.2f}{p}): {tail}."))
     return out
 
 
 def judge_trust(runs: list[RunData]) -> list[Finding]:
-    """The audit's own warnings (the judge's accuracy, small classes), at most three per run."""
+    """A judge too inaccurate on held-out real images makes every class-level number shaky."""
     out = []
     for run in runs:
-        for w in (run.audit.get("warnings") or [])[:3]:
-            out.append(Finding("warn", f"{_who(run, len(runs) > 1)}{w}"))
+        judge = run.audit.get("judge") if isinstance(run.audit.get("judge"), dict) else {}
+        acc = judge_accuracy(run.audit)
+        if judge.get("trusted") is False or (acc is not None and acc < 0.8):
+            out.append(Finding("warn", f"{_who(run, len(runs) > 1)}the judge network reads only "
+                                       f"{_pct(acc or 0)} of held-out real images correctly, so "
+                                       "class-level numbers are shaky."))
     return out
 
 
@@ -227,4 +250,6 @@ _ORDER = {"bad": 0, "warn": 1, "info": 2}
 def findings(runs: list[RunData]) -> list[Finding]:
     """Every rule's findings, the bad ones first (stable within a level)."""
     out = [f for rule in RULES for f in rule(runs)]
+    for f in out:
+        f.text = f.text[:1].upper() + f.text[1:]
     return sorted(out, key=lambda f: _ORDER.get(f.level, 3))
