@@ -193,9 +193,9 @@ def read_svhn_mat(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if x.shape != (32, 32, 3, n) or len(y) != n:  # the data must match its header
         raise FormatError(f"{path}: X has shape {x.shape} and y {len(y)} labels, which "
                           "disagree with the file's own header.")
-    if n and (y.min() < 1 or y.max() > 10):
-        raise FormatError(f"{path}: y holds labels from {int(y.min())} to {int(y.max())}; "
-                          "SVHN labels are 1-10.")
+    if n and (y.min() < 1 or y.max() > 10 or np.any(y != np.round(y))):
+        raise FormatError(f"{path}: y holds labels from {y.min():g} to {y.max():g}; "
+                          "SVHN labels are the whole numbers 1-10.")
     # SVHN's quirk, handled here once: label 10 means the digit 0 (1-9 are themselves).
     labels = y.astype(np.int64) % 10
     # 32×32×3×N (MATLAB's column-major layout, index last) -> N×32×32×3.
