@@ -110,7 +110,8 @@ def test_wrong_shapes_and_counts(tmp_path):
     with pytest.raises(FormatError, match=r"X is double, expected uint8 pixels"):
         read_svhn_mat(f)
     scipy.io.savemat(f, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[0], [11]], np.uint8)})
-    with pytest.raises(FormatError, match=r"y holds labels from 0 to 11; SVHN labels are the whole numbers 1-10"):
+    with pytest.raises(FormatError,
+                       match=r"y holds labels from 0 to 11; SVHN labels are the whole numbers 1-10"):
         read_svhn_mat(f)
     scipy.io.savemat(f, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1.0], [2.5]])})
     with pytest.raises(FormatError, match=r"y holds labels from 1 to 2\.5; SVHN labels are the whole"):
