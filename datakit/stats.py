@@ -137,33 +137,32 @@ def verify_groups(groups: np.ndarray, thumbs: np.ndarray, threshold: float = NEA
     """Split candidate groups (rows sharing a pHash) into groups of truly similar images.
 
     ``thumbs`` holds :func:`thumbnails` of the rows with ``groups >= 0``, in row order.
-    Each round, every group's first remaining row is an anchor; rows correlating with it
-    at ``threshold`` or more join it. Vectorised per round; rounds end when no group has
-    two rows left. Returns new group numbers (-1 for rows that match nothing).
+    Two candidates are linked when their thumbnails correlate at ``threshold`` or more;
+    the result groups are the connected components of those links, so any subset of a
+    manifest finds its near-duplicate pairs inside one of these groups (what makes a
+    split built on them leakage-free). Returns group numbers (-1: no near copy).
     """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     out = np.full(len(groups), -1, dtype=np.int64)
     cand = np.flatnonzero(groups >= 0)
-    pos = np.arange(len(cand))  # positions into thumbs
-    label = groups[cand]
-    next_id = 0
-    while len(pos) > 1:
-        codes, uniq = pd.factorize(label, sort=False)
-        first = np.full(len(uniq), -1, dtype=np.int64)
-        first[codes[::-1]] = np.arange(len(codes))[::-1]  # first occurrence of each code
-        anchor = first[codes]
-        sim = np.einsum("ij,ij->i", thumbs[pos], thumbs[pos[anchor]])
-        joined = sim >= threshold
-        joined[first] = True
-        size = np.bincount(codes[joined], minlength=len(uniq))
-        keep = joined & (size[codes] > 1)
-        out[cand[pos[keep]]] = next_id + codes[keep]
-        next_id += len(uniq)
-        rest = ~joined
-        pos, label = pos[rest], label[rest]
-        if len(label):
-            left = np.bincount(pd.factorize(label)[0])
-            many = left[pd.factorize(label)[0]] > 1
-            pos, label = pos[many], label[many]
+    if len(cand) == 0:
+        return out
+    order = np.argsort(groups[cand], kind="stable")
+    bounds = np.flatnonzero(np.diff(groups[cand][order])) + 1
+    firsts, seconds = [], []
+    # One small Gram matrix per candidate group (groups are a few images each).
+    for members in np.split(order, bounds):
+        t = thumbs[members]
+        i, j = np.nonzero(np.triu(t @ t.T >= threshold, 1))
+        firsts.append(members[i])
+        seconds.append(members[j])
+    a, b = np.concatenate(firsts), np.concatenate(seconds)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(cand), len(cand)))
+    _, component = connected_components(graph, directed=False)
+    size = np.bincount(component)
+    out[cand] = np.where(size[component] > 1, component, -1)
     return out
 
 
