@@ -1,0 +1,151 @@
+"""The run-audit report on fake run directories: structure, verdict sentences, escaping, CLI."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from datakit.cli import main
+from datakit.errors import RunDirError
+from datakit.report.html import render_report, write_report
+from datakit.report.run_data import load_run, shares, summary_metrics
+from datakit.report.verdict import findings
+from fake_runs import fake_audit, make_run
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def toy(make_manifest):
+    return make_manifest({"0": 12, "1": 6, "2": 6}, size=8, name="toy")
+
+
+def _texts(html: str) -> list[str]:
+    return re.findall(r'<li class="(?:bad|warn|info)">(.*?)</li>', html, flags=re.S)
+
+
+def test_one_run_has_every_section_in_order(tmp_path, toy):
+    run = make_run(tmp_path / "run", toy)
+    out = write_report([run], tmp_path / "r.html", audits=[fake_audit(toy, collapsed=("2",))])
+    html = out.read_text()
+    heads = [html.index(h) for h in ("1. Verdict", "2. Dataset composition", "3. Training",
+                                     "4. Quality", "5. Composition ↔ quality")]
+    assert heads == sorted(heads)
+    assert "Datasheet: Composition" in html and "Is it a sample of instances" in html
+    assert "Generated samples beside real ones, per class" in html
+    assert "Fixed-noise samples over time" in html and "data:image/gif;base64," in html
+    # Self-contained: every image inline, nothing fetched from elsewhere.
+    srcs = re.findall(r'src="([^"]*)"', html)
+    assert srcs and all(s.startswith("data:image/") for s in srcs)
+    assert "http://" not in html and "https://" not in html
+
+
+def test_verdict_sentences_carry_the_numbers(tmp_path, toy):
+    a = make_run(tmp_path / "a", toy)
+    b = make_run(tmp_path / "b", toy)
+    audit_a = fake_audit(toy, collapsed=("2",), fd=34.0,
+                         generated_shares={"0": 0.85, "1": 0.1, "2": 0.05})
+    audit_b = fake_audit(toy, fd=10.0)
+    html = render_report([load_run(a, audit_a), load_run(b, audit_b)])
+    texts = " | ".join(_texts(html))
+    assert "Run a: 1 of 3 class collapsed: 2" in texts
+    assert "Run a is 3.4× further from real images than run b (Fréchet distance 34.00 vs 10.00)" in texts
+    # class 0 is 12 of 24 training images = 50%, generated 85%
+    assert "amplifies the majority class 0 from 50% of training images to 85%" in texts
+    assert "Runs compared" in html
+
+
+def test_no_amplification_sentence_when_shares_match(tmp_path, toy):
+    run = make_run(tmp_path / "run", toy)
+    audit = fake_audit(toy, generated_shares={"0": 0.5, "1": 0.25, "2": 0.25})
+    texts = [f.text for f in findings([load_run(run, audit)])]
+    assert not any("amplif" in t or "produces" in t for t in texts)
+
+
+def test_data_strings_are_escaped(tmp_path, make_manifest):
+    m = make_manifest({EVIL: 6, "b": 6}, size=8, name="evil")
+    run = make_run(tmp_path / 'run &<>"', m)
+    audit = fake_audit(m, collapsed=(EVIL,))
+    html = write_report([run], tmp_path / "r.html", audits=[audit]).read_text()
+    assert EVIL not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert 'run &amp;&lt;&gt;&#34;' in html
+    assert 'run &<>"' not in html
+    assert "<script" not in html.lower()
+
+
+def test_unconditional_run_shows_one_grid(tmp_path, toy):
+    run = make_run(tmp_path / "dc", toy, conditional=False)
+    html = write_report([run], tmp_path / "r.html", audits=[fake_audit(toy)]).read_text()
+    assert "Generated samples beside real ones</h3>" in html
+    assert "per class</h3>" not in html
+
+
+def test_audit_accessors_read_the_contract_shapes():
+    audit = {"summary": {"fd": {"value": 3.0, "floor": 1.0, "ci_low": 2.5, "ci_high": 3.5}, "kid": 0.1},
+             "amplification": {"classes": {"rows": [
+                 {"name": "a", "train_share": 0.6, "generated_share": 0.9},
+                 {"name": "b", "train_share": 0.4, "generated_share": 0.1}]}, "domains": None}}
+    s = summary_metrics(audit)
+    assert s["fd"] == {"value": 3.0, "floor": 1.0, "ci_low": 2.5, "ci_high": 3.5}
+    assert s["kid"]["value"] == 0.1 and s["kid"]["floor"] is None
+    assert shares(audit, "class") == ({"a": 0.6, "b": 0.4}, {"a": 0.9, "b": 0.1})
+    assert shares(audit, "domain") is None
+
+
+def test_missing_audit_is_a_clear_error(tmp_path, toy):
+    run = make_run(tmp_path / "run", toy)
+    with pytest.raises(RunDirError, match=r"audit\.json is missing: the audit results \(run `datakit audit`"):
+        load_run(run)
+
+
+def test_report_tolerates_missing_optional_parts(tmp_path, toy):
+    run = make_run(tmp_path / "run", toy)
+    (run / "metrics.csv").unlink()
+    (run / "training.gif").unlink()
+    html = write_report([run], tmp_path / "r.html", audits=[fake_audit(toy)]).read_text()
+    assert "metrics.csv is missing; no training curves." in html
+
+
+# -- CLI -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_audit_run(monkeypatch, toy):
+    """Stand in for the audit computation (tested on its own) so the CLI is tested alone."""
+    import datakit.audit
+
+    def audit_run(run_dir, config=None):
+        audit = fake_audit(toy)
+        path = run_dir / "audit" / "audit.json"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(audit))
+        return audit
+
+    monkeypatch.setattr(datakit.audit, "audit_run", audit_run)
+
+
+def test_cli_audit_writes_the_default_report_and_prints_json(tmp_path, toy, fake_audit_run):
+    run = make_run(tmp_path / "run", toy)
+    result = CliRunner().invoke(main, ["audit", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["summary"]["fd"]["value"] == 20.0
+    assert (run / "audit" / "report.html").exists()
+
+
+def test_cli_audit_several_runs(tmp_path, toy, fake_audit_run):
+    a, b = make_run(tmp_path / "a", toy), make_run(tmp_path / "b", toy)
+    out = tmp_path / "cmp.html"
+    result = CliRunner().invoke(main, ["audit", str(a), str(b), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith(f"Report: {out}")
+    assert "Runs compared" in out.read_text()
+
+
+def test_cli_audit_missing_run_dir(tmp_path):
+    result = CliRunner().invoke(main, ["audit", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert result.output == (f"Error: Run directory {tmp_path / 'nope'} does not exist. "
+                             "Pass a folder written by `datakit train`.\n")
