@@ -187,3 +187,23 @@ def test_all_mirrors_down(tmp_path, monkeypatch):
     with pytest.raises(SourceNotFound, match=r"Cannot download test_32x32\.mat from .* Check the "
                                              r"network, or download test_32x32\.mat by hand into "):
         fetch("svhn", tmp_path, files=["test_32x32.mat"])
+
+
+def test_connection_cut_mid_body_keeps_nothing(tmp_path):
+    class CutShort(_QuietHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"x" * 1000)  # then the connection closes
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), CutShort)
+    thread = threading.Thread(target=httpd.handle_request, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/blob.bin"
+    with pytest.raises(SourceNotFound,
+                       match=r"Download of blob\.bin from .* stopped after 1000 of 100000 bytes"):
+        download_file(url, tmp_path / "blob.bin", None)
+    thread.join(5)
+    httpd.server_close()
+    assert list(tmp_path.iterdir()) == []

@@ -154,8 +154,10 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str | None = None
                         h.update(block)
                     received += len(block)
                     bar.update(len(block))
-        if declared and declared.isdigit() and received != int(declared):
-            raise ChecksumMismatch(
+                    if size is not None and received > size:  # don't stream an endless body
+                        break
+        if declared and declared.isdigit() and received != int(declared):  # connection cut
+            raise SourceNotFound(
                 f"Download of {dest.name} from {url} stopped after {received} of {declared} "
                 "bytes; nothing was kept. Try again.")
         if size is not None and received != size:
