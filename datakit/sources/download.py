@@ -133,7 +133,8 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str | None = None
 
     Raises:
         ChecksumMismatch: the bytes received are not the expected ones (nothing is kept).
-        SourceNotFound: the server cannot be reached or answers with an error.
+        SourceNotFound: the server cannot be reached, answers with an error, or the
+            connection breaks before the whole file has arrived.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
