@@ -40,8 +40,8 @@ import pandas as pd
 from datakit.errors import ChecksumMismatch, CompositionError, UnknownName
 from datakit.manifest import CHARS62, COLUMNS, Manifest, pixel_sha256, read_manifest, write_manifest
 from datakit.progress import log
-from datakit.stats import (THUMB_SIDE, duplicate_groups, linked_groups, perceptual_hash, thumbnails,
-                           verify_groups)
+from datakit.stats import (THUMB_SIDE, duplicate_groups, grey_images, linked_groups, perceptual_hash,
+                           thumbnails, verify_groups)
 
 CLASS_SETS = {"digits": CHARS62[:10], "upper": CHARS62[10:36], "lower": CHARS62[36:], "all": CHARS62}
 DEDUPE = ("exact", "near")
@@ -531,7 +531,7 @@ def _polarity(images: np.ndarray, target: str) -> np.ndarray:
     """Invert images whose background (border) does not match the wanted polarity."""
     if target == "keep":
         return images
-    grey = images[..., 0] if images.shape[3] == 1 else images.mean(axis=3, dtype=np.float32)
+    grey = images[..., 0] if images.shape[3] == 1 else grey_images(images)
     border = np.concatenate([grey[:, 0], grey[:, -1], grey[:, :, 0], grey[:, :, -1]], axis=1)
     light_background = border.mean(axis=1, dtype=np.float32) > \
         grey.reshape(len(grey), -1).mean(axis=1, dtype=np.float32)
@@ -638,7 +638,8 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
         result["id"] = result["parent"] + "/" + result["id"]
     result["sha256"] = hashes
     result["row"] = np.arange(len(result))
-    final_vocab = [v for v in vocab if v in set(result["class_name"])]
+    present = set(result["class_name"].unique())
+    final_vocab = [v for v in vocab if v in present]
     result["label"] = result["class_name"].map({name: i for i, name in enumerate(final_vocab)})
     meta = {
         "parents": [{"name": m.name, "path": str(m.path.resolve()), "checksum": m.checksum,

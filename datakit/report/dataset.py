@@ -83,7 +83,7 @@ def share_figure(stats: dict[str, Any]) -> str | None:
     parts = [(k, v) for k, v in parts if v]
     if not parts:
         return None
-    fig, axes = plt.subplots(len(parts), 1, figsize=(6, 0.75 * len(parts) + 0.4), squeeze=False)
+    fig, axes = plt.subplots(len(parts), 1, figsize=(6, 0.42 * len(parts) + 0.3), squeeze=False)
     for ax, (kind, counts) in zip(axes[:, 0], parts):
         total = sum(counts.values())
         left = 0.0
