@@ -674,7 +674,8 @@ def rebuild(manifest_path: str | os.PathLike, out: str | os.PathLike, *,
                                "records no parents), so there is nothing to rebuild it from.")
     paths = list(parents) if parents is not None else [p["path"] for p in recorded]
     if len(paths) != len(recorded):
-        raise CompositionError(f"{m.path} has {len(recorded)} parents; {len(paths)} paths were given.")
+        raise CompositionError(f"{m.path} records {len(recorded)} parents but {len(paths)} parent path(s) "
+                               "were given; pass one per parent, in the recorded order.")
     opened = []
     for p, rec in zip(paths, recorded):
         parent = read_manifest(p)

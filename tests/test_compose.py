@@ -259,3 +259,15 @@ def test_cli_compose_and_errors(tmp_path, hand, fnt):
     assert r.exit_code == 1
     assert r.output == ("Error: Cannot read --fraction 'synthetic=0.3': write it as COLUMN=VALUE:SHARE "
                         "(e.g. domain=synthetic:0.3); COLUMN is one of subset, dataset, domain.\n")
+
+
+def test_cli_rebuild(tmp_path, hand, fnt):
+    m = compose([hand, fnt], tmp_path / "o.parquet", classes="digits", size=40, seed=5)
+    runner = CliRunner()
+    r = runner.invoke(main, ["rebuild", str(m.path), "-o", str(tmp_path / "r.parquet")])
+    assert r.exit_code == 0, r.output
+    assert r.output == f"Wrote {tmp_path / 'r.parquet'} (40 images), content identical to {m.path}\n"
+    r = runner.invoke(main, ["rebuild", str(m.path), "-o", str(tmp_path / "r2.parquet"), "--parent", str(fnt.path)])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: {m.path} records 2 parents but 1 parent path(s) were given; "
+                        "pass one per parent, in the recorded order.\n")
