@@ -9,7 +9,8 @@ One plain loop with numbered steps. Design choices, and why:
   every checkpoint, so a resumed run on the CPU repeats an uninterrupted one bit for bit.
 * Real and fake images go through the discriminator as one concatenated batch: one forward
   and one backward per network per step, which is fastest and what DDP expects.
-* On CUDA: bf16 autocast, channels_last and fused Adam; on the CPU: float32, nothing else.
+* On CUDA: bf16 autocast, channels_last and fused Adam; on the CPU: float32 and channels_last
+  (oneDNN's convolutions are fastest in that layout too), nothing else.
 """
 from __future__ import annotations
 
@@ -71,7 +72,9 @@ def train(config: TrainConfig) -> Path:
 
 def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device) -> Path:
     cuda = device.type == "cuda"
-    fmt = torch.channels_last if cuda else torch.contiguous_format
+    # channels_last is the fast layout for cuDNN and for oneDNN's CPU convolutions alike
+    # (measured 1.0-3.6x faster on CPU for these networks; see bench/train).
+    fmt = torch.channels_last
 
     # 1. Read the manifest, choose the training rows, and refuse what cannot be trained.
     manifest = read_manifest(cfg.manifest)
