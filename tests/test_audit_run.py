@@ -1,0 +1,140 @@
+"""audit_run: the audit.json layout, atomic write, clear errors for bad run directories,
+and domain amplification / composition links on a mixed-domain manifest."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from datakit.audit import AuditConfig, audit_run
+from datakit.errors import DatakitError, RunDirError
+from datakit.manifest import write_manifest
+from datakit.sources.common import build_table
+from datakit.sources.digits import load_digits_arrays
+
+FAST = dict(cas=False, bootstrap=5, kid_subsets=5)
+TOP_KEYS = {"summary", "per_class", "amplification", "memorisation", "cas", "links", "warnings",
+            "judge", "config", "run", "samples", "timing"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("DATAKIT_CACHE", str(tmp_path_factory.getbasetemp() / "judge-cache-run"))
+
+
+def _run(path, manifest, images, labels, conditional=True, **extra):
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = {"manifest": str(manifest.path), "manifest_checksum": manifest.checksum, "model": "acgan",
+           "conditional": conditional, **extra}
+    (path / "config.json").write_text(json.dumps(cfg))
+    np.savez(path / "generated.npz", images=images, labels=labels)
+    return path
+
+
+def _held_out(m):
+    test = m.table[m.table["split"] == "test"]
+    return m.images(test["row"].to_numpy()), test["label"].to_numpy()
+
+
+def test_audit_json_layout_matches_the_contract(digits_manifest, tmp_path):
+    images, labels = _held_out(digits_manifest)
+    run = _run(tmp_path / "run", digits_manifest, images, labels)
+    a = audit_run(run, AuditConfig(**{**FAST, "cas": True}))
+    assert set(a) == TOP_KEYS
+    on_disk = json.loads((run / "audit" / "audit.json").read_text())
+    assert on_disk == a
+    assert not list((run / "audit").glob(".*tmp*"))  # the temporary file is gone
+    for name in ("fd", "kid", "precision", "recall", "density", "coverage", "label_fidelity"):
+        assert {"value", "floor", "ci_low", "ci_high"} <= set(a["summary"][name]), name
+    assert [c["class_name"] for c in a["per_class"]] == [str(d) for d in range(10)]
+    for c in a["per_class"]:
+        assert {"class_name", "label", "train_count", "fd", "label_fidelity", "diversity_ratio",
+                "coverage", "collapsed", "collapse_evidence", "cas_accuracy", "ct"} <= set(c)
+        assert isinstance(c["collapsed"], bool) and c["collapse_evidence"].startswith(f"class {c['class_name']}:")
+    assert a["judge"]["held_out_accuracy"] > 0.9
+    assert a["config"]["k"] == 5 and a["config"]["judge"]["feature_dim"] == 64
+    assert a["run"]["model"] == "acgan" and a["run"]["manifest"] == str(digits_manifest.path.resolve())
+    assert 0 <= a["cas"]["accuracy"] <= 1 and a["cas"]["label_source"] == "conditioning labels"
+    assert set(a["links"]["per_class_vs_train_count"]["fd"]) >= {"spearman_rho", "p_value", "classes"}
+    assert all(isinstance(w, str) and w.endswith(".") for w in a["warnings"])
+
+
+def test_audit_config_round_trips_and_rejects_unknown_settings():
+    cfg = AuditConfig(k=3, bootstrap=7)
+    assert AuditConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(DatakitError, match=r"^Unknown audit setting\(s\) nearest; valid settings: "):
+        AuditConfig.from_dict({"nearest": 3})
+
+
+def test_missing_run_dir(tmp_path):
+    with pytest.raises(RunDirError) as e:
+        audit_run(tmp_path / "nope")
+    assert str(e.value) == (f"Run directory {tmp_path / 'nope'} does not exist. "
+                            "Pass the folder written by `datakit train`.")
+
+
+def test_missing_generated_npz(digits_manifest, tmp_path):
+    run = _run(tmp_path / "run", digits_manifest, *_held_out(digits_manifest))
+    (run / "generated.npz").unlink()
+    with pytest.raises(RunDirError) as e:
+        audit_run(run)
+    assert str(e.value) == (f"{run / 'generated.npz'} is missing: the run has no final samples to audit. "
+                            "Let `datakit train` finish (it writes generated.npz last).")
+
+
+def test_wrong_geometry(digits_manifest, tmp_path):
+    run = _run(tmp_path / "run", digits_manifest, np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4, np.int64))
+    with pytest.raises(RunDirError) as e:
+        audit_run(run)
+    assert str(e.value) == (f"{run / 'generated.npz'} holds images of uint8 (4, 28, 28, 1); expected uint8 "
+                            "N×32×32×1 (the manifest's geometry).")
+
+
+def test_changed_manifest_is_refused(digits_manifest, tmp_path):
+    run = _run(tmp_path / "run", digits_manifest, *_held_out(digits_manifest))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["manifest_checksum"] = "0" * 64
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RunDirError, match=r"has changed since the run was trained"):
+        audit_run(run)
+
+
+def test_missing_manifest_names_the_config(digits_manifest, tmp_path):
+    run = _run(tmp_path / "run", digits_manifest, *_held_out(digits_manifest))
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["manifest"] = str(tmp_path / "x.parquet")
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(RunDirError) as e:
+        audit_run(run)
+    assert str(e.value).startswith(f"The training manifest named in {run / 'config.json'} cannot be read: "
+                                   f"Manifest not found: {tmp_path / 'x.parquet'}.")
+
+
+def test_mixed_domains_amplification_and_links(tmp_path):
+    """Handwritten digits + their inverted copies as a second domain; a generator that
+    makes 80% inverted digits must be reported as drifting to that domain."""
+    pixels, labels = load_digits_arrays(16)
+    n = 700
+    hand, inv = pixels[:n], 255 - pixels[n:2 * n]
+    all_px = np.concatenate([hand, inv])
+    records = [{"id": f"m/{i}", "dataset": "digits", "subset": "plain" if i < n else "inverted",
+                "split": "test" if i % 5 == 4 else "train",
+                "domain": "handwritten" if i < n else "synthetic",
+                "label": int(lab), "class_name": str(lab), "source": f"digits[{i}]",
+                "orig_width": 8, "orig_height": 8, "orig_mode": "L"}
+               for i, lab in enumerate(np.concatenate([labels[:n], labels[n:2 * n]]))]
+    m = write_manifest(tmp_path / "mixed.parquet", build_table(records, all_px), all_px,
+                       {"command": "test"}, classes=[str(d) for d in range(10)])
+    rest = pixels[2 * n:]
+    gen = np.concatenate([255 - rest[:240], rest[240:300]])  # 80% inverted, fresh images
+    a = audit_run(_run(tmp_path / "run", m, gen, np.full(300, -1), conditional=False), AuditConfig(**FAST))
+    dom = {r["name"]: r for r in a["amplification"]["domains"]["rows"]}
+    assert dom["synthetic"]["train_share"] == pytest.approx(0.5, abs=0.01)
+    assert dom["synthetic"]["generated_share"] == pytest.approx(0.8, abs=0.03)
+    assert dom["synthetic"]["ratio"] == pytest.approx(1.6, rel=0.06)
+    assert a["amplification"]["domains"]["divergence"]["tv"] == pytest.approx(0.3, abs=0.03)
+    parts = {(p["column"], p["part"]): p for p in a["links"]["parts"]}
+    assert parts[("domain", "synthetic")]["fd"] < parts[("domain", "handwritten")]["fd"]
+    assert parts[("domain", "synthetic")]["generated_share"] == dom["synthetic"]["generated_share"]
+    assert parts[("subset", "inverted")]["precision"] > parts[("subset", "plain")]["precision"]
