@@ -381,6 +381,11 @@ def _share_groups(table: pd.DataFrame, cfg: ComposeConfig) -> tuple[str, dict[st
         rest = 1.0 - sum(shares.values())
         if have - set(shares):
             shares["(rest)"] = rest
+        elif rest > 1e-9:
+            raise CompositionError(
+                f"--fraction asks for {', '.join(f'{v} {s:.0%}' for v, s in shares.items())} of {column}, "
+                f"but the selection holds nothing else to make up the other {rest:.0%}; "
+                f"available {column} values: {', '.join(sorted(have))}.")
         return column, shares
     weights = cfg.weights
     for column in SHARE_COLUMNS:

@@ -98,6 +98,13 @@ def test_fraction_sets_the_share_of_a_domain(tmp_path, hand, fnt):
     assert sorted(by.values()) == [8, 9, 9]  # stratified by class within the part
 
 
+def test_fraction_needs_something_to_fill_the_rest(tmp_path, fnt):
+    with pytest.raises(CompositionError) as e:
+        compose([fnt], tmp_path / "o.parquet", fraction="domain=synthetic:0.3")
+    assert str(e.value) == ("--fraction asks for synthetic 30% of domain, but the selection holds nothing "
+                            "else to make up the other 70%; available domain values: synthetic.")
+
+
 def test_weights_by_parent_name(tmp_path, hand, fnt):
     m = compose([hand, fnt], tmp_path / "o.parquet", classes="digits", weights="hand=1,fnt=1")
     assert m.table["parent"].value_counts().to_dict() == {"fnt": 80, "hand": 80}
