@@ -90,6 +90,7 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
 
     # 2. Find the checkpoint to resume from (every rank reads; only rank 0 writes).
     ckpt = _checkpoint_to_resume(cfg, run, run_config)
+    distributed.barrier(procs)  # every rank has looked before rank 0 creates anything
     if procs.is_main:
         run.create()
     distributed.barrier(procs)
