@@ -41,7 +41,7 @@ class TrainConfig:
         width: channel multiplier of both networks (the narrowest layer has ``width`` channels).
         augment: ``none`` or ``diffaugment`` (colour, translation, cutout on real and fake alike).
         ema: keep an exponential moving average of the generator and sample from it.
-        ema_decay: the EMA's decay per step.
+        ema_decay: the EMA's decay per step (ramped up as min(decay, (1 + step) / (10 + step))).
         label_dist: how a conditional generator's labels are drawn in training:
             ``uniform`` over classes, or ``train`` (the training set's class shares).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.

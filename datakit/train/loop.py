@@ -170,9 +170,10 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
         loss_g.backward()
         opt_g.step()
 
-        # 8. EMA generator: a smoothed copy of the weights, used for sampling.
+        # 8. EMA generator: a smoothed copy of the weights, used for sampling. The decay
+        #    ramps up over the first steps, or the random initial weights would linger in it.
         if ema is not None:
-            _update_ema(ema, g_net, cfg.ema_decay)
+            _update_ema(ema, g_net, min(cfg.ema_decay, (1 + step) / (10 + step)))
 
         # 9. Divergence: remember the first step with a non-finite loss; stop on it.
         finite = torch.isfinite(loss_d.detach()) & torch.isfinite(loss_g.detach())
