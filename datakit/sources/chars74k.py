@@ -28,7 +28,7 @@ import struct
 import zlib
 from collections import deque
 from dataclasses import asdict, dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 import numpy as np
@@ -316,13 +316,14 @@ def _pax_records(meta: bytes) -> dict[str, str]:
 
 def _member_path(name: str, archive: Path) -> str:
     """The member's path with ``./`` removed; UnsafeArchive if it is absolute or escapes."""
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or name.startswith("\\") or re.match(r"^[A-Za-z]:", name) \
-            or ".." in pure.parts:
+    parts = re.split(r"[/\\]", name) if "\\" in name else name.split("/")
+    if name.startswith(("/", "\\")) or ".." in parts or name[1:2] == ":":
         raise UnsafeArchive(f"{archive.name}: member {name!r} escapes the archive root "
                             "(absolute path or '..'). Refusing to read this archive; "
                             "re-download it from the official site.")
-    return "/".join(part for part in pure.parts if part != ".")
+    if "." in parts or "" in parts:
+        return "/".join(part for part in parts if part not in (".", ""))
+    return name
 
 
 def _check_member(where: str, name: str, kind: bytes, link: str, size: int, archive: Path) -> str:
@@ -516,6 +517,8 @@ def _read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[s
     chunks: list[np.ndarray] = []
     folders: dict[str, list] = {}
     bad_folders: set[str] = set()
+    folder_class: dict[str, str] = {}          # SampleNNN -> class name, parsed once
+    kept = set(vocab)
     pending: deque = deque()
     workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
     pool = None
@@ -556,16 +559,20 @@ def _read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[s
                 continue  # a loose file beside the class folders (a list or a readme)
             if folder in bad_folders:
                 continue
-            folder_where = where[: len(where) - len(rest) - 1] if rest else where
-            try:
-                cls = class_of_folder(folder, folder_where)
-            except FormatError as e:
-                bad_folders.add(folder)
-                policy.handle(folder_where, e)
+            cls = folder_class.get(folder)
+            if cls is None:
+                folder_where = where[: len(where) - len(rest) - 1] if rest else where
+                try:
+                    cls = folder_class[folder] = class_of_folder(folder, folder_where)
+                except FormatError as e:
+                    bad_folders.add(folder)
+                    policy.handle(folder_where, e)
+                    continue
+                if cls in vocab:
+                    folders[folder] = [folder_where, 0]
+            if cls not in kept:
                 continue
-            if cls not in vocab:
-                continue
-            entry = folders.setdefault(folder, [folder_where, 0])
+            entry = folders[folder]
             if kind == "dir" or rest.rsplit("/", 1)[-1].startswith("."):
                 continue  # hidden files (macOS resource forks and the like) are never images
             entry[1] += 1
