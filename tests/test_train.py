@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from PIL import Image
 
 from datakit.cli import main
-from datakit.errors import TrainingError
 from datakit.train import TrainConfig, sample, train
 from datakit.train.augment import diff_augment
 from datakit.train.models import build_models

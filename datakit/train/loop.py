@@ -130,6 +130,8 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
             + (f", resuming at step {start}" if start else ""))
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
     nan_at = int(os.environ.get(NAN_AT_STEP_ENV, "0") or 0)
     check_every = 1 if not cuda else cfg.log_every  # a check syncs the GPU: not every step there
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
@@ -211,10 +213,11 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
             last_ckpt_step = step
     bar.close()
 
-    # 11. The end: generated.npz for the audit and the training.gif animation.
+    # 11. The end: the training.gif animation, then generated.npz for the audit (last, so
+    #     that its presence means the run finished).
     if procs.is_main:
-        _write_generated(cfg, run, ema or g_net, data.num_classes, device, autocast)
         run.write_gif()
+        _write_generated(cfg, run, ema or g_net, data.num_classes, device, autocast)
         log(f"Wrote {run.root}")
     distributed.barrier(procs)
     return run.root
