@@ -121,7 +121,11 @@ def ink_box(im: Image.Image, *, threshold: int = 48, margin: float = 0.08) -> tu
     Returns the whole image when nothing stands out from the background.
     """
     grey = im.convert("L")
-    bg = border_colour(np.asarray(grey))[0]
+    w, h = grey.size
+    # The page colour from the four edge strips only: no copy of a whole 1200×900 scan.
+    ring = np.concatenate([np.frombuffer(grey.crop(box).tobytes(), np.uint8) for box in
+                           ((0, 0, w, 1), (0, h - 1, w, h), (0, 0, 1, h), (w - 1, 0, w, h))])
+    bg = int(np.median(ring))
     diff = ImageChops.difference(grey, Image.new("L", grey.size, bg))
     box = diff.point(lambda v: 255 if v > threshold else 0).getbbox()
     if box is None:
@@ -151,7 +155,8 @@ def fit_square(im: Image.Image, opts: FitOptions) -> np.ndarray:
         else:
             # BOX is an area average when shrinking (no aliasing); BILINEAR when enlarging.
             im = im.resize((nw, nh), Image.BOX if scale < 1 else Image.BILINEAR)
-    a = np.asarray(im)
+    # frombuffer(tobytes()) is about twice as fast as asarray() on small images.
+    a = np.frombuffer(im.tobytes(), np.uint8).reshape((nh, nw) + ((3,) if im.mode == "RGB" else ()))
     if (nw, nh) == (size, size):
         out = a
     else:
