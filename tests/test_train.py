@@ -196,3 +196,29 @@ def test_bad_options_and_manifests(make_manifest, tmp_path):
         assert res.output == ("Error: --device cuda was asked for but PyTorch sees no CUDA GPU; "
                               "use --device cpu or --device auto.\n")
     assert not out.exists()  # no bad request leaves a half-made run directory
+
+
+def test_label_dist_train_follows_class_shares_and_uniform_does_not(make_manifest):
+    from datakit.train.data import load_training_set
+    from datakit.train.loop import _label_probabilities
+
+    m = make_manifest({"0": 6, "1": 2, "2": 2}, size=28)
+    data = load_training_set(m)
+    opts = dict(manifest=str(m.path), out="unused", model="acgan")
+    train_probs = _label_probabilities(TrainConfig(label_dist="train", **opts), data)
+    uniform = _label_probabilities(TrainConfig(label_dist="uniform", **opts), data)
+    assert torch.allclose(train_probs, torch.tensor([0.6, 0.2, 0.2]))
+    assert torch.allclose(uniform, torch.full((3,), 1 / 3))
+
+
+def test_sample_refuses_a_class_for_an_unconditional_run(make_manifest, tmp_path):
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    run = train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), model="dcgan", **TINY))
+    res = CliRunner().invoke(main, ["sample", str(run), "--n", "2", "--class", "1"])
+    assert res.exit_code == 1
+    assert res.output == (f"Error: Run {run} trained an unconditional dcgan model; it cannot "
+                          "sample a chosen class. Leave out --class.\n")
+    res = CliRunner().invoke(main, ["sample", str(run), "--n", "3", "--out", str(tmp_path / "x.jpg")])
+    assert res.output == f"Error: --out {tmp_path / 'x.jpg'} must end in .npz or .png.\n"
+    got = np.load(sample(run, 3))
+    assert got["labels"].tolist() == [-1, -1, -1] and got["images"].shape == (3, 28, 28, 1)
