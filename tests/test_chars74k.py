@@ -404,3 +404,43 @@ def test_cli_ingest_and_errors(tmp_path):
     assert r.output == (f"Error: EnglishFnt.tgz:{FNT}/{name_of(1, 1)} is empty (0 bytes); it is not "
                         "an image. Remove it, replace it, or pass --on-error skip.\n")
     assert read_manifest(out / "chars74k-fnt-upper.parquet")  # the earlier manifest is intact
+
+
+def test_archive_that_inflates_absurdly_is_refused(tmp_path, monkeypatch):
+    files = fnt_files(samples=(1,))
+    files[name_of(1, 3)] = bytes(3 << 20)   # 3 MiB of zeros: a few KiB once compressed
+    archive = write_tgz(tmp_path / "EnglishFnt.tgz", FNT, files)
+    monkeypatch.setattr(chars74k, "MAX_UNPACKED_BYTES", 1 << 20)
+    monkeypatch.setattr(chars74k, "MAX_UNPACK_RATIO", 10)
+    for mode in ("raise", "skip"):
+        with pytest.raises(UnsafeArchive, match=rf"Archive {archive} inflates to more than 1,048,576 "
+                                                r"bytes \(10x its size or 1,048,576 bytes\)"):
+            ingest(archive, tmp_path / "o", on_error=mode)
+
+
+@pytest.mark.parametrize("mode", ["w:bz2", "w:xz", "w"])
+def test_other_tar_compressions(tmp_path, mode):
+    files = fnt_files(samples=(1, 2))
+    path = tmp_path / "EnglishFnt.tgz"
+    with tarfile.open(path, mode) as tf:
+        for rel, data in files.items():
+            ti = tarfile.TarInfo(f"{FNT}/{rel}")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    m = ingest(path, tmp_path / "o")
+    assert len(m) == 4 and m.meta["inputs"][0]["sha256"] is not None
+
+
+def test_long_member_names_pax_and_gnu(tmp_path):
+    data = png(seed=5)
+    long_rel = "Sample004/" + "x" * 120 + ".png"
+    for fmt in (tarfile.PAX_FORMAT, tarfile.GNU_FORMAT):
+        path = tmp_path / f"{fmt}" / "EnglishFnt.tgz"
+        path.parent.mkdir()
+        with tarfile.open(path, "w:gz", format=fmt) as tf:
+            ti = tarfile.TarInfo(f"./{FNT}/{long_rel}")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+        m = ingest(path, tmp_path / f"o{fmt}")
+        assert m.table["class_name"].tolist() == ["3"]
+        assert m.table["id"].iloc[0] == "chars74k/Fnt/" + long_rel[:-4]

@@ -75,6 +75,11 @@ CLASS_GROUPS = {"digits": CHARS62[:10], "upper": CHARS62[10:36], "lower": CHARS6
 # "0".."9", "A".."Z", "a".."z" (the order of CHARS62).
 SAMPLE_FOLDER = re.compile(r"^Sample(\d+)$")
 
+#: An archive may inflate to at most MAX_UNPACK_RATIO times its size (or MAX_UNPACKED_BYTES,
+#: whichever is larger): Chars74K's archives inflate about 2x.
+MAX_UNPACK_RATIO = 200
+MAX_UNPACKED_BYTES = 1 << 30
+
 BATCH = 256  # files per task shipped to a worker: large enough to amortise IPC
 
 
@@ -169,41 +174,63 @@ class _Corrupt(Exception):
     """Raised inside the tar reader; turned into a FormatError naming the archive."""
 
 
-def _decompressed(reader: _HashingReader, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """The uncompressed bytes of a .tgz / .tar.bz2 / .tar.xz / .tar, in chunks.
+def _decompressed(reader: _HashingReader, archive: Path, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The uncompressed bytes of a .tgz / .tar.bz2 / .tar.xz / .tar, in pieces of at most ``chunk``.
 
-    Unlike tarfile's stream mode, this notices a compressed stream that stops early.
+    Unlike tarfile's stream mode, this notices a compressed stream that stops early, and it
+    refuses an archive that inflates to absurd sizes (an archive-level decompression bomb).
     """
+    limit = max(MAX_UNPACKED_BYTES, MAX_UNPACK_RATIO * archive.stat().st_size)
     first = reader.read(chunk)
     if first[:2] == b"\x1f\x8b":
         def new():
             return zlib.decompressobj(16 + zlib.MAX_WBITS)
     elif first[:3] == b"BZh":
-        def new():
-            return bz2.BZ2Decompressor()
+        new = bz2.BZ2Decompressor
     elif first[:6] == b"\xfd7zXZ\x00":
-        def new():
-            return lzma.LZMADecompressor()
+        new = lzma.LZMADecompressor
     else:  # a plain tar
         data = first
         while data:
             yield data
             data = reader.read(chunk)
         return
-    d, data = new(), first
+    d, data, total = new(), first, 0
     while data:
-        out = d.decompress(data)
-        if out:
+        for out in _inflate(d, data, chunk):
+            total += len(out)
+            if total > limit:
+                raise UnsafeArchive(
+                    f"Archive {archive} inflates to more than {limit:,} bytes "
+                    f"({MAX_UNPACK_RATIO}x its size or {MAX_UNPACKED_BYTES:,} bytes): a "
+                    "decompression bomb, not a Chars74K archive. Refusing to read it.")
             yield out
         data = d.unused_data if d.eof else b""
-        if d.eof and data:  # concatenated gzip members: go on with the next one
-            d = new()
-        elif not data:
+        if not data:
             data = reader.read(chunk)
-            if data and d.eof:
-                d = new()
+        if data and d.eof:  # concatenated gzip members: go on with the next one
+            d = new()
     if not d.eof:
         raise _Corrupt("the compressed stream ends early")
+
+
+def _inflate(d, data: bytes, chunk: int) -> Iterator[bytes]:
+    """Feed ``data`` to decompressor ``d``, yielding output pieces of at most ``chunk`` bytes."""
+    if hasattr(d, "unconsumed_tail"):  # zlib
+        while True:
+            out = d.decompress(data, chunk)
+            data = d.unconsumed_tail
+            if out:
+                yield out
+            if d.eof or (not data and len(out) < chunk):  # a full piece may have more behind it
+                return
+    out = d.decompress(data, chunk)  # bz2 / lzma keep their own backlog
+    while True:
+        if out:
+            yield out
+        if d.eof or d.needs_input:
+            return
+        out = d.decompress(b"", chunk)
 
 
 def _octal(field: bytes, what: str) -> int:
@@ -354,7 +381,7 @@ def _archive_files(archive: Path, prefix: str, policy: ErrorPolicy,
     try:
         with open(archive, "rb") as raw:
             reader = _HashingReader(raw)
-            for name, kind, link, size, data in _tar_entries(_decompressed(reader)):
+            for name, kind, link, size, data in _tar_entries(_decompressed(reader, archive)):
                 count += 1
                 where = f"{archive.name}:{name.rstrip('/') if kind == b'5' else name}"
                 try:
