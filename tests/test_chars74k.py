@@ -444,3 +444,17 @@ def test_long_member_names_pax_and_gnu(tmp_path):
         m = ingest(path, tmp_path / f"o{fmt}")
         assert m.table["class_name"].tolist() == ["3"]
         assert m.table["id"].iloc[0] == "chars74k/Fnt/" + long_rel[:-4]
+
+
+def test_cli_on_error_skip_lists_the_skipped_files(tmp_path):
+    from datakit.cli import main
+    files = fnt_files(samples=(1,))
+    files[name_of(1, 5)] = b""
+    root = write_tree(tmp_path / "d", FNT, files)
+    (root / FNT / "Sample002").symlink_to(root / FNT / "Sample001")
+    r = CliRunner().invoke(main, ["ingest", "chars74k", str(root), "--subset", "Fnt",
+                                  "--on-error", "skip", "--workers", "0", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert "skipped 2 file(s) (listed in chars74k-fnt.json):" in r.output
+    assert f"{root / FNT / name_of(1, 5)}: {root / FNT / name_of(1, 5)} is empty (0 bytes)" in r.output
+    assert f"{root / FNT / 'Sample002'} is a symbolic link to a folder" in r.output

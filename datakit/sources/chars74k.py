@@ -410,6 +410,10 @@ def _tree_files(root: Path, policy: ErrorPolicy) -> Iterator[tuple[str, str, str
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             sub = f"{rel}/{entry.name}" if rel else entry.name
             where = str(folder / entry.name)
+            if entry.is_symlink() and entry.is_dir():
+                policy.handle(where, UnsafeArchive(f"{where} is a symbolic link to a folder; "
+                                                   "it is not followed (it may loop)."))
+                continue
             if entry.is_dir():
                 yield "dir", sub, where, None
                 yield from walk(Path(entry.path), sub)
