@@ -458,3 +458,13 @@ def test_cli_on_error_skip_lists_the_skipped_files(tmp_path):
     assert "skipped 2 file(s) (listed in chars74k-fnt.json):" in r.output
     assert f"{root / FNT / name_of(1, 5)}: {root / FNT / name_of(1, 5)} is empty (0 bytes)" in r.output
     assert f"{root / FNT / 'Sample002'} is a symbolic link to a folder" in r.output
+
+
+def test_no_image_of_the_selected_classes(tmp_path):
+    archive = write_tgz(tmp_path / "EnglishFnt.tgz", FNT, fnt_files(samples=(11, 12)))
+    with pytest.raises(FormatError, match=rf"No Chars74K Fnt images of the classes 'digits' were "
+                                          rf"read from {archive}\.$"):
+        ingest(archive, tmp_path / "o", classes="digits")
+    bad = write_tgz(tmp_path / "b" / "EnglishFnt.tgz", FNT, {name_of(1, 1): b""})
+    with pytest.raises(FormatError, match=r"all 1 bad files were skipped \(first: .* is empty"):
+        ingest(bad, tmp_path / "o", on_error="skip")

@@ -393,6 +393,7 @@ def _archive_files(archive: Path, prefix: str, policy: ErrorPolicy,
                     continue
                 rel = path[len(prefix) + 1:]
                 if rel:
+                    info["entries"] = info.get("entries", 0) + 1
                     yield ("dir" if kind == b"5" else "file"), rel, where, data
             if count == 0:
                 raise _Corrupt("it holds no tar members")
@@ -506,15 +507,17 @@ def ingest_chars74k(path: str | os.PathLike, *, subset: str, classes: str = "all
     log(f"Reading Chars74K {sub.name} from {where}")
     rels, pixels, metas, folders = _read_all(files, vocab, opts, policy, workers)
     _check_empty_folders(folders, vocab, policy)
-    if kind == "archive" and not folders and not rels:
+    if kind == "archive" and not info.get("entries"):
         raise SourceNotFound(f"Archive {where} holds no {sub.folder}/ folder, so no Chars74K "
                              f"{sub.name} images. Pass the archive that holds that subset "
                              f"({sub.download}).")
     if not rels:
-        raise FormatError(f"No Chars74K {sub.name} images were read from {where}"
-                          + (f": all {len(policy.skipped)} bad files were skipped (see above)."
-                             if policy.skipped else "."))
+        raise FormatError(f"No Chars74K {sub.name} images of the classes '{classes}' were read "
+                          f"from {where}" + (f"; all {len(policy.skipped)} bad files were skipped "
+                                             f"(first: {policy.skipped[0]['reason']})"
+                                             if policy.skipped else "") + ".")
     order = sorted(range(len(rels)), key=lambda i: rels[i][0])  # tree and archive agree
+    label_of = {c: i for i, c in enumerate(vocab)}
     records = []
     for i in order:
         rel, src, cls = rels[i]
@@ -522,7 +525,7 @@ def ingest_chars74k(path: str | os.PathLike, *, subset: str, classes: str = "all
         records.append({
             "id": f"{DATASET}/{sub.name}/{rel.rsplit('.', 1)[0]}", "dataset": DATASET,
             "subset": sub.name, "split": "train", "domain": sub.domain,
-            "label": vocab.index(cls), "class_name": cls, "source": src,
+            "label": label_of[cls], "class_name": cls, "source": src,
             "orig_width": w, "orig_height": h, "orig_mode": mode,
         })
     pixels = pixels[np.asarray(order, dtype=np.int64)] if order != list(range(len(order))) else pixels
