@@ -80,7 +80,8 @@ SAMPLE_FOLDER = re.compile(r"^Sample(\d+)$")
 MAX_UNPACK_RATIO = 200
 MAX_UNPACKED_BYTES = 1 << 30
 
-BATCH = 256  # files per task shipped to a worker: large enough to amortise IPC
+BATCH = 256                # files per task shipped to a worker: large enough to amortise IPC,
+BATCH_BYTES = 16 << 20     # and small enough in bytes that the tasks in flight stay small
 
 
 @dataclass(frozen=True)
@@ -585,6 +586,7 @@ def _read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[s
     parallel = workers > 1
     batch_meta: list[tuple[str, str, str]] = []
     batch: list[tuple[str, bytes]] = []
+    batch_bytes = 0
     held = None  # the first full batch waits: a single batch is decoded here, without a pool
     try:
         for kind, rel, where, data in files:
@@ -612,7 +614,8 @@ def _read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[s
             entry[1] += 1
             batch_meta.append((rel, where, cls))
             batch.append((where, data))
-            if len(batch) >= BATCH:
+            batch_bytes += len(data)
+            if len(batch) >= BATCH or batch_bytes >= BATCH_BYTES:
                 if held is None and pool is None:
                     held = (batch_meta, batch)
                 else:
@@ -620,7 +623,7 @@ def _read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[s
                         decode(*held, parallel)
                         held = None
                     decode(batch_meta, batch, parallel)
-                batch_meta, batch = [], []
+                batch_meta, batch, batch_bytes = [], [], 0
         parallel = parallel and (pool is not None or (held is not None and bool(batch)))
         if held is not None:
             decode(*held, parallel)
