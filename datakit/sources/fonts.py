@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from datakit.errors import DatakitError, SourceNotFound, UnknownName
+from datakit.errors import DatakitError, SourceNotFound
 from datakit.manifest import CHARS62, Manifest
 from datakit.progress import progress
 from datakit.sources.chars74k import class_vocabulary
