@@ -312,8 +312,25 @@ def _train_arm(arm: ArmSpec, manifest, settings: dict[str, Any], run_dir: Path) 
     return run_dir
 
 
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["width=16", "augment=\"none\""]`` -> {"width": 16, "augment": "none"} (TOML values;
+    a bare word is taken as a string)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise StudyError(f"Bad --set {pair!r}; write KEY=VALUE with a training setting, "
+                             "e.g. --set width=16.")
+        try:
+            out[key] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key] = value.strip()
+    return out
+
+
 def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: float = 1.0,
-              device: str | None = None) -> StudyResult:
+              device: str | None = None, overrides: dict[str, Any] | None = None) -> StudyResult:
     """Run every arm of ``study`` (ingest → compose → train → audit) and write the report.
 
     Args:
@@ -322,10 +339,18 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
             ``report.html`` and ``study.json`` go there.
         budget: multiplies every arm's training steps (e.g. 0.05 on a CPU).
         device: ``auto``, ``cpu`` or ``cuda`` for training and audit (default: the study's).
+        overrides: training settings that replace the study's for every arm (e.g. a
+            smaller ``width`` for a CPU run); recorded in each run's config.json.
     """
     from datakit.audit import AuditConfig
     from datakit.report.html import audit_and_report
 
+    from datakit.train import TrainConfig
+    if overrides:
+        _check_fields(overrides, TrainConfig, "--set")
+        for k in ("manifest", "out", "resume"):
+            if k in overrides:
+                raise StudyError(f"--set {k} is not allowed: the study runner sets it.")
     out = Path(out) if out is not None else Path("studies") / study.name
     mdir, rdir = out / "manifests", out / "runs"
     mdir.mkdir(parents=True, exist_ok=True)
@@ -335,10 +360,12 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     for i, arm in enumerate(study.arms):
         log(f"== arm {i + 1}/{len(study.arms)}: {arm.name}")
         manifest = _arm_manifest(arm, parents, mdir)
-        settings = scaled_train_settings(study.train, arm.train, budget, device)
+        settings = scaled_train_settings(study.train, {**arm.train, **(overrides or {})}, budget, device)
         runs[arm.name] = _train_arm(arm, manifest, settings, rdir / arm.name)
     audit_cfg = AuditConfig.from_dict({**study.audit, **({"device": device} if device else {})})
     intro = study.description + (f" Training steps scaled by --budget {budget:g}." if budget != 1 else "")
+    if overrides:
+        intro += " Settings replaced for this run: " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + "."
     report, audits = audit_and_report(list(runs.values()), out / "report.html", config=audit_cfg,
                                       reuse=True, title=study.title, intro=intro.strip(),
                                       labels=list(runs), factors=study.factors or None)

@@ -142,3 +142,11 @@ def test_cli_study_errors(tmp_path):
     bad = _write(tmp_path, "[study\n")
     result = CliRunner().invoke(main, ["study", str(bad)])
     assert result.exit_code == 1 and result.output.startswith(f"Error: Study file {bad} is not valid TOML")
+
+
+def test_overrides_parse_as_toml_values():
+    from datakit.study import parse_overrides
+    assert parse_overrides(["width=16", "augment=diffaugment", "ema=true", "lr_g=1e-4"]) == {
+        "width": 16, "augment": "diffaugment", "ema": True, "lr_g": 1e-4}
+    with pytest.raises(StudyError, match=r"Bad --set 'width'; write KEY=VALUE"):
+        parse_overrides(["width"])

@@ -14,7 +14,9 @@ from datakit.cli.base import main
               help="Where training and audit run (default: the study file's, else auto).")
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="Study folder (default: studies/<name>); report.html and study.json go there.")
-def study_cmd(study_file, budget, device, out):
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Replace a training setting for every arm (repeatable), e.g. --set width=16.")
+def study_cmd(study_file, budget, device, out, overrides):
     """Run an audit study: ingest -> compose -> train -> audit for every arm, then one
     comparison report. Anything already computed in the study folder is reused.
 
@@ -24,10 +26,12 @@ def study_cmd(study_file, budget, device, out):
     Example:
         DATAKIT_DATA=../shared/data datakit study audits/mnist_size.toml --budget 0.05
         datakit study audits/chars74k_composition.toml --device cuda
+        datakit study audits/class_skew.toml --budget 0.05 --set width=16
     """
-    from datakit.study import load_study, run_study
+    from datakit.study import load_study, parse_overrides, run_study
 
-    result = run_study(load_study(study_file), out=out, budget=budget, device=device)
+    result = run_study(load_study(study_file), out=out, budget=budget, device=device,
+                       overrides=parse_overrides(overrides))
     for arm, run_dir in result.runs.items():
         click.echo(f"  {arm}: {run_dir}")
     click.echo(f"Report: {result.report}")
