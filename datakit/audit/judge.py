@@ -77,13 +77,16 @@ class JudgeNet(nn.Module):
                        nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             c_in = c_out
         self.body = nn.Sequential(*blocks, nn.Flatten())
-        self.feature = nn.Sequential(nn.Linear(4 * w * 4 * 4, feature_dim), nn.ReLU(inplace=True))
+        # The feature space is the penultimate layer *before* its ReLU: no dead (always-zero)
+        # dimensions, so feature covariances stay full-rank for Fréchet distances.
+        self.feature = nn.Linear(4 * w * 4 * 4, feature_dim)
         self.class_head = nn.Linear(feature_dim, num_classes)
         self.domain_head = nn.Linear(feature_dim, num_domains) if num_domains > 1 else None
 
     def forward(self, x: torch.Tensor):
         f = self.feature(self.body(x))
-        return f, self.class_head(f), (self.domain_head(f) if self.domain_head is not None else None)
+        h = F.relu(f)
+        return f, self.class_head(h), (self.domain_head(h) if self.domain_head is not None else None)
 
 
 @dataclass
