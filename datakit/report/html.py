@@ -40,6 +40,8 @@ PER_CLASS_IMAGES = 8
 MAX_GRID_CLASSES = 62
 #: Memorisation pairs shown per run.
 MAX_MEMORISATION_PAIRS = 8
+#: Findings shown at the top of the verdict; the rest sit in a collapsed list below it.
+VERDICT_TOP = 6
 #: Settings of config.json shown in the run's header.
 CONFIG_KEYS = ("model", "conditional", "label_dist", "steps", "batch_size", "augment", "ema",
                "image_size", "channels", "num_classes", "seed", "device", "manifest")
@@ -281,12 +283,15 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
         table.append(row)
     df = pd.DataFrame(table)
     metrics = [m for m in ("fd", "kid", "precision", "recall", "density", "coverage") if m in df]
+    varying = [m for m in metrics if pd.to_numeric(df[m], errors="coerce").nunique() > 1][:4]
     factors = [f for f in (factors or ("images", "synthetic_share", "skew"))
                if f in df and df[f].nunique() > 1]
-    cols = [c for c in ("run", "model", "steps", "images", "synthetic_share", "wild_share",
-                        "handwritten_share", "skew") if c in df] + metrics + ["collapsed_classes"]
+    shares_present = [c for c in ("synthetic_share", "wild_share", "handwritten_share")
+                      if c in df and (pd.to_numeric(df[c], errors="coerce").fillna(0) > 0).any()]
+    cols = [c for c in ("run", "model", "steps", "images") if c in df] + shares_present \
+        + (["skew"] if "skew" in df else []) + metrics + ["collapsed_classes"]
     return {"columns": cols, "rows": df.to_dict("records"),
-            "grid": figures.runs_metric_grid(df, metrics, factors) if factors else None}
+            "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
 
 def _run_context(run: RunData, index: int) -> dict[str, Any]:
@@ -307,11 +312,13 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     runs = list(runs)
     if title is None:
         title = f"Audit of {runs[0].label}" if len(runs) == 1 else f"Audit of {len(runs)} runs"
+    verdict = findings(runs)
     ctx = {
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "css": _page_css(),
-        "findings": findings(runs),
+        "findings": verdict[:VERDICT_TOP],
+        "more_findings": verdict[VERDICT_TOP:],
         "comparison": _comparison(runs, factors),
         "runs": [_run_context(r, i) for i, r in enumerate(runs)],
     }

@@ -248,8 +248,11 @@ _ORDER = {"bad": 0, "warn": 1, "info": 2}
 
 
 def findings(runs: list[RunData]) -> list[Finding]:
-    """Every rule's findings, the bad ones first (stable within a level)."""
-    out = [f for rule in RULES for f in rule(runs)]
+    """Every rule's findings: the runs' distance comparison first, then bad, warn, info."""
+    # The comparison of runs is the headline when there are several; then the bad news.
+    head = distance_ratio(runs)
+    rest = [f for rule in RULES if rule is not distance_ratio for f in rule(runs)]
+    out = head + sorted(rest, key=lambda f: _ORDER.get(f.level, 3))
     for f in out:
         f.text = f.text[:1].upper() + f.text[1:]
-    return sorted(out, key=lambda f: _ORDER.get(f.level, 3))
+    return out
