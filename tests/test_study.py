@@ -75,11 +75,15 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing retrained or re-audited
     assert again.report.exists()
 
-    # A different budget changes the settings: both arms are trained again.
-    third = run_study(study, out=out, budget=0.2, device="cpu")
-    assert json.loads((third.runs["large"] / "config.json").read_text())["steps"] == 8
-    assert (third.runs["large"] / "generated.npz").stat().st_mtime_ns != stamps[
-        first.runs["large"] / "generated.npz"]
+    # A different budget changes the settings, so the finished run no longer matches.
+    from datakit.manifest import read_manifest
+    from datakit.study import _run_matches
+    small = first.runs["small"]
+    m = read_manifest(json.loads((small / "config.json").read_text())["manifest"])
+    same = scaled_train_settings(study.train, {}, 0.1, "cpu")
+    assert _run_matches(small, same, m)
+    assert not _run_matches(small, scaled_train_settings(study.train, {}, 0.2, "cpu"), m)
+    assert not _run_matches(small, {**same, "augment": "diffaugment"}, m)
 
 
 def test_budget_scales_steps_and_intervals():
