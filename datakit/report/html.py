@@ -31,7 +31,7 @@ from datakit.report.verdict import findings
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: The animation is inlined only below this size; above it the page shows the last grid.
-MAX_GIF_BYTES = 400_000
+MAX_GIF_BYTES = 250_000
 #: Sample grids over time shown per run.
 GRIDS_OVER_TIME = 4
 #: Generated and real images shown per class.
@@ -43,8 +43,8 @@ MAX_MEMORISATION_PAIRS = 8
 #: Findings shown at the top of the verdict; the rest sit in a collapsed list below it.
 VERDICT_TOP = 6
 #: Settings of config.json shown in the run's header.
-CONFIG_KEYS = ("model", "conditional", "label_dist", "steps", "batch_size", "augment", "ema",
-               "image_size", "channels", "num_classes", "seed", "device", "manifest")
+CONFIG_KEYS = ("model", "conditional", "label_dist", "steps", "batch_size", "width", "augment",
+               "ema", "image_size", "channels", "num_classes", "seed", "device", "manifest")
 #: Per-class columns never shown as metrics.
 _NOT_METRICS = {"class_name", "label", "collapsed", "collapse_evidence", "warnings", "warning"}
 
