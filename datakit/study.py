@@ -365,7 +365,8 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     audit_cfg = AuditConfig.from_dict({**study.audit, **({"device": device} if device else {})})
     intro = study.description + (f" Training steps scaled by --budget {budget:g}." if budget != 1 else "")
     if overrides:
-        intro += " Settings replaced for this run: " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + "."
+        intro += " Settings replaced for this run: " \
+            + ", ".join(f"{k}={v}" for k, v in overrides.items()) + "."
     report, audits = audit_and_report(list(runs.values()), out / "report.html", config=audit_cfg,
                                       reuse=True, title=study.title, intro=intro.strip(),
                                       labels=list(runs), factors=study.factors or None)

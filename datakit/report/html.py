@@ -203,7 +203,8 @@ def _quality(run: RunData) -> dict[str, Any]:
     pc = per_class_table(run.audit)
     summary = summary_metrics(run.audit)
     raw = run.audit.get("summary") or {}
-    columns = [c for c in PER_CLASS_METRICS if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
+    columns = [c for c in PER_CLASS_METRICS
+               if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
     if not pc.empty and not columns:  # an audit with other metric names: show its numbers
         columns = [c for c in pc.columns if c not in _NOT_METRICS and not c.endswith("_floor")
                    and pd.api.types.is_numeric_dtype(pc[c])]
