@@ -272,6 +272,10 @@ def _available(table: pd.DataFrame) -> str:
     return ", ".join(f"{c}={int(counts[c])}" for c in _vocabulary(list(counts.index)))
 
 
+def _names(parents: Sequence[Manifest]) -> str:
+    return ", ".join(m.path.name for m in parents)
+
+
 def _union(parents: Sequence[Manifest]) -> pd.DataFrame:
     parts = []
     for i, m in enumerate(parents):
@@ -293,7 +297,7 @@ def _select(table: pd.DataFrame, cfg: ComposeConfig, parents: Sequence[Manifest]
             unknown = [w for w in wanted if w not in have]
             if unknown:
                 raise CompositionError(
-                    f"No images with {col} {', '.join(map(repr, unknown))} in the manifests given; "
+                    f"No images with {col} {', '.join(map(repr, unknown))} in {_names(parents)}; "
                     f"available: {', '.join(have)}.")
             table = table[table[col].isin(wanted)]
             ops.append({"op": "select", col: wanted, "rows": int(len(table))})
@@ -306,7 +310,7 @@ def _select(table: pd.DataFrame, cfg: ComposeConfig, parents: Sequence[Manifest]
         absent = [c for c in wanted if c not in have]
         if (named and len(absent) == len(wanted)) or (not named and absent):
             raise CompositionError(
-                f"No images of class {' '.join(absent)} in the manifests given; "
+                f"No images of class {' '.join(absent)} in {_names(parents)}; "
                 f"available: {_available(table)}.")
         table = table[table["class_name"].isin(wanted)]
         ops.append({"op": "select", "classes": cfg.classes, "rows": int(len(table))})
@@ -323,7 +327,7 @@ def _select(table: pd.DataFrame, cfg: ComposeConfig, parents: Sequence[Manifest]
             listing = "; ".join(f"{parents[i].name}: {' '.join(_vocabulary(list(s)))}"
                                 for i, s in enumerate(sets))
             raise CompositionError(
-                f"The manifests share no class, so there is nothing to mix ({listing}). "
+                f"{_names(parents)} share no class, so there is nothing to mix ({listing}). "
                 "Select overlapping classes with --classes.")
     return table, ops
 

@@ -57,12 +57,12 @@ def test_select_classes_domain_and_drop(tmp_path, hand, fnt):
 def test_select_errors_say_what_is_available(tmp_path, hand, fnt):
     with pytest.raises(CompositionError) as e:
         compose([hand], tmp_path / "o.parquet", classes="0,Z")
-    assert str(e.value) == "No images of class Z in the manifests given; available: 0=20, 1=20, 2=20, 3=20."
-    with pytest.raises(CompositionError, match=r"No images with domain 'wild' .* available: handwritten, synthetic\."):
+    assert str(e.value) == "No images of class Z in hand.parquet; available: 0=20, 1=20, 2=20, 3=20."
+    with pytest.raises(CompositionError, match=r"^No images with domain 'wild' in hand\.parquet, fnt\.parquet; available: handwritten, synthetic\.$"):
         compose([hand, fnt], tmp_path / "o.parquet", domain="wild")
     with pytest.raises(CompositionError) as e:
         compose([hand, fnt], tmp_path / "o.parquet", classes="3,A")
-    assert str(e.value) == ("The manifests share no class, so there is nothing to mix (hand: 3; fnt: A). "
+    assert str(e.value) == ("hand.parquet, fnt.parquet share no class, so there is nothing to mix (hand: 3; fnt: A). "
                             "Select overlapping classes with --classes.")
     with pytest.raises(CompositionError, match="The selection leaves no images"):
         compose([hand], tmp_path / "o.parquet", drop_classes="0,1,2,3")

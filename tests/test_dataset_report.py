@@ -30,13 +30,15 @@ def test_section_has_the_documented_keys(tmp_path, make_manifest):
     c = compose([m], tmp_path / "c.parquet", skew="step:0.5", seed=1)
     s = composition_section(c)
     for key in ("name", "path", "checksum", "images", "geometry", "figures", "balance", "classes",
-                "domains", "subsets", "splits", "missing_classes", "low_count_classes", "examples",
+                "domains", "subsets", "splits", "sizes", "missing_classes", "low_count_classes", "examples",
                 "duplicates", "leakage", "history", "parents", "seed", "stats"):
         assert key in s
     assert s["images"] == 9 and [r["images"] for r in s["classes"]] == [6, 3]
     assert s["figures"]["class_counts"].startswith("data:image/png;base64,")
     assert [e["class_name"] for e in s["examples"]] == ["0", "1"]
     assert all(e["uri"].startswith("data:image/png;base64,") for e in s["examples"])
+    assert s["sizes"] == [{"subset": "toy", "median": "8×8", "range": "8–8 × 8–8", "most_common": "8x8 (9)",
+                           "mean_intensity": f"{np.asarray(c.pixels).mean():.1f}"}]
     assert [h["op"] for h in s["history"]] == ["vocabulary", "skew", "geometry"]
     assert s["parents"][0]["checksum"] == m.checksum and s["seed"] == 1
 

@@ -30,7 +30,8 @@ def stats_cmd(manifests, as_json, html, min_count, seed):
     opened = [read_manifest(p) for p in manifests]
     stats = [manifest_stats(m, low_count=min_count) for m in opened]
     if as_json:
-        print_json({m.name: s for m, s in zip(opened, stats)} if len(opened) > 1 else stats[0])
+        # one manifest: its statistics; several: keyed by path (names may repeat across folders)
+        print_json({str(m.path): s for m, s in zip(opened, stats)} if len(opened) > 1 else stats[0])
     else:
         click.echo(format_stats_table(stats, [m.name for m in opened]))
     if html:

@@ -156,6 +156,22 @@ def _table(counts: dict[str, int], key: str) -> list[dict[str, Any]]:
     return [{key: k, "images": int(v), "share": f"{v / total:.1%}"} for k, v in counts.items()]
 
 
+def _sizes(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per subset: original image sizes and mean intensity."""
+    rows = []
+    for subset, sz in (stats.get("image_size") or {}).items():
+        inten = (stats.get("intensity") or {}).get(subset, {})
+        w, h = sz["width"], sz["height"]
+        rows.append({
+            "subset": subset,
+            "median": f"{w['q50']:g}×{h['q50']:g}",
+            "range": f"{w['q0']:g}–{w['q100']:g} × {h['q0']:g}–{h['q100']:g}",
+            "most_common": ", ".join(f"{k} ({v})" for k, v in sz.get("most_common", {}).items()),
+            "mean_intensity": f"{inten.get('mean', float('nan')):.1f}",
+        })
+    return rows
+
+
 def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[str, Any] | None = None,
                         examples_per_class: int = EXAMPLES_PER_CLASS, seed: int = 0,
                         low_count: int = 10) -> dict[str, Any]:
@@ -169,8 +185,8 @@ def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[s
 
     Returns a dict with keys ``name``, ``path``, ``checksum``, ``images``, ``geometry``,
     ``created``, ``command``, ``figures`` (``class_counts``, ``shares``, ``intensity``: data
-    URIs or None), ``balance``, ``classes``, ``domains``, ``subsets``, ``splits`` (tables
-    as lists of dicts), ``missing_classes``, ``low_count_classes``, ``examples``,
+    URIs or None), ``balance``, ``classes``, ``domains``, ``subsets``, ``splits``, ``sizes``
+    (tables as lists of dicts), ``missing_classes``, ``low_count_classes``, ``examples``,
     ``duplicates``, ``leakage``, ``history``, ``parents``, ``seed`` and ``stats`` (raw).
     This signature is stable: the run-audit report embeds it.
     """
@@ -207,6 +223,7 @@ def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[s
         "domains": _table(s["domain_counts"], "domain"),
         "subsets": _table(s["subset_counts"], "subset"),
         "splits": _table(s["split_counts"], "split"),
+        "sizes": _sizes(s),
         "missing_classes": list(s["missing_classes"]),
         "low_count_classes": list(s["low_count_classes"]),
         "low_count_threshold": s.get("low_count_threshold", low_count),
