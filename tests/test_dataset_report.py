@@ -79,3 +79,19 @@ def test_partial_can_be_embedded_by_another_template(tmp_path, make_manifest):
                           '<div>{{ composition_section(s, heading="h3") }}</div>')
     html = tpl.render(s=section)
     assert "<h3>toy</h3>" in html and "Duplicates and leakage" in html
+
+
+def test_duplicate_findings_carry_pictures_of_the_group(tmp_path):
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+    images = np.concatenate([base, base[:1]])  # image 0 twice: once in train, once in test
+    records = [{"id": f"d/{i}", "dataset": "d", "subset": "d", "split": "test" if i == 4 else "train",
+                "domain": "wild", "label": 0, "class_name": "0", "source": "gen", "orig_width": 8,
+                "orig_height": 8, "orig_mode": "L"} for i in range(5)]
+    m = write_manifest(tmp_path / "d.parquet", build_table(records, images), images, {"command": "t"})
+    s = composition_section(m)
+    ex = s["duplicates"]["exact"]["examples"]
+    assert len(ex) == 1 and sorted(ex[0]["ids"]) == ["d/0", "d/4"]
+    assert ex[0]["uri"].startswith("data:image/png;base64,")
+    assert s["leakage"]["exact"]["examples"][0]["uri"].startswith("data:image/png;base64,")
+    assert "uri" not in m.stats["exact_duplicates"]["examples"][0]  # the sidecar stays picture-free

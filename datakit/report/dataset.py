@@ -70,7 +70,7 @@ def class_count_figure(stats: dict[str, Any], title: str = "Images per class") -
     ax.set_ylabel("images")
     ax.set_title(title)
     if df["split"].nunique() > 1:
-        ax.legend(title="split", fontsize=8)
+        ax.legend(title="split", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     sns.despine(fig)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
@@ -140,6 +140,23 @@ def _examples(manifest: Manifest, per_class: int, seed: int) -> list[dict[str, A
         out.append({"class_name": cls, "count": int(len(rows)),
                     "uri": grid_data_uri(images, ncols=per_class, scale=2)})
     return out
+
+
+def _with_pictures(manifest: Manifest, finding: dict[str, Any] | None, limit: int = 5) -> dict[str, Any] | None:
+    """A copy of a duplicate/leak finding whose first examples carry a strip of their images."""
+    if not finding:
+        return finding
+    row_of = None
+    examples = []
+    for i, ex in enumerate(finding.get("examples") or []):
+        ex = dict(ex)
+        if i < limit:
+            if row_of is None:
+                row_of = pd.Series(manifest.table["row"].to_numpy(), index=manifest.table["id"].to_numpy())
+            rows = row_of.reindex(ex["ids"][:8]).dropna().astype(int).to_numpy()
+            ex["uri"] = grid_data_uri(manifest.images(rows), ncols=8, scale=1) if len(rows) else None
+        examples.append(ex)
+    return {**finding, "examples": examples}
 
 
 def _history(meta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -228,8 +245,9 @@ def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[s
         "low_count_classes": list(s["low_count_classes"]),
         "low_count_threshold": s.get("low_count_threshold", low_count),
         "examples": _examples(m, examples_per_class, seed),
-        "duplicates": {"exact": s.get("exact_duplicates"), "near": s.get("near_duplicates")},
-        "leakage": s.get("leakage") or {},
+        "duplicates": {"exact": _with_pictures(m, s.get("exact_duplicates")),
+                       "near": _with_pictures(m, s.get("near_duplicates"))},
+        "leakage": {k: _with_pictures(m, v) for k, v in (s.get("leakage") or {}).items()},
         "history": _history(meta),
         "parents": [{"name": p.get("name", ""), "path": p.get("path", ""),
                      "checksum": p.get("checksum", "")} for p in meta.get("parents") or []],
