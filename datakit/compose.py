@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from datakit.errors import ChecksumMismatch, CompositionError, UnknownName
-from datakit.manifest import CHARS62, COLUMNS, Manifest, pixel_sha256, read_manifest, write_manifest
+from datakit.manifest import (CHARS62, COLUMNS, Manifest, manifest_paths, pixel_sha256, read_manifest,
+                              write_manifest)
 from datakit.progress import log
 from datakit.stats import (THUMB_SIDE, duplicate_groups, grey_images, linked_groups, perceptual_hash,
                            thumbnails, verify_groups)
@@ -594,6 +595,12 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
     if not manifests:
         raise CompositionError("Give at least one manifest to compose from.")
     parents = [_open(m) for m in manifests]
+    target = manifest_paths(out)[0].resolve()
+    for m in parents:
+        if m.path.resolve() == target:
+            raise CompositionError(
+                f"The output {out} is the parent manifest {m.path.name}; manifests are immutable, "
+                "so write the composition to a new path with -o.")
     seeds = np.random.SeedSequence(int(cfg.seed)).spawn(len(ORDER))
     rngs = {name: np.random.default_rng(s) for name, s in zip(ORDER, seeds)}
 
@@ -658,7 +665,11 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
         "config": cfg.to_dict(),
         "compose_order": list(ORDER),
     }
-    manifest = write_manifest(Path(out), result, pixels, meta, classes=final_vocab)
+    try:
+        manifest = write_manifest(Path(out), result, pixels, meta, classes=final_vocab)
+    except OSError as e:
+        raise CompositionError(f"Cannot write the composed manifest {out} ({e.strerror or e}); "
+                               "choose a writable path with -o.") from e
     log(f"Composed {manifest.path} ({len(manifest)} images, {h}x{w}x{c}) from "
         f"{', '.join(m.name for m in parents)}")
     return manifest

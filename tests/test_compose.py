@@ -278,3 +278,17 @@ def test_cli_rebuild(tmp_path, hand, fnt):
     assert r.exit_code == 1
     assert r.output == (f"Error: {m.path} records 2 parents but 1 parent path(s) were given; "
                         "pass one per parent, in the recorded order.\n")
+
+
+def test_output_must_not_overwrite_a_parent_or_be_unwritable(tmp_path, hand):
+    runner = CliRunner()
+    r = runner.invoke(main, ["compose", str(hand.path), "-o", str(hand.path), "--size", "4"])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: The output {hand.path} is the parent manifest hand.parquet; manifests are "
+                        "immutable, so write the composition to a new path with -o.\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = runner.invoke(main, ["compose", str(hand.path), "-o", str(blocker / "x.parquet")])
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: Cannot write the composed manifest {blocker / 'x.parquet'} (")
+    assert r.output.endswith("); choose a writable path with -o.\n")

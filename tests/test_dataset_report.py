@@ -95,3 +95,12 @@ def test_duplicate_findings_carry_pictures_of_the_group(tmp_path):
     assert ex[0]["uri"].startswith("data:image/png;base64,")
     assert s["leakage"]["exact"]["examples"][0]["uri"].startswith("data:image/png;base64,")
     assert "uri" not in m.stats["exact_duplicates"]["examples"][0]  # the sidecar stays picture-free
+
+
+def test_unwritable_page_is_a_clean_error(tmp_path, make_manifest):
+    m = make_manifest({"0": 2})
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    r = CliRunner().invoke(main, ["stats", str(m.path), "--html", str(blocker / "page.html")])
+    assert r.exit_code == 1
+    assert r.output.splitlines()[-1].startswith(f"Error: Cannot write the data-audit page {blocker / 'page.html'} (")
