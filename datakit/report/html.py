@@ -279,6 +279,8 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
         row = run.properties()
         for k, v in summary_metrics(run.audit).items():
             row[k] = v["value"]
+            if k == "fd" and v["value"] is not None and v["floor"]:
+                row["fd_over_floor"] = v["value"] / v["floor"]
         pc = per_class_table(run.audit)
         row["collapsed_classes"] = int(pc["collapsed"].sum()) if "collapsed" in pc else None
         table.append(row)
@@ -290,7 +292,8 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     shares_present = [c for c in ("synthetic_share", "wild_share", "handwritten_share")
                       if c in df and (pd.to_numeric(df[c], errors="coerce").fillna(0) > 0).any()]
     cols = [c for c in ("run", "model", "steps", "images") if c in df] + shares_present \
-        + (["skew"] if "skew" in df else []) + metrics + ["collapsed_classes"]
+        + (["skew"] if "skew" in df else []) + metrics \
+        + (["fd_over_floor"] if "fd_over_floor" in df else []) + ["collapsed_classes"]
     return {"columns": cols, "rows": df.to_dict("records"),
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 

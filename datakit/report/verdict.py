@@ -70,19 +70,42 @@ def collapsed_classes(runs: list[RunData]) -> list[Finding]:
     return out
 
 
+def judge_key(run: RunData) -> str | None:
+    """What names the feature space a run was measured in: its judge's training manifest."""
+    judge = run.audit.get("judge") if isinstance(run.audit.get("judge"), dict) else {}
+    return judge.get("manifest_checksum") or run.config.get("manifest_checksum")
+
+
 def distance_ratio(runs: list[RunData]) -> list[Finding]:
-    """With several runs: how many times further from real the worst run is than the best."""
-    fds = [(summary_metrics(r.audit).get("fd", {}).get("value"), r) for r in runs]
-    fds = [(v, r) for v, r in fds if v is not None and v > 0]
-    if len(fds) < 2:
+    """With several runs: how many times further from real the worst run is than the best.
+
+    Runs measured by the same judge compare raw Fréchet distances. Runs of different
+    training sets have different judges (feature spaces), so there each distance is first
+    divided by its own real-vs-real floor, which puts them on one scale.
+    """
+    rows = []
+    for r in runs:
+        fd = summary_metrics(r.audit).get("fd", {})
+        if fd.get("value") is not None and fd["value"] > 0:
+            rows.append((fd["value"], fd.get("floor"), r))
+    if len(rows) < 2:
         return []
-    fds.sort(key=lambda t: t[0])
-    (best, rb), (worst, rw) = fds[0], fds[-1]
+    same_judge = len({judge_key(r) for _, _, r in rows}) == 1
+    if not same_judge and all(f for _, f, _ in rows):
+        scored = sorted(((v / f, v, r) for v, f, r in rows), key=lambda t: t[0])
+        (best, vb, rb), (worst, vw, rw) = scored[0], scored[-1]
+        unit = (f"Fréchet distance {worst:.1f}× vs {best:.1f}× its real-vs-real floor; each run "
+                "is measured by a judge trained on its own training set")
+    else:
+        scored = sorted(((v, v, r) for v, _, r in rows), key=lambda t: t[0])
+        (best, _, rb), (worst, _, rw) = scored[0], scored[-1]
+        unit = f"Fréchet distance {worst:.2f} vs {best:.2f}"
+        if not same_judge:
+            unit += "; measured by different judges, so compare with care"
     if worst / best < FD_RATIO:
-        return [Finding("info", f"All runs are about equally far from real images "
-                                f"(Fréchet distance {best:.2f} to {worst:.2f}).")]
+        return [Finding("info", f"All runs are about equally far from real images ({unit}).")]
     return [Finding("warn", f"Run {rw.label} is {worst / best:.1f}× further from real images "
-                            f"than run {rb.label} (Fréchet distance {worst:.2f} vs {best:.2f}).")]
+                            f"than run {rb.label} ({unit}).")]
 
 
 def floor_distance(runs: list[RunData]) -> list[Finding]:
