@@ -161,3 +161,10 @@ def test_cli_audit_missing_run_dir(tmp_path):
     assert result.exit_code == 1
     assert result.output == (f"Error: Run directory {tmp_path / 'nope'} does not exist. "
                              "Pass a folder written by `datakit train`.\n")
+
+
+def test_conditional_shares_use_the_judges_reading():
+    audit = {"amplification": {"classes": {"basis": "conditioning labels", "rows": [
+        {"name": "a", "train_share": 0.8, "generated_share": 0.5, "judged_share": 0.9},
+        {"name": "b", "train_share": 0.2, "generated_share": 0.5, "judged_share": 0.1}]}}}
+    assert shares(audit, "class") == ({"a": 0.8, "b": 0.2}, {"a": 0.9, "b": 0.1})

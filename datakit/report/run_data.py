@@ -242,7 +242,11 @@ def _share_dict(x: Any) -> dict[str, float]:
 
 
 def shares(audit: dict[str, Any], kind: str) -> tuple[dict[str, float], dict[str, float]] | None:
-    """(training shares, generated shares) of classes (``kind="class"``) or domains."""
+    """(training shares, generated shares) of classes (``kind="class"``) or domains.
+
+    Generated shares are the judge's reading of the samples where the audit records it
+    (``judged_share``), else the audit's ``generated_share``.
+    """
     amp = audit.get("amplification") or {}
     section = None
     for key in ((kind, kind + "es", kind + "s", kind + "_shares") if kind == "class"
@@ -255,11 +259,16 @@ def shares(audit: dict[str, Any], kind: str) -> tuple[dict[str, float], dict[str
     if isinstance(section, dict) and isinstance(section.get("rows"), list):
         section = section["rows"]
     if isinstance(section, list):  # rows: {name/class_name/domain, train_share, generated_share}
+        # For conditional runs the conditioning labels' shares are set by the sampler; the
+        # judge's reading of the samples (judged_share) is what the model actually produced.
+        key = "judged_share" if section and all(_num(r.get("judged_share")) is not None
+                                                 for r in section if isinstance(r, dict)) \
+            else "generated_share"
         train, gen = {}, {}
         for r in section:
             name = str(r.get("class_name", r.get("domain", r.get("name"))))
             train[name] = _num(r.get("train_share")) or 0.0
-            gen[name] = _num(r.get("generated_share")) or 0.0
+            gen[name] = _num(r.get(key)) or 0.0
         return (train, gen) if train else None
     if not isinstance(section, dict):
         return None
