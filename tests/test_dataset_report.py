@@ -14,12 +14,13 @@ EVIL = "<script>alert(1)</script>"
 
 
 def evil_manifest(folder):
-    """A manifest whose class name, subset, source and folder all carry markup."""
+    """A manifest whose class name, subset, source and folder all carry markup (and a class
+    name that matplotlib would read as broken mathtext)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8)
     records = [{"id": f"e/{i}", "dataset": "evil", "subset": EVIL, "split": "train", "domain": "wild",
-                "label": i % 2, "class_name": EVIL if i % 2 else "0", "source": EVIL,
+                "label": i % 3, "class_name": [r"$\frac{1}{$", EVIL, "0"][i % 3], "source": EVIL,
                 "orig_width": 8, "orig_height": 8, "orig_mode": "L"} for i in range(6)]
     return write_manifest(folder / "evil.parquet", build_table(records, images), images,
                           {"command": f"datakit ingest {EVIL}"})

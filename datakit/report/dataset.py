@@ -48,30 +48,35 @@ EXAMPLES_PER_CLASS = 8
 # ---------------------------------------------------------------------------------------
 # figures
 # ---------------------------------------------------------------------------------------
+def _label(text: Any) -> str:
+    # matplotlib reads $...$ as mathtext: a class name with a dollar sign must stay literal
+    return str(text).replace("$", r"\$")
+
+
 def class_count_figure(stats: dict[str, Any], title: str = "Images per class") -> str | None:
-    """Bars of images per class, stacked by split when there are several splits."""
+    """Seaborn bars of images per class, stacked by split when there are several splits."""
     counts = stats.get("class_counts") or {}
     if not counts:
         return None
     classes = list(counts)
     by_split = stats.get("class_counts_by_split") or {}
-    rows = [{"class": c, "split": s, "images": by_split[s].get(c, 0)}
-            for s in by_split for c in classes] or \
-           [{"class": c, "split": "all", "images": n} for c, n in counts.items()]
+    rows = [{"class": i, "split": str(s), "images": by_split[s].get(c, 0)}
+            for s in by_split for i, c in enumerate(classes)] or \
+           [{"class": i, "split": "all", "images": n} for i, n in enumerate(counts.values())]
     df = pd.DataFrame(rows)
+    several = df["split"].nunique() > 1
     fig, ax = plt.subplots(figsize=(min(12, 2 + 0.22 * len(classes)), 2.8))
-    bottom = np.zeros(len(classes))
-    palette = sns.color_palette("deep", n_colors=max(1, df["split"].nunique()))
-    for colour, (split, part) in zip(palette, df.groupby("split", sort=True)):
-        vals = part.set_index("class").reindex(classes)["images"].fillna(0).to_numpy()
-        ax.bar(range(len(classes)), vals, bottom=bottom, color=colour, label=str(split), width=0.8)
-        bottom += vals
+    sns.histplot(df, x="class", weights="images", hue="split" if several else None, multiple="stack",
+                 discrete=True, shrink=0.8, palette="deep" if several else None, ax=ax,
+                 legend=several, linewidth=0)
     ax.set_xticks(range(len(classes)))
-    ax.set_xticklabels(classes, fontsize=7 if len(classes) > 20 else 9)
+    ax.set_xticklabels([_label(c) for c in classes], fontsize=7 if len(classes) > 20 else 9)
+    ax.set_xlim(-0.6, len(classes) - 0.4)
+    ax.set_xlabel("class")
     ax.set_ylabel("images")
     ax.set_title(title)
-    if df["split"].nunique() > 1:
-        ax.legend(title="split", fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    if several:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
     sns.despine(fig)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
@@ -93,7 +98,7 @@ def share_figure(stats: dict[str, Any]) -> str | None:
             share = n / total
             ax.barh(0, share, left=left, color=colour, edgecolor="white")
             if share > 0.08:
-                ax.text(left + share / 2, 0, f"{name} {share:.0%}", ha="center", va="center", fontsize=8)
+                ax.text(left + share / 2, 0, _label(f"{name} {share:.0%}"), ha="center", va="center", fontsize=8)
             left += share
         ax.set_xlim(0, 1)
         ax.set_yticks([0])
@@ -113,7 +118,7 @@ def intensity_figure(stats: dict[str, Any]) -> str | None:
     for name, s in intensity.items():
         hist = np.asarray(s["histogram"])
         centres = (np.arange(len(hist)) + 0.5) * (256 / len(hist))
-        ax.plot(centres, hist, marker="o", markersize=3, label=str(name))
+        ax.plot(centres, hist, marker="o", markersize=3, label=_label(name))
     ax.set_xlabel("pixel value")
     ax.set_ylabel("fraction of pixels")
     ax.set_title("Intensity per subset")
