@@ -292,3 +292,17 @@ def test_output_must_not_overwrite_a_parent_or_be_unwritable(tmp_path, hand):
     assert r.exit_code == 1
     assert r.output.startswith(f"Error: Cannot write the composed manifest {blocker / 'x.parquet'} (")
     assert r.output.endswith("); choose a writable path with -o.\n")
+
+
+def test_resize_keeps_the_aspect_ratio_by_padding(tmp_path, hand):
+    images = np.full((3, 8, 16, 1), 200, dtype=np.uint8)  # wide images, light background
+    images[:, 3:5, 4:12] = 10
+    records = [{"id": f"w/{i}", "dataset": "w", "subset": "w", "split": "train", "domain": "synthetic",
+                "label": 0, "class_name": "0", "source": "gen", "orig_width": 16, "orig_height": 8,
+                "orig_mode": "L"} for i in range(3)]
+    wide = write_manifest(tmp_path / "wide.parquet", build_table(records, images), images, {"command": "t"})
+    m = compose([wide], tmp_path / "o.parquet", image_size=32)
+    px = np.asarray(m.pixels)[..., 0]
+    assert m.geometry.shape == (32, 32, 1)
+    assert (px[:, :8] == 200).all() and (px[:, 24:] == 200).all()  # padded above and below
+    assert (px[:, 15:17, 10:22] == 10).all()  # the stroke, scaled 2x, in the middle (edges blend)
