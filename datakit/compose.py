@@ -48,6 +48,7 @@ CLASS_SETS = {"digits": CHARS62[:10], "upper": CHARS62[10:36], "lower": CHARS62[
 DEDUPE = ("exact", "near")
 POLARITY = ("keep", "dark-on-light", "light-on-dark")
 SHARE_COLUMNS = ("parent", "subset", "dataset", "domain")
+#: The fixed order of the operations (each one's random generator is spawned in this order).
 ORDER = ("select", "vocabulary", "dedupe", "mix", "skew", "subsample", "split", "geometry")
 
 
@@ -206,10 +207,12 @@ class ComposeConfig:
             raise CompositionError(f"--holdout must lie strictly between 0 and 1, not {self.holdout}.")
 
     def to_dict(self) -> dict[str, Any]:
+        """The normalised parameters, JSON-ready (what the sidecar's ``config`` holds)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ComposeConfig":
+        """A config from a sidecar's ``config`` (unknown keys from newer versions are ignored)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
