@@ -140,3 +140,13 @@ def test_cli_stats_text_json_and_errors(make_manifest, tmp_path):
     assert r.exit_code == 1
     assert r.output == (f"Error: Manifest not found: {tmp_path / 'nope.parquet'}. Pass the .parquet file "
                         "written by `datakit ingest` or `datakit compose`.\n")
+
+
+def test_cli_stats_json_for_several_manifests_is_keyed_by_path(make_manifest):
+    a = make_manifest({"0": 2, "1": 2}, name="a")
+    b = make_manifest({"0": 3}, name="b", seed=1)
+    r = CliRunner().invoke(main, ["stats", str(a.path), str(b.path), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert list(data) == [str(a.path), str(b.path)]
+    assert data[str(b.path)]["class_counts"] == {"0": 3}
