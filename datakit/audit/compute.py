@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from datakit import __version__
 from datakit.audit import amplification, calibration, links, memorisation, metrics
@@ -30,6 +31,14 @@ def _sample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
 
 def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     """Compute every section of audit.json for ``run`` under settings ``cfg``."""
+    # numpy's BLAS only sees small matrices here (D×D covariances, per-class sets); its
+    # worker threads cost far more than they give, badly so on a shared machine. The large
+    # products (k-NN blocks, KID kernels, the judge) run in torch on the chosen device.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _build_audit(run, cfg)
+
+
+def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     timing: dict[str, float] = {}
     warnings: list[str] = []
     rng = np.random.default_rng(cfg.seed)
@@ -65,16 +74,23 @@ def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     k, dev, ce = cfg.k, device, cfg.chunk_elems
     floor_idx = _sample(len(held), len(gen), rng)
     held_f = held.features[floor_idx]
-    ref_radii = metrics.knn_radii(ref.features, k, device=dev, chunk_elems=ce)
+    ref_nn = metrics.neighbour_distances(ref.features, k, device=dev, chunk_elems=ce)
+    ref_radii = ref_nn[:, k - 1]
     rel = metrics.neighbour_relations(ref.features, gen.features, k=k, real_radii=ref_radii,
                                       device=dev, chunk_elems=ce)
     rel_floor = metrics.neighbour_relations(ref.features, held_f, k=k, real_radii=ref_radii,
                                             device=dev, chunk_elems=ce)
     q, q_floor = metrics.prdc_from_relations(rel), metrics.prdc_from_relations(rel_floor)
-    kid = metrics.kid(ref.features, gen.features, subset_size=cfg.kid_subset_size,
-                      subsets=cfg.kid_subsets, seed=cfg.seed)
-    kid_floor = metrics.kid(ref.features, held_f, subset_size=cfg.kid_subset_size,
-                            subsets=cfg.kid_subsets, seed=cfg.seed)
+    kid_args = dict(subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed, device=dev)
+    kid = metrics.kid(ref.features, gen.features, **kid_args)
+    kid_floor = metrics.kid(ref.features, held_f, **kid_args)
+    # FD, KID, recall and coverage move with sample size: the generated set is also scored
+    # at the floor's size (value_at_floor_size), so value and floor compare like with like.
+    gen_m = gen.features[_sample(len(gen), len(held_f), rng)]
+    q_m = metrics.prdc(ref.features, gen_m, k=k, real_radii=ref_radii, device=dev, chunk_elems=ce) \
+        if len(gen_m) > k else {}
+    matched = {"fd": metrics.fd(ref.features, gen_m), "kid": metrics.kid(ref.features, gen_m, **kid_args)["value"],
+               **q_m}
     summary = {
         "fd": _metric(metrics.fd(ref.features, gen.features), metrics.fd(ref.features, held_f),
                       calibration.fd_interval(ref.features, gen.features, cfg.bootstrap, cfg.seed),
@@ -92,6 +108,9 @@ def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
                             calibration.mean_interval(rel.real_nn_fake_distance <= rel.real_radii,
                                                       seed=cfg.seed), "higher", 1.0),
     }
+    for name, entry in summary.items():
+        entry["value_at_floor_size"] = matched.get(name)
+        entry["floor_size"] = int(len(held_f))
     judge_acc = judge.info.get("held_out_accuracy")
     if run.conditional:
         ok = (gen_pred == gen_labels).astype(float)
@@ -101,7 +120,7 @@ def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
 
     # 4) memorisation: nearest training image of each generated sample
     t = time.perf_counter()
-    train_nn = memorisation.train_nn_distances(ref.features, device=dev, chunk_elems=ce)
+    train_nn = ref_nn[:, 0]  # each training image's nearest other training image
     flags, threshold = memorisation.flag_close_samples(rel.fake_nn_distance, train_nn,
                                                        cfg.memorisation_quantile)
     floor_flags, _ = memorisation.flag_close_samples(rel_floor.fake_nn_distance, train_nn,

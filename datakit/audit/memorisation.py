@@ -14,7 +14,6 @@ images sit to each other, and the data-copying test C_T of Meehan et al. (2020).
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.stats import rankdata
 from sklearn.cluster import KMeans
 
@@ -38,10 +37,8 @@ def mann_whitney_z(generated: np.ndarray, held: np.ndarray) -> float:
     return float((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12))
 
 
-def _nn_distance(train: torch.Tensor, x: np.ndarray) -> np.ndarray:
-    if not len(x):
-        return np.zeros(0)
-    return torch.cdist(torch.as_tensor(x, dtype=torch.float64), train).min(1).values.numpy()
+def _nn_distance(train: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return metrics.nearest_neighbours(train, x)[0] if len(x) else np.zeros(0)
 
 
 def data_copying_ct(train: np.ndarray, held: np.ndarray, generated: np.ndarray, *,
@@ -56,7 +53,7 @@ def data_copying_ct(train: np.ndarray, held: np.ndarray, generated: np.ndarray, 
         return {"value": None, "cells": cells, "cells_used": 0, "z": []}
     km = KMeans(n_clusters=cells, n_init=3, random_state=seed).fit(train) if cells > 1 else None
     cell_of = (lambda x: km.predict(x)) if km is not None else (lambda x: np.zeros(len(x), int))
-    t = torch.as_tensor(train)
+    t = train
     held_cell, gen_cell = cell_of(held), cell_of(generated)
     held_d, gen_d = _nn_distance(t, held), _nn_distance(t, generated)
     zs, weights = [], []

@@ -20,7 +20,11 @@ import torch
 
 from datakit.errors import DatakitError
 
-DEFAULT_CHUNK_ELEMS = 1 << 24  # 16M float64 distances (128 MiB) per block
+DEFAULT_CHUNK_ELEMS = 1 << 22  # 4M float64 distances (32 MiB) per block
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    return torch.device(device) if device is not None else torch.device("cpu")
 
 
 # -- Fréchet distance ----------------------------------------------------------------
@@ -57,51 +61,61 @@ def fd(real: np.ndarray, fake: np.ndarray) -> float:
 
 
 # -- KID -----------------------------------------------------------------------------
-def _poly_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a @ b.T / a.shape[1] + 1.0) ** 3
+def _poly_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a @ b.T).div_(a.shape[1]).add_(1.0).pow_(3)
 
 
-def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
+def mmd2_unbiased(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -> float:
     """Unbiased squared MMD with the cubic polynomial kernel (x·y/d + 1)³ (Bińkowski et al. 2018)."""
+    x, y = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(y, dtype=torch.float64, device=x.device)
     m, n = len(x), len(y)
-    kxx, kyy, kxy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
-    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                 + (kyy.sum() - np.trace(kyy)) / (n * (n - 1)) - 2 * kxy.mean())
+    kxx, kyy = _poly_kernel(x, x), _poly_kernel(y, y)
+    kxy_mean = _poly_kernel(x, y).mean()
+    return float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1))
+                 + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy_mean)
 
 
 def kid(real: np.ndarray, fake: np.ndarray, *, subset_size: int = 1000, subsets: int = 50,
-        seed: int = 0) -> dict[str, float]:
+        seed: int = 0, device=None) -> dict[str, float]:
     """KID: mean of unbiased MMD² over random subsets of both sets (and their spread).
 
     Returns ``value`` (the mean), ``std`` and the 2.5/97.5 percentiles of the per-subset
-    estimates (``p025``/``p975``), a conservative interval for the mean.
+    estimates (``p025``/``p975``): a conservative interval for the mean, since it is the
+    spread of a single subset's estimate.
     """
-    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
-    m = min(subset_size, len(real), len(fake))
+    dev = _device(device)
+    r = torch.as_tensor(np.asarray(real, np.float64), device=dev)
+    f = torch.as_tensor(np.asarray(fake, np.float64), device=dev)
+    m = min(subset_size, len(r), len(f))
     if m < 2:
-        raise DatakitError(f"KID needs at least 2 samples per set, got {len(real)} and {len(fake)}.")
+        raise DatakitError(f"KID needs at least 2 samples per set, got {len(r)} and {len(f)}.")
     rng = np.random.default_rng(seed)
-    vals = np.array([mmd2_unbiased(real[rng.choice(len(real), m, replace=False)],
-                                   fake[rng.choice(len(fake), m, replace=False)])
+    vals = np.array([mmd2_unbiased(r[torch.as_tensor(rng.choice(len(r), m, replace=False), device=dev)],
+                                   f[torch.as_tensor(rng.choice(len(f), m, replace=False), device=dev)])
                      for _ in range(subsets)])
     return {"value": float(vals.mean()), "std": float(vals.std()), "subset_size": int(m),
             "p025": float(np.percentile(vals, 2.5)), "p975": float(np.percentile(vals, 97.5))}
 
 
 # -- k-NN relations, chunked -----------------------------------------------------------
-def _device(device: str | torch.device | None) -> torch.device:
-    return torch.device(device) if device is not None else torch.device("cpu")
+def _sq_distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
+    # |a-b|² = |a|² + |b|² - 2ab: one matrix product per block instead of an N×M×D tensor,
+    # updated in place (blocks are large: every temporary costs page faults).
+    d2 = a @ b.T
+    d2.mul_(-2.0).add_((a * a).sum(1, keepdim=True)).add_(b_sq[None, :])
+    return d2.clamp_(min=0)
 
 
 def _distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    # |a-b|² = |a|² + |b|² - 2ab: one matrix product per block instead of an N×M×D tensor.
-    d2 = (a * a).sum(1, keepdim=True) + b_sq[None, :] - 2.0 * (a @ b.T)
-    return d2.clamp_(min=0).sqrt_()
+    return _sq_distances(a, b, b_sq).sqrt_()
 
 
-def knn_radii(features: np.ndarray, k: int = 5, *, device=None,
-              chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> np.ndarray:
-    """Distance from each sample to its k-th nearest *other* sample in the same set."""
+def neighbour_distances(features: np.ndarray, k: int = 5, *, device=None,
+                        chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> np.ndarray:
+    """N×k array: column j-1 is each sample's distance to its j-th nearest *other* sample.
+
+    One chunked pass serves every k at once (1-NN for memorisation, k-NN radii for PRDC).
+    """
     dev = _device(device)
     x = torch.as_tensor(np.asarray(features, np.float64), device=dev)
     n = len(x)
@@ -109,12 +123,18 @@ def knn_radii(features: np.ndarray, k: int = 5, *, device=None,
         raise DatakitError(f"k-NN radii with k={k} need more than {k} samples, got {n}.")
     x_sq = (x * x).sum(1)
     rows = max(1, chunk_elems // n)
-    out = torch.empty(n, dtype=torch.float64, device=dev)
+    out = torch.empty((n, k), dtype=torch.float64, device=dev)
     for i in range(0, n, rows):
-        d = _distances(x[i:i + rows], x, x_sq)
-        # k+1 smallest: the sample itself (distance 0) is among them.
-        out[i:i + rows] = d.topk(k + 1, dim=1, largest=False).values[:, -1]
-    return out.cpu().numpy()
+        d2 = _sq_distances(x[i:i + rows], x, x_sq)
+        # k+1 smallest: the sample itself (distance 0) is among them and is dropped.
+        out[i:i + rows] = d2.topk(k + 1, dim=1, largest=False).values[:, 1:]
+    return out.sqrt_().cpu().numpy()
+
+
+def knn_radii(features: np.ndarray, k: int = 5, *, device=None,
+              chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> np.ndarray:
+    """Distance from each sample to its k-th nearest *other* sample in the same set."""
+    return neighbour_distances(features, k, device=device, chunk_elems=chunk_elems)[:, k - 1]
 
 
 @dataclass
@@ -151,8 +171,9 @@ def neighbour_relations(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
         fake_radii = knn_radii(fake, k, device=dev, chunk_elems=chunk_elems)
     r = torch.as_tensor(np.asarray(real, np.float64), device=dev)
     f = torch.as_tensor(np.asarray(fake, np.float64), device=dev)
-    rr = torch.as_tensor(real_radii, device=dev)
-    fr = torch.as_tensor(fake_radii, device=dev) if fake_radii is not None else None
+    # Comparisons run on squared distances: no square root of whole blocks.
+    rr = torch.as_tensor(real_radii, device=dev) ** 2
+    fr = torch.as_tensor(fake_radii, device=dev) ** 2 if fake_radii is not None else None
     r_sq = (r * r).sum(1)
     n_real, n_fake = len(r), len(f)
     in_balls = torch.empty(n_fake, dtype=torch.int64, device=dev)
@@ -162,15 +183,30 @@ def neighbour_relations(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
     real_hit = torch.zeros(n_real, dtype=torch.bool, device=dev)
     rows = max(1, chunk_elems // max(1, n_real))
     for i in range(0, n_fake, rows):
-        d = _distances(f[i:i + rows], r, r_sq)
-        in_balls[i:i + rows] = (d <= rr[None, :]).sum(1)
-        nn_d[i:i + rows], nn_i[i:i + rows] = d.min(1)
-        real_nn = torch.minimum(real_nn, d.min(0).values)
+        d2 = _sq_distances(f[i:i + rows], r, r_sq)
+        in_balls[i:i + rows] = (d2 <= rr[None, :]).sum(1)
+        nn_d[i:i + rows], nn_i[i:i + rows] = d2.min(1)
+        real_nn = torch.minimum(real_nn, d2.min(0).values)
         if fr is not None:
-            real_hit |= (d <= fr[i:i + rows, None]).any(0)
-    return NeighbourRelations(in_balls.cpu().numpy(), nn_d.cpu().numpy(), nn_i.cpu().numpy(),
-                              real_nn.cpu().numpy(), real_hit.cpu().numpy(), np.asarray(real_radii),
+            real_hit |= (d2 <= fr[i:i + rows, None]).any(0)
+    return NeighbourRelations(in_balls.cpu().numpy(), nn_d.sqrt_().cpu().numpy(), nn_i.cpu().numpy(),
+                              real_nn.sqrt_().cpu().numpy(), real_hit.cpu().numpy(), np.asarray(real_radii),
                               None if fake_radii is None else np.asarray(fake_radii), k)
+
+
+def nearest_neighbours(reference: np.ndarray, queries: np.ndarray, *, device=None,
+                       chunk_elems: int = DEFAULT_CHUNK_ELEMS) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to, and index of, each query's nearest reference sample (chunked)."""
+    dev = _device(device)
+    r = torch.as_tensor(np.asarray(reference, np.float64), device=dev)
+    q = torch.as_tensor(np.asarray(queries, np.float64), device=dev)
+    r_sq = (r * r).sum(1)
+    dist = torch.empty(len(q), dtype=torch.float64, device=dev)
+    index = torch.empty(len(q), dtype=torch.int64, device=dev)
+    rows = max(1, chunk_elems // max(1, len(r)))
+    for i in range(0, len(q), rows):
+        dist[i:i + rows], index[i:i + rows] = _sq_distances(q[i:i + rows], r, r_sq).min(1)
+    return dist.sqrt_().cpu().numpy(), index.cpu().numpy()
 
 
 def precision(rel: NeighbourRelations) -> float:

@@ -57,10 +57,10 @@ def _fd_or_nan(real: np.ndarray, fake: np.ndarray) -> float:
     return metrics.fd(real, fake) if len(real) >= 2 and len(fake) >= 2 else float("nan")
 
 
-def _coverage_or_nan(real: np.ndarray, fake: np.ndarray, k: int) -> float:
-    if len(real) <= k or len(fake) == 0:
+def _coverage_or_nan(real: np.ndarray, fake: np.ndarray, k: int, radii: np.ndarray | None) -> float:
+    if radii is None or len(fake) == 0:
         return float("nan")
-    rel = metrics.neighbour_relations(real, fake, k=k, with_fake_radii=False)
+    rel = metrics.neighbour_relations(real, fake, k=k, real_radii=radii, with_fake_radii=False)
     return metrics.coverage(rel)
 
 
@@ -79,7 +79,9 @@ def class_report(class_name: str, label: int, reference: np.ndarray, held: np.nd
     div = metrics.mean_pairwise_distance(generated, seed=seed) / real_div if real_div > 0 else float("nan")
     div_floor = metrics.mean_pairwise_distance(held, seed=seed) / real_div if real_div > 0 else float("nan")
     # "one real-image nearest-neighbour radius": the median 1-NN distance among real samples.
-    radius = float(np.median(metrics.knn_radii(reference, 1))) if len(reference) > 1 else float("nan")
+    nn = metrics.neighbour_distances(reference, min(k, len(reference) - 1)) if len(reference) > 1 else None
+    radius = float(np.median(nn[:, 0])) if nn is not None else float("nan")
+    radii = nn[:, k - 1] if nn is not None and nn.shape[1] == k else None
     close = close_pair_share(generated, radius, seed=seed)
     collapsed, evidence = collapse_verdict(class_name, len(generated), div, close, rule)
     return {
@@ -89,8 +91,8 @@ def class_report(class_name: str, label: int, reference: np.ndarray, held: np.nd
         "fd": _fd_or_nan(reference, generated), "fd_floor": _fd_or_nan(reference, held),
         "diversity_ratio": div, "diversity_floor": div_floor,
         "close_pair_share": close, "close_pair_share_floor": close_pair_share(held, radius, seed=seed),
-        "coverage": _coverage_or_nan(reference, generated, k),
-        "coverage_floor": _coverage_or_nan(reference, held, k),
+        "coverage": _coverage_or_nan(reference, generated, k, radii),
+        "coverage_floor": _coverage_or_nan(reference, held, k, radii),
         "collapsed": collapsed, "collapse_evidence": evidence,
     }
 
