@@ -215,8 +215,10 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
 
     # 9) warnings: can the numbers be trusted?
     if judge_acc is not None and judge_acc < judge_cfg.min_accuracy:
-        warnings.insert(0, f"The judge reads only {judge_acc:.1%} of held-out real images correctly "
-                        f"(below {judge_cfg.min_accuracy:.0%}); its class readings and features are "
+        folded = judge.info.get("held_out_accuracy_ignoring_case")
+        case = f" ({folded:.1%} ignoring letter case)" if folded is not None else ""
+        warnings.insert(0, f"The judge reads only {judge_acc:.1%} of held-out real images correctly{case}, "
+                        f"below {judge_cfg.min_accuracy:.0%}; its class readings and features are "
                         "too weak to trust, so treat every metric here as rough.")
     if "carve" in split.how:
         warnings.append(f"{m.path.name} has no \"test\" split; held-out real images are {split.how}.")

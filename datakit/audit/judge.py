@@ -36,7 +36,7 @@ class JudgeConfig:
 
     feature_dim: int = 64          # width of the penultimate layer = the audit's feature space
     width: int = 16                # channels of the first conv layer (doubled twice)
-    epochs: int = 0                # 0 = auto: enough epochs for ~40,000 image passes (2..10)
+    epochs: int = 0                # 0 = auto: enough epochs for ~80,000 image passes (2..15)
     batch_size: int = 128
     lr: float = 2e-3
     max_train_images: int = 30000  # a seeded sample caps judge training time on big manifests
@@ -154,7 +154,7 @@ class Judge:
                            for i in range(0, len(images), 4096)])
         y_all = torch.as_tensor(labels, dtype=torch.long, device=dev)
         d_all = torch.as_tensor(domains, dtype=torch.long, device=dev) if use_domains else None
-        epochs = cfg.epochs or int(np.clip(np.ceil(40000 / max(1, len(x_all))), 2, 10))
+        epochs = cfg.epochs or int(np.clip(np.ceil(80000 / max(1, len(x_all))), 2, 15))
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         steps = epochs * max(1, -(-len(x_all) // cfg.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
@@ -191,6 +191,12 @@ class Judge:
             self.info.update(held_out_accuracy=float((pred == held_labels).mean()),
                              held_out_images=int(len(held_labels)),
                              held_out_accuracy_per_class=per_class)
+            folded = np.array([c.lower() for c in self.classes])
+            if len(set(folded)) < len(self.classes):
+                # c/C, o/O, s/S... look alike in many fonts and scenes: say how much of the
+                # error is only letter case.
+                self.info["held_out_accuracy_ignoring_case"] = float(
+                    (folded[pred] == folded[held_labels]).mean())
         return self
 
     def embed(self, images: np.ndarray, batch_size: int = 1024) -> Embedding:
