@@ -218,7 +218,6 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     if procs.is_main:
         run.write_gif()
         _write_generated(cfg, run, ema or g_net, data.num_classes, device, autocast)
-        log(f"Wrote {run.root}")
     distributed.barrier(procs)
     return run.root
 
