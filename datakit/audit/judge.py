@@ -30,6 +30,10 @@ from datakit.manifest import Manifest
 from datakit.progress import log
 
 
+#: Bumped whenever the network or its training changes, so cached judges are retrained.
+JUDGE_VERSION = 2
+
+
 @dataclass
 class JudgeConfig:
     """Settings of the judge network and its training (part of the cache key, except device)."""
@@ -46,7 +50,7 @@ class JudgeConfig:
     device: str = "auto"
 
     def cache_key(self) -> str:
-        d = asdict(self)
+        d = {**asdict(self), "judge_version": JUDGE_VERSION}
         d.pop("device")
         d.pop("min_accuracy")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
