@@ -148,3 +148,30 @@ def test_mixed_domains_amplification_and_links(tmp_path):
     assert parts[("domain", "synthetic")]["fd"] < parts[("domain", "handwritten")]["fd"]
     assert parts[("domain", "synthetic")]["generated_share"] == dom["synthetic"]["generated_share"]
     assert parts[("subset", "inverted")]["precision"] > parts[("subset", "plain")]["precision"]
+
+
+def test_labels_outside_the_vocabulary_are_refused(digits_manifest, tmp_path):
+    images, labels = _held_out(digits_manifest)
+    labels = labels.copy()
+    labels[3] = 12
+    run = _run(tmp_path / "run", digits_manifest, images, labels)
+    with pytest.raises(RunDirError) as e:
+        audit_run(run)
+    assert str(e.value) == (f"{run / 'generated.npz'} has label 12, outside the manifest's 10 classes "
+                            "(0..9, or -1 for unconditional samples).")
+
+
+@pytest.mark.parametrize("size,channels", [(20, 3), (64, 1), (28, 3)])
+def test_judge_reads_any_store_size_and_channel_count(make_manifest, size, channels):
+    """Colour or grey glyphs at any store size go through the judge resized to 32×32."""
+    from datakit.audit.features import to_judge_input
+    from datakit.audit.judge import Judge, JudgeConfig
+    m = make_manifest({"0": 12, "1": 12}, size=size, channels=channels)
+    x = to_judge_input(m.images(), channels)
+    assert tuple(x.shape) == (24, channels, 32, 32) and -1.0 <= float(x.min()) <= float(x.max()) <= 1.0
+    judge = Judge(JudgeConfig(epochs=2, feature_dim=8)).fit(m.images(), m.labels(), m.vocabulary)
+    emb = judge.embed(m.images())
+    assert emb.features.shape == (24, 8) and emb.class_logits.shape == (24, 2)
+    # a grey judge reads colour samples (averaged) and a colour judge grey ones (repeated)
+    other = np.repeat(m.images(), 3, -1) if channels == 1 else m.images()[..., :1]
+    assert judge.embed(other).features.shape == (24, 8)

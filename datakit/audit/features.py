@@ -53,7 +53,8 @@ def to_judge_input(images: np.ndarray | torch.Tensor, channels: int,
     Grey images are repeated to 3 channels and colour images averaged to 1 when the
     judge expects the other; any size is resized (area-averaged down, bilinear up).
     """
-    x = torch.as_tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
+    # torch.tensor copies: pixel stores are read-only memory maps, which torch will not wrap.
+    x = torch.tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
     if x.ndim == 3:  # N×H×W: one grey channel
         x = x[..., None]
     x = x.to(device=device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)

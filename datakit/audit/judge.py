@@ -156,8 +156,8 @@ class Judge:
         # The whole (capped) training set is converted once, on the device: epochs then only index.
         x_all = torch.cat([to_judge_input(images[i:i + 4096], self.channels, dev)
                            for i in range(0, len(images), 4096)])
-        y_all = torch.as_tensor(labels, dtype=torch.long, device=dev)
-        d_all = torch.as_tensor(domains, dtype=torch.long, device=dev) if use_domains else None
+        y_all = torch.tensor(np.asarray(labels, dtype=np.int64), device=dev)
+        d_all = torch.tensor(np.asarray(domains, dtype=np.int64), device=dev) if use_domains else None
         epochs = cfg.epochs or int(np.clip(np.ceil(80000 / max(1, len(x_all))), 2, 15))
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         steps = epochs * max(1, -(-len(x_all) // cfg.batch_size))

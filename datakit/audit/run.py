@@ -116,6 +116,11 @@ def load_run(run_dir: str | os.PathLike) -> RunInputs:
     labels = np.asarray(labels, dtype=np.int64).reshape(-1)
     if len(labels) != len(images):
         raise RunDirError(f"{gen_path} has {len(images)} images but {len(labels)} labels.")
+    bad = labels[(labels < -1) | (labels >= len(manifest.vocabulary))]
+    if len(bad):
+        raise RunDirError(f"{gen_path} has label {int(bad[0])}, outside the manifest's "
+                          f"{len(manifest.vocabulary)} classes (0..{len(manifest.vocabulary) - 1}, "
+                          "or -1 for unconditional samples).")
     if len(images) < 2:
         raise RunDirError(f"{gen_path} holds {len(images)} image(s); the audit needs at least 2.")
     conditional = bool(config.get("conditional", bool((labels >= 0).all())))
