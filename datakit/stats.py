@@ -146,6 +146,9 @@ def duplicate_groups(keys: pd.Series | np.ndarray) -> np.ndarray:
     return np.where(sizes[codes] > 1, codes, -1)
 
 
+_SMALL_GROUP = 64  # groups up to this size are verified by vectorised pair offsets
+
+
 def verify_groups(groups: np.ndarray, thumbs: np.ndarray, threshold: float = NEAR_THRESHOLD) -> np.ndarray:
     """Split candidate groups (rows sharing a pHash) into groups of truly similar images.
 
@@ -163,14 +166,33 @@ def verify_groups(groups: np.ndarray, thumbs: np.ndarray, threshold: float = NEA
     if len(cand) == 0:
         return out
     order = np.argsort(groups[cand], kind="stable")
-    bounds = np.flatnonzero(np.diff(groups[cand][order])) + 1
+    sorted_groups = groups[cand][order]
+    size_of = np.bincount(sorted_groups)[sorted_groups]
     firsts, seconds = [], []
-    # One small Gram matrix per candidate group (groups are a few images each).
-    for members in np.split(order, bounds):
-        t = thumbs[members]
-        i, j = np.nonzero(np.triu(t @ t.T >= threshold, 1))
-        firsts.append(members[i])
-        seconds.append(members[j])
+    # Small groups (nearly all of them): compare each member with the one d places on, for
+    # d = 1, 2, ... — one vectorised row-wise dot product per offset instead of thousands
+    # of tiny Gram matrices.
+    small = order[size_of <= _SMALL_GROUP]
+    small_groups = sorted_groups[size_of <= _SMALL_GROUP]
+    for d in range(1, _SMALL_GROUP):
+        same = small_groups[:-d] == small_groups[d:]
+        if not same.any():
+            break
+        i, j = small[:-d][same], small[d:][same]
+        hit = np.einsum("ij,ij->i", thumbs[i], thumbs[j]) >= threshold
+        firsts.append(i[hit])
+        seconds.append(j[hit])
+    # The rare large groups (e.g. many blank images): one Gram matrix each.
+    big = size_of > _SMALL_GROUP
+    if big.any():
+        big_order, big_groups = order[big], sorted_groups[big]
+        for members in np.split(big_order, np.flatnonzero(np.diff(big_groups)) + 1):
+            t = thumbs[members]
+            i, j = np.nonzero(np.triu(t @ t.T >= threshold, 1))
+            firsts.append(members[i])
+            seconds.append(members[j])
+    if not firsts:
+        return out
     a, b = np.concatenate(firsts), np.concatenate(seconds)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(cand), len(cand)))
     _, component = connected_components(graph, directed=False)
