@@ -340,12 +340,16 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
         budget: multiplies every arm's training steps (e.g. 0.05 on a CPU).
         device: ``auto``, ``cpu`` or ``cuda`` for training and audit (default: the study's).
         overrides: training settings that replace the study's for every arm (e.g. a
-            smaller ``width`` for a CPU run); recorded in each run's config.json.
+            smaller ``width`` for a CPU run; recorded in each run's config.json), and audit
+            settings as ``audit.NAME`` (e.g. ``audit.cas = False``).
     """
     from datakit.audit import AuditConfig
     from datakit.report.html import audit_and_report
 
     from datakit.train import TrainConfig
+    overrides = dict(overrides or {})
+    audit_overrides = {k[len("audit."):]: overrides.pop(k) for k in list(overrides)
+                       if k.startswith("audit.")}
     if overrides:
         _check_fields(overrides, TrainConfig, "--set")
         for k in ("manifest", "out", "resume"):
@@ -362,11 +366,14 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
         manifest = _arm_manifest(arm, parents, mdir)
         settings = scaled_train_settings(study.train, {**arm.train, **(overrides or {})}, budget, device)
         runs[arm.name] = _train_arm(arm, manifest, settings, rdir / arm.name)
-    audit_cfg = AuditConfig.from_dict({**study.audit, **({"device": device} if device else {})})
+    _check_fields(audit_overrides, AuditConfig, "--set audit.")
+    audit_cfg = AuditConfig.from_dict({**study.audit, **audit_overrides,
+                                       **({"device": device} if device else {})})
     intro = study.description + (f" Training steps scaled by --budget {budget:g}." if budget != 1 else "")
-    if overrides:
+    replaced = {**overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}
+    if replaced:
         intro += " Settings replaced for this run: " \
-            + ", ".join(f"{k}={v}" for k, v in overrides.items()) + "."
+            + ", ".join(f"{k}={v}" for k, v in replaced.items()) + "."
     report, audits = audit_and_report(list(runs.values()), out / "report.html", config=audit_cfg,
                                       reuse=True, title=study.title, intro=intro.strip(),
                                       labels=list(runs), factors=study.factors or None)

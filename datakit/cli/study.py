@@ -15,7 +15,8 @@ from datakit.cli.base import main
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="Study folder (default: studies/<name>); report.html and study.json go there.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Replace a training setting for every arm (repeatable), e.g. --set width=16.")
+              help="Replace a training setting for every arm (repeatable), e.g. --set width=16; "
+                   "audit settings as audit.NAME, e.g. --set audit.cas=false.")
 def study_cmd(study_file, budget, device, out, overrides):
     """Run an audit study: ingest -> compose -> train -> audit for every arm, then one
     comparison report. Anything already computed in the study folder is reused.
