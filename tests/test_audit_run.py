@@ -56,7 +56,9 @@ def test_audit_json_layout_matches_the_contract(digits_manifest, tmp_path):
     assert on_disk == a
     assert not list((run / "audit").glob(".*tmp*"))  # the temporary file is gone
     for name in ("fd", "kid", "precision", "recall", "density", "coverage", "label_fidelity"):
-        assert {"value", "floor", "ci_low", "ci_high"} <= set(a["summary"][name]), name
+        assert {"value", "floor", "ci_low", "ci_high", "value_at_floor_size"} <= set(a["summary"][name]), name
+        entry = a["summary"][name]
+        assert entry["ci_low"] <= entry["value"] <= entry["ci_high"] or name == "kid", (name, entry)
     assert [c["class_name"] for c in a["per_class"]] == [str(d) for d in range(10)]
     for c in a["per_class"]:
         assert {"class_name", "label", "train_count", "fd", "label_fidelity", "diversity_ratio",

@@ -79,8 +79,9 @@ def small_sample_warnings(per_class: list[dict], feature_dim: int, k: int,
                    "real samples; k-NN balls are wide at this size, so small differences are noise.")
     tiny = [c["class_name"] for c in per_class if 0 < c["generated_count"] <= k]
     if tiny:
-        out.append(f"Classes {_names(tiny)} have {k} or fewer generated samples; their coverage "
-                   "and diversity are not reliable.")
+        out.append(f"{'Classes' if len(tiny) > 1 else 'Class'} {_names(tiny)} "
+                   f"{'have' if len(tiny) > 1 else 'has'} {k} or fewer generated samples; "
+                   "coverage and diversity there are not reliable.")
     return out
 
 
