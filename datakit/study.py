@@ -345,11 +345,12 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     """
     from datakit.audit import AuditConfig
     from datakit.report.html import audit_and_report
-
     from datakit.train import TrainConfig
+
     overrides = dict(overrides or {})
     audit_overrides = {k[len("audit."):]: overrides.pop(k) for k in list(overrides)
                        if k.startswith("audit.")}
+    _check_fields(audit_overrides, AuditConfig, "--set audit.NAME")
     if overrides:
         _check_fields(overrides, TrainConfig, "--set")
         for k in ("manifest", "out", "resume"):
@@ -366,7 +367,6 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
         manifest = _arm_manifest(arm, parents, mdir)
         settings = scaled_train_settings(study.train, {**arm.train, **(overrides or {})}, budget, device)
         runs[arm.name] = _train_arm(arm, manifest, settings, rdir / arm.name)
-    _check_fields(audit_overrides, AuditConfig, "--set audit.")
     audit_cfg = AuditConfig.from_dict({**study.audit, **audit_overrides,
                                        **({"device": device} if device else {})})
     intro = study.description + (f" Training steps scaled by --budget {budget:g}." if budget != 1 else "")

@@ -154,3 +154,12 @@ def test_overrides_parse_as_toml_values():
         "width": 16, "augment": "diffaugment", "ema": True, "lr_g": 1e-4}
     with pytest.raises(StudyError, match=r"Bad --set 'width'; write KEY=VALUE"):
         parse_overrides(["width"])
+
+
+def test_bad_overrides_are_refused_before_any_work(tmp_path):
+    study = load_study(_write(tmp_path, TOY))
+    with pytest.raises(StudyError, match=r"--set: unknown key\(s\) widht; valid keys:"):
+        run_study(study, out=tmp_path / "o", overrides={"widht": 8})
+    with pytest.raises(StudyError, match=r"--set audit.NAME: unknown key\(s\) kas; valid keys:"):
+        run_study(study, out=tmp_path / "o", overrides={"audit.kas": False})
+    assert not (tmp_path / "o").exists()
