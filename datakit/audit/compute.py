@@ -14,7 +14,6 @@ from datakit.audit.cas import classification_accuracy_score
 from datakit.audit.judge import JudgeConfig, judge_for_manifest, resolve_device, split_real
 from datakit.audit.per_class import CollapseRule, class_report, label_fidelity
 from datakit.manifest import pixel_sha256
-from datakit.progress import log
 
 if TYPE_CHECKING:
     from datakit.audit.run import AuditConfig, RunInputs
@@ -89,8 +88,8 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     gen_m = gen.features[_sample(len(gen), len(held_f), rng)]
     q_m = metrics.prdc(ref.features, gen_m, k=k, real_radii=ref_radii, device=dev, chunk_elems=ce) \
         if len(gen_m) > k else {}
-    matched = {"fd": metrics.fd(ref.features, gen_m), "kid": metrics.kid(ref.features, gen_m, **kid_args)["value"],
-               **q_m}
+    matched = {"fd": metrics.fd(ref.features, gen_m),
+               "kid": metrics.kid(ref.features, gen_m, **kid_args)["value"], **q_m}
     summary = {
         "fd": _metric(metrics.fd(ref.features, gen.features), metrics.fd(ref.features, held_f),
                       calibration.fd_interval(ref.features, gen.features, cfg.bootstrap, cfg.seed),

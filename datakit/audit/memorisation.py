@@ -22,7 +22,10 @@ from datakit.audit import metrics
 
 def flag_close_samples(generated_nn_distance: np.ndarray, train_nn_distance: np.ndarray,
                        quantile: float = 0.01) -> tuple[np.ndarray, float]:
-    """Boolean flags for generated samples nearer to training than the ``quantile`` of training's 1-NN distances."""
+    """Flag generated samples nearer to training than the ``quantile`` of training's own 1-NN distances.
+
+    Returns the flags and the distance threshold used.
+    """
     threshold = float(np.quantile(train_nn_distance, quantile))
     # Strictly below, but a distance of exactly 0 (a copy) is always flagged.
     d = np.asarray(generated_nn_distance)

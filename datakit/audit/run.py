@@ -79,7 +79,8 @@ def load_run(run_dir: str | os.PathLike) -> RunInputs:
     """Read config.json, generated.npz and the training manifest of a run, checking they agree."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunDirError(f"Run directory {run_dir} does not exist. Pass the folder written by `datakit train`.")
+        raise RunDirError(f"Run directory {run_dir} does not exist. "
+                          "Pass the folder written by `datakit train`.")
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
         raise RunDirError(f"{cfg_path} is missing, so the run's manifest is unknown. "
