@@ -168,3 +168,10 @@ def test_conditional_shares_use_the_judges_reading():
         {"name": "a", "train_share": 0.8, "generated_share": 0.5, "judged_share": 0.9},
         {"name": "b", "train_share": 0.2, "generated_share": 0.5, "judged_share": 0.1}]}}}
     assert shares(audit, "class") == ({"a": 0.8, "b": 0.2}, {"a": 0.9, "b": 0.1})
+
+
+def test_barely_produced_classes_are_named(tmp_path, toy):
+    run = make_run(tmp_path / "run", toy)
+    audit = fake_audit(toy, generated_shares={"0": 0.62, "1": 0.36, "2": 0.02})
+    texts = [f.text for f in findings([load_run(run, audit)])]
+    assert "The model barely produces class 2: 25% of training images, 2% of generated ones." in texts

@@ -231,7 +231,9 @@ def _links(run: RunData) -> dict[str, Any]:
     pc = per_class_table(run.audit)
     rhos = count_correlations(run.audit)
     scatters = []
-    ranked = sorted((r for r in rhos if r["rho"] is not None and r["metric"] in pc),
+    # generated_share_ratio of a conditional run tracks 1/count by construction: no scatter.
+    ranked = sorted((r for r in rhos if r["rho"] is not None and r["metric"] in pc
+                     and r["metric"] != "generated_share_ratio"),
                     key=lambda r: -abs(r["rho"]))
     for r in ranked[:4]:
         img = figures.metric_vs_count(pc, r["metric"], r["rho"])

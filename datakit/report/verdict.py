@@ -21,6 +21,8 @@ from datakit.report.run_data import (LOWER_IS_BETTER, RunData, count_correlation
 AMPLIFY_RATIO = 1.25
 #: ...and at least this many percentage points higher.
 AMPLIFY_POINTS = 0.05
+#: A class whose generated share is below this fraction of its training share is "barely produced".
+SUPPRESSED = 0.25
 #: Runs are compared by Fréchet distance when the worst is this many times the best.
 FD_RATIO = 1.3
 #: D's real/fake accuracy averaged over the last tenth of training above this: D has won.
@@ -145,6 +147,17 @@ def amplification(runs: list[RunData]) -> list[Finding]:
                         out.append(Finding("warn", f"{who}the model {verb} class {worst!s}: "
                                                    f"{_pct(t)} of training images, {_pct(g)} of "
                                                    "generated ones."))
+            dropped = [k for k in train if train[k] > 0 and gen.get(k, 0.0) < SUPPRESSED * train[k]]
+            if dropped:
+                dropped.sort(key=lambda k: gen.get(k, 0.0) / train[k])
+                names = ", ".join(map(str, dropped[:8])) + (", …" if len(dropped) > 8 else "")
+                lo_t, hi_t = min(train[k] for k in dropped), max(train[k] for k in dropped)
+                lo_g, hi_g = min(gen.get(k, 0.0) for k in dropped), max(gen.get(k, 0.0) for k in dropped)
+                span = (lambda a, b: _pct(a) if _pct(a) == _pct(b) else f"{_pct(a)}–{_pct(b)}")
+                out.append(Finding("bad", f"{who}the model barely produces class"
+                                          f"{'es' if len(dropped) > 1 else ''} {names}: "
+                                          f"{span(lo_t, hi_t)} of training images, "
+                                          f"{span(lo_g, hi_g)} of generated ones."))
         dom = shares(run.audit, "domain")
         if dom and len(dom[0]) > 1:
             train, gen = dom
