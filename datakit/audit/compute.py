@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
 from datakit import __version__
@@ -33,8 +34,14 @@ def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     # numpy's BLAS only sees small matrices here (D×D covariances, per-class sets); its
     # worker threads cost far more than they give, badly so on a shared machine. The large
     # products (k-NN blocks, KID kernels, the judge) run in torch on the chosen device.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return _build_audit(run, cfg)
+    threads = torch.get_num_threads()
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _build_audit(run, cfg)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
 
 from datakit.audit import metrics
 
@@ -54,7 +55,11 @@ def data_copying_ct(train: np.ndarray, held: np.ndarray, generated: np.ndarray, 
     cells = int(max(1, min(cells, len(train) // 10, len(held) // min_samples)))
     if len(train) < 2 or len(held) < min_samples or len(generated) < min_samples:
         return {"value": None, "cells": cells, "cells_used": 0, "z": []}
-    km = KMeans(n_clusters=cells, n_init=3, random_state=seed).fit(train) if cells > 1 else None
+    km = None
+    if cells > 1:
+        # a few thousand points at most: OpenMP workers only add spin-waiting on a busy machine
+        with threadpool_limits(limits=1, user_api="openmp"):
+            km = KMeans(n_clusters=cells, n_init=3, random_state=seed).fit(train)
     cell_of = (lambda x: km.predict(x)) if km is not None else (lambda x: np.zeros(len(x), int))
     t = train
     held_cell, gen_cell = cell_of(held), cell_of(generated)

@@ -43,6 +43,8 @@ class AuditConfig:
     min_density_samples: int = 1000    # below this, per-class coverage gets a warning
     seed: int = 0
     device: str = "auto"
+    threads: int = 0                   # torch CPU threads during the audit (0: torch's default);
+                                       # 1 is much faster on a machine shared with other jobs
     use_cache: bool = True             # reuse a cached judge for the same manifest
     chunk_elems: int = metrics.DEFAULT_CHUNK_ELEMS
     judge: JudgeConfig = field(default_factory=JudgeConfig)
