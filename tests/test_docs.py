@@ -1,0 +1,42 @@
+"""Every command has --help with an example, and the README shows it."""
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from datakit.cli import main
+
+README = (Path(__file__).parent.parent / "README.md").read_text()
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()):
+    for name, cmd in sorted(group.commands.items()):
+        path = prefix + (name,)
+        yield path, cmd
+        if isinstance(cmd, click.Group):
+            yield from _commands(cmd, path)
+
+
+ALL = list(_commands(main))
+
+
+@pytest.mark.parametrize("path", [p for p, _ in ALL], ids=[" ".join(p) for p, _ in ALL])
+def test_every_command_has_help_and_is_in_the_readme(path):
+    result = CliRunner().invoke(main, list(path) + ["--help"], prog_name="datakit")
+    assert result.exit_code == 0, result.output
+    assert "Usage: datakit " + " ".join(path) in result.output
+    assert "Example" in result.output, f"`datakit {' '.join(path)} --help` has no Example block"
+    assert "datakit " + " ".join(path) in README, f"README does not show `datakit {' '.join(path)}`"
+
+
+def test_python_dash_m_runs_the_same_cli():
+    out = subprocess.run([sys.executable, "-m", "datakit", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("datakit, version ")
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    first_block = README.split("```bash", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make demo", "make test"]
