@@ -54,7 +54,7 @@ def training_curves(metrics: pd.DataFrame) -> str | None:
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_title("Discriminator accuracy (0.5 = equilibrium)")
     fig.tight_layout()
-    return figure_data_uri(fig, dpi=DPI)
+    return figure_data_uri(fig, dpi=70)
 
 
 def class_counts(counts: dict[str, int], title: str = "Training images per class") -> str | None:

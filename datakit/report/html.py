@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import io
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,12 +33,14 @@ from datakit.report.verdict import findings
 TEMPLATES = Path(__file__).parent / "templates"
 #: The animation is inlined only below this size; above it the page shows the last grid.
 MAX_GIF_BYTES = 250_000
-#: Sample grids over time shown per run.
-GRIDS_OVER_TIME = 4
+#: Sample grids over time shown per run (first, middle, last).
+GRIDS_OVER_TIME = 3
 #: Generated and real images shown per class.
 PER_CLASS_IMAGES = 8
 #: Classes shown with sample grids (the rest are in the table only).
 MAX_GRID_CLASSES = 62
+#: Per-class scatter plots (metric vs training count) per run: the strongest correlations.
+MAX_SCATTERS = 2
 #: Memorisation pairs shown per run.
 MAX_MEMORISATION_PAIRS = 8
 #: Findings shown at the top of the verdict; the rest sit in a collapsed list below it.
@@ -114,7 +117,7 @@ def _training(run: RunData) -> dict[str, Any]:
         idx = np.unique(np.linspace(0, len(files) - 1, min(GRIDS_OVER_TIME, len(files))).astype(int))
         for i in idx:
             step = files[i].stem.replace("step_", "").lstrip("0") or "0"
-            ctx["grids"].append({"step": step, "uri": png_data_uri(files[i].read_bytes())})
+            ctx["grids"].append({"step": step, "uri": _compact_png(files[i])})
     if run.gif is not None:
         size = run.gif.stat().st_size
         if size <= MAX_GIF_BYTES:
@@ -129,6 +132,25 @@ def _training(run: RunData) -> dict[str, Any]:
                                             "acc_real", "acc_fake", "acc_aux", "images_per_s")
                        if k in m}
     return ctx
+
+
+def _compact_png(path: Path) -> str:
+    """A sample grid as an inline PNG, re-encoded as greyscale when it has no colour."""
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except OSError:
+        return png_data_uri(path.read_bytes())
+    if im.mode in ("RGB", "RGBA"):
+        arr = np.asarray(im.convert("RGB"))
+        if (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all():
+            im = Image.fromarray(arr[..., 0])
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    data = buf.getvalue()
+    raw = path.read_bytes()
+    return png_data_uri(data if len(data) < len(raw) else raw)
 
 
 def _real_examples(run: RunData, label: int, n: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -235,7 +257,7 @@ def _links(run: RunData) -> dict[str, Any]:
     ranked = sorted((r for r in rhos if r["rho"] is not None and r["metric"] in pc
                      and r["metric"] != "generated_share_ratio"),
                     key=lambda r: -abs(r["rho"]))
-    for r in ranked[:4]:
+    for r in ranked[:MAX_SCATTERS]:
         img = figures.metric_vs_count(pc, r["metric"], r["rho"])
         if img:
             scatters.append(img)
