@@ -130,12 +130,14 @@ def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str])
     factors = [f for f in factors if f in runs and pd.to_numeric(runs[f], errors="coerce").notna().any()]
     if len(runs) < 2 or not metrics or not factors:
         return None
-    fig, axes = plt.subplots(len(metrics), len(factors), squeeze=False,
-                             figsize=(2.9 * len(factors) + 0.5, 2.3 * len(metrics) + 0.3))
+    one_factor = len(factors) == 1  # then the metrics go side by side in one row
+    shape = (1, len(metrics)) if one_factor else (len(metrics), len(factors))
+    fig, axes = plt.subplots(*shape, squeeze=False,
+                             figsize=(2.9 * shape[1] + 0.5, 2.3 * shape[0] + 0.3))
     palette = sns.color_palette("tab10", len(runs))
     for i, m in enumerate(metrics):
         for j, f in enumerate(factors):
-            ax = axes[i][j]
+            ax = axes[0][i] if one_factor else axes[i][j]
             x = _finite(runs[f])
             y = _finite(runs[m])
             for k, (xv, yv) in enumerate(zip(x, y)):
@@ -143,8 +145,12 @@ def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str])
                     ax.scatter([xv], [yv], color=palette[k], s=30, label=str(runs["run"].iloc[k]))
             if f == "images" and np.nanmax(x) > 10 * max(1.0, np.nanmin(x)):
                 ax.set_xscale("log")
-            ax.set_xlabel(f if i == len(metrics) - 1 else "")
-            ax.set_ylabel(m if j == 0 else "")
+            if one_factor:
+                ax.set_xlabel(f)
+                ax.set_ylabel(m)
+            else:
+                ax.set_xlabel(f if i == len(metrics) - 1 else "")
+                ax.set_ylabel(m if j == 0 else "")
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=7,
