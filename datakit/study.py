@@ -378,13 +378,13 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
                                       reuse=True, title=study.title, intro=intro.strip(),
                                       labels=list(runs), factors=study.factors or None)
     summary = out / "study.json"
-    _write_summary(summary, study, runs, audits, budget)
+    _write_summary(summary, study, runs, audits, budget, replaced)
     log(f"Study report: {report}")
     return StudyResult(report, summary, runs, dict(zip(runs, audits)))
 
 
 def _write_summary(path: Path, study: Study, runs: dict[str, Path], audits: list[dict],
-                   budget: float) -> None:
+                   budget: float, overrides: dict[str, Any]) -> None:
     from datakit.report.run_data import summary_metrics
     arms = []
     for (name, run_dir), audit in zip(runs.items(), audits):
@@ -393,7 +393,7 @@ def _write_summary(path: Path, study: Study, runs: dict[str, Path], audits: list
                      "collapsed_classes": [c.get("class_name") for c in audit.get("per_class") or []
                                            if c.get("collapsed")]})
     data = {"study": study.name, "title": study.title, "file": str(study.path) if study.path else None,
-            "budget": budget, "arms": arms}
+            "budget": budget, "overrides": overrides, "arms": arms}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     os.replace(tmp, path)
