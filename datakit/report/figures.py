@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from datakit.report.inline import figure_data_uri  # noqa: E402
 
@@ -54,7 +55,7 @@ def training_curves(metrics: pd.DataFrame) -> str | None:
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_title("Discriminator accuracy (0.5 = equilibrium)")
     fig.tight_layout()
-    return figure_data_uri(fig, dpi=70)
+    return figure_data_uri(fig, dpi=60)
 
 
 def class_counts(counts: dict[str, int], title: str = "Training images per class") -> str | None:
@@ -113,6 +114,7 @@ def metric_vs_count(per_class: pd.DataFrame, metric: str, rho: float | None = No
                     xytext=(2, 2), textcoords="offset points")
     if df["train_count"].max() > 10 * max(1, df["train_count"].min()):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
     title = f"{metric} vs training count"
     if rho is not None and math.isfinite(rho):
         title += f" (Spearman ρ = {rho:.2f})"
@@ -145,6 +147,7 @@ def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str])
                     ax.scatter([xv], [yv], color=palette[k], s=30, label=str(runs["run"].iloc[k]))
             if f == "images" and np.nanmax(x) > 10 * max(1.0, np.nanmin(x)):
                 ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
             if one_factor:
                 ax.set_xlabel(f)
                 ax.set_ylabel(m)

@@ -35,6 +35,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 MAX_GIF_BYTES = 250_000
 #: Sample grids over time shown per run (first, middle, last).
 GRIDS_OVER_TIME = 3
+#: With more runs than this on one page, each run shows less (first and last grid, fewer
+#: examples per class) so that the page stays small enough to commit and e-mail.
+COMPACT_ABOVE = 2
 #: Generated and real images shown per class.
 PER_CLASS_IMAGES = 8
 #: Classes shown with sample grids (the rest are in the table only).
@@ -80,7 +83,7 @@ def fmt(x: Any) -> str:
 
 # -- sections ---------------------------------------------------------------------------------
 
-def _composition(run: RunData) -> dict[str, Any]:
+def _composition(run: RunData, compact: bool = False) -> dict[str, Any]:
     """The training manifest: the data-audit page's composition section (classes, shares,
     examples, duplicates, history), our datasheet, and the training rows' own facts."""
     t = run.train_table()
@@ -90,7 +93,8 @@ def _composition(run: RunData) -> dict[str, Any]:
                            "datasheet": datasheet(run.manifest), "section": None}
     try:
         from datakit.report.dataset import composition_section
-        ctx["section"] = composition_section(run.manifest)
+        ctx["section"] = composition_section(run.manifest,
+                                             examples_per_class=4 if compact else 8)
     except ImportError:  # the data-audit page is not in this checkout: draw the counts here
         pass
     if ctx["section"] is None:
@@ -109,12 +113,13 @@ def _page_css() -> Markup:
     return Markup(css)
 
 
-def _training(run: RunData) -> dict[str, Any]:
+def _training(run: RunData, compact: bool = False) -> dict[str, Any]:
     ctx: dict[str, Any] = {"curves_img": figures.training_curves(run.metrics), "grids": [],
                            "gif": None, "gif_note": None}
     files = run.sample_files
     if files:
-        idx = np.unique(np.linspace(0, len(files) - 1, min(GRIDS_OVER_TIME, len(files))).astype(int))
+        shown = 2 if compact else GRIDS_OVER_TIME
+        idx = np.unique(np.linspace(0, len(files) - 1, min(shown, len(files))).astype(int))
         for i in idx:
             step = files[i].stem.replace("step_", "").lstrip("0") or "0"
             ctx["grids"].append({"step": step, "uri": _compact_png(files[i])})
@@ -166,7 +171,7 @@ def _real_examples(run: RunData, label: int, n: int, rng: np.random.Generator) -
     return np.asarray(run.manifest.pixels[pick])
 
 
-def _sample_grids(run: RunData, pc: pd.DataFrame) -> dict[str, Any]:
+def _sample_grids(run: RunData, pc: pd.DataFrame, compact: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"per_class": [], "unconditional": None}
     if run.generated is None or len(run.generated) == 0:
@@ -177,13 +182,14 @@ def _sample_grids(run: RunData, pc: pd.DataFrame) -> dict[str, Any]:
     if (labels >= 0).any():
         by_name = {str(r["class_name"]): r for _, r in pc.iterrows()} if not pc.empty else {}
         for lab in sorted(set(labels[labels >= 0].tolist()))[:MAX_GRID_CLASSES]:
-            gen = run.generated[labels == lab][:PER_CLASS_IMAGES]
-            real = _real_examples(run, lab, PER_CLASS_IMAGES, rng)
+            n = PER_CLASS_IMAGES - 2 if compact else PER_CLASS_IMAGES
+            gen = run.generated[labels == lab][:n]
+            real = _real_examples(run, lab, n, rng)
             name = names[lab] if lab < len(names) else str(lab)
             row = by_name.get(name, {})
             out["per_class"].append({
-                "class_name": name, "gen": grid_data_uri(gen, ncols=PER_CLASS_IMAGES, scale=1),
-                "real": grid_data_uri(real, ncols=PER_CLASS_IMAGES, scale=1) if real is not None else None,
+                "class_name": name, "gen": grid_data_uri(gen, ncols=n, scale=1),
+                "real": grid_data_uri(real, ncols=n, scale=1) if real is not None else None,
                 "collapsed": bool(row.get("collapsed", False)) if len(row) else False,
                 "evidence": row.get("collapse_evidence") if len(row) else None})
     else:
@@ -221,7 +227,7 @@ def _memorisation(run: RunData) -> dict[str, Any]:
     return ctx
 
 
-def _quality(run: RunData) -> dict[str, Any]:
+def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     pc = per_class_table(run.audit)
     summary = summary_metrics(run.audit)
     raw = run.audit.get("summary") or {}
@@ -243,7 +249,7 @@ def _quality(run: RunData) -> dict[str, Any]:
         "counts": [c for c in ("train_count", "generated_count") if c in pc],
         "columns": columns,
         "per_class": rows,
-        "grids": _sample_grids(run, pc),
+        "grids": _sample_grids(run, pc, compact),
         "memorisation": _memorisation(run),
         "warnings": list(run.audit.get("warnings") or []),
     }
@@ -322,14 +328,14 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
 
-def _run_context(run: RunData, index: int) -> dict[str, Any]:
+def _run_context(run: RunData, index: int, compact: bool = False) -> dict[str, Any]:
     return {
         "anchor": f"run-{index}", "label": run.label, "run_dir": str(run.run_dir),
         "config": [(k, run.config[k]) for k in CONFIG_KEYS if k in run.config],
         "problems": run.problems,
-        "composition": _composition(run),
-        "training": _training(run),
-        "quality": _quality(run),
+        "composition": _composition(run, compact),
+        "training": _training(run, compact),
+        "quality": _quality(run, compact),
         "links": _links(run),
     }
 
@@ -348,7 +354,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
         "findings": verdict[:VERDICT_TOP],
         "more_findings": verdict[VERDICT_TOP:],
         "comparison": _comparison(runs, factors),
-        "runs": [_run_context(r, i) for i, r in enumerate(runs)],
+        "runs": [_run_context(r, i, len(runs) > COMPACT_ABOVE) for i, r in enumerate(runs)],
     }
     return _env().get_template("audit.html").render(**ctx)
 
