@@ -70,10 +70,12 @@ def demo_study(cfg: DemoConfig) -> dict[str, Any]:
             "description": (
                 "Three training sets of the digits 0-9 built from embedded data: scikit-learn's "
                 "1,797 handwritten digits, font renderings of the digits "
-                f"({cfg.fonts_per_class} per class), and both together. The same small ACGAN "
-                f"was trained {cfg.steps} steps on each, on {cfg.device}; the audit's judge "
-                "network was trained on each training set's own images. Runs this short are "
-                "far from converged: read the numbers as a demonstration of the audit."),
+                f"({cfg.fonts_per_class} per class), and both together, all 32x32 grey with "
+                "light ink on a dark background. The same small ACGAN (width "
+                f"{cfg.width}) was trained {cfg.steps} steps of {cfg.batch_size} images on each; "
+                "the audit's judge network was trained on each training set's own images. "
+                "Runs this short are far from converged: read the numbers as a demonstration "
+                "of the audit."),
         },
         "ingest": {
             "digits": {"source": "digits", "size": 32},
