@@ -232,9 +232,10 @@ def count_correlation(runs: list[RunData]) -> list[Finding]:
     out = []
     for run in runs:
         # generated_share_ratio is generated share / training share: with labels drawn
-        # uniformly it tracks 1/count by construction, so it says nothing here.
+        # uniformly it tracks 1/count by construction, so it says nothing here. C_T has no
+        # "better" direction (below 0 copying, above 0 underfitting), so no sentence either.
         rows = [r for r in count_correlations(run.audit) if r["rho"] is not None
-                and r["metric"] != "generated_share_ratio"
+                and r["metric"] not in ("generated_share_ratio", "ct")
                 and abs(r["rho"]) >= MIN_RHO and (r["p"] is None or r["p"] < 0.05)]
         if not rows:
             continue
