@@ -81,9 +81,9 @@ def judge_key(run: RunData) -> str | None:
 def distance_ratio(runs: list[RunData]) -> list[Finding]:
     """With several runs: how many times further from real the worst run is than the best.
 
-    Runs measured by the same judge compare raw Fréchet distances. Runs of different
-    training sets have different judges (feature spaces), so there each distance is first
-    divided by its own real-vs-real floor, which puts them on one scale.
+    Only runs measured by the same judge (the same training manifest) are ranked. Runs of
+    different training sets have different judges, i.e. different rulers; for them the
+    finding lists each distance over its own real-vs-real floor and ranks nothing.
     """
     rows = []
     for r in runs:
@@ -93,17 +93,18 @@ def distance_ratio(runs: list[RunData]) -> list[Finding]:
     if len(rows) < 2:
         return []
     same_judge = len({judge_key(r) for _, _, r in rows}) == 1
-    if not same_judge and all(f for _, f, _ in rows):
-        scored = sorted(((v / f, v, r) for v, f, r in rows), key=lambda t: t[0])
-        (best, vb, rb), (worst, vw, rw) = scored[0], scored[-1]
-        unit = (f"Fréchet distance {worst:.1f}× vs {best:.1f}× its real-vs-real floor; each run "
-                "is measured by a judge trained on its own training set")
+    if not same_judge:
+        # Different judges are different rulers: a ratio of their distances would be a
+        # headline the numbers cannot carry. State each run against its own floor instead.
+        parts = ", ".join(f"{r.label} {v / f:.1f}×" if f else f"{r.label} {v:.2f}"
+                          for v, f, r in rows)
+        return [Finding("info", "Each run was measured by a judge trained on its own training "
+                                "set, so Fréchet distances are not on one scale across runs. "
+                                f"Distance over its own real-vs-real floor: {parts}.")]
     else:
         scored = sorted(((v, v, r) for v, _, r in rows), key=lambda t: t[0])
         (best, _, rb), (worst, _, rw) = scored[0], scored[-1]
         unit = f"Fréchet distance {worst:.2f} vs {best:.2f}"
-        if not same_judge:
-            unit += "; measured by different judges, so compare with care"
     if worst / best < FD_RATIO:
         return [Finding("info", f"All runs are about equally far from real images ({unit}).")]
     return [Finding("warn", f"Run {rw.label} is {worst / best:.1f}× further from real images "
