@@ -41,9 +41,9 @@ class DemoConfig:
     """
 
     out: str = "demo"
-    steps: int = 400
+    steps: int = 1500
     width: int = 16
-    batch_size: int = 32
+    batch_size: int = 64
     fonts_per_class: int = 300
     n_generate: int = 100
     judge_epochs: int = 4

@@ -9,7 +9,7 @@ from datakit.cli.base import main
 @main.command("demo")
 @click.option("--out", "-o", type=click.Path(), default="demo", show_default=True,
               help="Demo folder; the report is OUT/report.html.")
-@click.option("--steps", default=None, type=int, help="Training steps per arm (default 400).")
+@click.option("--steps", default=None, type=int, help="Training steps per arm (default 1500).")
 @click.option("--device", default="auto", show_default=True,
               type=click.Choice(["auto", "cpu", "cuda"]), help="Where training and audit run.")
 @click.option("--quick", is_flag=True,
