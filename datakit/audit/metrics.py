@@ -241,14 +241,23 @@ def prdc(real: np.ndarray, fake: np.ndarray, k: int = 5, **kwargs) -> dict[str, 
     return prdc_from_relations(neighbour_relations(real, fake, k=k, **kwargs))
 
 
-def mean_pairwise_distance(features: np.ndarray, *, max_samples: int = 2000, seed: int = 0) -> float:
-    """Mean Euclidean distance over all pairs (a seeded subsample above ``max_samples``)."""
+def pairwise_distances(features: np.ndarray, *, max_samples: int = 2000,
+                       seed: int = 0) -> torch.Tensor | None:
+    """All pairwise Euclidean distances of a set (a seeded subsample above ``max_samples``),
+    or None when there are fewer than two samples."""
     x = np.asarray(features, np.float64)
     if len(x) < 2:
-        return float("nan")
+        return None
     if len(x) > max_samples:
         x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
     t = torch.as_tensor(x)
-    d = _distances(t, t, (t * t).sum(1))
-    n = len(x)
+    return _distances(t, t, (t * t).sum(1))
+
+
+def mean_pairwise_distance(features: np.ndarray, *, max_samples: int = 2000, seed: int = 0) -> float:
+    """Mean Euclidean distance over all pairs (a seeded subsample above ``max_samples``)."""
+    d = pairwise_distances(features, max_samples=max_samples, seed=seed)
+    if d is None:
+        return float("nan")
+    n = len(d)
     return float((d.sum() - d.diagonal().sum()) / (n * (n - 1)))

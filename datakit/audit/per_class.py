@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from datakit.audit import metrics
 
@@ -26,14 +25,11 @@ class CollapseRule:
 
 def close_pair_share(features: np.ndarray, radius: float, max_samples: int = 2000, seed: int = 0) -> float:
     """Share of sample pairs closer to each other than ``radius``."""
-    x = np.asarray(features, np.float64)
-    if len(x) < 2:
+    d = metrics.pairwise_distances(features, max_samples=max_samples, seed=seed)
+    if d is None:
         return float("nan")
-    if len(x) > max_samples:
-        x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
-    t = torch.as_tensor(x)
-    d = torch.cdist(t, t)
-    n = len(x)
+    d.fill_diagonal_(0.0)  # exact zeros: the diagonal always counts as "close"
+    n = len(d)
     close = (d < radius).sum().item() - n  # the diagonal is always "close"
     return float(close / (n * (n - 1)))
 
