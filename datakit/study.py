@@ -27,6 +27,8 @@ A study file (see ``audits/*.toml``)::
 
     [compare]
     factors = ["images"]                  # run properties the metrics are plotted against
+    judge = "1k"                          # optional: this arm's manifest trains one judge
+                                          # for all arms, so their metrics can be ranked
 
 Everything already computed is reused: an ingest or composition whose file exists (its name
 carries a hash of its inputs and options), a run whose config.json matches and that has its
@@ -87,6 +89,7 @@ class Study:
     audit: dict[str, Any] = field(default_factory=dict)
     factors: list[str] = field(default_factory=list)
     path: Path | None = None
+    judge: str | None = None  # the arm whose manifest trains one judge for every arm
 
 
 @dataclass
@@ -191,13 +194,17 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
         arms.append(ArmSpec(aname, srcs, manifest, compose, train))
 
     compare = data.get("compare") or {}
-    _check_keys(compare, {"factors"}, f"{where} [compare]")
+    _check_keys(compare, {"factors", "judge"}, f"{where} [compare]")
     factors = list(compare.get("factors") or [])
     bad = [f for f in factors if f not in FACTORS]
     if bad:
         raise StudyError(f"{where} [compare]: unknown factor(s) {', '.join(bad)}; use {', '.join(FACTORS)}.")
+    judge = compare.get("judge")
+    if judge is not None and judge not in {a.name for a in arms}:
+        raise StudyError(f"{where} [compare]: judge = {judge!r} is not an arm; use one of: "
+                         f"{', '.join(a.name for a in arms)}.")
     return Study(name, str(head.get("title") or name), str(head.get("description") or ""),
-                 ingests, arms, shared_train, audit, factors, path)
+                 ingests, arms, shared_train, audit, factors, path, judge)
 
 
 def load_study(path: str | os.PathLike) -> Study:
@@ -362,13 +369,19 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     needed = {s for a in study.arms for s in a.sources}
     parents = {name: _ingest(spec, mdir) for name, spec in study.ingests.items() if name in needed}
     runs: dict[str, Path] = {}
+    judge_manifest = None
     for i, arm in enumerate(study.arms):
         log(f"== arm {i + 1}/{len(study.arms)}: {arm.name}")
         manifest = _arm_manifest(arm, parents, mdir)
+        if arm.name == study.judge:
+            judge_manifest = str(manifest.path.resolve())
         settings = scaled_train_settings(study.train, {**arm.train, **(overrides or {})}, budget, device)
         runs[arm.name] = _train_arm(arm, manifest, settings, rdir / arm.name)
+    # One judge for every arm puts all their distances in one feature space (one ruler),
+    # so the report may rank the arms against each other.
     audit_cfg = AuditConfig.from_dict({**study.audit, **audit_overrides,
-                                       **({"device": device} if device else {})})
+                                       **({"device": device} if device else {}),
+                                       **({"judge_manifest": judge_manifest} if judge_manifest else {})})
     intro = study.description + (f" Training steps scaled by --budget {budget:g}." if budget != 1 else "")
     replaced = {**overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}
     if replaced:

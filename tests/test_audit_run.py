@@ -178,3 +178,34 @@ def test_judge_reads_any_store_size_and_channel_count(make_manifest, size, chann
     # a grey judge reads colour samples (averaged) and a colour judge grey ones (repeated)
     other = np.repeat(m.images(), 3, -1) if channels == 1 else m.images()[..., :1]
     assert judge.embed(other).features.shape == (24, 8)
+
+
+def _class_subset(m, keep, path):
+    """A manifest of some of ``m``'s classes, labelled in the order given by ``keep``."""
+    t = m.table[m.table["class_name"].isin(keep)].copy()
+    pixels = m.images(t["row"].to_numpy())
+    t["label"] = t["class_name"].map({c: i for i, c in enumerate(keep)})
+    t["row"] = np.arange(len(t))
+    return write_manifest(path, t, pixels, {"command": "test subset"}, classes=keep)
+
+
+def test_a_shared_judge_measures_a_run_with_another_manifests_ruler(digits_manifest, tmp_path):
+    keep = ["4", "3", "2", "1", "0"]  # another order than the judge's vocabulary
+    small = _class_subset(digits_manifest, keep, tmp_path / "small.parquet")
+    images, labels = _held_out(small)
+    run = _run(tmp_path / "run", small, images, labels)
+    a = audit_run(run, AuditConfig(**FAST, judge_manifest=str(digits_manifest.path)))
+    assert a["judge"]["shared"] is True
+    assert a["judge"]["manifest_checksum"] == digits_manifest.checksum
+    assert a["run"]["manifest_checksum"] == small.checksum
+    assert [c["class_name"] for c in a["per_class"]] == keep
+    # real held-out images, read by a 10-class judge mapped onto the run's 5 classes by name
+    assert a["summary"]["label_fidelity"]["value"] > 0.9
+
+
+def test_a_shared_judge_must_know_every_class_of_the_run(digits_manifest, tmp_path):
+    judge_m = _class_subset(digits_manifest, ["0", "1", "2"], tmp_path / "judge.parquet")
+    images, labels = _held_out(digits_manifest)
+    run = _run(tmp_path / "run", digits_manifest, images, labels)
+    with pytest.raises(DatakitError, match=r"judge\.parquet has no class 3, 4, 5, 6, 7 \.\.\. of the run's"):
+        audit_run(run, AuditConfig(**FAST, judge_manifest=str(judge_m.path)))

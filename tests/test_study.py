@@ -45,6 +45,7 @@ compose = { size = 240, holdout = 0.25, seed = 0 }
 
 [compare]
 factors = ["images"]
+judge = "large"
 """
 
 
@@ -68,6 +69,9 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     assert read_manifest(cfg["manifest"]).stats["split_counts"] == {"test": 30, "train": 90}
     summary = json.loads(first.summary.read_text())
     assert [a["arm"] for a in summary["arms"]] == ["small", "large"]
+    # [compare] judge = "large": one judge, trained on the large arm's manifest, measures both
+    large_checksum = json.loads((first.runs["large"] / "config.json").read_text())["manifest_checksum"]
+    assert {a["judge"]["manifest_checksum"] for a in first.audits.values()} == {large_checksum}
     stamps = {p: p.stat().st_mtime_ns for r in first.runs.values()
               for p in (r / "generated.npz", r / "audit" / "audit.json")}
 
@@ -120,6 +124,8 @@ def test_data_path_needs_datakit_data(tmp_path, monkeypatch):
      "arm 1 needs a `name` of letters, digits and _.+- (it names the run folder), got 'a b'."),
     ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\n',
      "arm 1 (a) needs exactly one of `from` (ingest names) or `manifest` (a .parquet path)."),
+    ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n[compare]\njudge = "b"\n',
+     "[compare]: judge = 'b' is not an arm; use one of: a."),
 ])
 def test_bad_study_files_name_the_problem(tmp_path, text, message):
     with pytest.raises(StudyError) as e:

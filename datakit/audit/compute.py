@@ -14,7 +14,8 @@ from datakit.audit import amplification, calibration, links, memorisation, metri
 from datakit.audit.cas import classification_accuracy_score
 from datakit.audit.judge import JudgeConfig, judge_for_manifest, resolve_device, split_real
 from datakit.audit.per_class import CollapseRule, class_report, label_fidelity
-from datakit.manifest import pixel_sha256
+from datakit.errors import DatakitError
+from datakit.manifest import pixel_sha256, read_manifest
 
 if TYPE_CHECKING:
     from datakit.audit.run import AuditConfig, RunInputs
@@ -27,6 +28,26 @@ def _metric(value, floor, ci, better: str, ideal: float) -> dict:
 
 def _sample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
+
+
+def _predicted_run_class(class_logits: np.ndarray, judge_classes: list[str],
+                         run_classes: list[str], judge_manifest) -> np.ndarray:
+    """The judge's reading of each sample as a label of the run's vocabulary.
+
+    A judge trained on another manifest (``AuditConfig.judge_manifest``) may know more
+    classes, or order them differently: each sample is read as the most likely of the
+    run's own classes, matched by class name.
+    """
+    if list(judge_classes) == list(run_classes):
+        return class_logits.argmax(1).astype(np.int64)
+    missing = [c for c in run_classes if c not in judge_classes]
+    if missing:
+        raise DatakitError(
+            f"The judge manifest {judge_manifest.path} has no class {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''} of the run's vocabulary; choose a judge "
+            "manifest that holds every class of the runs it measures.")
+    columns = [list(judge_classes).index(c) for c in run_classes]
+    return class_logits[:, columns].argmax(1).astype(np.int64)
 
 
 def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
@@ -54,7 +75,8 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
 
     # 1) the judge (cached by manifest checksum) and the real train / held-out split
     t = time.perf_counter()
-    judge = judge_for_manifest(m, judge_cfg, use_cache=cfg.use_cache)
+    judge_m = read_manifest(cfg.judge_manifest) if cfg.judge_manifest else m
+    judge = judge_for_manifest(judge_m, judge_cfg, use_cache=cfg.use_cache)
     timing["judge_s"] = time.perf_counter() - t
     split = split_real(m, judge_cfg.held_out_share, judge_cfg.seed)
     table = m.table
@@ -72,7 +94,7 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     gen = judge.embed(gen_images)
     timing["embed_s"] = time.perf_counter() - t
     ref_y, held_y = labels[ref_pos], labels[held_pos]
-    gen_pred = gen.predicted_class
+    gen_pred = _predicted_run_class(gen.class_logits, judge.classes, classes, judge_m)
     assigned = gen_labels if run.conditional else gen_pred
 
     # 3) whole-set metrics, each with its real-vs-real floor (held-out at the same sample size)
@@ -190,7 +212,8 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
         "conditioning labels" if run.conditional else "judge predictions",
         judged_codes=gen_pred if run.conditional else None), "domains": None}
     gen_domain_share = None
-    if len(domain_names) > 1 and gen.domain_logits is not None:
+    run_domains = set(table["domain"].astype(str))
+    if len(domain_names) > 1 and gen.domain_logits is not None and run_domains <= set(domain_names):
         dom_codes = np.searchsorted(domain_names, table["domain"].astype(str).to_numpy())
         amp["domains"] = amplification.share_table(domain_names, dom_codes[split.train_rows],
                                                    gen.predicted_domain, "judge predictions")
@@ -253,7 +276,9 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
         "warnings": warnings,
         "judge": {**judge.info, "trusted": judge_acc is None or judge_acc >= judge_cfg.min_accuracy,
                   "classes": judge.classes, "domains": judge.domains,
-                  "feature_dim": judge.net.feature_dim, "min_accuracy": judge_cfg.min_accuracy},
+                  "feature_dim": judge.net.feature_dim, "min_accuracy": judge_cfg.min_accuracy,
+                  "manifest": str(judge_m.path.resolve()), "manifest_checksum": judge_m.checksum,
+                  "shared": judge_m is not m},
         "config": cfg.to_dict(),
         "run": {"run_dir": str(run.run_dir.resolve()), "model": run.config.get("model"),
                 "conditional": run.conditional, "manifest": str(m.path.resolve()),

@@ -46,6 +46,8 @@ class AuditConfig:
     threads: int = 0                   # torch CPU threads during the audit (0: torch's default);
                                        # 1 is much faster on a machine shared with other jobs
     use_cache: bool = True             # reuse a cached judge for the same manifest
+    judge_manifest: str | None = None  # train the judge on this manifest instead of the run's
+                                       # own, so several runs are measured with one ruler
     chunk_elems: int = metrics.DEFAULT_CHUNK_ELEMS
     judge: JudgeConfig = field(default_factory=JudgeConfig)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -404,6 +405,14 @@ def default_report_path(run_dirs: Sequence[str | os.PathLike]) -> Path:
     return Path(run_dirs[0]) / "audit" / "report.html" if len(run_dirs) == 1 else Path("audit_report.html")
 
 
+def _same_settings(recorded: dict[str, Any] | None, config: Any) -> bool:
+    """Whether an audit.json's recorded settings are those of ``config`` (None: defaults)."""
+    from datakit.audit import AuditConfig
+
+    wanted = json.loads(json.dumps((config or AuditConfig()).to_dict(), default=str))
+    return recorded == wanted
+
+
 def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
                      config: Any = None, reuse: bool = False, title: str | None = None,
                      intro: str | None = None, labels: Sequence[str] | None = None,
@@ -415,7 +424,7 @@ def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
         out: the HTML file (default: :func:`default_report_path`).
         config: an ``AuditConfig`` (default settings when None).
         reuse: keep an existing ``audit/audit.json`` that is newer than the run's
-            ``generated.npz`` instead of recomputing it.
+            ``generated.npz`` and was made with the same settings, instead of recomputing it.
     Returns:
         (path of the report, the audit dictionaries in run order).
     """
@@ -435,10 +444,11 @@ def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
         generated = d / "generated.npz"
         if reuse and existing.exists() and generated.exists() \
                 and existing.stat().st_mtime >= generated.stat().st_mtime:
-            import json
-            log(f"Reusing {existing}")
-            audits.append(json.loads(existing.read_text()))
-            continue
+            previous = json.loads(existing.read_text())
+            if _same_settings(previous.get("config"), config):
+                log(f"Reusing {existing}")
+                audits.append(previous)
+                continue
         log(f"Auditing {d} ...")
         audits.append(audit_run(d, config))
     out = Path(out) if out is not None else default_report_path(run_dirs)
