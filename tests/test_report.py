@@ -51,7 +51,8 @@ def test_verdict_sentences_carry_the_numbers(tmp_path, toy):
     html = render_report([load_run(a, audit_a), load_run(b, audit_b)])
     texts = " | ".join(_texts(html))
     assert "Run a: 1 of 3 class collapsed: 2" in texts
-    assert "Run a is 3.4× further from real images than run b (Fréchet distance 34.00 vs 10.00)" in texts
+    assert ("Run a is 3.4× further from real images than run b (Fréchet distance 34.00 vs 10.00, "
+            "one shared judge)") in texts
     # class 0 is 12 of 24 training images = 50%, generated 85%
     assert "amplifies the majority class 0 from 50% of training images to 85%" in texts
     assert "Runs compared" in html
@@ -176,3 +177,15 @@ def test_barely_produced_classes_are_named(tmp_path, toy):
     audit = fake_audit(toy, generated_shares={"0": 0.62, "1": 0.36, "2": 0.02})
     texts = [f.text for f in findings([load_run(run, audit)])]
     assert "The model barely produces class 2: 25% of training images, 2% of generated ones." in texts
+
+
+def test_a_shared_judge_ranks_runs_of_different_sets_against_their_own_real_images(tmp_path, make_manifest):
+    m1 = make_manifest({"0": 6, "1": 6}, size=8, name="one", seed=1)
+    m2 = make_manifest({"0": 6, "1": 6}, size=8, name="two", seed=2)
+    a1, a2 = fake_audit(m1, fd=30.0), fake_audit(m2, fd=12.0)
+    for a in (a1, a2):
+        a["judge"] = {**a.get("judge", {}), "manifest_checksum": m2.checksum, "shared": True}
+    runs = [load_run(make_run(tmp_path / "x", m1), a1), load_run(make_run(tmp_path / "y", m2), a2)]
+    texts = [f.text for f in findings(runs)]
+    assert ("Run x is 2.5× further from the real images of its own training set than run y "
+            "(Fréchet distance 30.00 vs 12.00, one shared judge).") in texts

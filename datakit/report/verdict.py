@@ -105,10 +105,14 @@ def distance_ratio(runs: list[RunData]) -> list[Finding]:
         scored = sorted(((v, v, r) for v, _, r in rows), key=lambda t: t[0])
         (best, _, rb), (worst, _, rw) = scored[0], scored[-1]
         unit = f"Fréchet distance {worst:.2f} vs {best:.2f}"
+    # One judge may measure runs of different training sets (a study's shared judge): each
+    # run is then compared with the real images of its own set, and the sentence says so.
+    same_data = len({r.config.get("manifest_checksum") for _, _, r in rows}) == 1
+    target = "real images" if same_data else "the real images of its own training set"
     if worst / best < FD_RATIO:
-        return [Finding("info", f"All runs are about equally far from real images ({unit}).")]
-    return [Finding("warn", f"Run {rw.label} is {worst / best:.1f}× further from real images "
-                            f"than run {rb.label} ({unit}).")]
+        return [Finding("info", f"All runs are about equally far from {target} ({unit}).")]
+    return [Finding("warn", f"Run {rw.label} is {worst / best:.1f}× further from {target} "
+                            f"than run {rb.label} ({unit}, one shared judge).")]
 
 
 def floor_distance(runs: list[RunData]) -> list[Finding]:
