@@ -110,7 +110,8 @@ def distance_ratio(runs: list[RunData]) -> list[Finding]:
     same_data = len({r.config.get("manifest_checksum") for _, _, r in rows}) == 1
     target = "real images" if same_data else "the real images of its own training set"
     if worst / best < FD_RATIO:
-        return [Finding("info", f"All runs are about equally far from {target} ({unit}).")]
+        targets = "real images" if same_data else "the real images of their own training sets"
+        return [Finding("info", f"All runs are about equally far from {targets} ({unit}).")]
     return [Finding("warn", f"Run {rw.label} is {worst / best:.1f}× further from {target} "
                             f"than run {rb.label} ({unit}, one shared judge).")]
 
