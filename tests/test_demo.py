@@ -26,11 +26,16 @@ def test_quick_demo_writes_a_report_of_three_arms(tmp_path):
     assert [a["arm"] for a in summary["arms"]] == ["handwritten", "synthetic", "mixed"]
     # The arms' training sets are what the demo promises: one domain each, then both.
     from datakit.manifest import read_manifest
-    domains = {}
+    domains, judges = {}, set()
     for arm in ("handwritten", "synthetic", "mixed"):
         cfg = json.loads((out / "runs" / arm / "config.json").read_text())
         m = read_manifest(cfg["manifest"])
+        judges.add(json.loads((out / "runs" / arm / "audit" / "audit.json").read_text())
+                   ["judge"]["manifest_checksum"])
+        if arm == "mixed":
+            mixed_checksum = m.checksum
         assert m.geometry.shape == (32, 32, 1)
         domains[arm] = sorted(set(m.table["domain"]))
     assert domains == {"handwritten": ["handwritten"], "synthetic": ["synthetic"],
                        "mixed": ["handwritten", "synthetic"]}
+    assert judges == {mixed_checksum}  # one judge, trained on the mixed set, measured every arm
