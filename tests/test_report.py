@@ -158,6 +158,22 @@ def test_cli_audit_several_runs(tmp_path, toy, fake_audit_run):
     assert "Runs compared" in out.read_text()
 
 
+def test_cli_audit_judge_manifest_reaches_the_audit(tmp_path, toy, monkeypatch):
+    import datakit.audit
+    seen = []
+
+    def audit_run(run_dir, config=None):
+        seen.append(config.judge_manifest)
+        return fake_audit(toy)
+
+    monkeypatch.setattr(datakit.audit, "audit_run", audit_run)
+    a, b = make_run(tmp_path / "a", toy), make_run(tmp_path / "b", toy)
+    result = CliRunner().invoke(main, ["audit", str(a), str(b), "--judge-manifest", str(toy.path),
+                                       "--out", str(tmp_path / "cmp.html")])
+    assert result.exit_code == 0, result.output
+    assert seen == [str(toy.path), str(toy.path)]
+
+
 def test_cli_audit_missing_run_dir(tmp_path):
     result = CliRunner().invoke(main, ["audit", str(tmp_path / "nope")])
     assert result.exit_code == 1

@@ -19,7 +19,10 @@ from datakit.cli.base import main, print_json
               type=click.Choice(["auto", "cpu", "cuda"]), help="Where the judge runs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the audit's sampling.")
 @click.option("--title", default=None, help="Heading of the report.")
-def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title):
+@click.option("--judge-manifest", type=click.Path(), default=None,
+              help="Train one judge on this manifest and measure every run with it, so runs "
+                   "of different training sets share one feature space and can be ranked.")
+def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest):
     """Audit run directories (judge network, quality, per-class collapse, bias amplification,
     memorisation) and write one HTML report over all of them.
 
@@ -30,12 +33,13 @@ def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title):
     Example:
         datakit audit runs/mnist_acgan
         datakit audit runs/goodimg runs/fnt --out compare.html
+        datakit audit runs/goodimg runs/fnt --judge-manifest mix.parquet
         datakit audit runs/mnist_acgan --json > audit.json
     """
     from datakit.audit import AuditConfig
     from datakit.report.html import audit_and_report
 
-    config = AuditConfig(device=device, seed=seed)
+    config = AuditConfig(device=device, seed=seed, judge_manifest=judge_manifest)
     path, audits = audit_and_report(list(run_dirs), out=out, config=config, reuse=reuse, title=title)
     if as_json:
         print_json(audits[0] if len(audits) == 1 else audits)
