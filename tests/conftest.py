@@ -23,6 +23,18 @@ def real_data_dir(*parts: str) -> Path:
     return p
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _judge_cache_in_tmp(tmp_path_factory):
+    """Judges trained by tests are cached in a temporary folder, never in ~/.cache."""
+    before = os.environ.get("DATAKIT_CACHE")
+    os.environ["DATAKIT_CACHE"] = str(tmp_path_factory.mktemp("datakit-cache"))
+    yield
+    if before is None:
+        os.environ.pop("DATAKIT_CACHE", None)
+    else:
+        os.environ["DATAKIT_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def digits_manifest(tmp_path_factory):
     """The embedded sklearn digits at 32x32x1 (1,797 images, 10 classes, handwritten)."""
