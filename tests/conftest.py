@@ -35,6 +35,19 @@ def _judge_cache_in_tmp(tmp_path_factory):
         os.environ["DATAKIT_CACHE"] = before
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for a test: on a shared 2-core machine OpenMP's spinning
+    threads slow tiny models ~10x, and the resume test needs the same thread count in and
+    out of process. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def digits_manifest(tmp_path_factory):
     """The embedded sklearn digits at 32x32x1 (1,797 images, 10 classes, handwritten)."""

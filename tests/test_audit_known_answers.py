@@ -20,14 +20,7 @@ from datakit.manifest import Manifest, write_manifest
 from datakit.sources.common import build_table
 from datakit.sources.digits import load_digits_arrays
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, two spin-waiting threads run up to 10x slower."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = dict(cas=False, bootstrap=10, kid_subsets=10)

@@ -15,14 +15,7 @@ from datakit.train.augment import diff_augment
 from datakit.train.models import build_models
 from datakit.train.rundir import METRICS_COLUMNS, read_metrics
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's spinning threads slow tiny
-    models ~10x, and the resume test needs the same thread count in and out of process."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(steps=4, batch_size=8, width=4, z_dim=8, log_every=2, sample_every=2,

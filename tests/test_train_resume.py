@@ -17,14 +17,7 @@ from datakit.train import TrainConfig, train
 from datakit.train.loop import NAN_AT_STEP_ENV
 from datakit.train.rundir import read_metrics
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine OpenMP's spinning threads slow tiny
-    models ~10x, and the resume test needs the same thread count in and out of process."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Wide enough that a step takes a few milliseconds, so the subprocess is still running
