@@ -51,8 +51,13 @@ def check_run_dir(run, *, model, size, channels, classes, n_generate=3):
     ckpt = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert ckpt["step"] == 4 and len(ckpt["rng"]) == 1
     gen = np.load(run / "generated.npz")
-    if cfg["conditional"]:
+    if cfg["conditional"] and cfg["label_dist"] == "uniform":
         assert gen["labels"].tolist() == sorted(list(range(len(classes))) * n_generate)
+    elif cfg["conditional"]:  # label_dist "train": the training shares (known answers below)
+        from datakit.train.loop import generation_counts
+        shares = torch.tensor(cfg["train_class_counts"], dtype=torch.float64)
+        expected = generation_counts(n_generate, shares / shares.sum()).tolist()
+        assert np.bincount(gen["labels"], minlength=len(classes)).tolist() == expected
     else:
         assert gen["labels"].tolist() == [-1] * n_generate
     assert gen["images"].shape == (len(gen["labels"]), size, size, channels)
@@ -202,6 +207,19 @@ def test_label_dist_train_follows_class_shares_and_uniform_does_not(make_manifes
     uniform = _label_probabilities(TrainConfig(label_dist="uniform", **opts), data)
     assert torch.allclose(train_probs, torch.tensor([0.6, 0.2, 0.2]))
     assert torch.allclose(uniform, torch.full((3,), 1 / 3))
+
+
+def test_generated_labels_follow_the_label_dist(make_manifest, tmp_path):
+    from datakit.train.loop import generation_counts
+
+    assert generation_counts(5, torch.full((3,), 1 / 3)).tolist() == [5, 5, 5]
+    assert generation_counts(3, torch.tensor([0.6, 0.2, 0.2])).tolist() == [5, 2, 2]  # 5.4, 1.8, 1.8
+    m = make_manifest({"0": 6, "1": 2, "2": 2}, size=28)
+    opts = dict(manifest=str(m.path), model="acgan", **{**TINY, "n_generate": 10})
+    skewed = train(TrainConfig(out=str(tmp_path / "t"), label_dist="train", **opts))
+    even = train(TrainConfig(out=str(tmp_path / "u"), label_dist="uniform", **opts))
+    assert np.bincount(np.load(skewed / "generated.npz")["labels"]).tolist() == [18, 6, 6]
+    assert np.bincount(np.load(even / "generated.npz")["labels"]).tolist() == [10, 10, 10]
 
 
 def test_sample_refuses_a_class_for_an_unconditional_run(make_manifest, tmp_path):

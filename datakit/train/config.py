@@ -47,7 +47,8 @@ class TrainConfig:
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         sample_every: write a fixed-noise grid every this many steps (and at the end).
         log_every: append a metrics.csv row every this many steps (and at the end).
-        n_generate: images in generated.npz (per class for conditional models).
+        n_generate: images in generated.npz (per class for conditional models; with
+            label_dist "train" the n_generate × classes images follow the training shares).
         checkpoint_every: write checkpoints/last.pt every this many steps (and at the end).
         resume: continue the run in ``out`` from checkpoints/last.pt.
     """

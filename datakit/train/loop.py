@@ -217,7 +217,7 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     #     that its presence means the run finished).
     if procs.is_main:
         run.write_gif()
-        _write_generated(cfg, run, ema or g_net, data.num_classes, device, autocast)
+        _write_generated(cfg, run, ema or g_net, label_probs, device, autocast)
     distributed.barrier(procs)
     return run.root
 
@@ -378,11 +378,27 @@ def _divergence(step: int, loss_d, loss_g, cfg: TrainConfig, run: RunDir,
         "or --model cgan-proj, and continue with --resume.")
 
 
-def _write_generated(cfg: TrainConfig, run: RunDir, g_net, num_classes: int,
+def generation_counts(n_per_class: int, label_probs: torch.Tensor) -> torch.Tensor:
+    """Images per class in generated.npz: ``n_per_class × classes`` in all, split by
+    ``label_probs`` with largest-remainder rounding (so the shares match the labels the
+    generator was trained with, which is what the bias audit compares against)."""
+    total = n_per_class * len(label_probs)
+    exact = label_probs.double() * total
+    counts = exact.floor().long()
+    short = total - int(counts.sum())
+    if short:
+        counts[torch.argsort(exact - counts, descending=True, stable=True)[:short]] += 1
+    return counts
+
+
+def _write_generated(cfg: TrainConfig, run: RunDir, g_net, label_probs: torch.Tensor,
                      device: torch.device, autocast) -> None:
-    """generated.npz: n_generate images (per class for conditional models)."""
+    """generated.npz: n_generate images (conditional models: per class on average, in the
+    --label-dist shares: equal for uniform, the training shares for train)."""
+    num_classes = len(label_probs)
     if cfg.conditional:
-        labels = torch.arange(num_classes).repeat_interleave(cfg.n_generate)
+        labels = torch.arange(num_classes).repeat_interleave(
+            generation_counts(cfg.n_generate, label_probs.cpu()))
     else:
         labels = torch.full((cfg.n_generate,), -1, dtype=torch.int64)
     images = generate_images(g_net, labels, cfg.z_dim, device, seed=cfg.seed + 777,
