@@ -239,12 +239,18 @@ def _existing(path: Path):
 def _ingest(spec: IngestSpec, folder: Path):
     from datakit.ingest import ingest
     out = folder / f"{spec.name}-{_digest([spec.source, spec.path, spec.options])}.parquet"
+    return _reuse_or_make(out, f"ingest {spec.name}", f"{spec.source} {spec.path or ''}",
+                          lambda: ingest(spec.source, spec.path, out=out, **spec.options))
+
+
+def _reuse_or_make(out: Path, step: str, what: str, make):
+    """The manifest at ``out`` if a previous run wrote it, else ``make()`` (logged either way)."""
     m = _existing(out)
     if m is not None:
-        log(f"[ingest {spec.name}] reusing {out}")
+        log(f"[{step}] reusing {out}")
         return m
-    log(f"[ingest {spec.name}] {spec.source} {spec.path or ''}")
-    return ingest(spec.source, spec.path, out=out, **spec.options)
+    log(f"[{step}] {what}")
+    return make()
 
 
 def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
@@ -256,12 +262,8 @@ def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
     if len(ms) == 1 and not arm.compose:
         return ms[0]
     out = folder / f"{arm.name}-{_digest([[m.checksum for m in ms], arm.compose])}.parquet"
-    m = _existing(out)
-    if m is not None:
-        log(f"[compose {arm.name}] reusing {out}")
-        return m
-    log(f"[compose {arm.name}] from {', '.join(arm.sources)}")
-    return compose(ms, out, **arm.compose)
+    return _reuse_or_make(out, f"compose {arm.name}", f"from {', '.join(arm.sources)}",
+                          lambda: compose(ms, out, **arm.compose))
 
 
 def scaled_train_settings(shared: dict[str, Any], arm: dict[str, Any], budget: float,

@@ -53,7 +53,8 @@ def _default(name: str):
 @click.option("--log-every", type=int, default=_default("log_every"), show_default=True,
               help="Steps between metrics.csv rows.")
 @click.option("--n-generate", type=int, default=_default("n_generate"), show_default=True,
-              help="Images in generated.npz (per class for conditional models).")
+              help="Images in generated.npz (per class for conditional models, split by "
+                   "--label-dist shares).")
 @click.option("--checkpoint-every", type=int, default=_default("checkpoint_every"),
               show_default=True, help="Steps between checkpoints/last.pt writes.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
