@@ -12,7 +12,9 @@ SOURCES = ("mnist", "svhn", "chars74k", "digits", "fonts")
 def ingest(source: str, path: str | None = None, **options: Any) -> Manifest:
     """Ingest ``source`` (one of :data:`SOURCES`) from ``path`` into a manifest.
 
-    Options are those of the source's own function, e.g.
+    Without ``path``, mnist, svhn and chars74k read ``DATA_HOME/<source>/`` (see
+    :func:`datakit.data_home.get_data_home`). Options are those of the source's own
+    function, e.g. ``ingest("chars74k", subset="GoodImg")`` or
     ``ingest("chars74k", "data/chars74k", subset="GoodImg")``.
     """
     if source == "mnist":

@@ -9,9 +9,9 @@ A study file (see ``audits/*.toml``)::
     description = "Does a larger training set give a better generator?"
 
     [ingest.mnist]                        # named ingests, shared by the arms
-    source = "mnist"
-    path = "${DATAKIT_DATA}/mnist"        # ${VAR} from the environment; else relative to this file
+    source = "mnist"                      # no `path`: the files in DATA_HOME/mnist (datakit.data_home)
     split = "all"                         # any other key is an option of the source
+    # path = "${DATAKIT_DATA}/mnist"      # a `path` takes ${VAR}s; else relative to this file
 
     [train]                               # TrainConfig fields shared by every arm
     model = "acgan"
@@ -57,7 +57,8 @@ FACTORS = ("images", "synthetic_share", "wild_share", "handwritten_share", "skew
 
 @dataclass
 class IngestSpec:
-    """One named ingest: a source, its path (None for embedded sources) and its options."""
+    """One named ingest: a source, its path (None: the data home, or an embedded source)
+    and its options."""
 
     name: str
     source: str
@@ -237,9 +238,12 @@ def _existing(path: Path):
 
 
 def _ingest(spec: IngestSpec, folder: Path):
+    from datakit.data_home import HOME_SOURCES, source_home
     from datakit.ingest import ingest
-    out = folder / f"{spec.name}-{_digest([spec.source, spec.path, spec.options])}.parquet"
-    return _reuse_or_make(out, f"ingest {spec.name}", f"{spec.source} {spec.path or ''}",
+    # Without a path the files come from the data home, so its folder keys the reuse.
+    where = spec.path or (str(source_home(spec.source)) if spec.source in HOME_SOURCES else None)
+    out = folder / f"{spec.name}-{_digest([spec.source, where, spec.options])}.parquet"
+    return _reuse_or_make(out, f"ingest {spec.name}", f"{spec.source} {where or ''}",
                           lambda: ingest(spec.source, spec.path, out=out, **spec.options))
 
 

@@ -4,5 +4,6 @@ from datakit.cli.base import main
 
 # Importing a module registers its commands on `main`.
 from datakit.cli import ingest, stats, compose, train, audit, study, demo  # noqa: F401,E402
+from datakit.cli import data_home  # noqa: F401,E402
 
 __all__ = ["main"]

@@ -24,6 +24,15 @@ class DatakitGroup(click.Group):
         except DatakitError as e:
             raise click.ClickException(str(e)) from e
 
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The resolved data home, so `datakit --help` tells where sources look for files.
+        super().format_help_text(ctx, formatter)
+        from datakit.data_home import get_data_home
+        formatter.write_paragraph()
+        with formatter.indentation():
+            formatter.write_text(f"Data home: {get_data_home()} (set DATAKIT_DATA to change it; "
+                                 "`datakit data-home --json` lists what is there).")
+
 
 @click.group(cls=DatakitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="datakit")
@@ -34,6 +43,8 @@ def main() -> None:
     \b
     The flow:  ingest -> compose -> train -> audit
     Example:
+        datakit ingest chars74k --subset GoodImg
+        datakit audit run_dir/
         datakit ingest digits
         datakit stats data_manifests/digits.parquet
     """

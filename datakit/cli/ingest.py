@@ -12,7 +12,10 @@ ON_ERROR = click.option("--on-error", type=click.Choice(["raise", "skip"]), defa
                         help="raise: stop at the first bad file. skip: ingest the rest and "
                              "list each skipped file with its reason in the sidecar.")
 DOWNLOAD = click.option("--download", is_flag=True,
-                        help="Fetch the official files into PATH first (checksums verified).")
+                        help="Fetch the official files into PATH (default: the data home) "
+                             "first, checksums verified.")
+#: Without PATH a source reads DATA_HOME/<source>/ (see `datakit data-home`).
+DATA_PATH = click.argument("path", type=click.Path(), required=False)
 NAME = click.option("--name", default=None, help="Manifest name (default: derived from the source).")
 OUT = click.option("--out", "-o", type=click.Path(), default=None, help=OUT_HELP)
 SPLIT = click.option("--split", type=click.Choice(["train", "test", "extra", "all"]), default="all",
@@ -23,10 +26,14 @@ SPLIT = click.option("--split", type=click.Choice(["train", "test", "extra", "al
 def ingest() -> None:
     """Normalise a dataset's original files into a manifest (Parquet + JSON + pixel store).
 
+    Without PATH, mnist, svhn and chars74k read DATA_HOME/<source>/ in the dataset's
+    original layout (DATA_HOME: $DATAKIT_DATA, else a per-user folder; `datakit data-home`
+    prints it), and --download fetches the files there.
+
     \b
     Example:
+        datakit ingest chars74k --subset GoodImg     # from DATA_HOME/chars74k
         datakit ingest mnist ../shared/data/mnist
-        datakit ingest chars74k ../shared/data/chars74k --subset GoodImg
         datakit ingest digits        # embedded, no download
     """
 
@@ -51,17 +58,18 @@ def _summary(m: Manifest) -> None:
 
 
 @ingest.command("mnist")
-@click.argument("path", type=click.Path())
+@DATA_PATH
 @SPLIT
 @OUT
 @NAME
 @ON_ERROR
 @DOWNLOAD
 def ingest_mnist_cmd(path, split, out, name, on_error, download):
-    """MNIST from its four IDX files (gzipped or not) in PATH.
+    """MNIST from its four IDX files (gzipped or not) in PATH (default: DATA_HOME/mnist).
 
     \b
     Example:
+        datakit ingest mnist
         datakit ingest mnist ../shared/data/mnist --split train
     """
     from datakit.sources.mnist import ingest_mnist
@@ -70,18 +78,20 @@ def ingest_mnist_cmd(path, split, out, name, on_error, download):
 
 
 @ingest.command("svhn")
-@click.argument("path", type=click.Path())
+@DATA_PATH
 @SPLIT
 @OUT
 @NAME
 @ON_ERROR
 @DOWNLOAD
 def ingest_svhn_cmd(path, split, out, name, on_error, download):
-    """SVHN cropped digits from train_32x32.mat / test_32x32.mat / extra_32x32.mat in PATH.
+    """SVHN cropped digits from train_32x32.mat / test_32x32.mat / extra_32x32.mat in PATH
+    (default: DATA_HOME/svhn).
 
     \b
     Example:
-        datakit ingest svhn data/svhn --split test
+        datakit ingest svhn --split test
+        datakit ingest svhn data/svhn --split test --download
     """
     from datakit.sources.svhn import ingest_svhn
     _summary(ingest_svhn(path, split=split, out=out, name=name, on_error=on_error,
@@ -89,7 +99,7 @@ def ingest_svhn_cmd(path, split, out, name, on_error, download):
 
 
 @ingest.command("chars74k")
-@click.argument("path", type=click.Path())
+@DATA_PATH
 @click.option("--subset", required=True,
               type=click.Choice(["GoodImg", "BadImg", "BadImag", "Fnt", "Hnd"], case_sensitive=False),
               help="Which English subset (BadImg and the official spelling BadImag are the same).")
@@ -105,10 +115,12 @@ def ingest_svhn_cmd(path, split, out, name, on_error, download):
 @ON_ERROR
 @DOWNLOAD
 def ingest_chars74k_cmd(path, subset, classes, size, channels, workers, out, name, on_error, download):
-    """Chars74K (English) from the extracted tree or the original .tgz archives in PATH.
+    """Chars74K (English) from the extracted tree or the original .tgz archives in PATH
+    (default: DATA_HOME/chars74k).
 
     \b
     Example:
+        datakit ingest chars74k --subset GoodImg
         datakit ingest chars74k ../shared/data/chars74k --subset GoodImg
         datakit ingest chars74k ../shared/data/chars74k --subset Fnt --classes digits
     """

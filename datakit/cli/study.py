@@ -21,7 +21,8 @@ def study_cmd(study_file, budget, device, out, overrides):
     """Run an audit study: ingest -> compose -> train -> audit for every arm, then one
     comparison report. Anything already computed in the study folder is reused.
 
-    Data paths in study files are relative to $DATAKIT_DATA (e.g. "${DATAKIT_DATA}/mnist").
+    An ingest without `path` reads the data home (see `datakit data-home`); a `path` may
+    use environment variables (e.g. "${DATAKIT_DATA}/mnist") or be relative to the file.
 
     \b
     Example:

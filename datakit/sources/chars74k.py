@@ -33,6 +33,7 @@ from typing import Any, BinaryIO, Iterator
 
 import numpy as np
 
+from datakit.data_home import not_in_home, source_home
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName, UnsafeArchive
 from datakit.manifest import CHARS62, Manifest
 from datakit.progress import log, progress
@@ -152,6 +153,29 @@ def locate(path: str | os.PathLike, subset: Subset) -> tuple[str, Path]:
         f"Chars74K {subset.name} not found in {p} (looked for the folder {subset.folder}/ and "
         f"the archives {', '.join(subset.archives)}). Pass the folder that holds them, or use "
         "--download.")
+
+
+def locate_in_home(folder: Path, subset: Subset) -> tuple[str, Path]:
+    """:func:`locate` in the data home's ``chars74k/`` folder, whose error says where it
+    looked and that ``--download`` fetches the archive there."""
+    try:
+        return locate(folder, subset)
+    except SourceNotFound:
+        raise not_in_home(f"Chars74K {subset.name}", folder,
+                          f"the folder {subset.folder}/ or the archives "
+                          f"{', '.join(subset.archives)}") from None
+
+
+def subsets_present(folder: Path) -> list[str]:
+    """The subsets whose tree or archive is in ``folder``, in the release's order."""
+    found = []
+    for name, sub in SUBSETS.items():
+        try:
+            locate(folder, sub)
+            found.append(name)
+        except SourceNotFound:
+            pass
+    return found
 
 
 def _has_sample_folders(p: Path) -> bool:
@@ -467,14 +491,15 @@ def _decode_batch(batch: list[tuple[str, bytes]], opts: FitOptions | None = None
 
 # -- the ingest -----------------------------------------------------------------------
 
-def ingest_chars74k(path: str | os.PathLike, *, subset: str, classes: str = "all", size: int = 32,
+def ingest_chars74k(path: str | os.PathLike | None = None, *, subset: str, classes: str = "all", size: int = 32,
                     channels: int | None = None, workers: int | None = None,
                     out: str | os.PathLike | None = None, name: str | None = None,
                     on_error: str = "raise", download: bool = False) -> Manifest:
     """Ingest one English Chars74K subset into a manifest.
 
     Args:
-        path: an archive, the folder holding the archives, or the extracted tree.
+        path: an archive, the folder holding the archives, or the extracted tree
+            (default: ``DATA_HOME/chars74k``, see :mod:`datakit.data_home`).
         subset: GoodImg, BadImg (= BadImag), Fnt or Hnd, any case.
         classes: ``digits``, ``upper``, ``lower`` or ``all``; labels index this vocabulary.
         size: side of the square store images (aspect kept by padding with the border colour).
@@ -484,7 +509,7 @@ def ingest_chars74k(path: str | os.PathLike, *, subset: str, classes: str = "all
         name: manifest name (default ``chars74k-<subset>[-<classes>]``).
         on_error: ``raise`` at the first bad file, or ``skip`` it and record why in the
             sidecar. A truncated or corrupt archive always raises: nothing after it can be read.
-        download: fetch the official archive into ``path`` first.
+        download: fetch the official archive into ``path`` (or the data home) first.
     """
     sub = canonical_subset(subset)
     vocab = class_vocabulary(classes)
@@ -494,11 +519,11 @@ def ingest_chars74k(path: str | os.PathLike, *, subset: str, classes: str = "all
     if not isinstance(size, int) or not 4 <= size <= 1024:
         raise DatakitError(f"Unsupported --size {size!r}; use a whole number from 4 to 1024.")
     policy = ErrorPolicy(on_error)
+    root = Path(path) if path is not None else source_home(DATASET)
     if download:
         from datakit.sources.download import fetch
-        root = Path(path)
         fetch("chars74k", root.parent if root.is_file() else root, files=[sub.download])
-    kind, where = locate(path, sub)
+    kind, where = locate(root, sub) if path is not None else locate_in_home(root, sub)
     opts = FitOptions(size=size, channels=channels, crop_ink=sub.crop_ink)
     info: dict[str, Any] = {}
     if kind == "archive":
@@ -531,7 +556,7 @@ def ingest_chars74k(path: str | os.PathLike, *, subset: str, classes: str = "all
         })
     pixels = pixels[np.asarray(order, dtype=np.int64)] if order != list(range(len(order))) else pixels
     policy.skipped.sort(key=lambda s: s["file"])
-    config = Chars74kConfig(path=str(path), subset=sub.name, classes=classes, size=size,
+    config = Chars74kConfig(path=str(root), subset=sub.name, classes=classes, size=size,
                             channels=channels, on_error=on_error)
     inputs = ([{"path": str(where), "sha256": info.get("sha256"), "bytes": where.stat().st_size}]
               if kind == "archive" else [{"path": str(where), "sha256": None, "files": len(rels)}])

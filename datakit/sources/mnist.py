@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from datakit.data_home import not_in_home, source_home
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
 from datakit.manifest import Geometry, Manifest
 from datakit.progress import log
@@ -60,6 +61,17 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
         if p.is_file():
             return p
     return None
+
+
+def missing_files(folder: Path, split: str = "all") -> list[str]:
+    """The IDX files of ``split`` (train, test or all) that are not in ``folder``."""
+    splits = ["train", "test"] if split == "all" else [split]
+    return [f"{stem}[.gz]" for s in splits for stem in FILES[s] if find_idx_file(folder, stem) is None]
+
+
+def files_present(folder: Path) -> bool:
+    """Whether ``folder`` holds all four MNIST IDX files."""
+    return not missing_files(Path(folder))
 
 
 class _Gunzip:
@@ -186,33 +198,40 @@ def _describe_input(path: Path) -> dict[str, str]:
             "md5": hashlib.md5(data).hexdigest()}
 
 
-def ingest_mnist(path: str | os.PathLike, *, split: str = "all", out: str | os.PathLike | None = None,
-                 name: str | None = None, on_error: str = "raise", download: bool = False) -> Manifest:
+def ingest_mnist(path: str | os.PathLike | None = None, *, split: str = "all",
+                 out: str | os.PathLike | None = None, name: str | None = None,
+                 on_error: str = "raise", download: bool = False) -> Manifest:
     """Ingest MNIST's IDX files from the folder ``path`` into a manifest.
 
     Args:
-        path: the folder holding ``train-images-idx3-ubyte[.gz]`` and the three others.
+        path: the folder holding ``train-images-idx3-ubyte[.gz]`` and the three others
+            (default: ``DATA_HOME/mnist``, see :mod:`datakit.data_home`).
         split: ``train``, ``test`` or ``all`` (both).
         out: output folder or ``.parquet`` path (default ``data_manifests/``).
         name: manifest name (default ``mnist``, or ``mnist-train`` / ``mnist-test``).
         on_error: ``raise`` at the first bad file, or ``skip`` a bad split and record it.
-        download: fetch the official ``.gz`` files into ``path`` first (checksums verified).
+        download: fetch the official ``.gz`` files into ``path`` (or the data home) first,
+            checksums verified.
 
     Raises:
         UnknownName: bad ``split`` or ``on_error``.
-        SourceNotFound: the files are not in ``path``.
+        SourceNotFound: the files are not in ``path`` (or the data home).
         FormatError: a file is corrupt (with ``on_error="skip"``: only if no split is left).
     """
     # 1. Check arguments.
     if split not in SPLITS:
         raise UnknownName(f"Unknown split {split!r} for MNIST; use one of: {', '.join(SPLITS)}.")
     policy = ErrorPolicy(on_error)
-    folder = Path(path)
+    folder = Path(path) if path is not None else source_home(DATASET)
     splits = ["train", "test"] if split == "all" else [split]
     # 2. Download if asked.
     if download:
         from datakit.sources.download import fetch
         fetch("mnist", folder, files=[stem + ".gz" for s in splits for stem in FILES[s]])
+    if path is None:  # the data home: say where we looked and that --download fills it
+        missing = missing_files(folder, split)
+        if missing and (on_error == "raise" or len(missing) == 2 * len(splits)):
+            raise not_in_home("MNIST files", folder, ", ".join(missing))
     if not folder.is_dir():
         raise SourceNotFound(f"MNIST folder {folder} does not exist. Pass the folder that holds "
                              "the IDX files, or use --download.")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datakit.data_home import not_in_home, source_home
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
 from datakit.manifest import Geometry, Manifest
 from datakit.progress import log
@@ -203,39 +204,52 @@ def read_svhn_mat(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def ingest_svhn(path: str | os.PathLike, *, split: str = "all", out: str | os.PathLike | None = None,
-                name: str | None = None, on_error: str = "raise", download: bool = False) -> Manifest:
+def files_present(folder: Path) -> list[str]:
+    """The splits whose ``*_32x32.mat`` file is in ``folder``, in official order."""
+    return [s for s in FILES if (Path(folder) / FILES[s]).is_file()]
+
+
+def ingest_svhn(path: str | os.PathLike | None = None, *, split: str = "all",
+                out: str | os.PathLike | None = None, name: str | None = None,
+                on_error: str = "raise", download: bool = False) -> Manifest:
     """Ingest SVHN's cropped-digit ``.mat`` files from the folder ``path`` into a manifest.
 
     Args:
-        path: the folder holding ``train_32x32.mat``, ``test_32x32.mat``, ``extra_32x32.mat``.
+        path: the folder holding ``train_32x32.mat``, ``test_32x32.mat``, ``extra_32x32.mat``
+            (default: ``DATA_HOME/svhn``, see :mod:`datakit.data_home`).
         split: ``train``, ``test``, ``extra``, or ``all``: every split whose file is in
             ``path`` (with ``download``: all three; extra is 1.3 GB).
         out: output folder or ``.parquet`` path (default ``data_manifests/``).
         name: manifest name (default ``svhn``, or ``svhn-train`` etc.).
         on_error: ``raise`` at the first bad file, or ``skip`` a bad file and record it.
-        download: fetch the official files into ``path`` first (checksums verified).
+        download: fetch the official files into ``path`` (or the data home) first,
+            checksums verified.
 
     Raises:
         UnknownName: bad ``split`` or ``on_error``.
-        SourceNotFound: the files are not in ``path``.
+        SourceNotFound: the files are not in ``path`` (or the data home).
         FormatError: a file is corrupt (with ``on_error="skip"``: only if no split is left).
     """
     # 1. Check arguments.
     if split not in SPLITS:
         raise UnknownName(f"Unknown split {split!r} for SVHN; use one of: {', '.join(SPLITS)}.")
     policy = ErrorPolicy(on_error)
-    folder = Path(path)
+    folder = Path(path) if path is not None else source_home(DATASET)
     # 2. Download if asked.
+    wanted = list(FILES) if split == "all" else [split]
     if download:
         from datakit.sources.download import fetch
-        wanted = list(FILES) if split == "all" else [split]
         fetch("svhn", folder, files=[FILES[s] for s in wanted])
+    present = files_present(folder)
+    if path is None and not (present if split == "all" else split in present):
+        # The data home: say where we looked and that --download fills it.
+        raise not_in_home(f"SVHN {'files' if split == 'all' else split + ' file'}", folder,
+                          ", ".join(FILES[s] for s in wanted))
     if not folder.is_dir():
         raise SourceNotFound(f"SVHN folder {folder} does not exist. Pass the folder that holds "
                              "the *_32x32.mat files, or use --download.")
     if split == "all":
-        splits = [s for s in FILES if (folder / FILES[s]).is_file()]
+        splits = present
         if not splits:
             raise SourceNotFound(
                 f"SVHN files not found in {folder} (looked for {', '.join(FILES.values())}). "
