@@ -57,9 +57,24 @@ def share_table(names: list[str], train_codes: np.ndarray, generated_codes: np.n
            "generated_count": int(len(generated_codes))}
     if j is not None:
         out["judged_divergence"] = divergences(j, t)
-    ratios = [r["ratio"] for r in rows if r["ratio"] is not None]
-    if ratios:
-        hi = max(rows, key=lambda r: -1 if r["ratio"] is None else r["ratio"])
-        lo = min(rows, key=lambda r: np.inf if r["ratio"] is None else r["ratio"])
-        out["most_amplified"], out["most_suppressed"] = hi["name"], lo["name"]
+    out.update(extreme_classes(rows))
+    return out
+
+
+def extreme_classes(rows: list[dict]) -> dict:
+    """``most_amplified`` / ``most_suppressed`` class names from share-table rows.
+
+    A class with no training images but some generated samples is amplified without
+    bound (its ratio is None, not a number): it is the most amplified class. Classes
+    absent from both are left out. Empty when no class can be named.
+    """
+    unbounded = [r for r in rows if r["train_share"] == 0 and r["generated_share"] > 0]
+    finite = [r for r in rows if r["ratio"] is not None]
+    out = {}
+    if unbounded:
+        out["most_amplified"] = max(unbounded, key=lambda r: r["generated_share"])["name"]
+    elif finite:
+        out["most_amplified"] = max(finite, key=lambda r: r["ratio"])["name"]
+    if finite:
+        out["most_suppressed"] = min(finite, key=lambda r: r["ratio"])["name"]
     return out

@@ -32,7 +32,13 @@ def bootstrap(statistic: Callable[[np.random.Generator], float], replicates: int
 
 def fd_interval(real: np.ndarray, fake: np.ndarray, replicates: int = 50,
                 seed: int = 0) -> tuple[float, float]:
-    """Bias-corrected bootstrap interval of the Fréchet distance (both sets resampled).
+    """The spread of the Fréchet distance *at this sample size* (bootstrap, both sets resampled).
+
+    This is how much FD_N would move with another draw of the same numbers of images; it
+    is not an interval for the population FD: FD_N is biased upwards by about c/N, so at
+    the sizes of an audit the population value usually lies below it (it covered the
+    population FD 0 times in 40 trials on Gaussians). For the population value see
+    :func:`fd_infinity`.
 
     Resampling with replacement repeats samples, which shrinks covariances and inflates
     the distance: the replicates sit above the estimate. The percentile interval is
@@ -46,6 +52,45 @@ def fd_interval(real: np.ndarray, fake: np.ndarray, replicates: int = 50,
     bias = reps.mean() - estimate
     lo, hi = percentile_interval(reps - bias)
     return max(lo, 0.0), max(hi, 0.0)
+
+
+FD_FRACTIONS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _fd_extrapolated(real: np.ndarray, fake: np.ndarray, rng: np.random.Generator,
+                     fractions: tuple[float, ...]) -> tuple[float, np.ndarray]:
+    # FD of random subsets holding the same fraction f of both sets, fitted as
+    # FD(f) = FD∞ + slope / f: both sets' O(1/N) bias terms scale with 1/f together.
+    fds = np.array([metrics.fd(real[rng.choice(len(real), max(2, round(f * len(real))), replace=False)],
+                               fake[rng.choice(len(fake), max(2, round(f * len(fake))), replace=False)])
+                    for f in fractions])
+    slope, intercept = np.polyfit(1 / np.asarray(fractions), fds, 1)
+    return float(intercept), fds
+
+
+def fd_infinity(real: np.ndarray, fake: np.ndarray, replicates: int = 20, seed: int = 0,
+                fractions: tuple[float, ...] = FD_FRACTIONS) -> dict:
+    """Bias-corrected Fréchet distance FD∞ (Chong & Forsyth 2020) with a 95% interval.
+
+    FD is evaluated on random subsets of both sets at several sizes N (``fractions`` of
+    each set), fitted linearly in 1/N and extrapolated to 1/N -> 0. The interval is
+    FD∞ ± 1.96 standard errors, the standard error being the spread of FD∞ recomputed on
+    ``replicates`` bootstrap resamples of both sets. FD∞ may be negative at small sizes
+    (an unbiased estimate of a value near 0); it is reported as computed.
+
+    Returns ``value``, ``ci_low``, ``ci_high``, ``se``, ``sizes`` (real, generated subset
+    sizes) and ``fd_at_sizes`` (the FD of each subset of the fit).
+    """
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    rng = np.random.default_rng(seed)
+    value, fds = _fd_extrapolated(real, fake, rng, fractions)
+    boot = [_fd_extrapolated(real[rng.integers(0, len(real), len(real))],
+                             fake[rng.integers(0, len(fake), len(fake))], rng, fractions)[0]
+            for _ in range(replicates)]
+    se = float(np.std(boot, ddof=1)) if replicates > 1 else float("nan")
+    return {"value": value, "ci_low": value - 1.96 * se, "ci_high": value + 1.96 * se, "se": se,
+            "sizes": [[max(2, round(f * len(real))), max(2, round(f * len(fake)))] for f in fractions],
+            "fd_at_sizes": [float(v) for v in fds]}
 
 
 def mean_interval(indicators: np.ndarray, replicates: int = 200, seed: int = 0,

@@ -136,6 +136,15 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
                             calibration.mean_interval(rel.real_nn_fake_distance <= rel.real_radii,
                                                       seed=cfg.seed), "higher", 1.0),
     }
+    # ci_low/ci_high of fd are its spread at this sample size; fd_infinity is the
+    # bias-corrected population estimate (Chong & Forsyth 2020) with its own interval.
+    # (20 bootstrap replicates at most: each refits 8 subset FDs.)
+    summary["fd"]["fd_infinity"] = calibration.fd_infinity(ref.features, gen.features,
+                                                           min(cfg.bootstrap, 20), cfg.seed)
+    if kid["subset_shrunk"]:
+        warnings.append(f"KID used subsets of {kid['subset_size']} images, fewer than the "
+                        f"{kid['requested_subset_size']} asked for (a set is that small); its "
+                        "interval is wider and not comparable with KID at the full subset size.")
     judge_acc = judge.info.get("held_out_accuracy")
     if run.conditional:
         ok = (gen_pred == gen_labels).astype(float)

@@ -5,9 +5,10 @@ images sit to each other, and the data-copying test C_T of Meehan et al. (2020).
   nearest training image (judge features) is below the ``quantile`` of the training
   set's own 1-NN distances. Exact pixel copies are counted separately by hash.
 - C_T: the space is cut into cells (k-means on training features); in each cell with
-  enough generated and held-out samples, a Mann-Whitney U test compares the distances to
-  the nearest training image of generated vs held-out real samples; the z-scores are
-  averaged weighted by the held-out share of each cell. C_T << 0 (below about -3) means
+  more than 20 generated samples, a Mann-Whitney U test compares the distances to the
+  nearest training image *of that cell* of generated vs held-out real samples; the
+  z-scores are averaged weighted by the held-out share of each cell (as Meehan et al.'s
+  reference code, github.com/casey-meehan/data-copying). C_T << 0 (below about -3) means
   generated samples are systematically closer to training images than fresh real
   images are: data copying. C_T >> 0 means underfitting.
 """
@@ -34,44 +35,61 @@ def flag_close_samples(generated_nn_distance: np.ndarray, train_nn_distance: np.
 
 
 def mann_whitney_z(generated: np.ndarray, held: np.ndarray) -> float:
-    """Z-score of the U statistic counting pairs where a generated distance exceeds a held-out one."""
+    """Z-score of the Mann-Whitney U of generated vs held-out distances, as Meehan et al.'s ``Zu``.
+
+    U counts the pairs where a generated distance exceeds a held-out one (ties count
+    half; scipy's ``mannwhitneyu(generated, held).statistic``). Z = (U - (mn/2 - 0.5)) / σ
+    with σ² = mn(m+n+1)/12: the -0.5 is the reference code's continuity correction.
+    Negative: generated samples sit closer to training images than fresh real ones.
+    """
     m, n = len(generated), len(held)
     ranks = rankdata(np.concatenate([generated, held]))  # ties get average ranks
     u = ranks[:m].sum() - m * (m + 1) / 2
-    return float((u - m * n / 2) / np.sqrt(m * n * (m + n + 1) / 12))
+    return float((u - (m * n / 2 - 0.5)) / np.sqrt(m * n * (m + n + 1) / 12))
 
 
 def _nn_distance(train: np.ndarray, x: np.ndarray) -> np.ndarray:
     return metrics.nearest_neighbours(train, x)[0] if len(x) else np.zeros(0)
 
 
-def data_copying_ct(train: np.ndarray, held: np.ndarray, generated: np.ndarray, *,
-                    cells: int = 5, min_samples: int = 5, seed: int = 0) -> dict:
-    """Meehan et al.'s C_T for one feature space; ``None`` value when no cell has enough samples.
+def _cells(train: np.ndarray, cells: int, seed: int):
+    """k-means cells of the training set: (cell of each training point, assign function)."""
+    if cells <= 1:
+        return np.zeros(len(train), int), lambda x: np.zeros(len(x), int)
+    # a few thousand points at most: OpenMP workers only add spin-waiting on a busy machine
+    with threadpool_limits(limits=1, user_api="openmp"):
+        km = KMeans(n_clusters=cells, n_init=3, random_state=seed).fit(train)
+    return km.labels_, km.predict
 
-    Returns ``value`` (C_T), the number of cells used, and per-cell z-scores.
+
+def data_copying_ct(train: np.ndarray, held: np.ndarray, generated: np.ndarray, *,
+                    cells: int = 5, min_generated: int = 20, seed: int = 0) -> dict:
+    """Meehan et al.'s (2020) data-copying statistic C_T, following their reference code.
+
+    The training set is cut into ``cells`` by k-means. In each cell, the distances of
+    held-out (test) and generated points to their nearest training point *of the same
+    cell* are compared by :func:`mann_whitney_z`. Cells are used only when they hold more
+    than ``min_generated`` generated samples (their ``tau = 20 / m``) and at least one
+    held-out point; C_T is the average of the used cells' Z weighted by each cell's share
+    of held-out points. ``value`` is None when no cell qualifies.
+
+    Returns ``value`` (C_T), ``cells``, ``cells_used`` and the used cells' z-scores.
     """
     train, held, generated = (np.asarray(a, np.float64) for a in (train, held, generated))
-    cells = int(max(1, min(cells, len(train) // 10, len(held) // min_samples)))
-    if len(train) < 2 or len(held) < min_samples or len(generated) < min_samples:
-        return {"value": None, "cells": cells, "cells_used": 0, "z": []}
-    km = None
-    if cells > 1:
-        # a few thousand points at most: OpenMP workers only add spin-waiting on a busy machine
-        with threadpool_limits(limits=1, user_api="openmp"):
-            km = KMeans(n_clusters=cells, n_init=3, random_state=seed).fit(train)
-    cell_of = (lambda x: km.predict(x)) if km is not None else (lambda x: np.zeros(len(x), int))
-    t = train
-    held_cell, gen_cell = cell_of(held), cell_of(generated)
-    held_d, gen_d = _nn_distance(t, held), _nn_distance(t, generated)
+    cells = int(max(1, min(cells, len(train) // 10)))
+    none = {"value": None, "cells": cells, "cells_used": 0, "z": []}
+    if len(train) < 2 or not len(held) or len(generated) <= min_generated:
+        return none
+    train_cell, assign = _cells(train, cells, seed)
+    held_cell, gen_cell = assign(held), assign(generated)
     zs, weights = [], []
     for c in range(cells):
-        h, g = held_cell == c, gen_cell == c
-        if h.sum() >= min_samples and g.sum() >= min_samples:
-            zs.append(mann_whitney_z(gen_d[g], held_d[h]))
-            weights.append(h.mean())
+        t, h, g = train[train_cell == c], held[held_cell == c], generated[gen_cell == c]
+        if len(g) > min_generated and len(h) and len(t):
+            zs.append(mann_whitney_z(_nn_distance(t, g), _nn_distance(t, h)))
+            weights.append(len(h) / len(held))
     if not zs:
-        return {"value": None, "cells": cells, "cells_used": 0, "z": []}
+        return none
     return {"value": float(np.average(zs, weights=weights)), "cells": cells,
             "cells_used": len(zs), "z": [float(z) for z in zs]}
 

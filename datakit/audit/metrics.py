@@ -81,7 +81,10 @@ def kid(real: np.ndarray, fake: np.ndarray, *, subset_size: int = 1000, subsets:
 
     Returns ``value`` (the mean), ``std`` and the 2.5/97.5 percentiles of the per-subset
     estimates (``p025``/``p975``): a conservative interval for the mean, since it is the
-    spread of a single subset's estimate.
+    spread of a single subset's estimate. ``subset_size`` is the size actually used: when a
+    set is smaller than the requested ``subset_size`` it shrinks to the smaller set, and
+    ``subset_shrunk`` is True with ``requested_subset_size`` beside it (KID values at
+    different subset sizes are not comparable: the per-subset spread grows as they shrink).
     """
     dev = _device(device)
     r = torch.as_tensor(np.asarray(real, np.float64), device=dev)
@@ -94,20 +97,18 @@ def kid(real: np.ndarray, fake: np.ndarray, *, subset_size: int = 1000, subsets:
                                    f[torch.as_tensor(rng.choice(len(f), m, replace=False), device=dev)])
                      for _ in range(subsets)])
     return {"value": float(vals.mean()), "std": float(vals.std()), "subset_size": int(m),
+            "requested_subset_size": int(subset_size), "subset_shrunk": bool(m < subset_size),
             "p025": float(np.percentile(vals, 2.5)), "p975": float(np.percentile(vals, 97.5))}
 
 
 # -- k-NN relations, chunked -----------------------------------------------------------
-def _sq_distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    # |a-b|² = |a|² + |b|² - 2ab: one matrix product per block instead of an N×M×D tensor,
-    # updated in place (blocks are large: every temporary costs page faults).
-    d2 = a @ b.T
-    d2.mul_(-2.0).add_((a * a).sum(1, keepdim=True)).add_(b_sq[None, :])
-    return d2.clamp_(min=0)
-
-
-def _distances(a: torch.Tensor, b: torch.Tensor, b_sq: torch.Tensor) -> torch.Tensor:
-    return _sq_distances(a, b, b_sq).sqrt_()
+def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    # Direct differences, not |a|²+|b|²-2ab: the distance of a pair then depends only on
+    # the two vectors, so a copy of a point is at exactly 0 and ties are exact (a fake copy
+    # of real point j is exactly as far from real point i as j is, which the `<=` ball
+    # tests of PRDC and close-pair counts rely on). Every k-NN radius and every
+    # comparison below uses distances from this one function.
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
 
 
 def neighbour_distances(features: np.ndarray, k: int = 5, *, device=None,
@@ -121,14 +122,13 @@ def neighbour_distances(features: np.ndarray, k: int = 5, *, device=None,
     n = len(x)
     if n <= k:
         raise DatakitError(f"k-NN radii with k={k} need more than {k} samples, got {n}.")
-    x_sq = (x * x).sum(1)
     rows = max(1, chunk_elems // n)
     out = torch.empty((n, k), dtype=torch.float64, device=dev)
     for i in range(0, n, rows):
-        d2 = _sq_distances(x[i:i + rows], x, x_sq)
-        # k+1 smallest: the sample itself (distance 0) is among them and is dropped.
-        out[i:i + rows] = d2.topk(k + 1, dim=1, largest=False).values[:, 1:]
-    return out.sqrt_().cpu().numpy()
+        d = _distances(x[i:i + rows], x)
+        # k+1 smallest: the sample itself (distance exactly 0) is among them and is dropped.
+        out[i:i + rows] = d.topk(k + 1, dim=1, largest=False).values[:, 1:]
+    return out.cpu().numpy()
 
 
 def knn_radii(features: np.ndarray, k: int = 5, *, device=None,
@@ -171,10 +171,10 @@ def neighbour_relations(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
         fake_radii = knn_radii(fake, k, device=dev, chunk_elems=chunk_elems)
     r = torch.as_tensor(np.asarray(real, np.float64), device=dev)
     f = torch.as_tensor(np.asarray(fake, np.float64), device=dev)
-    # Comparisons run on squared distances: no square root of whole blocks.
-    rr = torch.as_tensor(real_radii, device=dev) ** 2
-    fr = torch.as_tensor(fake_radii, device=dev) ** 2 if fake_radii is not None else None
-    r_sq = (r * r).sum(1)
+    # Distances against radii computed by the same function: a tie is exact, and a sample
+    # on the boundary of a ball is inside it (`<=`, as NVlabs' precision-recall code).
+    rr = torch.as_tensor(real_radii, device=dev)
+    fr = torch.as_tensor(fake_radii, device=dev) if fake_radii is not None else None
     n_real, n_fake = len(r), len(f)
     in_balls = torch.empty(n_fake, dtype=torch.int64, device=dev)
     nn_d = torch.empty(n_fake, dtype=torch.float64, device=dev)
@@ -183,14 +183,14 @@ def neighbour_relations(real: np.ndarray, fake: np.ndarray, *, k: int = 5,
     real_hit = torch.zeros(n_real, dtype=torch.bool, device=dev)
     rows = max(1, chunk_elems // max(1, n_real))
     for i in range(0, n_fake, rows):
-        d2 = _sq_distances(f[i:i + rows], r, r_sq)
-        in_balls[i:i + rows] = (d2 <= rr[None, :]).sum(1)
-        nn_d[i:i + rows], nn_i[i:i + rows] = d2.min(1)
-        real_nn = torch.minimum(real_nn, d2.min(0).values)
+        d = _distances(f[i:i + rows], r)
+        in_balls[i:i + rows] = (d <= rr[None, :]).sum(1)
+        nn_d[i:i + rows], nn_i[i:i + rows] = d.min(1)
+        real_nn = torch.minimum(real_nn, d.min(0).values)
         if fr is not None:
-            real_hit |= (d2 <= fr[i:i + rows, None]).any(0)
-    return NeighbourRelations(in_balls.cpu().numpy(), nn_d.sqrt_().cpu().numpy(), nn_i.cpu().numpy(),
-                              real_nn.sqrt_().cpu().numpy(), real_hit.cpu().numpy(), np.asarray(real_radii),
+            real_hit |= (d <= fr[i:i + rows, None]).any(0)
+    return NeighbourRelations(in_balls.cpu().numpy(), nn_d.cpu().numpy(), nn_i.cpu().numpy(),
+                              real_nn.cpu().numpy(), real_hit.cpu().numpy(), np.asarray(real_radii),
                               None if fake_radii is None else np.asarray(fake_radii), k)
 
 
@@ -200,17 +200,16 @@ def nearest_neighbours(reference: np.ndarray, queries: np.ndarray, *, device=Non
     dev = _device(device)
     r = torch.as_tensor(np.asarray(reference, np.float64), device=dev)
     q = torch.as_tensor(np.asarray(queries, np.float64), device=dev)
-    r_sq = (r * r).sum(1)
     dist = torch.empty(len(q), dtype=torch.float64, device=dev)
     index = torch.empty(len(q), dtype=torch.int64, device=dev)
     rows = max(1, chunk_elems // max(1, len(r)))
     for i in range(0, len(q), rows):
-        dist[i:i + rows], index[i:i + rows] = _sq_distances(q[i:i + rows], r, r_sq).min(1)
-    return dist.sqrt_().cpu().numpy(), index.cpu().numpy()
+        dist[i:i + rows], index[i:i + rows] = _distances(q[i:i + rows], r).min(1)
+    return dist.cpu().numpy(), index.cpu().numpy()
 
 
 def precision(rel: NeighbourRelations) -> float:
-    """Share of fake samples inside at least one real k-NN ball (Kynkäänniemi et al. 2019)."""
+    """Share of fake samples inside (``<=``) at least one real k-NN ball (Kynkäänniemi et al. 2019)."""
     return float((rel.fake_in_real_balls > 0).mean())
 
 
@@ -251,7 +250,7 @@ def pairwise_distances(features: np.ndarray, *, max_samples: int = 2000,
     if len(x) > max_samples:
         x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
     t = torch.as_tensor(x)
-    return _distances(t, t, (t * t).sum(1))
+    return _distances(t, t)
 
 
 def mean_pairwise_distance(features: np.ndarray, *, max_samples: int = 2000, seed: int = 0) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from datakit.audit import metrics
 
@@ -24,14 +25,17 @@ class CollapseRule:
 
 
 def close_pair_share(features: np.ndarray, radius: float, max_samples: int = 2000, seed: int = 0) -> float:
-    """Share of sample pairs closer to each other than ``radius``."""
+    """Share of distinct sample pairs within ``radius`` of each other (``<=``, as the PRDC balls).
+
+    Only pairs of two different samples count, so the share lies in [0, 1] for any
+    radius; with a radius of 0 (a real class with duplicate images) exact copies among
+    the samples still count as close. NaN with fewer than two samples or no radius.
+    """
     d = metrics.pairwise_distances(features, max_samples=max_samples, seed=seed)
-    if d is None:
+    if d is None or not np.isfinite(radius):
         return float("nan")
-    d.fill_diagonal_(0.0)  # exact zeros: the diagonal always counts as "close"
-    n = len(d)
-    close = (d < radius).sum().item() - n  # the diagonal is always "close"
-    return float(close / (n * (n - 1)))
+    i, j = torch.triu_indices(len(d), len(d), offset=1)
+    return float((d[i, j] <= radius).double().mean())
 
 
 def collapse_verdict(class_name: str, generated_count: int, diversity_ratio: float,
