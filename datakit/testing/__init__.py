@@ -1,0 +1,1 @@
+"""Controlled generators for validating the audit: generated sets with known defects."""
