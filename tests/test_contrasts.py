@@ -1,0 +1,85 @@
+"""Contrasts: known answers for the interval over seeds and resampled images."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from datakit.contrasts import (Measurement, adjacent_pairs, arm_summary, contrast, measurement,
+                               study_verdict)
+
+
+def _runs(values, se=0.5):
+    return [Measurement(s, float(v), se) for s, v in enumerate(values)]
+
+
+def test_identical_arms_are_rarely_called_different():
+    # Planted null: both arms draw every seed's FD from one distribution. A 95% interval
+    # must call them different in about 5% of studies, not the 20-30% a percentile
+    # bootstrap over three seeds gives.
+    rng = np.random.default_rng(1)
+    calls = 0
+    for i in range(300):
+        a = _runs(rng.normal(40, 3, 3), se=1.0)
+        b = _runs(rng.normal(40, 3, 3), se=1.0)
+        calls += contrast("none", "a", "b", "fd", a, b, seed=i)["conclusive"]
+    assert calls / 300 <= 0.08
+
+
+def test_identical_arms_sentence_says_inconclusive():
+    c = contrast("images", "a", "b", "fd", _runs([40, 43, 38]), _runs([41, 39, 42]))
+    assert not c["conclusive"] and c["ci_low"] < 0 < c["ci_high"]
+    assert "inconclusive at this budget" in c["sentence"]
+
+
+def test_clearly_different_arms_are_conclusive_with_the_right_sign():
+    # Disjoint distributions: b's FD is about 30 lower on every seed.
+    c = contrast("images", "small", "large", "fd", _runs([70, 72, 69]), _runs([40, 41, 43]))
+    assert c["conclusive"] and c["ci_high"] < 0
+    assert c["difference"] == pytest.approx(-29.0)
+    assert "large is better than small (conclusive)" in c["sentence"]
+    lf = contrast("images", "small", "large", "label_fidelity", _runs([0.5, 0.52, 0.49], 0.01),
+                  _runs([0.9, 0.91, 0.93], 0.01))
+    assert lf["conclusive"] and lf["ci_low"] > 0 and "large is better" in lf["sentence"]
+
+
+def test_image_noise_widens_the_interval():
+    # The same seed means, but each run measured on few images (large image SE): the
+    # difference is no longer separated from 0.
+    sharp = contrast("f", "a", "b", "coverage", _runs([0.50, 0.52, 0.51], 0.001),
+                     _runs([0.56, 0.57, 0.58], 0.001))
+    blurred = contrast("f", "a", "b", "coverage", _runs([0.50, 0.52, 0.51], 0.2),
+                       _runs([0.56, 0.57, 0.58], 0.2))
+    assert sharp["conclusive"] and not blurred["conclusive"]
+
+
+def test_one_seed_is_never_conclusive():
+    c = contrast("f", "a", "b", "fd", _runs([70]), _runs([10]))
+    assert not c["conclusive"] and c["ci_low"] is None and c["difference"] == -60
+    assert "one seed" in c["sentence"] and "inconclusive at this budget" in c["sentence"]
+
+
+def test_contrast_pairs_by_seed():
+    a = [Measurement(0, 1.0), Measurement(1, 2.0), Measurement(5, 9.0)]
+    b = [Measurement(1, 3.0), Measurement(0, 2.0), Measurement(7, 0.0)]
+    c = contrast("f", "a", "b", "recall", a, b)
+    assert c["n_seeds"] == 2 and c["difference"] == pytest.approx(1.0)
+
+
+def test_measurement_reads_audit_entries():
+    m = measurement(2, {"value": 10.0, "ci_low": 8.04, "ci_high": 11.96})
+    assert m.seed == 2 and m.value == 10 and m.image_se == pytest.approx(1.0, rel=1e-3)
+    assert measurement(0, {"value": None}) is None
+    assert measurement(0, 0.3).image_se == 0
+
+
+def test_arm_summary_and_adjacent_pairs():
+    s = arm_summary(_runs([1.0, 2.0, 3.0], 0.0))
+    assert s["mean"] == 2 and s["n_seeds"] == 3 and s["ci_low"] < 2 < s["ci_high"]
+    assert adjacent_pairs({"c": 0.5, "a": 0.0, "b": 0.25, "d": 0.5}) == [("a", "b"), ("b", "c")]
+
+
+def test_verdict_comes_only_from_contrasts():
+    yes = contrast("f", "a", "b", "fd", _runs([70, 72, 69]), _runs([40, 41, 43]))
+    no = contrast("f", "a", "b", "recall", _runs([0.4, 0.5, 0.45]), _runs([0.5, 0.4, 0.45]))
+    v = study_verdict([yes, no])
+    assert v[0] == yes["sentence"] and "1 of 2 contrasts are inconclusive" in v[1]
