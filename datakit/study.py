@@ -49,7 +49,7 @@ from typing import Any
 from datakit.errors import DatakitError, StudyError
 from datakit.progress import log
 
-_STUDY_KEYS = {"name", "title", "description"}
+_STUDY_KEYS = {"name", "title", "description", "seeds"}
 _ARM_KEYS = {"name", "from", "manifest", "compose", "train"}
 _INGEST_KEYS = {"source", "path"}
 FACTORS = ("images", "synthetic_share", "wild_share", "handwritten_share", "skew")
@@ -75,6 +75,7 @@ class ArmSpec:
     manifest: str | None = None
     compose: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    levels: dict[str, Any] = field(default_factory=dict)  # a sweep arm's {sweep, factor, value}
 
 
 @dataclass
@@ -91,11 +92,15 @@ class Study:
     factors: list[str] = field(default_factory=list)
     path: Path | None = None
     judge: str | None = None  # the arm whose manifest trains one judge for every arm
+    seeds: list[int] = field(default_factory=lambda: [0])
+    reference: str | None = None  # an arm name or "union" (default: the judge arm, else the first)
+    contrasts: list[tuple[str, str]] = field(default_factory=list)  # (a, b) arm pairs
+    contrast_factors: list[str] = field(default_factory=list)  # contrast adjacent arms along these
 
 
 @dataclass
 class StudyResult:
-    """What :func:`run_study` produced: the report, the summary file and each arm's run."""
+    """What :func:`run_study` produced: the report, study.json and every run ("ARM/seedK")."""
 
     report: Path
     summary: Path
@@ -140,7 +145,7 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
 
     where = str(path) if path else "the study"
     base = path.parent if path else Path.cwd()
-    _check_keys(data, {"study", "ingest", "train", "audit", "arm", "compare"}, where)
+    _check_keys(data, {"study", "ingest", "train", "audit", "arm", "sweep", "compare"}, where)
     head = data.get("study") or {}
     _check_keys(head, _STUDY_KEYS, f"{where} [study]")
     name = str(head.get("name") or (path.stem if path else "study"))
@@ -159,16 +164,20 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
 
     shared_train = dict(data.get("train") or {})
     _check_fields(shared_train, TrainConfig, f"{where} [train]")
-    for k in ("manifest", "out", "resume"):
+    for k in ("manifest", "out", "resume", "seed"):
         if k in shared_train:
-            raise StudyError(f"{where} [train]: `{k}` is set by the study runner, not the study file.")
+            raise StudyError(f"{where} [train]: `{k}` is set by the study runner, not the study "
+                             "file" + (" (list seeds in [study] seeds)." if k == "seed" else "."))
     audit = dict(data.get("audit") or {})
     _check_fields(audit, AuditConfig, f"{where} [audit]")
 
     arms, seen = [], set()
-    raw_arms = data.get("arm") or []
+    from datakit.sweep import expand_sweeps
+    swept, levels = expand_sweeps(data.get("sweep") or [], where)
+    raw_arms = list(data.get("arm") or []) + swept
     if not raw_arms:
-        raise StudyError(f"{where} names no arms; add [[arm]] tables with a name and `from` or `manifest`.")
+        raise StudyError(f"{where} names no arms; add [[arm]] tables with a name and `from` or "
+                         "`manifest`, or a [[sweep]].")
     for i, a in enumerate(raw_arms):
         awhere = f"{where} arm {i + 1}"
         _check_keys(a, _ARM_KEYS, awhere)
@@ -192,10 +201,14 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
         train = dict(a.get("train") or {})
         _check_fields(train, TrainConfig, f"{awhere} ({aname}) train")
         manifest = _expand(str(a["manifest"]), awhere, base) if a.get("manifest") else None
-        arms.append(ArmSpec(aname, srcs, manifest, compose, train))
+        if "seed" in train:
+            raise StudyError(f"{awhere} ({aname}) train: `seed` is set by the study runner; list "
+                             "seeds in [study] seeds.")
+        arms.append(ArmSpec(aname, srcs, manifest, compose, train, levels.get(aname, {})))
 
     compare = data.get("compare") or {}
-    _check_keys(compare, {"factors", "judge"}, f"{where} [compare]")
+    _check_keys(compare, {"factors", "judge", "reference", "contrasts", "factor"},
+                f"{where} [compare]")
     factors = list(compare.get("factors") or [])
     bad = [f for f in factors if f not in FACTORS]
     if bad:
@@ -204,8 +217,52 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
     if judge is not None and judge not in {a.name for a in arms}:
         raise StudyError(f"{where} [compare]: judge = {judge!r} is not an arm; use one of: "
                          f"{', '.join(a.name for a in arms)}.")
-    return Study(name, str(head.get("title") or name), str(head.get("description") or ""),
-                 ingests, arms, shared_train, audit, factors, path, judge)
+    study = Study(name, str(head.get("title") or name), str(head.get("description") or ""),
+                  ingests, arms, shared_train, audit, factors, path, judge)
+    study.seeds = _parse_seeds(head, where)
+    _parse_reference_and_contrasts(study, compare, where)
+    return study
+
+
+# -- reading seeds, the reference and contrasts (issue 10) -------------------------------------
+
+def _parse_seeds(head: dict[str, Any], where: str) -> list[int]:
+    """[study] seeds: distinct integers, each arm trained once per seed (default [0])."""
+    seeds = head.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds \
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+            or len(set(seeds)) != len(seeds):
+        raise StudyError(f"{where} [study]: seeds must be a list of distinct non-negative "
+                         f"integers, e.g. seeds = [0, 1, 2]; got {seeds!r}.")
+    return list(seeds)
+
+
+def _parse_reference_and_contrasts(study: Study, compare: dict[str, Any], where: str) -> None:
+    """[compare] reference, contrasts and factor: checked against the study's arms."""
+    names = [a.name for a in study.arms]
+    ref = compare.get("reference")
+    if ref is not None and ref != "union" and ref not in names:
+        raise StudyError(f"{where} [compare]: reference = {ref!r} is neither an arm nor "
+                         f"\"union\"; use one of: {', '.join(names)}, union.")
+    if ref is not None and study.judge is not None and ref != study.judge:
+        raise StudyError(f"{where} [compare]: judge = {study.judge!r} and reference = {ref!r} "
+                         "differ; every arm is measured with one judge trained on the reference, "
+                         "so give only `reference`.")
+    study.reference = ref or study.judge or names[0]
+    pairs = compare.get("contrasts") or []
+    for p in pairs:
+        if not (isinstance(p, list) and len(p) == 2 and all(x in names for x in p)) or p[0] == p[1]:
+            raise StudyError(f"{where} [compare]: contrast {p!r} must be a pair of two different "
+                             f"arms, e.g. [\"{names[0]}\", \"{names[-1]}\"]; arms: {', '.join(names)}.")
+    study.contrasts = [(a, b) for a, b in pairs]
+    factor = compare.get("factor") or []
+    factor = [factor] if isinstance(factor, str) else list(factor)
+    valid = set(FACTORS) | {a.levels["factor"] for a in study.arms if a.levels}
+    bad = [f for f in factor if f not in valid]
+    if bad:
+        raise StudyError(f"{where} [compare]: factor {', '.join(map(repr, bad))} is not a "
+                         f"factor of this study; use one of: {', '.join(sorted(valid))}.")
+    study.contrast_factors = factor
 
 
 def load_study(path: str | os.PathLike) -> Study:
@@ -298,8 +355,20 @@ def scaled_train_settings(shared: dict[str, Any], arm: dict[str, Any], budget: f
 
 def _run_matches(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     """True when run_dir holds a finished run of the same manifest with the same settings."""
+    return (run_dir / "generated.npz").exists() and _same_run(run_dir, settings, manifest)
+
+
+def _resumable(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
+    """True when run_dir holds an unfinished run of the same manifest and settings with a
+    checkpoint, which the trainer can continue (``resume``) instead of starting over."""
+    return (not (run_dir / "generated.npz").exists()
+            and (run_dir / "checkpoints" / "last.pt").exists()
+            and _same_run(run_dir, settings, manifest))
+
+
+def _same_run(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     cfg_path = run_dir / "config.json"
-    if not cfg_path.exists() or not (run_dir / "generated.npz").exists():
+    if not cfg_path.exists():
         return False
     try:
         cfg = json.loads(cfg_path.read_text())
@@ -313,15 +382,22 @@ def _run_matches(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
 
 def _train_arm(arm: ArmSpec, manifest, settings: dict[str, Any], run_dir: Path) -> Path:
     from datakit.train import TrainConfig, train
+    what = f"train {arm.name} seed {settings.get('seed', 0)}"
     if _run_matches(run_dir, settings, manifest):
-        log(f"[train {arm.name}] reusing {run_dir} (same manifest and settings)")
+        log(f"[{what}] reusing {run_dir} (same manifest and settings)")
         return run_dir
-    if run_dir.exists():
-        log(f"[train {arm.name}] {run_dir} holds a different or unfinished run: replacing it")
+    resume = _resumable(run_dir, settings, manifest)
+    if resume:
+        log(f"[{what}] resuming the unfinished run in {run_dir} from its checkpoint")
+    elif run_dir.exists():
+        log(f"[{what}] {run_dir} holds a different run: replacing it")
         shutil.rmtree(run_dir)
-    log(f"[train {arm.name}] {settings.get('model', 'acgan')}, {settings.get('steps')} steps "
-        f"on {len(manifest):,} images")
-    train(TrainConfig(manifest=str(Path(manifest.path).resolve()), out=str(run_dir), **settings))
+    else:
+        log(f"[{what}] {settings.get('model', 'acgan')}, "
+            f"{settings.get('steps') or str(settings.get('epochs')) + ' epochs'} "
+            f"on {len(manifest):,} images")
+    train(TrainConfig(manifest=str(Path(manifest.path).resolve()), out=str(run_dir),
+                      resume=resume, **settings))
     return run_dir
 
 
@@ -344,20 +420,53 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: float = 1.0,
               device: str | None = None, overrides: dict[str, Any] | None = None) -> StudyResult:
-    """Run every arm of ``study`` (ingest → compose → train → audit) and write the report.
+    """Run every arm of ``study`` once per seed (ingest → compose → train → audit), compare
+    the arms with contrasts, and write ``report.html``, ``study.json`` (and ``curve.csv``
+    for sweeps) in the study folder.
 
     Args:
         study: a parsed study (:func:`load_study`).
-        out: the study folder (default ``studies/<name>``): ``manifests/``, ``runs/<arm>/``,
-            ``report.html`` and ``study.json`` go there.
+        out: the study folder (default ``studies/<name>``): ``manifests/``,
+            ``runs/<arm>/seed<k>/``, ``report.html``, ``study.json`` and ``curve.csv`` go there.
         budget: multiplies every arm's training steps (e.g. 0.05 on a CPU).
         device: ``auto``, ``cpu`` or ``cuda`` for training and audit (default: the study's).
         overrides: training settings that replace the study's for every arm (e.g. a
             smaller ``width`` for a CPU run; recorded in each run's config.json), and audit
             settings as ``audit.NAME`` (e.g. ``audit.cas = False``).
     """
+    from datakit.report.html import audit_runs
+    from datakit.study_results import write_study_outputs
+
+    train_overrides, audit_overrides = _split_overrides(overrides)
+    out = Path(out) if out is not None else Path("studies") / study.name
+    mdir, rdir = out / "manifests", out / "runs"
+    mdir.mkdir(parents=True, exist_ok=True)
+    needed = {s for a in study.arms for s in a.sources}
+    parents = {name: _ingest(spec, mdir) for name, spec in study.ingests.items() if name in needed}
+    manifests = {arm.name: _arm_manifest(arm, parents, mdir) for arm in study.arms}
+    reference = _reference_manifest(study, manifests, mdir)
+    runs: dict[tuple[str, int], Path] = {}
+    for i, arm in enumerate(study.arms):
+        log(f"== arm {i + 1}/{len(study.arms)}: {arm.name} (seeds {', '.join(map(str, study.seeds))})")
+        for seed in study.seeds:
+            settings = scaled_train_settings(study.train, {**arm.train, **train_overrides},
+                                             budget, device)
+            settings["seed"] = seed
+            runs[(arm.name, seed)] = _train_arm(arm, manifests[arm.name], settings,
+                                                rdir / arm.name / f"seed{seed}")
+    audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path)
+    audits = audit_runs(list(runs.values()), config=audit_cfg, reuse=True)
+    replaced = {**train_overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}
+    report, summary = write_study_outputs(study, out, runs, audits, manifests, reference,
+                                          budget=budget, overrides=replaced)
+    log(f"Study report: {report}")
+    return StudyResult(report, summary, {f"{a}/seed{s}": p for (a, s), p in runs.items()},
+                       {f"{a}/seed{s}": au for (a, s), au in zip(runs, audits)})
+
+
+def _split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """--set values as (training settings, audit settings), checked before any work."""
     from datakit.audit import AuditConfig
-    from datakit.report.html import audit_and_report
     from datakit.train import TrainConfig
 
     overrides = dict(overrides or {})
@@ -366,53 +475,50 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     _check_fields(audit_overrides, AuditConfig, "--set audit.NAME")
     if overrides:
         _check_fields(overrides, TrainConfig, "--set")
-        for k in ("manifest", "out", "resume"):
+        for k in ("manifest", "out", "resume", "seed"):
             if k in overrides:
                 raise StudyError(f"--set {k} is not allowed: the study runner sets it.")
-    out = Path(out) if out is not None else Path("studies") / study.name
-    mdir, rdir = out / "manifests", out / "runs"
-    mdir.mkdir(parents=True, exist_ok=True)
-    needed = {s for a in study.arms for s in a.sources}
-    parents = {name: _ingest(spec, mdir) for name, spec in study.ingests.items() if name in needed}
-    runs: dict[str, Path] = {}
-    judge_manifest = None
-    for i, arm in enumerate(study.arms):
-        log(f"== arm {i + 1}/{len(study.arms)}: {arm.name}")
-        manifest = _arm_manifest(arm, parents, mdir)
-        if arm.name == study.judge:
-            judge_manifest = str(manifest.path.resolve())
-        settings = scaled_train_settings(study.train, {**arm.train, **(overrides or {})}, budget, device)
-        runs[arm.name] = _train_arm(arm, manifest, settings, rdir / arm.name)
-    # One judge for every arm puts all their distances in one feature space (one ruler),
-    # so the report may rank the arms against each other.
-    audit_cfg = AuditConfig.from_dict({**study.audit, **audit_overrides,
-                                       **({"device": device} if device else {}),
-                                       **({"judge_manifest": judge_manifest} if judge_manifest else {})})
-    intro = study.description + (f" Training steps scaled by --budget {budget:g}." if budget != 1 else "")
-    replaced = {**overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}
-    if replaced:
-        intro += " Settings replaced for this run: " \
-            + ", ".join(f"{k}={v}" for k, v in replaced.items()) + "."
-    report, audits = audit_and_report(list(runs.values()), out / "report.html", config=audit_cfg,
-                                      reuse=True, title=study.title, intro=intro.strip(),
-                                      labels=list(runs), factors=study.factors or None)
-    summary = out / "study.json"
-    _write_summary(summary, study, runs, audits, budget, replaced)
-    log(f"Study report: {report}")
-    return StudyResult(report, summary, runs, dict(zip(runs, audits)))
+    return overrides, audit_overrides
 
 
-def _write_summary(path: Path, study: Study, runs: dict[str, Path], audits: list[dict],
-                   budget: float, overrides: dict[str, Any]) -> None:
-    from datakit.report.run_data import summary_metrics
-    arms = []
-    for (name, run_dir), audit in zip(runs.items(), audits):
-        arms.append({"arm": name, "run_dir": str(run_dir),
-                     "summary": {k: v["value"] for k, v in summary_metrics(audit).items()},
-                     "collapsed_classes": [c.get("class_name") for c in audit.get("per_class") or []
-                                           if c.get("collapsed")]})
-    data = {"study": study.name, "title": study.title, "file": str(study.path) if study.path else None,
-            "budget": budget, "overrides": overrides, "arms": arms}
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+@dataclass
+class Reference:
+    """The one real image set (and judge) every arm is measured against."""
+
+    name: str          # an arm name, or "union"
+    path: Path         # its manifest (.parquet)
+    checksum: str
+
+
+def _reference_manifest(study: Study, manifests: dict[str, Any], folder: Path) -> Reference:
+    """The reference manifest: a named arm's, or the union of every arm's (composed once,
+    exact duplicates dropped, so an image shared by several arms counts once)."""
+    from datakit.compose import compose
+
+    if study.reference != "union":
+        m = manifests[study.reference]
+        return Reference(study.reference, Path(m.path), m.checksum)
+    ms = list({m.checksum: m for m in manifests.values()}.values())
+    out = folder / f"union-{_digest(sorted(m.checksum for m in ms))}.parquet"
+    m = _reuse_or_make(out, "compose union", f"the union of {len(ms)} arm manifests",
+                       lambda: compose(ms, out, dedupe="exact"))
+    return Reference("union", Path(m.path), m.checksum)
+
+
+def _audit_config(audit: dict[str, Any], overrides: dict[str, Any], device: str | None,
+                  reference: Path):
+    """The study's AuditConfig: one judge and one real image set (the reference) for every run.
+
+    ``AuditConfig.reference_manifest`` is being added by the audit rewrite (issue 9); until it
+    lands only the judge is shared and each run's quality is compared with its own real images.
+    """
+    from datakit.audit import AuditConfig
+
+    settings = {**audit, **overrides, **({"device": device} if device else {}),
+                "judge_manifest": str(Path(reference).resolve())}
+    if "reference_manifest" in AuditConfig.__dataclass_fields__:
+        settings["reference_manifest"] = settings["judge_manifest"]
+    else:
+        log("Note: this audit has no reference_manifest yet; every run is measured by the "
+            "reference's judge against its own real images.")
+    return AuditConfig.from_dict(settings)

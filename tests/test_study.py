@@ -15,6 +15,7 @@ TOY = """
 [study]
 name = "toy"
 title = "Toy: 100 vs 200 digits"
+seeds = [0, 1]
 
 [ingest.digits]
 source = "digits"
@@ -46,6 +47,7 @@ compose = { size = 240, holdout = 0.25, seed = 0 }
 [compare]
 factors = ["images"]
 judge = "large"
+factor = "images"
 """
 
 

@@ -58,6 +58,16 @@ def _default(name: str):
 @click.option("--checkpoint-every", type=int, default=_default("checkpoint_every"),
               show_default=True, help="Steps between checkpoints/last.pt writes.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@click.option("--probe-every", type=int, default=_default("probe_every"), show_default=True,
+              help="Every N steps log probe_label_fidelity / probe_fd of a few generated "
+                   "images read by a small judge (0: off).")
+@click.option("--probe-samples", type=int, default=_default("probe_samples"), show_default=True,
+              help="Generated images per probe.")
+@click.option("--plateau-patience", type=int, default=_default("plateau_patience"),
+              show_default=True, help="Stop after this many probes without improvement "
+                                      "(0: never stop early).")
+@click.option("--plateau-tolerance", type=float, default=_default("plateau_tolerance"),
+              show_default=True, help="Relative improvement a probe must make to count.")
 def train_cmd(manifest, **options):
     """Train a GAN on MANIFEST's training rows and write a run directory.
 

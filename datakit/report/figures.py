@@ -160,3 +160,30 @@ def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str])
                    bbox_to_anchor=(0.5, 1.0 + 0.06 / max(1, len(metrics))))
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
+
+
+def data_efficiency_curve(rows: Sequence[dict[str, Any]]) -> str | None:
+    """A sweep's curve: each metric (one panel) against the swept factor, the mean over
+    seeds as a line and its interval as a band (rows as in curve.csv)."""
+    df = pd.DataFrame(list(rows))
+    if df.empty or not pd.to_numeric(df["value"], errors="coerce").notna().all():
+        return None
+    metrics = list(dict.fromkeys(df["metric"]))
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False,
+                             figsize=(2.9 * len(metrics) + 0.5, 2.6))
+    for ax, metric in zip(axes[0], metrics):
+        for sweep, part in df[df["metric"] == metric].groupby("sweep", sort=False):
+            part = part.sort_values("value")
+            x = part["value"].astype(float).to_numpy()
+            ax.plot(x, _finite(part["mean"]), marker="o", ms=3, label=str(sweep))
+            lo, hi = _finite(part["ci_low"]), _finite(part["ci_high"])
+            ax.fill_between(x, lo, hi, alpha=0.25)
+            if x.min() > 0 and x.max() > 10 * x.min():
+                ax.set_xscale("log")
+                ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(str(df["factor"].iloc[0]))
+        ax.set_title(metric, fontsize=9)
+    if df["sweep"].nunique() > 1:
+        axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)

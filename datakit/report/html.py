@@ -329,10 +329,21 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
 
-def _run_context(run: RunData, index: int, compact: bool = False) -> dict[str, Any]:
+def _shown_path(path: Any, relative_to: Path | None) -> str:
+    """A path as the page shows it: relative to the page's folder when one is given."""
+    if relative_to is None or not path:
+        return str(path)
+    return os.path.relpath(Path(path).resolve(), Path(relative_to).resolve())
+
+
+def _run_context(run: RunData, index: int, compact: bool = False,
+                 relative_to: Path | None = None) -> dict[str, Any]:
+    config = [(k, _shown_path(run.config[k], relative_to) if k == "manifest" else run.config[k])
+              for k in CONFIG_KEYS if k in run.config]
     return {
-        "anchor": f"run-{index}", "label": run.label, "run_dir": str(run.run_dir),
-        "config": [(k, run.config[k]) for k in CONFIG_KEYS if k in run.config],
+        "anchor": f"run-{index}", "label": run.label,
+        "run_dir": _shown_path(run.run_dir, relative_to),
+        "config": config,
         "problems": run.problems,
         "composition": _composition(run, compact),
         "training": _training(run, compact),
@@ -342,12 +353,19 @@ def _run_context(run: RunData, index: int, compact: bool = False) -> dict[str, A
 
 
 def render_report(runs: Sequence[RunData], title: str | None = None,
-                  intro: str | None = None, factors: Sequence[str] | None = None) -> str:
-    """Render the audit page of ``runs`` (read with :func:`load_run`) to an HTML string."""
+                  intro: str | None = None, factors: Sequence[str] | None = None,
+                  study: dict[str, Any] | None = None, relative_to: Path | None = None) -> str:
+    """Render the audit page of ``runs`` (read with :func:`load_run`) to an HTML string.
+
+    ``study``: a study's results (study.json's object); then the verdict is the study's,
+    built from its contrasts, and the page shows the contrasts, the runs' budgets and the
+    data-efficiency curve. ``relative_to``: show paths relative to this folder.
+    """
     runs = list(runs)
     if title is None:
         title = f"Audit of {runs[0].label}" if len(runs) == 1 else f"Audit of {len(runs)} runs"
-    verdict = findings(runs)
+    verdict = findings(runs) if study is None else \
+        [{"level": "info", "text": t} for t in study.get("verdict", [])]
     ctx = {
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -355,9 +373,22 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
         "findings": verdict[:VERDICT_TOP],
         "more_findings": verdict[VERDICT_TOP:],
         "comparison": _comparison(runs, factors),
-        "runs": [_run_context(r, i, len(runs) > COMPACT_ABOVE) for i, r in enumerate(runs)],
+        "study": _study_section(study) if study is not None else None,
+        "runs": [_run_context(r, i, len(runs) > COMPACT_ABOVE, relative_to)
+                 for i, r in enumerate(runs)],
     }
     return _env().get_template("audit.html").render(**ctx)
+
+
+def _study_section(study: dict[str, Any]) -> dict[str, Any]:
+    """What the study part of the page shows: reference, budget, contrasts, arms, runs, curve."""
+    from datakit.contrasts import LABELS
+    arms = study.get("arms") or []
+    metrics = list(dict.fromkeys(m for a in arms for m in a.get("metrics", {})))
+    return {"reference": study.get("reference") or {}, "budget": study.get("budget") or {},
+            "contrasts": study.get("contrasts") or [], "arms": arms,
+            "metrics": metrics, "labels": LABELS, "runs": study.get("runs") or [],
+            "curve_img": figures.data_efficiency_curve(study.get("curve") or [])}
 
 
 def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
@@ -370,7 +401,8 @@ def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
                  audits: Sequence[dict[str, Any]] | None = None, title: str | None = None,
                  intro: str | None = None, labels: Sequence[str] | None = None,
-                 factors: Sequence[str] | None = None) -> Path:
+                 factors: Sequence[str] | None = None, study: dict[str, Any] | None = None,
+                 relative_paths: bool = False) -> Path:
     """Write the audit page of one or several run directories to ``out`` (atomically).
 
     Args:
@@ -381,6 +413,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
         labels: names for the runs (default: their folder names).
         factors: run properties the comparison plots metrics against (default: images,
             synthetic_share, skew; those that do not vary are left out).
+        study: a study's results (see :func:`render_report`).
+        relative_paths: show paths relative to the page's folder.
     Returns:
         The path written.
     """
@@ -388,8 +422,9 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     labels = list(labels) if labels else _unique_labels(dirs)
     audits = list(audits) if audits is not None else [None] * len(dirs)
     runs = [load_run(d, a, label=lab) for d, a, lab in zip(dirs, audits, labels)]
-    html = render_report(runs, title=title, intro=intro, factors=factors)
     out = Path(out)
+    html = render_report(runs, title=title, intro=intro, factors=factors, study=study,
+                         relative_to=out.parent if relative_paths else None)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
@@ -413,20 +448,12 @@ def _same_settings(recorded: dict[str, Any] | None, config: Any) -> bool:
     return recorded == wanted
 
 
-def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
-                     config: Any = None, reuse: bool = False, title: str | None = None,
-                     intro: str | None = None, labels: Sequence[str] | None = None,
-                     factors: Sequence[str] | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    """Audit every run (``datakit.audit.audit_run``) and write one report over all of them.
+def audit_runs(run_dirs: Sequence[str | os.PathLike], config: Any = None,
+               reuse: bool = False) -> list[dict[str, Any]]:
+    """Audit every run (``datakit.audit.audit_run``); returns the audit dictionaries in order.
 
-    Args:
-        run_dirs: run directories written by the trainer.
-        out: the HTML file (default: :func:`default_report_path`).
-        config: an ``AuditConfig`` (default settings when None).
-        reuse: keep an existing ``audit/audit.json`` that is newer than the run's
-            ``generated.npz`` and was made with the same settings, instead of recomputing it.
-    Returns:
-        (path of the report, the audit dictionaries in run order).
+    With ``reuse``, keep an existing ``audit/audit.json`` that is newer than the run's
+    ``generated.npz`` and was made with the same settings, instead of recomputing it.
     """
     from datakit.audit import audit_run
     from datakit.errors import RunDirError
@@ -451,6 +478,27 @@ def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
                 continue
         log(f"Auditing {d} ...")
         audits.append(audit_run(d, config))
+    return audits
+
+
+def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
+                     config: Any = None, reuse: bool = False, title: str | None = None,
+                     intro: str | None = None, labels: Sequence[str] | None = None,
+                     factors: Sequence[str] | None = None) -> tuple[Path, list[dict[str, Any]]]:
+    """Audit every run (:func:`audit_runs`) and write one report over all of them.
+
+    Args:
+        run_dirs: run directories written by the trainer.
+        out: the HTML file (default: :func:`default_report_path`).
+        config: an ``AuditConfig`` (default settings when None).
+        reuse: keep an existing ``audit/audit.json`` that is newer than the run's
+            ``generated.npz`` and was made with the same settings, instead of recomputing it.
+    Returns:
+        (path of the report, the audit dictionaries in run order).
+    """
+    from datakit.progress import log
+
+    audits = audit_runs(run_dirs, config=config, reuse=reuse)
     out = Path(out) if out is not None else default_report_path(run_dirs)
     write_report(run_dirs, out, audits=audits, title=title, intro=intro, labels=labels,
                  factors=factors)

@@ -51,6 +51,12 @@ class TrainConfig:
             label_dist "train" the n_generate × classes images follow the training shares).
         checkpoint_every: write checkpoints/last.pt every this many steps (and at the end).
         resume: continue the run in ``out`` from checkpoints/last.pt.
+        probe_every: every this many steps, read ``probe_samples`` generated images with a
+            small judge and log ``probe_label_fidelity`` / ``probe_fd`` (0: no probe).
+        probe_samples: images per probe.
+        plateau_patience: stop when this many probes in a row have not improved on the best
+            (0: never stop early; needs ``probe_every``).
+        plateau_tolerance: the relative improvement a probe must make to count (0.01 = 1%).
     """
 
     manifest: str
@@ -76,6 +82,10 @@ class TrainConfig:
     n_generate: int = 1000
     checkpoint_every: int = 500
     resume: bool = False
+    probe_every: int = 0
+    probe_samples: int = 300
+    plateau_patience: int = 0
+    plateau_tolerance: float = 0.01
 
     @property
     def conditional(self) -> bool:
@@ -99,6 +109,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, "
                                     f"got {getattr(self, name)}.")
+        _check_probe(self)
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise TrainingError(f"--{name.replace('_', '-')} must be positive, "
@@ -125,6 +136,20 @@ class TrainConfig:
         """Rebuild a config from ``config.json`` (extra keys such as ``versions`` are ignored)."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _check_probe(cfg: TrainConfig) -> None:
+    for name in ("probe_every", "plateau_patience"):
+        if getattr(cfg, name) < 0:
+            raise TrainingError(f"--{name.replace('_', '-')} must be 0 (off) or more, "
+                                f"got {getattr(cfg, name)}.")
+    if cfg.probe_samples < 10:
+        raise TrainingError(f"--probe-samples must be at least 10, got {cfg.probe_samples}.")
+    if not cfg.plateau_tolerance >= 0:
+        raise TrainingError(f"--plateau-tolerance must be 0 or more, got {cfg.plateau_tolerance}.")
+    if cfg.plateau_patience and not cfg.probe_every:
+        raise TrainingError("--plateau-patience needs --probe-every N: the plateau is read from "
+                            "the probe.")
 
 
 def _choice(option: str, value: str, valid: tuple[str, ...]) -> None:

@@ -34,6 +34,7 @@ from datakit.train.checkpoint import load_checkpoint, save_checkpoint
 from datakit.train.config import TrainConfig
 from datakit.train.data import TrainingSet, check_trainable, load_training_set
 from datakit.train.models import build_models, discriminator_loss, generator_loss
+from datakit.train.probe import PlateauState, Probe, update_plateau
 from datakit.train.rundir import GRID_COLUMNS, RunDir
 from datakit.train.sampling import generate_images, to_uint8
 
@@ -116,8 +117,15 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     rng = torch.Generator(device=device)
     rng.manual_seed(cfg.seed * 1_000_003 + procs.rank)  # each rank draws different batches
     start = 0
+    plateau = PlateauState()
     if ckpt is not None:
         start = _restore(ckpt, g_net, d_net, ema, opt_g, opt_d, rng, procs)
+        plateau = PlateauState.from_dict(ckpt.get("plateau"))
+    probe = None
+    if cfg.probe_every and procs.is_main:  # rank 0 probes; every rank learns when to stop
+        probe = Probe(manifest, data.pixels, label_probs, conditional=cfg.conditional,
+                      n_samples=cfg.probe_samples, z_dim=cfg.z_dim, seed=cfg.seed,
+                      device=device).fit()
     g_train = distributed.wrap(g_net, procs, device)
     d_train = distributed.wrap(d_net, procs, device)
     fixed_z, fixed_y = _fixed_noise(cfg, data.num_classes, device)
@@ -138,6 +146,7 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     last_ckpt_step = start if ckpt is not None else None
     n = len(labels)
     bar = progress(total=total_steps, initial=start, desc=f"train {cfg.model}", unit="step")
+    plateaued, step = False, start
     t_mark, step_mark = time.perf_counter(), start
     for step in range(start + 1, total_steps + 1):
         # 5. A batch: real images and labels by index; noise and labels for the fakes.
@@ -182,7 +191,19 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
         first_bad = torch.where((first_bad < 0) & ~finite, torch.full_like(first_bad, step),
                                 first_bad)
         last = step == total_steps
-        logging = step % cfg.log_every == 0 or last
+
+        # 9b. Probe: a cheap quality reading; stop once it has plateaued (all ranks agree).
+        probing = bool(cfg.probe_every) and (step % cfg.probe_every == 0 or last)
+        reading: dict[str, float] = {}
+        if probing:
+            if probe is not None:
+                reading = probe.read(ema or g_net, autocast)
+                update_plateau(plateau, reading[probe.criterion], tolerance=cfg.plateau_tolerance,
+                               higher_is_better=probe.higher_is_better)
+            stop = bool(cfg.plateau_patience) and plateau.since_best >= cfg.plateau_patience
+            if distributed.any_rank_flag(int(stop), procs, device) and not last:
+                plateaued, last = True, True
+        logging = step % cfg.log_every == 0 or last or probing
         sampling = step % cfg.sample_every == 0 or last
         saving = step % cfg.checkpoint_every == 0 or last
         if step % check_every == 0 or logging or sampling or saving:
@@ -199,6 +220,7 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
             t_mark, step_mark = now, step
             row = _metrics_row(step, step * cfg.batch_size / n, loss_d, loss_g, logit, aux,
                                y_real, batch, speed)
+            row.update(reading)
             run.append_metrics(row)
             bar.set_postfix(loss_d=f"{row['loss_d']:.3f}", loss_g=f"{row['loss_g']:.3f}",
                             img_s=f"{speed:.0f}")
@@ -208,14 +230,23 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
         if saving:
             states = distributed.gather_objects(rng.get_state(), procs)
             if procs.is_main:
-                save_checkpoint(_checkpoint_state(step, g_net, d_net, ema, opt_g, opt_d, states,
-                                                  cfg), run.checkpoint_path)
+                save_checkpoint({**_checkpoint_state(step, g_net, d_net, ema, opt_g, opt_d,
+                                                     states, cfg), "plateau": plateau.to_dict()},
+                                run.checkpoint_path)
             last_ckpt_step = step
+        if last:
+            break
     bar.close()
 
-    # 11. The end: the training.gif animation, then generated.npz for the audit (last, so
-    #     that its presence means the run finished).
+    # 11. The end: config.json learns how long the run trained, then the training.gif
+    #     animation, then generated.npz for the audit (last: its presence means "finished").
     if procs.is_main:
+        if plateaued:
+            log(f"Stopped at step {step} of {total_steps}: {cfg.plateau_patience} probes without "
+                f"improving on the best ({plateau.best:.4g}).")
+        run.write_config({**run_config, "steps_done": step,
+                          "plateaued": plateaued,
+                          "probe_best": plateau.best if cfg.probe_every else None})
         run.write_gif()
         _write_generated(cfg, run, ema or g_net, label_probs, device, autocast)
     distributed.barrier(procs)

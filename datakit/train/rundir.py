@@ -18,7 +18,7 @@ from PIL import Image
 from datakit.report.inline import image_grid
 
 METRICS_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "acc_real",
-                   "acc_fake", "acc_aux", "images_per_s"]
+                   "acc_fake", "acc_aux", "images_per_s", "probe_label_fidelity", "probe_fd"]
 GRID_COLUMNS = 8  # images per class row in the sample grids
 GIF_FRAME_MS = 250
 
