@@ -96,6 +96,7 @@ class Study:
     reference: str | None = None  # an arm name or "union" (default: the judge arm, else the first)
     contrasts: list[tuple[str, str]] = field(default_factory=list)  # (a, b) arm pairs
     contrast_factors: list[str] = field(default_factory=list)  # contrast adjacent arms along these
+    class_groups: dict[str, list[str]] = field(default_factory=dict)  # two named class groups
 
 
 @dataclass
@@ -207,7 +208,7 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
         arms.append(ArmSpec(aname, srcs, manifest, compose, train, levels.get(aname, {})))
 
     compare = data.get("compare") or {}
-    _check_keys(compare, {"factors", "judge", "reference", "contrasts", "factor"},
+    _check_keys(compare, {"factors", "judge", "reference", "contrasts", "factor", "class_groups"},
                 f"{where} [compare]")
     factors = list(compare.get("factors") or [])
     bad = [f for f in factors if f not in FACTORS]
@@ -263,6 +264,13 @@ def _parse_reference_and_contrasts(study: Study, compare: dict[str, Any], where:
         raise StudyError(f"{where} [compare]: factor {', '.join(map(repr, bad))} is not a "
                          f"factor of this study; use one of: {', '.join(sorted(valid))}.")
     study.contrast_factors = factor
+    groups = compare.get("class_groups") or {}
+    if groups and not (isinstance(groups, dict) and len(groups) == 2 and all(
+            isinstance(v, list) and v and all(isinstance(c, str) for c in v)
+            for v in groups.values())):
+        raise StudyError(f"{where} [compare]: class_groups must name two groups of class names, "
+                         "e.g. class_groups = { majority = [\"0\", \"1\"], minority = [\"5\", \"6\"] }.")
+    study.class_groups = {k: list(v) for k, v in groups.items()}
 
 
 def load_study(path: str | os.PathLike) -> Study:

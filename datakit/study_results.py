@@ -121,6 +121,42 @@ def study_contrasts(study: "Study", runs: list[dict], arms: list[dict]) -> list[
     return out
 
 
+#: Per-class metrics compared between two class groups ([compare] class_groups).
+CLASS_GROUP_METRICS = ("label_fidelity", "coverage", "fd")
+
+
+def _group_mean(per_class: list[dict], classes: list[str], metric: str) -> float | None:
+    vals = [r.get(metric) for r in per_class if str(r.get("class_name")) in classes]
+    vals = [float(v) for v in vals if cs._finite(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def class_group_contrasts(study: "Study", runs: list[dict]) -> list[dict[str, Any]]:
+    """Within each arm: group b's mean per-class metric minus group a's, paired over seeds
+    (e.g. minority − majority classes of a skewed set). Per-class values carry no image
+    interval here, so the interval is over seeds only."""
+    if not study.class_groups:
+        return []
+    (ga, ca), (gb, cb) = study.class_groups.items()
+    out = []
+    for i, arm in enumerate(study.arms):
+        for metric in CLASS_GROUP_METRICS:
+            ma, mb = [], []
+            for r in runs:
+                if r["arm"] != arm.name:
+                    continue
+                va, vb = (_group_mean(r["per_class"], c, metric) for c in (ca, cb))
+                if va is not None and vb is not None:
+                    ma.append(cs.Measurement(r["seed"], va))
+                    mb.append(cs.Measurement(r["seed"], vb))
+            if ma:
+                c = cs.contrast(f"class group ({arm.name})", ga, gb, metric, ma, mb, seed=100 + i)
+                c["arm"] = arm.name
+                c["sentence"] = f"{arm.name}: " + c["sentence"]
+                out.append(c)
+    return out
+
+
 def reference_record(reference: "Reference", study: "Study", base: Path, applied: bool
                      ) -> dict[str, Any]:
     """study.json's ``reference``: the real images and the judge of every measurement."""
@@ -167,7 +203,7 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
 
     records = [run_record(a, s, p, au, out) for ((a, s), p), au in zip(runs.items(), audits)]
     arms = arm_records(study, records, manifests, out)
-    contrasts = study_contrasts(study, records, arms)
+    contrasts = study_contrasts(study, records, arms) + class_group_contrasts(study, records)
     levels = {a.name: a.levels for a in study.arms if a.levels}
     curve = curve_rows({a["arm"]: a for a in arms}, levels) if levels else []
     if curve:

@@ -62,18 +62,35 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     study = load_study(_write(tmp_path, TOY))
     out = tmp_path / "out"
     first = run_study(study, out=out, budget=0.1, device="cpu")
-    assert list(first.runs) == ["small", "large"]
+    assert list(first.runs) == ["small/seed0", "small/seed1", "large/seed0", "large/seed1"]
+    assert first.runs["large/seed1"] == out / "runs" / "large" / "seed1"
     html = first.report.read_text()
-    assert "Toy: 100 vs 200 digits" in html and "Runs compared" in html
-    cfg = json.loads((first.runs["small"] / "config.json").read_text())
-    assert cfg["steps"] == 4  # 40 steps x budget 0.1
+    assert "Toy: 100 vs 200 digits" in html and "Study: contrasts over seeds" in html
+    assert str(tmp_path) not in html  # every path on the page is relative to the study folder
+    cfg = json.loads((first.runs["small/seed1"] / "config.json").read_text())
+    assert cfg["steps"] == 4 and cfg["steps_done"] == 4 and cfg["seed"] == 1  # 40 x budget 0.1
+    assert cfg["plateaued"] is False
     from datakit.manifest import read_manifest
     assert read_manifest(cfg["manifest"]).stats["split_counts"] == {"test": 30, "train": 90}
     summary = json.loads(first.summary.read_text())
+    assert str(tmp_path) not in first.summary.read_text()
+    assert [(r["arm"], r["seed"], r["run_dir"]) for r in summary["runs"]] == [
+        ("small", 0, "runs/small/seed0"), ("small", 1, "runs/small/seed1"),
+        ("large", 0, "runs/large/seed0"), ("large", 1, "runs/large/seed1")]
+    assert summary["executor"] == "local" and summary["file"] == "../study.toml"
     assert [a["arm"] for a in summary["arms"]] == ["small", "large"]
-    # [compare] judge = "large": one judge, trained on the large arm's manifest, measures both
-    large_checksum = json.loads((first.runs["large"] / "config.json").read_text())["manifest_checksum"]
+    assert summary["arms"][0]["metrics"]["fd"]["n_seeds"] == 2
+    # [compare] judge = "large" names the reference: one judge for every run
+    assert summary["reference"]["arm"] == "large"
+    assert summary["reference"]["manifest"].startswith("manifests/large-")
+    large_checksum = json.loads((first.runs["large/seed0"] / "config.json").read_text())["manifest_checksum"]
     assert {a["judge"]["manifest_checksum"] for a in first.audits.values()} == {large_checksum}
+    # factor = "images": small -> large, one contrast per metric, over the two seeds
+    c = {x["metric"]: x for x in summary["contrasts"]}
+    assert set(c) >= {"fd", "label_fidelity", "coverage", "recall", "precision"}
+    assert (c["fd"]["a"], c["fd"]["b"], c["fd"]["factor"], c["fd"]["n_seeds"]) == \
+        ("small", "large", "images", 2)
+    assert summary["verdict"]
     stamps = {p: p.stat().st_mtime_ns for r in first.runs.values()
               for p in (r / "generated.npz", r / "audit" / "audit.json")}
 
@@ -82,14 +99,22 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     assert again.report.exists()
 
     # A different budget changes the settings, so the finished run no longer matches.
-    from datakit.manifest import read_manifest
-    from datakit.study import _run_matches
-    small = first.runs["small"]
+    from datakit.study import _resumable, _run_matches
+    small = first.runs["small/seed0"]
     m = read_manifest(json.loads((small / "config.json").read_text())["manifest"])
-    same = scaled_train_settings(study.train, {}, 0.1, "cpu")
+    same = {**scaled_train_settings(study.train, {}, 0.1, "cpu"), "seed": 0}
     assert _run_matches(small, same, m)
     assert not _run_matches(small, scaled_train_settings(study.train, {}, 0.2, "cpu"), m)
     assert not _run_matches(small, {**same, "augment": "diffaugment"}, m)
+    assert not _run_matches(small, {**same, "seed": 1}, m)
+
+    # An interrupted run (checkpoint, no generated.npz) is resumed, not restarted.
+    (small / "generated.npz").unlink()
+    assert _resumable(small, same, m)
+    rows_before = (small / "metrics.csv").read_text()
+    run_study(load_study(tmp_path / "study.toml"), out=out, budget=0.1, device="cpu")
+    assert (small / "generated.npz").exists()
+    assert (small / "metrics.csv").read_text() == rows_before  # resumed at the last step
 
 
 def test_budget_scales_steps_and_intervals():
@@ -128,6 +153,21 @@ def test_data_path_needs_datakit_data(tmp_path, monkeypatch):
      "arm 1 (a) needs exactly one of `from` (ingest names) or `manifest` (a .parquet path)."),
     ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n[compare]\njudge = "b"\n',
      "[compare]: judge = 'b' is not an arm; use one of: a."),
+    ('[study]\nseeds = [0, 0]\n[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n',
+     "[study]: seeds must be a list of distinct non-negative integers, e.g. seeds = [0, 1, 2]; "
+     "got [0, 0]."),
+    ('[ingest.d]\nsource = "digits"\n[train]\nseed = 3\n[[arm]]\nname = "a"\nfrom = ["d"]\n',
+     "[train]: `seed` is set by the study runner, not the study file (list seeds in [study] seeds)."),
+    ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n[compare]\nreference = "b"\n',
+     "[compare]: reference = 'b' is neither an arm nor \"union\"; use one of: a, union."),
+    ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n[compare]\n'
+     'contrasts = [["a", "a"]]\n', "[compare]: contrast ['a', 'a'] must be a pair of two different arms"),
+    ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n[compare]\nfactor = "size"\n',
+     "[compare]: factor 'size' is not a factor of this study; use one of:"),
+    ('[ingest.d]\nsource = "digits"\n[[sweep]]\nname = "s"\nfrom = ["d"]\nfactor = "sise"\n'
+     'values = [1, 2]\n', "sweep 1 (s): factor 'sise' is neither a compose option nor a training setting"),
+    ('[ingest.d]\nsource = "digits"\n[[sweep]]\nname = "s"\nfrom = ["d"]\nfactor = "size"\n'
+     'values = [1]\n', "sweep 1 (s) needs `values`, a list of at least two levels of size"),
 ])
 def test_bad_study_files_name_the_problem(tmp_path, text, message):
     with pytest.raises(StudyError) as e:
@@ -142,8 +182,12 @@ def test_shipped_studies_parse(monkeypatch):
     arms = {name: [a.name for a in load_study(os.path.join(root, f"{name}.toml")).arms]
             for name in ("chars74k_composition", "mnist_size", "class_skew")}
     assert arms["chars74k_composition"] == ["goodimg", "goodimg_fnt", "fnt", "goodimg_diffaugment"]
-    assert arms["mnist_size"] == ["mnist_1k", "mnist_5k", "mnist_60k"]
+    assert arms["mnist_size"] == ["mnist_500", "mnist_1000", "mnist_2000", "mnist_5000",
+                                  "mnist_10000", "mnist_60000"]
     assert len(arms["class_skew"]) == 4
+    for name in arms:
+        study = load_study(os.path.join(root, f"{name}.toml"))
+        assert study.seeds == [0, 1, 2] and (study.contrasts or study.contrast_factors)
 
 
 def test_cli_study_errors(tmp_path):
@@ -171,3 +215,86 @@ def test_bad_overrides_are_refused_before_any_work(tmp_path):
     with pytest.raises(StudyError, match=r"--set audit.NAME: unknown key\(s\) kas; valid keys:"):
         run_study(study, out=tmp_path / "o", overrides={"audit.kas": False})
     assert not (tmp_path / "o").exists()
+
+
+SWEEP = """
+[study]
+seeds = [0, 1, 2]
+[ingest.d]
+source = "digits"
+[[sweep]]
+name = "d"
+from = ["d"]
+factor = "size"
+values = [100, 200, 400]
+compose = { holdout = 0.2 }
+train = { width = 8 }
+[[arm]]
+name = "wide"
+from = ["d"]
+train = { width = 16 }
+[compare]
+factor = "size"
+contrasts = [["d_400", "wide"]]
+reference = "union"
+"""
+
+
+def test_sweep_expands_into_arms_with_levels(tmp_path):
+    study = load_study(_write(tmp_path, SWEEP))
+    assert [a.name for a in study.arms] == ["wide", "d_100", "d_200", "d_400"]
+    d200 = study.arms[2]
+    assert d200.compose == {"holdout": 0.2, "size": 200} and d200.train == {"width": 8}
+    assert d200.levels == {"sweep": "d", "factor": "size", "value": 200}
+    assert study.seeds == [0, 1, 2] and study.reference == "union"
+    assert study.contrasts == [("d_400", "wide")] and study.contrast_factors == ["size"]
+
+
+def test_contrast_pairs_and_curve_rows():
+    from datakit.study_results import contrast_pairs
+    from datakit.sweep import curve_rows, write_curve_csv
+    study = parse_study(__import__("tomllib").loads(SWEEP))
+    arms = [{"arm": a.name, "levels": {"images": 100, **({"size": a.levels["value"]}
+                                                          if a.levels else {})}}
+            for a in study.arms]
+    assert contrast_pairs(study, arms) == [("width", "d_400", "wide"), ("size", "d_100", "d_200"),
+                                           ("size", "d_200", "d_400")]
+    stats = {"fd": {"mean": 5.0, "ci_low": 4.0, "ci_high": 6.0, "n_seeds": 3}}
+    rows = curve_rows({a.name: {"metrics": stats} for a in study.arms},
+                      {a.name: a.levels for a in study.arms if a.levels})
+    assert [(r["value"], r["metric"], r["n_seeds"]) for r in rows] == [
+        (100, "fd", 3), (200, "fd", 3), (400, "fd", 3)]
+
+
+def test_curve_csv_columns(tmp_path):
+    from datakit.sweep import write_curve_csv
+    p = write_curve_csv(tmp_path / "curve.csv", [
+        {"sweep": "d", "factor": "size", "value": 100, "metric": "fd", "mean": 5.0,
+         "ci_low": 4.0, "ci_high": 6.0, "n_seeds": 3}])
+    assert p.read_text() == ("sweep,factor,value,metric,mean,ci_low,ci_high,n_seeds\n"
+                             "d,size,100,fd,5.0,4.0,6.0,3\n")
+
+
+def test_reference_goes_to_the_audit_config(tmp_path):
+    from datakit.study import _audit_config
+    cfg = _audit_config({"cas": False}, {}, "cpu", tmp_path / "ref.parquet")
+    assert cfg.judge_manifest == str((tmp_path / "ref.parquet").resolve())
+    # reference_manifest arrives with the audit rewrite; until then only the judge is shared
+    assert getattr(cfg, "reference_manifest", cfg.judge_manifest) == cfg.judge_manifest
+
+
+def test_minority_vs_majority_contrast_within_an_arm():
+    from datakit.study_results import class_group_contrasts
+    study = parse_study({"ingest": {"d": {"source": "digits"}},
+                         "arm": [{"name": "skewed", "from": ["d"]}],
+                         "compare": {"class_groups": {"majority": ["0", "1"],
+                                                      "minority": ["2", "3"]}}})
+    # Planted: minority classes' label fidelity is 0.4 below the majority's on every seed.
+    runs = [{"arm": "skewed", "seed": s, "per_class": [
+        {"class_name": "0", "label_fidelity": 0.9 + d}, {"class_name": "1", "label_fidelity": 0.92},
+        {"class_name": "2", "label_fidelity": 0.5 + d}, {"class_name": "3", "label_fidelity": 0.52}]}
+        for s, d in enumerate([0.0, 0.01, -0.01])]
+    (c,) = class_group_contrasts(study, runs)
+    assert (c["a"], c["b"], c["metric"], c["arm"]) == ("majority", "minority", "label_fidelity", "skewed")
+    assert c["difference"] == pytest.approx(-0.4) and c["conclusive"]
+    assert "minority is worse than majority (conclusive)" in c["sentence"]

@@ -425,6 +425,8 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     out = Path(out)
     html = render_report(runs, title=title, intro=intro, factors=factors, study=study,
                          relative_to=out.parent if relative_paths else None)
+    if relative_paths:  # the embedded sections (composition, datasheet) print manifest paths too
+        html = html.replace(str(out.parent.resolve()) + os.sep, "")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
