@@ -18,8 +18,8 @@ def test_quick_demo_writes_a_report_of_three_arms(tmp_path):
     assert result.output.strip().endswith(f"Report: {report}")
     html = report.read_text()
     for arm in ("handwritten", "synthetic", "mixed"):
-        assert f"Run {arm}</summary>" in html
-        audit = json.loads((out / "runs" / arm / "audit" / "audit.json").read_text())
+        assert f"Run {arm} (seed 0)</summary>" in html
+        audit = json.loads((out / "runs" / arm / "seed0" / "audit" / "audit.json").read_text())
         assert audit["summary"]["fd"]["value"] > 0
     assert "Runs compared" in html
     summary = json.loads((out / "study.json").read_text())
@@ -28,9 +28,9 @@ def test_quick_demo_writes_a_report_of_three_arms(tmp_path):
     from datakit.manifest import read_manifest
     domains, judges = {}, set()
     for arm in ("handwritten", "synthetic", "mixed"):
-        cfg = json.loads((out / "runs" / arm / "config.json").read_text())
+        cfg = json.loads((out / "runs" / arm / "seed0" / "config.json").read_text())
         m = read_manifest(cfg["manifest"])
-        judges.add(json.loads((out / "runs" / arm / "audit" / "audit.json").read_text())
+        judges.add(json.loads((out / "runs" / arm / "seed0" / "audit" / "audit.json").read_text())
                    ["judge"]["manifest_checksum"])
         if arm == "mixed":
             mixed_checksum = m.checksum
