@@ -25,14 +25,28 @@ A study file (see ``audits/*.toml``)::
     compose = { size = 1000, seed = 0 }   # ComposeConfig fields (optional)
     train = { }                           # overrides of [train] (optional)
 
+    [[sweep]]                             # arms along one factor (see datakit.sweep)
+    name = "mnist"
+    from = ["mnist"]
+    factor = "size"
+    values = [500, 1000, 2000]
+
     [compare]
     factors = ["images"]                  # run properties the metrics are plotted against
-    judge = "1k"                          # optional: this arm's manifest trains one judge
-                                          # for all arms, so their metrics can be ranked
+    reference = "1k"                      # one judge and one real image set for every arm:
+                                          # an arm's manifest or "union" (default: `judge`,
+                                          # an older spelling, else the first arm)
+    contrasts = [["1k", "mnist_2000"]]    # arm pairs compared over seeds (datakit.contrasts)
+    factor = "size"                       # and/or neighbouring arms along a factor
+    class_groups = { a = ["0"], b = ["9"] }  # within-arm contrast of two class groups
+
+    [study] seeds = [0, 1, 2] trains every arm once per seed (runs/<arm>/seed<k>).
 
 Everything already computed is reused: an ingest or composition whose file exists (its name
 carries a hash of its inputs and options), a run whose config.json matches and that has its
-generated.npz, an audit.json newer than the run's generated.npz.
+generated.npz, an audit.json newer than the run's generated.npz; a run with the same settings
+and a checkpoint but no generated.npz is resumed from its checkpoint. study.json, curve.csv
+and report.html are written by :mod:`datakit.study_results`.
 """
 from __future__ import annotations
 
