@@ -107,7 +107,8 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(make_manifest, tmp_path
     out = tmp_path / "nan"
     with pytest.raises(TrainingError) as err:
         train(TrainConfig(manifest=str(m.path), out=str(out), model="acgan", steps=20,
-                          batch_size=4, width=2, z_dim=4, checkpoint_every=5, log_every=5))
+                          batch_size=4, width=2, z_dim=4, checkpoint_every=5, log_every=5,
+                          lr_d=2e-4, lr_g=2e-4))
     msg = str(err.value)
     assert msg.startswith("Training diverged at step 7: a loss became NaN or infinite (loss_d=nan")
     assert f"The last good checkpoint ({out / 'checkpoints' / 'last.pt'}, step 5) was kept" in msg
