@@ -26,7 +26,7 @@ CHANNELS = (1, 3)
 #   width 32, lr 2e-4/2e-4                 stopped before its first probe (machine too loaded)
 #   width 16, lr 2e-4/2e-4                 ~370 img/CPU-s; 37% at 17 s, 48% at 38 s, 43% at 64 s
 #   width 16, lr 1e-3/1e-3 (new defaults)  ~515 img/CPU-s; 47% at 18 s, 64% at 39 s, 72% at 64 s,
-#                                            84% at 90 s, 90% at 118 s (89.7), 91.4% at 147 s
+#                                            84% at 90 s, 89.7% at 118 s, 91.4% at 147 s
 #   baseline (PyTorch-GAN-style ACGAN)     ~86 img/CPU-s; 12% at 61 s, 10% at 121 s, 11% at 181 s,
 #                                            19% at 242 s (stopped; never near 90%)
 # Batch size, EMA and the D/G balance were kept (not measured: the machine allowed too few
