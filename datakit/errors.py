@@ -46,3 +46,11 @@ class RunDirError(DatakitError):
 
 class StudyError(DatakitError):
     """An audit study file is malformed or names things that do not exist."""
+
+
+class BadName(DatakitError):
+    """A name (study, arm, ingest, manifest) cannot be used as a file or folder name."""
+
+
+class OutsideFolder(DatakitError):
+    """A path derived from a name would leave the folder it belongs to."""

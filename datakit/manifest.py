@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from datakit.errors import ManifestError
+from datakit.names import check_name, describe_os_error
 
 SCHEMA_VERSION = 1
 
@@ -91,6 +92,7 @@ class Manifest:
         self.table = table
         self.meta = meta
         self._pixels: np.ndarray | None = None
+        self._table_checksum: str | None = None
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -117,6 +119,21 @@ class Manifest:
     @property
     def stats(self) -> dict[str, Any]:
         return self.meta.get("stats", {})
+
+    @property
+    def table_checksum(self) -> str:
+        """sha256 of the table as read now (compare with the sidecar's ``table_checksum``)."""
+        if self._table_checksum is None:
+            self._table_checksum = table_checksum(self.table)
+        return self._table_checksum
+
+    def content_key(self) -> str:
+        """A key that changes when the content does: the recorded checksum, the table as read
+        and the pixels of up to 256 evenly spaced rows (for caches such as the judge's)."""
+        h = hashlib.sha256(f"{self.meta.get('checksum')}|{self.table_checksum}".encode())
+        rows = self.table["row"].to_numpy()[_spot_rows(len(self.table), 256)]
+        h.update(np.ascontiguousarray(self.pixels[rows]).tobytes())
+        return h.hexdigest()
 
     def __len__(self) -> int:
         return len(self.table)
@@ -161,7 +178,9 @@ class Manifest:
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Read a manifest written by :func:`write_manifest`, checking its three files agree."""
+    from datakit.manifest_writer import recover_if_interrupted
     parquet, sidecar, pixels = manifest_paths(path)
+    recover_if_interrupted(parquet)
     if not parquet.exists() and not sidecar.exists():
         raise ManifestError(
             f"Manifest not found: {parquet}. Pass the .parquet file written by "
@@ -182,11 +201,61 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ManifestError(f"Manifest {parquet} lacks the columns {', '.join(missing)}.")
-    if meta.get("rows") != len(table):
+    if not isinstance(meta, dict) or meta.get("rows") != len(table):
         raise ManifestError(
             f"Manifest {parquet} has {len(table)} rows but its sidecar {sidecar.name} "
-            f"says {meta.get('rows')}; the files come from different writes. Re-create it.")
-    return Manifest(parquet, table, meta)
+            f"says {meta.get('rows') if isinstance(meta, dict) else None}; the files come from "
+            "different writes. Re-create it.")
+    manifest = Manifest(parquet, table, meta)
+    check_invariants(manifest)
+    return manifest
+
+
+SPOT_CHECK_ROWS = 16
+
+
+def check_invariants(m: Manifest) -> None:
+    """The cheap checks every read makes: the store's header against the sidecar's geometry
+    and row count, the ``row`` column's range, the table checksum, and the sha256 of a few
+    evenly spaced rows against the table (``datakit verify`` checks every row).
+    """
+    what = f"Manifest {m.path}"
+    fix = f"Run `datakit verify {m.path}` to see what differs, and re-create the manifest."
+    try:
+        geometry = Geometry.from_dict(m.meta["geometry"])
+    except (KeyError, TypeError, ValueError):
+        raise ManifestError(f"{what}: its sidecar {m.sidecar_path.name} has no valid geometry. "
+                            + fix) from None
+    px = m.pixels
+    store_rows = m.meta.get("store_rows", len(px))
+    if px.dtype != np.uint8 or px.ndim != 4 or tuple(px.shape[1:]) != geometry.shape \
+            or len(px) != store_rows:
+        raise ManifestError(
+            f"{what}: its pixel store {m.pixels_path.name} holds {px.dtype} {px.shape} but the "
+            f"sidecar says uint8 ({store_rows}, {geometry.height}, {geometry.width}, "
+            f"{geometry.channels}); the files come from different writes. " + fix)
+    rows = m.table["row"]
+    if not pd.api.types.is_integer_dtype(rows) or (len(rows) and (
+            rows.min() < 0 or rows.max() >= len(px))):
+        raise ManifestError(f"{what}: its `row` column points outside the pixel store "
+                            f"(0..{len(px) - 1}). " + fix)
+    recorded = m.meta.get("table_checksum")
+    if recorded is not None and m.table_checksum != recorded:
+        raise ManifestError(f"{what}: its table was changed after it was written (the table "
+                            "checksum in its sidecar differs). " + fix)
+    sample = _spot_rows(len(m.table), SPOT_CHECK_ROWS)
+    got = pixel_sha256(m.pixels[m.table["row"].to_numpy()[sample]])
+    want = m.table["sha256"].to_numpy()[sample]
+    bad = [int(i) for i, a, b in zip(sample, got, want) if a != b]
+    if bad:
+        raise ManifestError(f"{what}: its pixel store does not hold the images its table "
+                            f"describes (table row {bad[0]} differs). " + fix)
+
+
+def _spot_rows(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` evenly spaced indices in 0..n-1, first and last included."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(np.int64)) if n else \
+        np.zeros(0, np.int64)
 
 
 def pixel_sha256(pixels: np.ndarray) -> list[str]:
@@ -206,6 +275,11 @@ def content_checksum(table: pd.DataFrame, pixels: np.ndarray) -> str:
     for i in range(0, len(pixels), step):
         h.update(np.ascontiguousarray(pixels[i:i + step]).tobytes())
     return h.hexdigest()
+
+
+def table_checksum(table: pd.DataFrame) -> str:
+    """sha256 of every cell of the table (recorded in the sidecar; checked on every read)."""
+    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -256,11 +330,11 @@ def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndar
         classes: the class vocabulary in label order (label i is ``classes[i]``); inferred
             from the table when omitted.
 
-    Nothing is left behind if writing fails: temporary files are removed and an existing
-    manifest of the same name is untouched until the final renames.
+    Nothing is left behind if writing fails, and a manifest of the same name is replaced
+    atomically, one writer at a time (see :mod:`datakit.manifest_writer`).
     """
     parquet, sidecar, store = manifest_paths(path)
-    parquet.parent.mkdir(parents=True, exist_ok=True)
+    check_name(parquet.name[: -len(".parquet")], "manifest name")
     table = table.reset_index(drop=True)
     _validate(table, pixels)
     for col in ("label", "row", "orig_width", "orig_height"):
@@ -299,28 +373,13 @@ def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndar
         from datakit.stats import compute_stats  # local import: stats imports this module
         full["stats"] = compute_stats(table, pixels, classes=classes)
 
-    tmps: list[Path] = []
-    try:
-        tmp_store = store.with_name(f".{store.name}.tmp-{os.getpid()}")
-        tmps.append(tmp_store)
-        with open(tmp_store, "wb") as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(pixels), allow_pickle=False)
-        tmp_parquet = parquet.with_name(f".{parquet.name}.tmp-{os.getpid()}")
-        tmps.append(tmp_parquet)
-        table.to_parquet(tmp_parquet, index=False)
-        tmp_sidecar = sidecar.with_name(f".{sidecar.name}.tmp-{os.getpid()}")
-        tmps.append(tmp_sidecar)
-        tmp_sidecar.write_text(json.dumps(full, indent=2, default=_json_default))
-        # The sidecar is renamed last: a manifest is complete exactly when its sidecar exists.
-        if sidecar.exists():
-            sidecar.unlink()
-        os.replace(tmp_store, store)
-        os.replace(tmp_parquet, parquet)
-        os.replace(tmp_sidecar, sidecar)
-    except BaseException:
-        for t in tmps:
-            t.unlink(missing_ok=True)
-        raise
+    from datakit.manifest_writer import ManifestWriter
+    full["table_checksum"] = table_checksum(table)
+    full["store_rows"] = int(len(pixels))
+    with ManifestWriter(parquet) as writer:  # OSError (disk full, read-only) is the caller's to word
+        writer.write_store(pixels)
+        writer.commit(table, full, default=_json_default)
+        full["write_id"] = writer.write_id
     return Manifest(parquet, table, full)
 
 
@@ -345,7 +404,12 @@ def update_sidecar(manifest: Manifest, **fields: Any) -> None:
     """Rewrite a manifest's sidecar with extra fields (atomically). Content is unchanged."""
     meta = dict(manifest.meta)
     meta.update(fields)
-    tmp = manifest.sidecar_path.with_name(f".{manifest.sidecar_path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=2, default=_json_default))
-    os.replace(tmp, manifest.sidecar_path)
+    from datakit.atomic import atomic_write_json
+    from datakit.manifest_writer import writer_lock
+    try:
+        with writer_lock(manifest.path):
+            atomic_write_json(manifest.sidecar_path, meta, default=_json_default)
+    except OSError as e:
+        raise ManifestError(f"Cannot update sidecar {manifest.sidecar_path} "
+                            f"({describe_os_error(e)}).") from e
     manifest.meta = meta

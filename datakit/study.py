@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -61,7 +62,9 @@ from pathlib import Path
 from typing import Any
 
 from datakit.errors import DatakitError, StudyError
+from datakit.names import check_name, describe_os_error, inside, printable
 from datakit.progress import log
+from datakit.typecheck import check_types, dataclass_hints, signature_hints
 
 _STUDY_KEYS = {"name", "title", "description", "seeds"}
 _ARM_KEYS = {"name", "from", "manifest", "compose", "train"}
@@ -143,91 +146,159 @@ def _expand(value: str, where: str, base: Path) -> str:
 def _check_keys(d: dict, valid: set[str], where: str) -> None:
     unknown = sorted(set(d) - valid)
     if unknown:
-        raise StudyError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: "
+        raise StudyError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; valid keys: "
                          f"{', '.join(sorted(valid))}.")
 
 
 def _check_fields(d: dict, cls: type, where: str) -> None:
     _check_keys(d, {f.name for f in fields(cls)}, where)
+    check_types(d, dataclass_hints(cls), where, StudyError)
+
+
+def _table(value: Any, where: str) -> dict:
+    """A TOML table (dict) or an error naming where one was expected."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise StudyError(f"{where} must be a table (key = value lines), got {value!r}.")
+    return dict(value)
+
+
+def _name(value: Any, what: str, where: str) -> str:
+    try:
+        return check_name(value, what)
+    except DatakitError as e:
+        raise StudyError(f"{where}: {e}") from None
+
+
+def _parse_ingest(iname: str, spec: Any, where: str, base: Path) -> IngestSpec:
+    from datakit.ingest import SOURCES, source_function
+    iwhere = f"{where} [ingest.{printable(iname)}]"
+    _name(iname, "ingest name", iwhere)
+    spec = _table(spec, iwhere)
+    if "source" not in spec:
+        raise StudyError(f"{iwhere} needs a `source` ({', '.join(SOURCES)}).")
+    if spec["source"] not in SOURCES:
+        raise StudyError(f"{iwhere}: unknown source {spec['source']!r}; use one of {', '.join(SOURCES)}.")
+    options = {k: v for k, v in spec.items() if k not in _INGEST_KEYS}
+    for k in ("out", "name"):
+        if k in options:
+            raise StudyError(f"{iwhere}: `{k}` is set by the study runner (manifests go to "
+                             "the study's manifests/ folder), not the study file.")
+    hints = signature_hints(source_function(spec["source"]), skip=("path", "out", "name"))
+    _check_keys(options, set(hints), f"{iwhere} ({spec['source']} options)")
+    check_types(options, hints, iwhere, StudyError)
+    p = spec.get("path")
+    if p is not None and not isinstance(p, str):
+        raise StudyError(f"{iwhere}: `path` must be a string, got {p!r}.")
+    return IngestSpec(iname, spec["source"], _expand(p, iwhere, base) if p else None, options)
+
+
+def _check_train(settings: dict[str, Any], where: str) -> None:
+    """The merged training settings of an arm must make a valid TrainConfig."""
+    from datakit.train import TrainConfig
+    try:
+        TrainConfig(manifest="", out="", **settings).validate()
+    except DatakitError as e:
+        raise StudyError(f"{where}: {e}") from None
+
+
+def _parse_arm(i: int, a: Any, where: str, base: Path, ingests: dict, shared_train: dict) -> ArmSpec:
+    from datakit.compose import ComposeConfig
+    from datakit.train import TrainConfig
+    awhere = f"{where} arm {i + 1}"
+    a = _table(a, awhere)
+    _check_keys(a, _ARM_KEYS, awhere)
+    aname = _name(a.get("name"), "arm name", awhere)
+    awhere = f"{awhere} ({aname})"
+    srcs = a.get("from") or []
+    if not isinstance(srcs, list) or not all(isinstance(x, str) for x in srcs):
+        raise StudyError(f"{awhere}: `from` must be a list of ingest names, got {srcs!r}.")
+    if bool(srcs) == bool(a.get("manifest")):
+        raise StudyError(f"{awhere} needs exactly one of `from` (ingest names) or "
+                         "`manifest` (a .parquet path).")
+    for x in srcs:
+        if x not in ingests:
+            raise StudyError(f"{awhere} uses ingest {x!r}, which is not defined; "
+                             f"defined: {', '.join(ingests) or 'none'}.")
+    compose = _table(a.get("compose"), f"{awhere} compose")
+    _check_fields(compose, ComposeConfig, f"{awhere} compose")
+    try:
+        ComposeConfig(**compose)
+    except (DatakitError, ValueError, TypeError) as e:
+        raise StudyError(f"{awhere} compose: {e}") from None
+    train = _table(a.get("train"), f"{awhere} train")
+    _check_fields(train, TrainConfig, f"{awhere} train")
+    for k in ("manifest", "out", "resume"):
+        if k in train:
+            raise StudyError(f"{awhere} train: `{k}` is set by the study runner, not the study file.")
+    if "seed" in train:
+        raise StudyError(f"{awhere} train: `seed` is set by the study runner; list seeds in "
+                         "[study] seeds.")
+    _check_train({**shared_train, **train}, awhere)
+    manifest = a.get("manifest")
+    if manifest is not None and not isinstance(manifest, str):
+        raise StudyError(f"{awhere}: `manifest` must be a path string, got {manifest!r}.")
+    return ArmSpec(aname, list(srcs), _expand(manifest, awhere, base) if manifest else None,
+                   compose, train)
 
 
 def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
-    """Check a study's dictionary (as read from TOML) and return a :class:`Study`."""
+    """Check a study's dictionary (as read from TOML) completely and return a :class:`Study`.
+
+    Every key, type, range and name is checked here, before any work starts.
+    """
     from datakit.audit import AuditConfig
-    from datakit.compose import ComposeConfig
-    from datakit.ingest import SOURCES
     from datakit.train import TrainConfig
 
     where = str(path) if path else "the study"
     base = path.parent if path else Path.cwd()
     _check_keys(data, {"study", "ingest", "train", "audit", "arm", "sweep", "compare"}, where)
-    head = data.get("study") or {}
+    head = _table(data.get("study"), f"{where} [study]")
     _check_keys(head, _STUDY_KEYS, f"{where} [study]")
-    name = str(head.get("name") or (path.stem if path else "study"))
+    check_types(head, {k: str for k in _STUDY_KEYS}, f"{where} [study]", StudyError)
+    name = _name(head.get("name") or (path.stem if path else "study"), "study name", f"{where} [study]")
 
-    ingests = {}
-    for iname, spec in (data.get("ingest") or {}).items():
-        if not isinstance(spec, dict) or "source" not in spec:
-            raise StudyError(f"{where} [ingest.{iname}] needs a `source` ({', '.join(SOURCES)}).")
-        if spec["source"] not in SOURCES:
-            raise StudyError(f"{where} [ingest.{iname}]: unknown source {spec['source']!r}; "
-                             f"use one of {', '.join(SOURCES)}.")
-        p = spec.get("path")
-        ingests[iname] = IngestSpec(
-            iname, spec["source"], _expand(str(p), f"{where} [ingest.{iname}]", base) if p else None,
-            {k: v for k, v in spec.items() if k not in _INGEST_KEYS})
+    ingests = {iname: _parse_ingest(iname, spec, where, base)
+               for iname, spec in _table(data.get("ingest"), f"{where} [ingest]").items()}
 
-    shared_train = dict(data.get("train") or {})
+    shared_train = _table(data.get("train"), f"{where} [train]")
     _check_fields(shared_train, TrainConfig, f"{where} [train]")
     for k in ("manifest", "out", "resume", "seed"):
         if k in shared_train:
             raise StudyError(f"{where} [train]: `{k}` is set by the study runner, not the study "
                              "file" + (" (list seeds in [study] seeds)." if k == "seed" else "."))
-    audit = dict(data.get("audit") or {})
+    _check_train(shared_train, f"{where} [train]")
+    audit = _table(data.get("audit"), f"{where} [audit]")
     _check_fields(audit, AuditConfig, f"{where} [audit]")
 
-    arms, seen = [], set()
     from datakit.sweep import expand_sweeps
+    raw_arms = data.get("arm") or []
+    if not isinstance(raw_arms, list):
+        raise StudyError(f"{where}: `arm` must be a list of [[arm]] tables.")
     swept, levels = expand_sweeps(data.get("sweep") or [], where)
-    raw_arms = list(data.get("arm") or []) + swept
+    raw_arms = list(raw_arms) + swept
     if not raw_arms:
         raise StudyError(f"{where} names no arms; add [[arm]] tables with a name and `from` or "
                          "`manifest`, or a [[sweep]].")
+    arms: list[ArmSpec] = []
     for i, a in enumerate(raw_arms):
-        awhere = f"{where} arm {i + 1}"
-        _check_keys(a, _ARM_KEYS, awhere)
-        aname = str(a.get("name") or "")
-        if not re.fullmatch(r"[A-Za-z0-9_.+-]+", aname):
-            raise StudyError(f"{awhere} needs a `name` of letters, digits and _.+- (it names the "
-                             f"run folder), got {aname!r}.")
-        if aname in seen:
-            raise StudyError(f"{where}: two arms are named {aname!r}; arm names must be unique.")
-        seen.add(aname)
-        srcs = list(a.get("from") or [])
-        if bool(srcs) == bool(a.get("manifest")):
-            raise StudyError(f"{awhere} ({aname}) needs exactly one of `from` (ingest names) or "
-                             "`manifest` (a .parquet path).")
-        for s in srcs:
-            if s not in ingests:
-                raise StudyError(f"{awhere} ({aname}) uses ingest {s!r}, which is not defined; "
-                                 f"defined: {', '.join(ingests) or 'none'}.")
-        compose = dict(a.get("compose") or {})
-        _check_fields(compose, ComposeConfig, f"{awhere} ({aname}) compose")
-        train = dict(a.get("train") or {})
-        _check_fields(train, TrainConfig, f"{awhere} ({aname}) train")
-        manifest = _expand(str(a["manifest"]), awhere, base) if a.get("manifest") else None
-        if "seed" in train:
-            raise StudyError(f"{awhere} ({aname}) train: `seed` is set by the study runner; list "
-                             "seeds in [study] seeds.")
-        arms.append(ArmSpec(aname, srcs, manifest, compose, train, levels.get(aname, {})))
+        arm = _parse_arm(i, a, where, base, ingests, shared_train)
+        if arm.name in {x.name for x in arms}:
+            raise StudyError(f"{where}: two arms are named {arm.name!r}; arm names must be unique.")
+        arm.levels = levels.get(arm.name, {})
+        arms.append(arm)
 
-    compare = data.get("compare") or {}
+    compare = _table(data.get("compare"), f"{where} [compare]")
     _check_keys(compare, {"factors", "judge", "reference", "contrasts", "factor", "class_groups"},
                 f"{where} [compare]")
+    check_types(compare, {"factors": list, "judge": str, "reference": str, "contrasts": list,
+                          "factor": str, "class_groups": dict}, f"{where} [compare]", StudyError)
     factors = list(compare.get("factors") or [])
     bad = [f for f in factors if f not in FACTORS]
     if bad:
-        raise StudyError(f"{where} [compare]: unknown factor(s) {', '.join(bad)}; use {', '.join(FACTORS)}.")
+        raise StudyError(f"{where} [compare]: unknown factor(s) {', '.join(map(str, bad))}; "
+                         f"use {', '.join(FACTORS)}.")
     judge = compare.get("judge")
     if judge is not None and judge not in {a.name for a in arms}:
         raise StudyError(f"{where} [compare]: judge = {judge!r} is not an arm; use one of: "
@@ -291,12 +362,16 @@ def load_study(path: str | os.PathLike) -> Study:
     """Read and check a study file (TOML)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StudyError(f"Study file {path} not found. Pass one of the files in audits/ "
                          "(e.g. audits/mnist_size.toml).") from None
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"Study file {path} is not valid TOML ({e}).") from e
+    except UnicodeDecodeError:
+        raise StudyError(f"Study file {path} is not UTF-8 text; save it as UTF-8 TOML.") from None
+    except OSError as e:
+        raise StudyError(f"Cannot read study file {path} ({describe_os_error(e)}).") from None
     return parse_study(data, path=path)
 
 
@@ -321,7 +396,8 @@ def _ingest(spec: IngestSpec, folder: Path):
     from datakit.ingest import ingest
     # Without a path the files come from the data home, so its folder keys the reuse.
     where = spec.path or (str(source_home(spec.source)) if spec.source in HOME_SOURCES else None)
-    out = folder / f"{spec.name}-{_digest([spec.source, where, spec.options])}.parquet"
+    out = inside(folder, folder / f"{spec.name}-{_digest([spec.source, where, spec.options])}.parquet",
+                 "ingest manifest")
     return _reuse_or_make(out, f"ingest {spec.name}", f"{spec.source} {where or ''}",
                           lambda: ingest(spec.source, spec.path, out=out, **spec.options))
 
@@ -344,7 +420,8 @@ def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
     ms = [parents[s] for s in arm.sources]
     if len(ms) == 1 and not arm.compose:
         return ms[0]
-    out = folder / f"{arm.name}-{_digest([[m.checksum for m in ms], arm.compose])}.parquet"
+    out = inside(folder, folder / f"{arm.name}-{_digest([[m.checksum for m in ms], arm.compose])}.parquet",
+                 "composed manifest")
     return _reuse_or_make(out, f"compose {arm.name}", f"from {', '.join(arm.sources)}",
                           lambda: compose(ms, out, **arm.compose))
 
@@ -358,8 +435,8 @@ def scaled_train_settings(shared: dict[str, Any], arm: dict[str, Any], budget: f
     """
     from datakit.train.config import DEFAULT_STEPS
     s = {**shared, **arm}
-    if budget <= 0:
-        raise StudyError(f"--budget must be positive, got {budget}.")
+    if not (math.isfinite(budget) and budget > 0):
+        raise StudyError(f"--budget must be positive, got {budget}; give a finite number such as 0.05.")
     if s.get("epochs") is not None:
         s["epochs"] = float(s["epochs"]) * budget
         approx = None
@@ -402,6 +479,29 @@ def _same_run(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     return all(cfg.get(k) == v for k, v in settings.items() if k not in ignore and k in cfg)
 
 
+def _remove_stale_run(run_dir: Path) -> None:
+    """Delete ``run_dir`` only if datakit made it (its marker file says so); else refuse.
+
+    A folder without the marker may be the user's own (notes, another tool's run): it is
+    never deleted. An empty folder is left for the trainer to fill.
+    """
+    from datakit.train.rundir import MARKER
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        raise StudyError(f"{run_dir} is in the way of the run folder and was not made by "
+                         "datakit; move it away, or pass another --out.")
+    if not any(run_dir.iterdir()):
+        return
+    if not (run_dir / MARKER).is_file():
+        raise StudyError(f"{run_dir} holds files that datakit did not write (no {MARKER} "
+                         "marker), so it was left alone; move them away, or pass another --out.")
+    log(f"[train] {run_dir} holds a different or unfinished run: replacing it")
+    try:
+        shutil.rmtree(run_dir)
+    except OSError as e:
+        raise StudyError(f"Cannot remove the stale run {run_dir} ({describe_os_error(e)}); "
+                         "remove it by hand.") from e
+
+
 def _train_arm(arm: ArmSpec, manifest, settings: dict[str, Any], run_dir: Path) -> Path:
     from datakit.train import TrainConfig, train
     what = f"train {arm.name} seed {settings.get('seed', 0)}"
@@ -411,10 +511,9 @@ def _train_arm(arm: ArmSpec, manifest, settings: dict[str, Any], run_dir: Path) 
     resume = _resumable(run_dir, settings, manifest)
     if resume:
         log(f"[{what}] resuming the unfinished run in {run_dir} from its checkpoint")
-    elif run_dir.exists():
-        log(f"[{what}] {run_dir} holds a different run: replacing it")
-        shutil.rmtree(run_dir)
     else:
+        if run_dir.exists():
+            _remove_stale_run(run_dir)
         log(f"[{what}] {settings.get('model', 'acgan')}, "
             f"{settings.get('steps') or str(settings.get('epochs')) + ' epochs'} "
             f"on {len(manifest):,} images")
@@ -459,6 +558,8 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     from datakit.report.html import audit_runs
     from datakit.study_results import write_study_outputs
 
+    if not (math.isfinite(budget) and budget > 0):  # before any work starts
+        raise StudyError(f"--budget must be positive, got {budget}; give a finite number such as 0.05.")
     train_overrides, audit_overrides = _split_overrides(overrides)
     out = Path(out) if out is not None else Path("studies") / study.name
     mdir, rdir = out / "manifests", out / "runs"
@@ -474,8 +575,8 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
             settings = scaled_train_settings(study.train, {**arm.train, **train_overrides},
                                              budget, device)
             settings["seed"] = seed
-            runs[(arm.name, seed)] = _train_arm(arm, manifests[arm.name], settings,
-                                                rdir / arm.name / f"seed{seed}")
+            run_dir = inside(rdir, rdir / arm.name / f"seed{seed}", "run folder")
+            runs[(arm.name, seed)] = _train_arm(arm, manifests[arm.name], settings, run_dir)
     audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path)
     audits = audit_runs(list(runs.values()), config=audit_cfg, reuse=True)
     replaced = {**train_overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}

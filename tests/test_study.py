@@ -148,7 +148,7 @@ def test_data_path_needs_datakit_data(tmp_path, monkeypatch):
     ('[ingest.d]\nsource = "nosuch"\n', "[ingest.d]: unknown source 'nosuch'; use one of"),
     ('[study]\nname = "x"\n', "names no arms; add [[arm]] tables"),
     ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a b"\nfrom = ["d"]\n',
-     "arm 1 needs a `name` of letters, digits and _.+- (it names the run folder), got 'a b'."),
+     "arm 1: The arm name 'a b' cannot name a file or folder: use letters, digits and _ . + = - (no path separators, no leading dot)."),
     ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\n',
      "arm 1 (a) needs exactly one of `from` (ingest names) or `manifest` (a .parquet path)."),
     ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n[compare]\njudge = "b"\n',

@@ -6,7 +6,7 @@ every distance-based metric, its class head reads generated glyphs, and its doma
 a sample looks like. No downloaded weights: a judge trained on the glyph domain itself is
 the right instrument here, and it is cheap (seconds on digits, under a minute on MNIST).
 
-Judges are cached by the manifest's checksum and the judge settings, so auditing ten runs
+Judges are cached by the manifest's content key (checksum, table, sampled pixels) and the judge settings, so auditing ten runs
 of one manifest trains the judge once.
 """
 from __future__ import annotations
@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from datakit.audit.features import Embedding, embed, to_judge_input
+from datakit.atomic import temp_path
 from datakit.errors import DatakitError, ManifestError
 from datakit.manifest import Manifest
 from datakit.progress import log
@@ -217,12 +218,8 @@ class Judge:
         blob = {"state_dict": {k: v.cpu() for k, v in self.net.state_dict().items()},
                 "config": asdict(self.config), "classes": self.classes, "domains": self.domains,
                 "channels": self.channels, "info": json.dumps(self.info)}
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with temp_path(path) as tmp:
             torch.save(blob, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "auto") -> "Judge":
@@ -255,7 +252,7 @@ def judge_for_manifest(manifest: Manifest, config: JudgeConfig | None = None, *,
     The held-out rows (see :func:`split_real`) give the reported held-out accuracy.
     """
     config = config or JudgeConfig()
-    path = cache_dir() / f"{manifest.checksum[:20]}-{config.cache_key()}.pt"
+    path = cache_dir() / f"{manifest.content_key()[:20]}-{config.cache_key()}.pt"
     if use_cache and path.exists():
         judge = Judge.load(path, config.device)
         judge.config.min_accuracy = config.min_accuracy

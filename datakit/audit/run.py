@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from datakit.atomic import atomic_write_text
 from datakit.audit import metrics
 from datakit.audit.judge import JudgeConfig
 from datakit.errors import DatakitError, RunDirError
@@ -152,12 +153,7 @@ def _clean(o: Any) -> Any:
 def write_audit_json(path: Path, audit: dict) -> None:
     """Write audit.json atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(audit, indent=2, allow_nan=False))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(audit, indent=2, allow_nan=False))
 
 
 def audit_run(run_dir: str | os.PathLike, config: AuditConfig | None = None) -> dict:

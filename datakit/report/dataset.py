@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from datakit.atomic import atomic_write_text  # noqa: E402
 from datakit.errors import DatakitError  # noqa: E402
 from datakit.manifest import Manifest, read_manifest  # noqa: E402
 from datakit.report.inline import figure_data_uri, grid_data_uri  # noqa: E402
@@ -289,15 +290,10 @@ def render_dataset_report(manifests: Sequence[Manifest | str | os.PathLike], out
         sections=sections, css=page_css(),
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, out)
+        atomic_write_text(out, html)
     except OSError as e:
         raise DatakitError(f"Cannot write the data-audit page {out} ({e.strerror or e}); "
                            "choose a writable path with --html.") from e
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return out

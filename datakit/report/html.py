@@ -23,6 +23,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from datakit.atomic import atomic_write_text
 from datakit.report import figures
 from datakit.report.datasheet import composition_facts, datasheet
 from datakit.report.inline import grid_data_uri, png_data_uri
@@ -428,12 +429,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     if relative_paths:  # the embedded sections (composition, datasheet) print manifest paths too
         html = html.replace(str(out.parent.resolve()) + os.sep, "")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(out, html)
     return out
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from datakit.errors import DatakitError, UnknownName
+from datakit.errors import DatakitError, ManifestError, UnknownName
+from datakit.names import check_name, describe_os_error, inside, printable
 from datakit.manifest import Manifest, pixel_sha256, write_manifest
 
 DEFAULT_OUT = Path("data_manifests")
@@ -52,8 +53,10 @@ def output_path(out: str | os.PathLike | None, name: str) -> Path:
     """Where a source writes: ``out`` if it names a .parquet file, else ``out/name.parquet``."""
     out = Path(out) if out is not None else DEFAULT_OUT
     if out.suffix == ".parquet":
+        check_name(out.name[: -len(".parquet")], "manifest name")
         return out
-    return out / f"{name}.parquet"
+    check_name(name, "manifest name (--name)")
+    return inside(out, out / f"{name}.parquet", "manifest")
 
 
 def finish(out: str | os.PathLike | None, name: str, records: list[dict[str, Any]],
@@ -63,4 +66,9 @@ def finish(out: str | os.PathLike | None, name: str, records: list[dict[str, Any
     table = build_table(records, pixels)
     meta = {"inputs": inputs, "skipped": policy.skipped, "config": config, "parents": [],
             "operations": [{"op": "ingest", **config}]}
-    return write_manifest(output_path(out, name), table, pixels, meta, classes=classes)
+    path = output_path(out, name)
+    try:
+        return write_manifest(path, table, pixels, meta, classes=classes)
+    except OSError as e:
+        raise ManifestError(f"Cannot write manifest {printable(str(path))} ({describe_os_error(e)}); "
+                            "choose a writable folder with free space (--out).") from e

@@ -20,6 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from datakit.atomic import remove_stale_temps, temp_name
 from datakit.errors import ChecksumMismatch, SourceNotFound, UnknownName
 from datakit.progress import log, progress
 
@@ -139,7 +140,8 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str | None = None
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = parse_checksum(checksum)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    remove_stale_temps(dest)
+    tmp = temp_name(dest)
     h = hashlib.new(expected[0]) if expected else None
     received = 0
     try:

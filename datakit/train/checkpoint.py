@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from datakit.atomic import temp_path
 from datakit.errors import TrainingError
 
 
@@ -21,16 +22,8 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write ``state`` (tensors, numbers, strings, lists and dicts of them) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with temp_path(path, fsync=True) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
     return path
 
 

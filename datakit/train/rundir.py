@@ -1,7 +1,8 @@
 """The run directory: config.json, metrics.csv, sample grids, training.gif, generated.npz.
 
 Its layout is the contract with the audit (see DESIGN.md). Every file is written atomically
-(temporary file, then ``os.replace``), and only by rank 0.
+(:mod:`datakit.atomic`), and only by rank 0. ``.datakit-run`` marks a folder datakit made,
+so that a study may replace it (and nothing else).
 """
 from __future__ import annotations
 
@@ -15,23 +16,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from datakit.atomic import atomic_write_bytes
 from datakit.report.inline import image_grid
 
 METRICS_COLUMNS = ["step", "epoch", "loss_d", "loss_g", "d_real", "d_fake", "acc_real",
                    "acc_fake", "acc_aux", "images_per_s", "probe_label_fidelity", "probe_fd"]
 GRID_COLUMNS = 8  # images per class row in the sample grids
 GIF_FRAME_MS = 250
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+#: Written into every run folder datakit creates; only such folders may be replaced by a study.
+MARKER = ".datakit-run"
 
 
 class RunDir:
@@ -47,10 +40,14 @@ class RunDir:
     checkpoint_path = property(lambda self: self.root / "checkpoints" / "last.pt")
     generated_path = property(lambda self: self.root / "generated.npz")
 
+    marker_path = property(lambda self: self.root / MARKER)
+
     def create(self) -> None:
-        """Make the folders a run writes into."""
+        """Make the folders a run writes into, and the marker that says datakit made them."""
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.marker_path.exists():
+            atomic_write_bytes(self.marker_path, b"This folder is a datakit training run.\n")
 
     # -- config ---------------------------------------------------------------------
     def write_config(self, config: dict[str, Any]) -> None:
