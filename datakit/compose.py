@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from datakit.errors import ChecksumMismatch, CompositionError, UnknownName
+from datakit.names import check_name
 from datakit.manifest import (CHARS62, COLUMNS, Manifest, manifest_paths, pixel_sha256, read_manifest,
                               write_manifest)
 from datakit.progress import log
@@ -597,8 +598,10 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
     cfg = config
     if not manifests:
         raise CompositionError("Give at least one manifest to compose from.")
+    target = manifest_paths(out)[0]
+    check_name(target.name[: -len(".parquet")], "output manifest name (-o)")
     parents = [_open(m) for m in manifests]
-    target = manifest_paths(out)[0].resolve()
+    target = target.resolve()
     for m in parents:
         if m.path.resolve() == target:
             raise CompositionError(

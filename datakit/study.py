@@ -426,6 +426,12 @@ def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
                           lambda: compose(ms, out, **arm.compose))
 
 
+def check_budget(budget: float) -> None:
+    """``--budget`` must be a finite positive number (it multiplies training steps)."""
+    if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+        raise StudyError(f"--budget must be positive, got {budget}; give a finite number such as 0.05.")
+
+
 def scaled_train_settings(shared: dict[str, Any], arm: dict[str, Any], budget: float,
                           device: str | None) -> dict[str, Any]:
     """The arm's training settings with steps (or epochs) scaled by ``budget``.
@@ -435,8 +441,9 @@ def scaled_train_settings(shared: dict[str, Any], arm: dict[str, Any], budget: f
     """
     from datakit.train.config import DEFAULT_STEPS
     s = {**shared, **arm}
-    if not (math.isfinite(budget) and budget > 0):
-        raise StudyError(f"--budget must be positive, got {budget}; give a finite number such as 0.05.")
+    check_budget(budget)
+    if s.get("steps") is not None and not (isinstance(s["steps"], int) and s["steps"] >= 1):
+        raise StudyError(f"steps must be an integer of at least 1, got {s['steps']!r}.")
     if s.get("epochs") is not None:
         s["epochs"] = float(s["epochs"]) * budget
         approx = None
@@ -592,6 +599,7 @@ def _split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], 
     from datakit.audit import AuditConfig
     from datakit.train import TrainConfig
 
+    check_budget(budget)
     overrides = dict(overrides or {})
     audit_overrides = {k[len("audit."):]: overrides.pop(k) for k in list(overrides)
                        if k.startswith("audit.")}

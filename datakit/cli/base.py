@@ -13,6 +13,7 @@ import click
 
 from datakit import __version__
 from datakit.errors import DatakitError
+from datakit.names import describe_os_error, printable
 
 
 class DatakitGroup(click.Group):
@@ -22,7 +23,12 @@ class DatakitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except DatakitError as e:
-            raise click.ClickException(str(e)) from e
+            raise click.ClickException(printable(str(e))) from e
+        except OSError as e:  # read-only folder, disk full, a file where a folder should be...
+            raise click.ClickException(f"{describe_os_error(e)}. Check the path and that it is "
+                                       "writable, with free space.") from e
+        except KeyboardInterrupt:
+            raise click.exceptions.Exit(130) from None
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # The resolved data home, so `datakit --help` tells where sources look for files.

@@ -16,7 +16,19 @@ DOWNLOAD = click.option("--download", is_flag=True,
                              "first, checksums verified.")
 #: Without PATH a source reads DATA_HOME/<source>/ (see `datakit data-home`).
 DATA_PATH = click.argument("path", type=click.Path(), required=False)
-NAME = click.option("--name", default=None, help="Manifest name (default: derived from the source).")
+
+
+def _check_name(ctx, param, value):
+    from datakit.errors import DatakitError
+    from datakit.names import check_name
+    try:
+        return None if value is None else check_name(value, "--name")
+    except DatakitError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+NAME = click.option("--name", default=None, callback=_check_name,
+                    help="Manifest name (default: derived from the source).")
 OUT = click.option("--out", "-o", type=click.Path(), default=None, help=OUT_HELP)
 SPLIT = click.option("--split", type=click.Choice(["train", "test", "extra", "all"]), default="all",
                      show_default=True, help="Which official split(s) to ingest.")

@@ -30,8 +30,9 @@ def study_cmd(study_file, budget, device, out, overrides):
         datakit study audits/chars74k_composition.toml --device cuda
         datakit study audits/class_skew.toml --budget 0.05 --set width=16
     """
-    from datakit.study import load_study, parse_overrides, run_study
+    from datakit.study import check_budget, load_study, parse_overrides, run_study
 
+    check_budget(budget)
     result = run_study(load_study(study_file), out=out, budget=budget, device=device,
                        overrides=parse_overrides(overrides))
     for arm, run_dir in result.runs.items():

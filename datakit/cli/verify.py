@@ -1,0 +1,35 @@
+"""``datakit verify MANIFEST...``: recompute a manifest's checksums and say what differs."""
+from __future__ import annotations
+
+import click
+
+from datakit.cli.base import main
+from datakit.errors import ManifestError
+from datakit.names import printable
+
+
+@main.command("verify")
+@click.argument("manifests", nargs=-1, required=True, type=click.Path())
+def verify_cmd(manifests):
+    """Recompute the sha256 of every image's pixels and the table and content checksums
+    recorded in the sidecar; exit non-zero naming what differs.
+
+    \b
+    Example:
+        datakit verify data_manifests/mnist.parquet
+    """
+    from datakit.verify import verify_manifest
+
+    failed = []
+    for path in manifests:
+        result = verify_manifest(path)
+        if result.ok:
+            click.echo(f"OK {printable(str(result.path))}: {result.rows} rows, checksums match")
+        else:
+            failed.append(result)
+            click.echo(f"FAILED {printable(str(result.path))}:", err=True)
+            for p in result.problems:
+                click.echo(f"  {printable(p)}", err=True)
+    if failed:
+        raise ManifestError(f"{len(failed)} of {len(manifests)} manifest(s) failed verification; "
+                            "re-create them with the command in their sidecar.")
