@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datakit.errors import FormatError, SourceNotFound, UnknownName
+from datakit.errors import FormatError, ManifestError, SourceNotFound, UnknownName
 from datakit.manifest import COLUMNS, read_manifest
 from datakit.sources.mnist import IMAGES_MAGIC, LABELS_MAGIC, ingest_mnist
 
@@ -263,7 +263,7 @@ def test_write_failure_keeps_the_previous_manifest(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(ManifestError, match=r"Cannot write manifest .*m\.parquet \(No space left on device\)"):
         ingest_mnist(tmp_path / "raw", split="all", name="m", out=tmp_path / "out")
     after = {p.name: p.read_bytes() for p in (tmp_path / "out").iterdir()}
     assert sorted(after) == sorted(before)  # no temporary files left behind

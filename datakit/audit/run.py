@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import zipfile
 import os
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -105,7 +106,7 @@ def load_run(run_dir: str | os.PathLike) -> RunInputs:
             images, labels = z["images"], z["labels"]
     except KeyError as e:
         raise RunDirError(f"{gen_path} lacks the array {e}; it needs `images` and `labels`.") from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise RunDirError(f"{gen_path} cannot be read ({e}).") from e
     try:
         manifest = read_manifest(config["manifest"])
@@ -119,7 +120,7 @@ def load_run(run_dir: str | os.PathLike) -> RunInputs:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != manifest.geometry.shape:
         raise RunDirError(f"{gen_path} holds images of {images.dtype} {images.shape}; expected uint8 "
                           f"N×{'×'.join(map(str, manifest.geometry.shape))} (the manifest's geometry).")
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    labels = _check_labels(labels, gen_path)
     if len(labels) != len(images):
         raise RunDirError(f"{gen_path} has {len(images)} images but {len(labels)} labels.")
     bad = labels[(labels < -1) | (labels >= len(manifest.vocabulary))]
@@ -148,6 +149,21 @@ def _clean(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     return o
+
+
+def _check_labels(labels: np.ndarray, gen_path: Path) -> np.ndarray:
+    """generated.npz's labels: one integer per image (shape (N,)), no NaN, as int64."""
+    if labels.ndim != 1:
+        raise RunDirError(f"{gen_path} holds labels of shape {labels.shape}; expected one label "
+                          "per image, shape (N,). Write them with labels.reshape(-1).")
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+            raise RunDirError(f"{gen_path} holds labels that are NaN, infinite or not whole "
+                              "numbers; expected class indices (int64, -1 for unconditional).")
+    elif labels.dtype.kind not in "iu":
+        raise RunDirError(f"{gen_path} holds labels of type {labels.dtype}; expected int64 "
+                          "class indices.")
+    return labels.astype(np.int64)
 
 
 def write_audit_json(path: Path, audit: dict) -> None:

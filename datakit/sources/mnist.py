@@ -20,6 +20,7 @@ import numpy as np
 from datakit.data_home import not_in_home, source_home
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
 from datakit.manifest import Geometry, Manifest
+from datakit.names import describe_os_error
 from datakit.progress import log
 from datakit.sources.common import ErrorPolicy, finish
 
@@ -105,18 +106,32 @@ class _Gunzip:
         return not self.read(1) and not self.inflater.unused_data and not self.raw.read(1)
 
 
-def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
+class CountMismatch(FormatError):
+    """An IDX header declares another number of items than expected (checked before reading)."""
+
+    def __init__(self, message: str, found: int):
+        super().__init__(message)
+        self.found = found
+
+
+def read_idx(path: str | os.PathLike, magic: int, ndim: int, count: int | None = None) -> np.ndarray:
     """Read one uint8 IDX file (gzipped or not, told apart by its first bytes).
 
     Checks the magic number, that the data is exactly as long as the header declares
     (so truncation, trailing junk and a corrupt gzip stream are all caught), and caps the
-    declared size at :data:`MAX_DATA_BYTES` before allocating or inflating anything.
+    declared size at :data:`MAX_DATA_BYTES` before allocating or inflating anything. With
+    ``count``, the header's first dimension must equal it (checked before reading the body,
+    so a labels file that disagrees with its images is refused without inflating it).
 
     Raises:
         FormatError: naming the file and what is wrong with it.
     """
     path = Path(path)
-    with open(path, "rb") as raw:
+    try:
+        raw = open(path, "rb")
+    except OSError as e:
+        raise SourceNotFound(f"Cannot read {path} ({describe_os_error(e)}).") from None
+    with raw:
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         if path.suffix == ".gz" and not compressed:
@@ -134,6 +149,10 @@ def read_idx(path: str | os.PathLike, magic: int, ndim: int) -> np.ndarray:
                     "it is not an MNIST IDX file of that kind.")
             dims = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
             declared = int(np.prod(dims, dtype=np.int64))
+            if count is not None and dims[0] != count:
+                raise CountMismatch(
+                    f"{path} declares {dims[0]:,} items in its header but {count:,} were "
+                    "expected (one per image); the files do not belong together.", dims[0])
             if declared > MAX_DATA_BYTES:
                 raise FormatError(
                     f"{path} declares {declared:,} bytes of data (dimensions {dims}), more than "
@@ -176,7 +195,11 @@ def load_split(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[P
     except FormatError as e:
         raise _about(e, paths[0])
     try:
-        labels = read_idx(paths[1], LABELS_MAGIC, 1)
+        labels = read_idx(paths[1], LABELS_MAGIC, 1, count=len(images))
+    except CountMismatch as e:
+        raise _about(FormatError(
+            f"{paths[0].name} holds {len(images):,} images but {paths[1].name} holds "
+            f"{e.found:,} labels (in {folder}); the counts must match."), paths[1]) from None
     except FormatError as e:
         raise _about(e, paths[1])
     if images.shape[1:] != GEOMETRY.shape[:2]:
