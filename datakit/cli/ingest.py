@@ -5,6 +5,7 @@ import click
 
 from datakit.cli.base import main
 from datakit.manifest import Manifest
+from datakit.names import printable
 
 OUT_HELP = "Output folder or .parquet path (default: data_manifests/)."
 ON_ERROR = click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
@@ -66,7 +67,7 @@ def _summary(m: Manifest) -> None:
     if skipped:
         click.echo(f"  skipped {len(skipped)} file(s) (listed in {m.sidecar_path.name}):")
         for item in skipped[:10]:
-            click.echo(f"    {item['file']}: {item['reason']}")
+            click.echo(printable(f"    {item['file']}: {item['reason']}"))
 
 
 @ingest.command("mnist")

@@ -22,6 +22,7 @@ import bz2
 import hashlib
 import lzma
 import multiprocessing as mp
+import signal
 import os
 import re
 import struct
@@ -378,8 +379,21 @@ def _member_path(name: str, archive: Path) -> str:
     return name
 
 
+def _utf8_name(name: str) -> str:
+    """A file name as text for messages and the sidecar: bytes that are not UTF-8 shown as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _check_utf8(name: str, where: str) -> None:
+    """Names become ``source`` values in the table (Parquet strings): they must be UTF-8."""
+    if _utf8_name(name) != name:
+        raise FormatError(f"{where}: the name is not UTF-8 text; rename it (or pass "
+                          "--on-error skip to leave it out).")
+
+
 def _check_member(where: str, name: str, kind: bytes, link: str, size: int, archive: Path) -> str:
     """Safety checks of one member; returns its normalised path or raises UnsafeArchive."""
+    _check_utf8(name, where)
     path = _member_path(name, archive)
     if kind in (b"1", b"2"):
         raise UnsafeArchive(f"{where} is a {'symbolic' if kind == b'2' else 'hard'} link (to "
@@ -408,10 +422,10 @@ def _archive_files(archive: Path, prefix: str, policy: ErrorPolicy,
             reader = _HashingReader(raw)
             for name, kind, link, size, data in _tar_entries(_decompressed(reader, archive)):
                 count += 1
-                where = f"{archive.name}:{name.rstrip('/') if kind == b'5' else name}"
+                where = _utf8_name(f"{archive.name}:{name.rstrip('/') if kind == b'5' else name}")
                 try:
                     path = _check_member(where, name, kind, link, size, archive)
-                except UnsafeArchive as e:
+                except (UnsafeArchive, FormatError) as e:
                     policy.handle(where, e)
                     continue
                 if not path.startswith(prefix + "/"):
@@ -435,7 +449,11 @@ def _tree_files(root: Path, policy: ErrorPolicy) -> Iterator[tuple[str, str, str
     def walk(folder: Path, rel: str) -> Iterator[tuple[str, str, str, bytes | None]]:
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             sub = f"{rel}/{entry.name}" if rel else entry.name
-            where = str(folder / entry.name)
+            where = _utf8_name(str(folder / entry.name))
+            if where != str(folder / entry.name):
+                policy.handle(where, FormatError(f"{where}: the name is not UTF-8 text; rename "
+                                                 "it (or pass --on-error skip to leave it out)."))
+                continue
             if entry.is_symlink() and entry.is_dir():
                 policy.handle(where, UnsafeArchive(f"{where} is a symbolic link to a folder; "
                                                    "it is not followed (it may loop)."))
@@ -468,6 +486,9 @@ _WORKER_OPTS: FitOptions | None = None
 def _init_worker(opts: FitOptions) -> None:
     global _WORKER_OPTS
     _WORKER_OPTS = opts
+    # Ctrl-C reaches the whole process group: the parent stops the pool; workers stay quiet
+    # (no KeyboardInterrupt or BrokenPipe tracebacks from each of them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _decode_batch(batch: list[tuple[str, bytes]], opts: FitOptions | None = None
