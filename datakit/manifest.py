@@ -73,9 +73,8 @@ def manifest_paths(path: str | os.PathLike) -> tuple[Path, Path, Path]:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
-    base = p.with_name(name)
-    return (base.with_name(name + ".parquet"), base.with_name(name + ".json"),
-            base.with_name(name + ".pixels.npy"))
+    folder = p.parent  # joined, not with_name(): a bad name ("", ".") reaches check_name
+    return folder / (name + ".parquet"), folder / (name + ".json"), folder / (name + ".pixels.npy")
 
 
 class Manifest:
