@@ -1,0 +1,99 @@
+"""Study files are checked completely before any work; run folders datakit did not make are never deleted."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from datakit.cli import main
+from datakit.errors import StudyError
+from datakit.study import _remove_stale_run, load_study
+from datakit.train.rundir import MARKER, RunDir
+
+ARM = '[[arm]]\nname = "a"\nfrom = ["d"]\n'
+DIGITS = '[ingest.d]\nsource = "digits"\n'
+
+
+def _write(tmp_path, text):
+    p = tmp_path / "study.toml"
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("text, message", [
+    (DIGITS + '[[arm]]\nname = ".."\nfrom = ["d"]\n',
+     "arm 1: The arm name '..' cannot name a file or folder"),
+    (DIGITS + '[[arm]]\nname = "."\nfrom = ["d"]\n',
+     "arm 1: The arm name '.' cannot name a file or folder"),
+    ('[study]\nname = "../../X"\n' + DIGITS + ARM,
+     "[study]: The study name '../../X' cannot name a file or folder"),
+    ('[ingest."../../../Y"]\nsource = "digits"\n' + ARM.replace('"d"', '"../../../Y"'),
+     "[ingest.../../../Y]: The ingest name '../../../Y' cannot name a file or folder"),
+    (DIGITS + '[[arm]]\nname = "' + "a" * 101 + '"\nfrom = ["d"]\n',
+     "The arm name is 101 characters long; use at most 100."),
+    ('[ingest.d]\nsource = "digits"\nsise = 8\n' + ARM,
+     "[ingest.d] (digits options): unknown key(s) sise; valid keys: size."),
+    ('[ingest.d]\nsource = "digits"\nout = "/tmp/elsewhere"\n' + ARM,
+     "[ingest.d]: `out` is set by the study runner"),
+    ('[ingest.d]\nsource = "digits"\nsize = "big"\n' + ARM,
+     "[ingest.d]: `size` must be an integer, got 'big'."),
+    (DIGITS + '[train]\nsteps = -5\n' + ARM, "[train]: --steps must be at least 1, got -5."),
+    (DIGITS + '[train]\nsteps = "many"\n' + ARM, "[train]: `steps` must be an integer, got 'many'."),
+    (DIGITS + '[train]\nema = 3\n' + ARM, "[train]: `ema` must be true or false, got 3."),
+    (DIGITS + '[train]\nlr_g = nan\n' + ARM, "[train]: `lr_g` must be a finite number, got nan."),
+    (DIGITS + '[[arm]]\nname = "a"\nfrom = ["d"]\ntrain = { width = 0 }\n',
+     "arm 1 (a): --width must be at least 1, got 0."),
+    (DIGITS + '[[arm]]\nname = "a"\nfrom = "d"\n',
+     "arm 1 (a): `from` must be a list of ingest names, got 'd'."),
+    (DIGITS + '[[arm]]\nname = "a"\nfrom = ["d"]\ncompose = { size = "ten" }\n',
+     "arm 1 (a) compose: `size` must be an integer, got 'ten'."),
+    ('ingest = 3\n' + ARM, "[ingest] must be a table (key = value lines), got 3."),
+    ('arm = 3\n' + DIGITS, "`arm` must be a list of [[arm]] tables."),
+])
+def test_study_file_is_checked_completely(tmp_path, text, message):
+    with pytest.raises(StudyError) as e:
+        load_study(_write(tmp_path, text))
+    assert message in str(e.value)
+
+
+def test_good_study_passes(tmp_path):  # control: the checks do not refuse a valid file
+    s = load_study(_write(tmp_path, '[ingest.d]\nsource = "digits"\nsize = 16\n[train]\nsteps = 5\n'
+                                    'lr_g = 1e-4\nema = true\n' + ARM))
+    assert s.ingests["d"].options == {"size": 16} and s.train["ema"] is True
+
+
+@pytest.mark.parametrize("budget", ["nan", "inf", "0", "-1"])
+def test_budget_must_be_finite_and_positive(tmp_path, budget):
+    p = _write(tmp_path, DIGITS + ARM)
+    r = CliRunner().invoke(main, ["study", str(p), "--budget", budget, "-o", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert r.output.startswith(f"Error: --budget must be positive, got {float(budget)}; give a "
+                               "finite number such as 0.05.")
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_trainer_marks_its_run_folders(tmp_path):
+    RunDir(tmp_path / "run").create()
+    assert (tmp_path / "run" / MARKER).is_file()
+
+
+def test_a_folder_datakit_did_not_make_is_never_deleted(tmp_path):
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(StudyError) as e:
+        _remove_stale_run(run)
+    assert str(e.value) == (f"{run} holds files that datakit did not write (no {MARKER} marker), "
+                            "so it was left alone; move them away, or pass another --out.")
+    assert (run / "notes.txt").read_text() == "mine"
+
+
+def test_a_stale_datakit_run_is_replaced(tmp_path):
+    run = tmp_path / "runs" / "a"
+    RunDir(run).create()
+    (run / "metrics.csv").write_text("step\n")
+    _remove_stale_run(run)
+    assert not run.exists()
+    empty = tmp_path / "runs" / "b"
+    empty.mkdir()
+    _remove_stale_run(empty)  # an empty folder is left for the trainer to fill
+    assert empty.exists()
