@@ -240,3 +240,23 @@ def test_unwritable_output_is_one_line(tmp_path):
     assert r.exit_code == 1
     assert r.output.startswith(f"Error: Cannot write manifest {blocker / 'sub' / 'digits.parquet'} (")
     assert r.output.count("\n") == 1 and "Traceback" not in r.output
+
+
+def test_any_os_error_is_one_line_naming_the_path(monkeypatch, tmp_path):
+    import datakit.study
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "s.toml"))
+
+    monkeypatch.setattr(datakit.study, "load_study", denied)
+    r = CliRunner().invoke(main, ["study", str(tmp_path / "s.toml")])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: Permission denied: {tmp_path / 's.toml'}. Check the path and that "
+                        "it is writable, with free space.\n")
+
+    def interrupted(path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(datakit.study, "load_study", interrupted)
+    r = CliRunner().invoke(main, ["study", str(tmp_path / "s.toml")])
+    assert r.exit_code == 130 and r.output == ""
