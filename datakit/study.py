@@ -256,7 +256,8 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
     _check_keys(data, {"study", "ingest", "train", "audit", "arm", "sweep", "compare"}, where)
     head = _table(data.get("study"), f"{where} [study]")
     _check_keys(head, _STUDY_KEYS, f"{where} [study]")
-    check_types(head, {k: str for k in _STUDY_KEYS}, f"{where} [study]", StudyError)
+    check_types(head, {"name": str, "title": str, "description": str, "seeds": list},
+                f"{where} [study]", StudyError)
     name = _name(head.get("name") or (path.stem if path else "study"), "study name", f"{where} [study]")
 
     ingests = {iname: _parse_ingest(iname, spec, where, base)
@@ -565,8 +566,7 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     from datakit.report.html import audit_runs
     from datakit.study_results import write_study_outputs
 
-    if not (math.isfinite(budget) and budget > 0):  # before any work starts
-        raise StudyError(f"--budget must be positive, got {budget}; give a finite number such as 0.05.")
+    check_budget(budget)  # before any work starts
     train_overrides, audit_overrides = _split_overrides(overrides)
     out = Path(out) if out is not None else Path("studies") / study.name
     mdir, rdir = out / "manifests", out / "runs"
@@ -599,7 +599,6 @@ def _split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], 
     from datakit.audit import AuditConfig
     from datakit.train import TrainConfig
 
-    check_budget(budget)
     overrides = dict(overrides or {})
     audit_overrides = {k[len("audit."):]: overrides.pop(k) for k in list(overrides)
                        if k.startswith("audit.")}
