@@ -1,13 +1,11 @@
 """``audit_run``: read a run directory and its manifest, compute every audit number, write audit.json.
 
-The layout of the returned dictionary (= ``run_dir/audit/audit.json``) is stable:
-``summary``, ``per_class``, ``amplification``, ``memorisation``, ``cas``, ``links``,
-``warnings``, ``judge``, ``config``, ``run``, ``samples``, ``timing``.
+The returned dictionary is ``run_dir/audit/audit.json``; its shape is defined once, in
+:mod:`datakit.audit.schema`.
 """
 from __future__ import annotations
 
 import json
-import math
 import zipfile
 import os
 import time
@@ -17,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from datakit.atomic import atomic_write_text
 from datakit.audit import metrics
 from datakit.audit.judge import JudgeConfig
+from datakit.audit.schema import write_audit
 from datakit.errors import DatakitError, RunDirError
 from datakit.manifest import Manifest, read_manifest
 from datakit.progress import log
@@ -34,7 +32,7 @@ class AuditConfig:
     max_generated: int = 10000         # generated samples audited (seeded sample)
     kid_subset_size: int = 1000
     kid_subsets: int = 50
-    bootstrap: int = 50                # Fréchet-distance bootstrap replicates
+    bootstrap: int = 100               # bootstrap replicates (FD interval, per-class floor tests)
     collapse_max_diversity_ratio: float = 0.5
     collapse_max_close_pair_share: float = 0.5
     memorisation_quantile: float = 0.01
@@ -50,6 +48,10 @@ class AuditConfig:
     use_cache: bool = True             # reuse a cached judge for the same manifest
     judge_manifest: str | None = None  # train the judge on this manifest instead of the run's
                                        # own, so several runs are measured with one ruler
+    reference_manifest: str | None = None  # real images quality is measured against: its
+                                       # training split (reference) and held-out split (floors);
+                                       # None = the run's own manifest. Memorisation and shares
+                                       # always use the run's own training set.
     chunk_elems: int = metrics.DEFAULT_CHUNK_ELEMS
     judge: JudgeConfig = field(default_factory=JudgeConfig)
 
@@ -134,23 +136,6 @@ def load_run(run_dir: str | os.PathLike) -> RunInputs:
     return RunInputs(run_dir, config, images, labels, manifest, conditional)
 
 
-def _clean(o: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (float, np.floating)):
-        return None if not math.isfinite(float(o)) else float(o)
-    if isinstance(o, np.bool_):
-        return bool(o)
-    if isinstance(o, Path):
-        return str(o)
-    return o
-
-
 def _check_labels(labels: np.ndarray, gen_path: Path) -> np.ndarray:
     """generated.npz's labels: one integer per image (shape (N,)), no NaN, as int64."""
     if labels.ndim != 1:
@@ -166,12 +151,6 @@ def _check_labels(labels: np.ndarray, gen_path: Path) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def write_audit_json(path: Path, audit: dict) -> None:
-    """Write audit.json atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(audit, indent=2, allow_nan=False))
-
-
 def audit_run(run_dir: str | os.PathLike, config: AuditConfig | None = None) -> dict:
     """Audit one run directory; write ``run_dir/audit/audit.json`` atomically and return its dict.
 
@@ -185,7 +164,6 @@ def audit_run(run_dir: str | os.PathLike, config: AuditConfig | None = None) -> 
     run = load_run(run_dir)
     audit = build_audit(run, config)
     audit["timing"]["total_s"] = time.perf_counter() - t0
-    audit = _clean(audit)
-    write_audit_json(run.run_dir / "audit" / "audit.json", audit)
+    audit = write_audit(run.run_dir / "audit" / "audit.json", audit)
     log(f"Audit written to {run.run_dir / 'audit' / 'audit.json'}")
     return audit

@@ -1,0 +1,53 @@
+"""Total collapse and diversity: are a class's generated samples (nearly) all alike?
+
+Per class: diversity (mean pairwise feature distance of generated samples over that of
+the class's training images) and the share of generated pairs closer than one real
+nearest-neighbour radius, each beside the same numbers for held-out real images. The rule
+(:class:`datakit.audit.per_class.CollapseRule`) marks a class collapsed when diversity
+falls below half of real or most pairs are near-duplicates; a class with no or one
+generated sample is collapsed too (dropped mode). Partial collapse is the ``modes`` check.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from datakit.audit import metrics
+from datakit.audit.checks import CheckResult
+from datakit.audit.per_class import CollapseRule, close_pair_share, collapse_verdict
+from datakit.audit.schema import Finding
+
+NAME = "collapse"
+
+
+def _div(x: np.ndarray, real_div: float, seed: int) -> float:
+    return metrics.mean_pairwise_distance(x, seed=seed) / real_div if real_div > 0 else float("nan")
+
+
+def check(f, cfg) -> CheckResult:
+    rule = CollapseRule(cfg.collapse_max_diversity_ratio, cfg.collapse_max_close_pair_share)
+    table, findings = [], []
+    for lab, name in enumerate(f.classes):
+        ref = f.reference.features[f.reference_labels == lab]
+        held = f.held.features[f.held_labels == lab]
+        gen = f.generated.features[f.assigned == lab]
+        if len(ref) < 2:
+            table.append({"class_name": name, "collapsed": False,
+                          "collapse_evidence": f"class {name}: fewer than 2 reference images, no verdict."})
+            continue
+        real_div = metrics.mean_pairwise_distance(ref, seed=cfg.seed)
+        radius = float(np.median(metrics.neighbour_distances(ref, 1)[:, 0]))
+        div, close = _div(gen, real_div, cfg.seed), close_pair_share(gen, radius, seed=cfg.seed)
+        collapsed, evidence = collapse_verdict(name, len(gen), div, close, rule)
+        table.append({"class_name": name, "diversity_ratio": div,
+                      "diversity_floor": _div(held, real_div, cfg.seed), "close_pair_share": close,
+                      "close_pair_share_floor": close_pair_share(held, radius, seed=cfg.seed),
+                      "collapsed": collapsed, "collapse_evidence": evidence})
+        if collapsed:
+            findings.append(Finding(NAME, "fail", [name], f"Class {name} collapsed: "
+                                    + evidence.split(": ", 1)[1].split(" -> ")[0] + ".",
+                                    {"diversity_ratio": div, "close_pair_share": close,
+                                     "generated_count": int(len(gen)),
+                                     "max_diversity_ratio": rule.max_diversity_ratio,
+                                     "max_close_pair_share": rule.max_close_pair_share}))
+    n = sum(1 for r in table if r["collapsed"])
+    return CheckResult(NAME, table, float(n), "classes totally collapsed", findings)

@@ -1,0 +1,135 @@
+"""Quality against real images: whole-set metrics and per-class FD and coverage vs their floors.
+
+Whole set: FD, KID, precision, recall, density, coverage (and label fidelity for
+conditional runs) of the generated samples against the reference, each beside the same
+metric of held-out real images. Every size-dependent metric is computed on the same
+number n of generated and held-out images (n = the smaller set), so value and floor, and
+runs audited against the same reference, compare like with like.
+
+Per class: the class's FD and coverage against its training images, generated vs
+held-out real images of the class at the same n, decided by a bootstrap interval
+(:mod:`datakit.audit.floors`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from datakit.audit import calibration, floors, metrics
+from datakit.audit.checks import CheckResult, pct
+from datakit.audit.schema import Finding, Metric
+
+NAME = "quality"
+
+
+def _summary(f, cfg, rng) -> dict[str, Metric]:
+    ref, k, dev, ce = f.reference.features, cfg.k, f.device, cfg.chunk_elems
+    g_idx, h_idx = floors.matched_indices(len(f.generated), len(f.held), rng)
+    gen, held = f.generated.features[g_idx], f.held.features[h_idx]
+    n = len(g_idx)
+    out: dict[str, Metric] = {}
+    if n >= 2:
+        # ci_low/ci_high: FD's spread at this n; fd_infinity: the bias-corrected estimate
+        # (20 bootstrap replicates at most: each refits 8 subset FDs)
+        out["fd"] = Metric(metrics.fd(ref, gen), metrics.fd(ref, held),
+                           *calibration.fd_interval(ref, gen, cfg.bootstrap, cfg.seed), "lower", 0.0, n,
+                           calibration.fd_infinity(ref, f.generated.features, min(cfg.bootstrap, 20), cfg.seed))
+        kid_args = dict(subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed, device=dev)
+        kid, kid_floor = metrics.kid(ref, gen, **kid_args), metrics.kid(ref, held, **kid_args)
+        if kid["subset_shrunk"]:
+            f.warnings.append(f"KID used subsets of {kid['subset_size']} images, fewer than the "
+                              f"{kid['requested_subset_size']} asked for (a set is that small); its "
+                              "interval is wider and not comparable with KID at the full subset size.")
+        out["kid"] = Metric(kid["value"], kid_floor["value"], kid["p025"], kid["p975"], "lower", 0.0, n)
+    if n > k:
+        radii = f.reference_radii
+        rel = metrics.neighbour_relations(ref, gen, k=k, real_radii=radii, device=dev, chunk_elems=ce)
+        rel_h = metrics.neighbour_relations(ref, held, k=k, real_radii=radii, device=dev, chunk_elems=ce)
+        q, q_h = metrics.prdc_from_relations(rel), metrics.prdc_from_relations(rel_h)
+        cis = {"precision": calibration.mean_interval(rel.fake_in_real_balls > 0, seed=cfg.seed),
+               "recall": calibration.mean_interval(rel.real_in_fake_ball, seed=cfg.seed),
+               "density": calibration.mean_interval(rel.fake_in_real_balls, seed=cfg.seed, scale=k),
+               "coverage": calibration.mean_interval(rel.real_nn_fake_distance <= rel.real_radii,
+                                                     seed=cfg.seed)}
+        for name, ci in cis.items():
+            out[name] = Metric(q[name], q_h[name], *ci, "higher", 1.0, n)
+    if f.conditional:
+        ok = (f.generated_pred == f.generated_labels).astype(float)
+        held_ok = (f.held_pred == f.held_labels).astype(float)
+        out["label_fidelity"] = Metric(float(ok.mean()), float(held_ok.mean()) if len(held_ok) else None,
+                                       *calibration.mean_interval(ok, seed=cfg.seed), "higher", 1.0, len(ok))
+    return out
+
+
+def _class_tests(f, cfg, lab: int):
+    ref = f.reference.features[f.reference_labels == lab]
+    gen = f.generated.features[f.assigned == lab]
+    held = f.held.features[f.held_labels == lab]
+    common = dict(replicates=cfg.bootstrap, seed=cfg.seed + lab)
+    fd_test, fd_reps = floors.floor_test(
+        lambda i: metrics.fd(ref, gen[i]), lambda i: metrics.fd(ref, held[i]), len(gen), len(held),
+        better="lower", min_effect=lambda floor: floors.MIN_FD_RELATIVE * floor, min_n=5, **common) \
+        if len(ref) >= 2 else (None, np.zeros(0))
+    cov_test, cov_reps = None, np.zeros(0)
+    kk = min(cfg.k, len(ref) - 1)
+    if kk >= 1 and len(gen) and len(held):
+        radii = metrics.neighbour_distances(ref, kk)[:, kk - 1]
+        d_gen = np.sqrt(np.maximum(metrics._sq_distances(*_t(ref, gen)).numpy(), 0))
+        d_held = np.sqrt(np.maximum(metrics._sq_distances(*_t(ref, held)).numpy(), 0))
+        cov_test, cov_reps = floors.floor_test(
+            lambda i: float((d_gen[:, i].min(1) <= radii).mean()),
+            lambda i: float((d_held[:, i].min(1) <= radii).mean()), len(gen), len(held),
+            better="higher", min_effect=floors.MIN_POINTS, min_n=1, **common)
+    return fd_test, fd_reps, cov_test, cov_reps
+
+
+def _t(a: np.ndarray, b: np.ndarray):
+    import torch
+    ta, tb = torch.as_tensor(np.asarray(a, np.float64)), torch.as_tensor(np.asarray(b, np.float64))
+    return ta, tb, (tb * tb).sum(1)
+
+
+def check(f, cfg) -> CheckResult:
+    rng = np.random.default_rng(cfg.seed)
+    summary = _summary(f, cfg, rng)
+    table, findings, reps = [], [], {"fd": {}, "coverage": {}}
+    for lab, name in enumerate(f.classes):
+        fd_test, fd_reps, cov_test, cov_reps = _class_tests(f, cfg, lab)
+        row = {"class_name": name, "fd": None, "fd_floor": None, "coverage": None,
+               "coverage_floor": None, "vs_floor": {}}
+        for key, test, r in (("fd", fd_test, fd_reps), ("coverage", cov_test, cov_reps)):
+            if test is None:
+                continue
+            row[key], row[f"{key}_floor"] = test.value, test.floor
+            row["vs_floor"][key] = test
+            reps[key][name] = r
+            if test.worse:
+                findings.append(_finding(key, name, test))
+        table.append(row)
+    fd = summary.get("fd")
+    if fd is not None:
+        findings.append(Finding(NAME, "info", [],
+                                f"Fréchet distance {fd.value:.2f} (95% CI {fd.ci_low:.2f}–{fd.ci_high:.2f}) "
+                                f"against {fd.floor:.2f} for held-out real images, both at n = "
+                                f"{fd.sample_size} against the same reference.",
+                                {"value": fd.value, "floor": fd.floor, "ci_low": fd.ci_low,
+                                 "ci_high": fd.ci_high, "sample_size": fd.sample_size}))
+    return CheckResult(NAME, table, fd.value if fd else None, "Fréchet distance at n = floor size",
+                       findings, sections={"summary": summary}, replicates=reps)
+
+
+def _finding(key: str, name: str, test) -> Finding:
+    ev = {"value": test.value, "floor": test.floor, "difference": test.difference, "ci_low": test.ci_low,
+          "ci_high": test.ci_high, "sample_size": test.sample_size, "min_effect": test.min_effect}
+    if key == "fd":
+        return Finding(NAME, "fail", [name],
+                       f"Class {name} is far from its real images: per-class Fréchet distance "
+                       f"{test.value:.1f} against {test.floor:.1f} for held-out real images "
+                       f"({test.value / test.floor:.1f}×; difference 95% CI {test.ci_low:+.1f} to "
+                       f"{test.ci_high:+.1f}, n = {test.sample_size} each).", ev) \
+            if test.floor else Finding(NAME, "fail", [name], f"Class {name}: per-class Fréchet "
+                                       f"distance {test.value:.1f} against a floor of 0.", ev)
+    return Finding(NAME, "fail", [name],
+                   f"Class {name} covers too little of its real images: coverage {pct(test.value)} "
+                   f"against {pct(test.floor)} for held-out real images (difference "
+                   f"{100 * test.difference:+.0f} points, 95% CI {100 * test.ci_low:+.0f} to "
+                   f"{100 * test.ci_high:+.0f}, n = {test.sample_size} each).", ev)

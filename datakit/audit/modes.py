@@ -1,0 +1,95 @@
+"""Partial mode collapse: how many of a class's real modes do the generated samples reach?
+
+1. The class's real features (training reference) are clustered with k-means for
+   k = 2..:data:`MAX_MODES`; the k with the highest silhouette is kept if that silhouette is
+   at least :data:`MIN_SILHOUETTE` (0.25: below it Kaufman & Rousseeuw find "no substantial
+   structure"), else the class has one mode. The chosen k and its silhouette are evidence.
+2. A sample belongs to its nearest mode centre, unless it is further from that centre than
+   :data:`CUT_QUANTILE` of the real members' distances to it (times :data:`CUT_SLACK`):
+   far-off samples cover nothing.
+3. A mode is covered when it receives at least :data:`MIN_COVER` of the samples it would
+   receive from real images (n × its real weight), and at least one.
+The same count on held-out real images at the same n is the floor (see :mod:`floors`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
+
+MAX_MODES = 8
+MIN_SILHOUETTE = 0.25
+CUT_QUANTILE = 0.99
+CUT_SLACK = 1.5
+MIN_COVER = 0.2
+MAX_FIT = 2000  # real samples clustered per class (a seeded subsample above this)
+
+
+@dataclass
+class ModeModel:
+    """Modes of one class's real features."""
+
+    centres: np.ndarray   # k×D
+    weights: np.ndarray   # share of real samples per mode
+    cuts: np.ndarray      # per mode: beyond this distance a sample covers nothing
+    silhouette: float | None
+
+    @property
+    def k(self) -> int:
+        return len(self.centres)
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int) -> KMeans:
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x)
+
+
+def fit_modes(real: np.ndarray, *, max_modes: int = MAX_MODES, seed: int = 0) -> ModeModel | None:
+    """Cluster ``real`` into modes, choosing k by silhouette (see module docstring)."""
+    x = np.asarray(real, np.float64)
+    if len(x) < 4:
+        return None
+    if len(x) > MAX_FIT:
+        x = x[np.random.default_rng(seed).choice(len(x), MAX_FIT, replace=False)]
+    best, best_s = None, -1.0
+    for k in range(2, min(max_modes, len(x) // 3) + 1):
+        km = _kmeans(x, k, seed)
+        if len(set(km.labels_)) < 2:
+            continue
+        s = float(silhouette_score(x, km.labels_, sample_size=min(len(x), 1000), random_state=seed))
+        if s > best_s:
+            best, best_s = km, s
+    if best is None or best_s < MIN_SILHOUETTE:
+        centres, labels, sil = x.mean(0, keepdims=True), np.zeros(len(x), int), \
+            (best_s if best is not None else None)
+    else:
+        centres, labels, sil = best.cluster_centers_, best.labels_, best_s
+    d = np.linalg.norm(x - centres[labels], axis=1)
+    k = len(centres)
+    weights = np.bincount(labels, minlength=k) / len(x)
+    cuts = np.array([CUT_SLACK * np.quantile(d[labels == j], CUT_QUANTILE) if (labels == j).any() else 0.0
+                     for j in range(k)])
+    return ModeModel(centres, weights, cuts, sil)
+
+
+def assign_modes(model: ModeModel, x: np.ndarray) -> np.ndarray:
+    """Mode index of each sample, -1 for samples beyond their nearest mode's cut."""
+    x = np.asarray(x, np.float64)
+    if not len(x):
+        return np.zeros(0, int)
+    d = np.linalg.norm(x[:, None, :] - model.centres[None], axis=2)
+    j = d.argmin(1)
+    return np.where(d[np.arange(len(x)), j] <= model.cuts[j], j, -1)
+
+
+def modes_covered(model: ModeModel, assigned: np.ndarray) -> int:
+    """Modes receiving at least MIN_COVER of their expected share of ``assigned`` (and one sample)."""
+    n = len(assigned)
+    if not n:
+        return 0
+    counts = np.bincount(assigned[assigned >= 0], minlength=model.k)
+    need = np.maximum(1.0, MIN_COVER * n * model.weights)
+    return int((counts >= need).sum())

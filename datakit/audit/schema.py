@@ -1,0 +1,270 @@
+"""The one definition of ``audit.json``: its version, its typed parts, and how it is written and read.
+
+The audit writes this shape (:func:`write_audit`) and the report reads it as is
+(:func:`read_audit`); no other spelling of any key exists. Top-level keys, in order:
+
+- ``schema_version`` (int, :data:`SCHEMA_VERSION`)
+- ``run``: the run audited (run_dir, model, conditional, manifest, checksum, counts, version)
+- ``reference``: the real images every quality metric compares against (:class:`Reference`)
+- ``judge``: the measuring network (held-out accuracy, trust, vocabularies, manifest,
+  and ``confusion``: :class:`Confusion`)
+- ``summary``: whole-set metrics by name, each a :class:`Metric`
+- ``per_class``: one :class:`ClassRow` per class
+- ``findings``: the verdict, a list of :class:`Finding`, sorted fail > warn > info
+- ``checks``: per check, ``{"score": float|None, "score_name": str, "findings": int}``
+- ``amplification``: class shares, training vs generated (``{"classes": share table}``)
+- ``domains``: domain shares and per-part metrics of a mixed manifest, or None
+- ``composition``: class-count skew, minority vs majority comparisons, count correlations
+- ``memorisation``, ``cas``, ``warnings`` (sentences), ``samples``, ``config``, ``timing``
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datakit.errors import DatakitError
+
+#: Bumped whenever a key changes meaning or disappears; the report refuses other versions.
+SCHEMA_VERSION = 2
+
+#: Severities of a finding, most severe first: ``fail`` is a defect the user must act on.
+SEVERITIES = ("fail", "warn", "info")
+
+#: Names a class's ``failure_reasons`` may hold (one per floor comparison).
+FAILURE_REASONS = ("label_fidelity", "coverage", "fd", "modes", "share")
+
+TOP_KEYS = ("schema_version", "run", "reference", "judge", "summary", "per_class", "findings",
+            "checks", "amplification", "domains", "composition", "memorisation", "cas",
+            "warnings", "samples", "config", "timing")
+
+
+class AuditSchemaError(DatakitError):
+    """An audit.json is of another schema version or does not have the shape this one defines."""
+
+
+@dataclass
+class Finding:
+    """One sentence of the verdict, with the check that produced it and its numbers.
+
+    Attributes:
+        check: the registered check's name (e.g. ``label_fidelity``, ``shares``).
+        severity: ``fail`` (a defect to act on), ``warn`` or ``info``.
+        classes: class names it concerns (empty for whole-run findings).
+        sentence: what the report prints.
+        evidence: the numbers behind it (value, floor, ci_low, ci_high, ...).
+    """
+
+    check: str
+    severity: str
+    classes: list[str]
+    sentence: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.severity not in SEVERITIES:
+            raise AuditSchemaError(f"Finding of check {self.check!r} has severity {self.severity!r}; "
+                                   f"valid severities: {', '.join(SEVERITIES)}.")
+
+
+@dataclass
+class Metric:
+    """A whole-set metric beside its real-vs-real floor (held-out real images at the same size).
+
+    ``ci_low``/``ci_high``: 95% bootstrap interval of the value at ``sample_size``;
+    ``better``: ``lower`` or ``higher``; ``ideal``: the best possible value;
+    ``fd_infinity``: for ``fd`` only (else None), the bias-corrected FD∞ (Chong & Forsyth
+    2020) of all generated samples: {value, ci_low, ci_high, se, sizes, fd_at_sizes}.
+    """
+
+    value: float | None
+    floor: float | None
+    ci_low: float | None
+    ci_high: float | None
+    better: str
+    ideal: float
+    sample_size: int
+    fd_infinity: dict[str, Any] | None = None
+
+
+@dataclass
+class FloorTest:
+    """One per-class metric against its floor, decided by an interval.
+
+    ``difference`` is value - floor (share: generated/expected share - 1); ``ci_low``/
+    ``ci_high`` its bootstrap interval over generated and held-out images, both at
+    ``sample_size`` when the metric depends on it. ``worse``: the interval excludes 0 in the
+    bad direction and the difference is at least ``min_effect`` in that direction.
+    """
+
+    value: float | None
+    floor: float | None
+    difference: float | None
+    ci_low: float | None
+    ci_high: float | None
+    sample_size: int
+    min_effect: float
+    better: str
+    worse: bool
+
+
+@dataclass
+class ClassRow:
+    """One class of the run: every per-class metric beside its floor, and the decisions."""
+
+    class_name: str
+    label: int
+    train_count: int
+    train_share: float
+    reference_count: int
+    held_out_count: int
+    generated_count: int
+    generated_share: float | None
+    generated_share_ratio: float | None
+    label_fidelity: float | None
+    label_fidelity_floor: float | None
+    fd: float | None
+    fd_floor: float | None
+    coverage: float | None
+    coverage_floor: float | None
+    diversity_ratio: float | None
+    diversity_floor: float | None
+    close_pair_share: float | None
+    close_pair_share_floor: float | None
+    modes_real: int | None
+    modes_covered: int | None
+    modes_covered_floor: int | None
+    memorised_share: float | None
+    ct: float | None
+    cas_accuracy: float | None
+    collapsed: bool
+    collapse_evidence: str
+    failed: bool
+    failure_reasons: list[str]
+    vs_floor: dict[str, dict[str, Any]]   # failure reason -> FloorTest as a dict
+
+
+@dataclass
+class Confusion:
+    """Judge confusion matrices over the run's classes: rows = true / conditioning label,
+    columns = the judge's reading (counts). ``generated`` is None for unconditional runs."""
+
+    classes: list[str]
+    held_out: list[list[int]]
+    generated: list[list[int]] | None
+
+
+@dataclass
+class Reference:
+    """The real images quality is measured against: a manifest's training split (reference)
+    and its held-out split (floors). ``manifest`` is relative to the audit file when possible."""
+
+    manifest: str
+    checksum: str
+    own: bool                 # the run's own training manifest
+    reference_count: int
+    held_out_count: int
+    held_out_source: str
+
+
+def _clean(o: Any) -> Any:
+    """JSON-safe: dataclasses -> dicts, NaN/inf -> None, numpy scalars/arrays -> Python."""
+    if is_dataclass(o) and not isinstance(o, type):
+        return _clean(asdict(o))
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _clean(o.tolist())
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, (float, np.floating)):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def _construct(cls, d: Any, where: str):
+    if not isinstance(d, dict):
+        raise AuditSchemaError(f"{where} should be an object, got {type(d).__name__}.")
+    names = {f.name for f in fields(cls)}
+    missing, extra = sorted(names - set(d)), sorted(set(d) - names)
+    if missing or extra:
+        raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
+                               f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                               f"{'; unknown ' + ', '.join(extra) if extra else ''}.")
+    return cls(**d)
+
+
+def validate_audit(audit: dict[str, Any], where: str = "audit") -> dict[str, Any]:
+    """Check ``audit`` has exactly this schema's shape; return it unchanged."""
+    version = audit.get("schema_version") if isinstance(audit, dict) else None
+    if version != SCHEMA_VERSION:
+        raise AuditSchemaError(
+            f"{where} has audit schema version {version!r}, but this datakit reads version "
+            f"{SCHEMA_VERSION}; re-run `datakit audit` on the run to rewrite it.")
+    missing = [k for k in TOP_KEYS if k not in audit]
+    extra = [k for k in audit if k not in TOP_KEYS]
+    if missing or extra:
+        raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
+                               f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                               f"{'; unknown ' + ', '.join(extra) if extra else ''}. "
+                               "Re-run `datakit audit` on the run.")
+    for name, m in audit["summary"].items():
+        _construct(Metric, m, f"{where}: summary.{name}")
+    for i, row in enumerate(audit["per_class"]):
+        r = _construct(ClassRow, row, f"{where}: per_class[{i}]")
+        bad = [x for x in r.failure_reasons if x not in FAILURE_REASONS]
+        if bad:
+            raise AuditSchemaError(f"{where}: per_class[{i}] has failure reason(s) {', '.join(bad)}; "
+                                   f"valid reasons: {', '.join(FAILURE_REASONS)}.")
+        for reason, test in r.vs_floor.items():
+            _construct(FloorTest, test, f"{where}: per_class[{i}].vs_floor.{reason}")
+    order = []
+    for i, f in enumerate(audit["findings"]):
+        order.append(SEVERITIES.index(_construct(Finding, f, f"{where}: findings[{i}]").severity))
+    if order != sorted(order):
+        raise AuditSchemaError(f"{where}: findings are not sorted by severity (fail, warn, info).")
+    _construct(Reference, audit["reference"], f"{where}: reference")
+    _construct(Confusion, (audit["judge"] or {}).get("confusion"), f"{where}: judge.confusion")
+    return audit
+
+
+def sort_findings(findings: list[Finding]) -> list[Finding]:
+    """Findings ordered fail > warn > info, keeping each check's order within a severity."""
+    return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
+
+
+def write_audit(path: str | os.PathLike, audit: dict[str, Any]) -> dict[str, Any]:
+    """Make ``audit`` JSON-safe, validate it, and write it atomically; return what was written."""
+    path = Path(path)
+    data = validate_audit(_clean(audit), str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return data
+
+
+def read_audit(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate an audit.json written by :func:`write_audit`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AuditSchemaError(f"{path} is missing; run `datakit audit` on the run first.") from None
+    except (OSError, ValueError) as e:
+        raise AuditSchemaError(f"{path} cannot be read as JSON ({e}); re-run `datakit audit`.") from e
+    return validate_audit(data, str(path))
