@@ -50,31 +50,75 @@ def make_run(run_dir: Path, manifest, *, conditional: bool = True, steps: int = 
     return run_dir
 
 
-def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0,
-               generated_shares: dict[str, float] | None = None) -> dict:
-    """An audit dictionary in the contract's shape with chosen findings."""
+def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, fd_floor: float = 2.0,
+               generated_shares: dict[str, float] | None = None, findings: list | None = None,
+               judge_checksum: str | None = None, reference_checksum: str | None = None) -> dict:
+    """An audit dictionary built with the audit's own schema (dataclasses + validation), so
+    that the report is only ever tested on the shape ``datakit audit`` writes."""
+    from datakit.audit.schema import (SCHEMA_VERSION, ClassRow, Confusion, Finding, FloorTest, Metric,
+                                      Reference, prepare_audit, sort_findings)
     t = manifest.table
     names = list(manifest.vocabulary)
     counts = {c: int((t["class_name"] == c).sum()) for c in names}
     total = sum(counts.values())
     train_share = {c: v / total for c, v in counts.items()}
     gen_share = generated_shares or {c: 1 / len(names) for c in names}
-    per_class = [{"class_name": c, "label": i, "train_count": counts[c],
-                  "intra_fd": 10.0 + 100.0 / (1 + counts[c]), "diversity": 0.1 if c in collapsed else 0.9,
-                  "label_fidelity": 0.8, "coverage": 0.5,
-                  "collapsed": c in collapsed,
-                  "collapse_evidence": f"class {c}: diversity 0.10 of real" if c in collapsed else ""}
-                 for i, c in enumerate(names)]
-    return {
-        "summary": {"fd": {"value": fd, "floor": 2.0, "ci": [fd * 0.9, fd * 1.1]},
-                    "kid": {"value": 0.02, "floor": 0.001, "ci": [0.015, 0.025]},
-                    "precision": {"value": 0.6, "floor": 0.8, "ci": [0.55, 0.65]},
-                    "recall": {"value": 0.4, "floor": 0.8, "ci": [0.35, 0.45]}},
-        "per_class": per_class,
-        "amplification": {"class": {"train": train_share, "generated": gen_share, "divergence": 0.1}},
-        "memorisation": {"count": 1, "share": 0.02,
-                         "examples": [{"generated_index": 0, "train_row": int(t["row"].iloc[0]),
-                                       "distance": 0.5}]},
-        "warnings": ["Judge accuracy 0.71 is low: treat class-level numbers with care."],
-        "judge": {"heldout_accuracy": 0.93},
+    rows, found = [], list(findings or [])
+    for i, c in enumerate(names):
+        ratio = gen_share[c] / train_share[c]
+        share = FloorTest(ratio, 1.0, ratio - 1, ratio - 1.2, ratio - 0.8, 100, 2.0, "equal", False)
+        evidence = f"class {c}: diversity {0.1 if c in collapsed else 0.9:.2f} of real"
+        rows.append(ClassRow(
+            class_name=c, label=i, train_count=counts[c], train_share=train_share[c], reference_count=counts[c],
+            held_out_count=3, generated_count=6, generated_share=gen_share[c], generated_share_ratio=ratio,
+            label_fidelity=0.8, label_fidelity_floor=0.95, fd=10.0 + 100.0 / (1 + counts[c]), fd_floor=8.0,
+            coverage=0.5, coverage_floor=0.6, diversity_ratio=0.1 if c in collapsed else 0.9,
+            diversity_floor=1.0, close_pair_share=0.0, close_pair_share_floor=0.0, modes_real=2,
+            modes_covered=2, modes_covered_floor=2, memorised_share=0.0, ct=None, cas_accuracy=None,
+            collapsed=c in collapsed, collapse_evidence=evidence, failed=False, failure_reasons=[],
+            vs_floor={"share": share}))
+        if c in collapsed:
+            found.append(Finding("collapse", "fail", [c], f"Class {c} collapsed: diversity 0.10 of real.",
+                                 {"diversity_ratio": 0.1}))
+    metric = (lambda v, floor, better, ideal: Metric(v, floor, v * 0.9, v * 1.1, better, ideal, 100))
+    amp_rows = [{"name": c, "code": i, "train_share": train_share[c], "generated_share": gen_share[c],
+                 "ratio": gen_share[c] / train_share[c]} for i, c in enumerate(names)]
+    audit = {
+        "schema_version": SCHEMA_VERSION,
+        "run": {"run_dir": "fake", "model": "acgan", "conditional": True, "manifest": str(manifest.path),
+                "manifest_checksum": manifest.checksum, "generated_count": 6 * len(names)},
+        "reference": Reference(str(manifest.path), reference_checksum or manifest.checksum, True, total, 3 * len(names),
+                               'the manifest\'s "test" split'),
+        "judge": {"held_out_accuracy": 0.93, "held_out_accuracy_per_class": {c: 0.93 for c in names},
+                  "trusted": True, "min_accuracy": 0.9, "classes": names, "domains": [], "feature_dim": 64,
+                  "manifest": str(manifest.path), "manifest_checksum": judge_checksum or manifest.checksum,
+                  "shared": False,
+                  "confusion": Confusion(names, np.eye(len(names), dtype=int).tolist(),
+                                         (2 * np.eye(len(names), dtype=int)).tolist())},
+        "summary": {"fd": metric(fd, fd_floor, "lower", 0.0), "kid": metric(0.02, 0.001, "lower", 0.0),
+                    "precision": metric(0.6, 0.8, "higher", 1.0), "recall": metric(0.4, 0.8, "higher", 1.0)},
+        "per_class": rows,
+        "findings": sort_findings(found),
+        "checks": {"collapse": {"score": float(len(collapsed)), "score_name": "classes totally collapsed",
+                                "findings": len(collapsed)}},
+        "amplification": {"classes": {"basis": "conditioning labels", "rows": amp_rows,
+                                      "divergence": {"kl": 0.1, "js": 0.05, "tv": 0.1},
+                                      "generated_count": 6 * len(names), "expected_basis": "conditioning labels"}},
+        "domains": None,
+        "composition": {"skew_ratio": 1.0, "minority": [], "majority": [], "comparisons": {},
+                        "correlations": None, "note": "class counts vary by 1.00×"},
+        "memorisation": {"threshold": 0.1, "quantile": 0.01, "flagged_count": 1, "flagged_share": 0.02,
+                         "flagged_share_ci": [0.0, 0.05], "flagged_share_floor": 0.0, "exact_copies": 0,
+                         "exact_copy_share": 0.0,
+                         "worst": [{"generated_index": 0, "nearest_train_id": str(t["id"].iloc[0]),
+                                    "distance": 0.5}],
+                         "ct": {"value": None, "cells": 1, "cells_used": 0, "z": []}, "per_class": []},
+        "cas": None,
+        "warnings": ["Only 18 generated samples: density, coverage and KID are noisy below about 1000; "
+                     "generate more for firmer numbers."],
+        "samples": {"reference": total, "held_out": 3 * len(names), "generated": 6 * len(names), "train": total,
+                    "held_out_source": "test"},
+        "config": {},
+        "timing": {},
     }
+    return prepare_audit(audit, "fake audit")

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from datakit.cli import main
+from datakit.audit.schema import AuditSchemaError
 from datakit.errors import RunDirError
 from datakit.report.html import render_report, write_report
 from datakit.report.run_data import load_run, shares, summary_metrics
@@ -23,7 +24,7 @@ def toy(make_manifest):
 
 
 def _texts(html: str) -> list[str]:
-    return re.findall(r'<li class="(?:bad|warn|info)">(.*?)</li>', html, flags=re.S)
+    return re.findall(r'<li class="(?:fail|warn|info)">(.*?)</li>', html, flags=re.S)
 
 
 def test_one_run_has_every_section_in_order(tmp_path, toy):
@@ -42,40 +43,59 @@ def test_one_run_has_every_section_in_order(tmp_path, toy):
     assert "http://" not in html and "https://" not in html
 
 
-def test_verdict_sentences_carry_the_numbers(tmp_path, toy):
+def test_verdict_is_the_audits_findings_and_ranks_comparable_runs(tmp_path, toy):
     a = make_run(tmp_path / "a", toy)
     b = make_run(tmp_path / "b", toy)
-    audit_a = fake_audit(toy, collapsed=("2",), fd=34.0,
-                         generated_shares={"0": 0.85, "1": 0.1, "2": 0.05})
+    audit_a = fake_audit(toy, collapsed=("2",), fd=34.0)
     audit_b = fake_audit(toy, fd=10.0)
     html = render_report([load_run(a, audit_a), load_run(b, audit_b)])
-    texts = " | ".join(_texts(html))
-    assert "Run a: 1 of 3 class collapsed: 2" in texts
-    assert ("Run a is 3.4× further from real images than run b (Fréchet distance 34.00 vs 10.00, "
-            "one shared judge)") in texts
-    # class 0 is 12 of 24 training images = 50%, generated 85%
-    assert "amplifies the majority class 0 from 50% of training images to 85%" in texts
-    assert "Runs compared" in html
+    texts = _texts(html)
+    assert texts[0] == ('<span class="sev">warn</span> Run a is 3.4× further from the reference real '
+                        "images than run b (Fréchet distance 34.00 vs 10.00, floor 2.00, n = 100, one "
+                        "judge and one reference).")
+    assert '<span class="sev">fail</span> Run a: Class 2 collapsed: diversity 0.10 of real.' in texts
+    assert "Runs compared" in html and "fd_over_floor" not in html
 
 
-def test_runs_with_different_judges_are_not_ranked(tmp_path, make_manifest):
+def test_runs_with_different_judges_or_references_are_not_ranked(tmp_path, make_manifest):
     m1 = make_manifest({"0": 6, "1": 6}, size=8, name="one", seed=1)
     m2 = make_manifest({"0": 6, "1": 6}, size=8, name="two", seed=2)
-    a1, a2 = fake_audit(m1, fd=30.0), fake_audit(m2, fd=12.0)
-    a1["summary"]["fd"]["floor"], a2["summary"]["fd"]["floor"] = 10.0, 1.0
+    # one shared judge, but each run against its own real images: still two rulers
+    a1 = fake_audit(m1, fd=30.0, fd_floor=10.0, judge_checksum=m2.checksum)
+    a2 = fake_audit(m2, fd=12.0, fd_floor=1.0, judge_checksum=m2.checksum)
     runs = [load_run(make_run(tmp_path / "x", m1), a1), load_run(make_run(tmp_path / "y", m2), a2)]
-    texts = [f.text for f in findings(runs)]
-    assert texts[0] == ("Each run was measured by a judge trained on its own training set, so "
-                        "Fréchet distances are not on one scale across runs. Distance over its "
-                        "own real-vs-real floor: x 3.0×, y 12.0×.")
-    assert not any("further from real" in t for t in texts)
+    texts = [f.sentence for f in findings(runs)]
+    assert texts[0] == ("The runs were not measured against one judge and one reference set of real images "
+                        "at one sample size, so their Fréchet distances are not on one scale and are not "
+                        "ranked. Each against its own floor: x 30.00 (floor 10.00, n = 100), y 12.00 "
+                        "(floor 1.00, n = 100).")
+    assert not any("further from" in t for t in texts)
+    # one judge and one reference: ranked
+    a1 = fake_audit(m1, fd=30.0, judge_checksum=m2.checksum, reference_checksum=m2.checksum)
+    a2 = fake_audit(m2, fd=12.0, judge_checksum=m2.checksum)
+    runs = [load_run(make_run(tmp_path / "x", m1), a1), load_run(make_run(tmp_path / "y", m2), a2)]
+    assert findings(runs)[0].sentence.startswith("Run x is 2.5× further from the reference real images")
 
 
-def test_no_amplification_sentence_when_shares_match(tmp_path, toy):
+def test_an_old_or_foreign_audit_is_refused_with_what_to_do(tmp_path, toy):
     run = make_run(tmp_path / "run", toy)
-    audit = fake_audit(toy, generated_shares={"0": 0.5, "1": 0.25, "2": 0.25})
-    texts = [f.text for f in findings([load_run(run, audit)])]
-    assert not any("amplif" in t or "produces" in t for t in texts)
+    (run / "audit").mkdir()
+    (run / "audit" / "audit.json").write_text(json.dumps({"summary": {"fid": 3.0}}))
+    with pytest.raises(AuditSchemaError) as e:
+        load_run(run)
+    assert str(e.value) == (f"{run / 'audit' / 'audit.json'} has audit schema version None, but this "
+                            "datakit reads version 2; re-run `datakit audit` on the run to rewrite it.")
+    bad = fake_audit(toy)
+    bad["summary"]["fd"]["ci"] = [1, 2]
+    with pytest.raises(AuditSchemaError, match=r"summary\.fd does not match audit schema 2; unknown ci\."):
+        load_run(run, bad)
+
+
+def test_confusion_matrices_are_drawn(tmp_path, toy):
+    run = make_run(tmp_path / "run", toy)
+    html = write_report([run], tmp_path / "r.html", audits=[fake_audit(toy)]).read_text()
+    assert "Judge confusion: held-out real images (row: true label)" in html
+    assert "Judge confusion: generated samples (row: conditioning label)" in html
 
 
 def test_data_strings_are_escaped(tmp_path, make_manifest):
@@ -97,15 +117,12 @@ def test_unconditional_run_shows_one_grid(tmp_path, toy):
     assert "per class</h3>" not in html
 
 
-def test_audit_accessors_read_the_contract_shapes():
-    audit = {"summary": {"fd": {"value": 3.0, "floor": 1.0, "ci_low": 2.5, "ci_high": 3.5}, "kid": 0.1},
-             "amplification": {"classes": {"rows": [
-                 {"name": "a", "train_share": 0.6, "generated_share": 0.9},
-                 {"name": "b", "train_share": 0.4, "generated_share": 0.1}]}, "domains": None}}
+def test_audit_accessors_read_the_schema_as_is(toy):
+    audit = fake_audit(toy, fd=3.0, generated_shares={"0": 0.6, "1": 0.2, "2": 0.2})
     s = summary_metrics(audit)
-    assert s["fd"] == {"value": 3.0, "floor": 1.0, "ci_low": 2.5, "ci_high": 3.5}
-    assert s["kid"]["value"] == 0.1 and s["kid"]["floor"] is None
-    assert shares(audit, "class") == ({"a": 0.6, "b": 0.4}, {"a": 0.9, "b": 0.1})
+    assert s["fd"] == {"value": 3.0, "floor": 2.0, "ci_low": 2.7, "ci_high": pytest.approx(3.3),
+                       "better": "lower", "ideal": 0.0, "sample_size": 100}
+    assert shares(audit, "class") == ({"0": 0.5, "1": 0.25, "2": 0.25}, {"0": 0.6, "1": 0.2, "2": 0.2})
     assert shares(audit, "domain") is None
 
 
@@ -181,27 +198,8 @@ def test_cli_audit_missing_run_dir(tmp_path):
                              "Pass a folder written by `datakit train`.\n")
 
 
-def test_conditional_shares_use_the_judges_reading():
-    audit = {"amplification": {"classes": {"basis": "conditioning labels", "rows": [
-        {"name": "a", "train_share": 0.8, "generated_share": 0.5, "judged_share": 0.9},
-        {"name": "b", "train_share": 0.2, "generated_share": 0.5, "judged_share": 0.1}]}}}
-    assert shares(audit, "class") == ({"a": 0.8, "b": 0.2}, {"a": 0.9, "b": 0.1})
-
-
-def test_barely_produced_classes_are_named(tmp_path, toy):
-    run = make_run(tmp_path / "run", toy)
-    audit = fake_audit(toy, generated_shares={"0": 0.62, "1": 0.36, "2": 0.02})
-    texts = [f.text for f in findings([load_run(run, audit)])]
-    assert "The model barely produces class 2: 25% of training images, 2% of generated ones." in texts
-
-
-def test_a_shared_judge_ranks_runs_of_different_sets_against_their_own_real_images(tmp_path, make_manifest):
-    m1 = make_manifest({"0": 6, "1": 6}, size=8, name="one", seed=1)
-    m2 = make_manifest({"0": 6, "1": 6}, size=8, name="two", seed=2)
-    a1, a2 = fake_audit(m1, fd=30.0), fake_audit(m2, fd=12.0)
-    for a in (a1, a2):
-        a["judge"] = {**a.get("judge", {}), "manifest_checksum": m2.checksum, "shared": True}
-    runs = [load_run(make_run(tmp_path / "x", m1), a1), load_run(make_run(tmp_path / "y", m2), a2)]
-    texts = [f.text for f in findings(runs)]
-    assert ("Run x is 2.5× further from the real images of its own training set than run y "
-            "(Fréchet distance 30.00 vs 12.00, one shared judge).") in texts
+def test_conditional_shares_use_the_judges_reading(toy):
+    audit = fake_audit(toy)
+    for r, judged in zip(audit["amplification"]["classes"]["rows"], (0.9, 0.05, 0.05)):
+        r["judged_share"] = judged
+    assert shares(audit, "class")[1] == {"0": 0.9, "1": 0.05, "2": 0.05}

@@ -244,10 +244,15 @@ def sort_findings(findings: list[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
 
 
+def prepare_audit(audit: dict[str, Any], where: str = "audit") -> dict[str, Any]:
+    """``audit`` (with dataclass parts) as the plain JSON-safe dict audit.json holds, validated."""
+    return validate_audit(_clean(audit), where)
+
+
 def write_audit(path: str | os.PathLike, audit: dict[str, Any]) -> dict[str, Any]:
     """Make ``audit`` JSON-safe, validate it, and write it atomically; return what was written."""
     path = Path(path)
-    data = validate_audit(_clean(audit), str(path))
+    data = prepare_audit(audit, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

@@ -27,9 +27,10 @@ from datakit.atomic import atomic_write_text
 from datakit.report import figures
 from datakit.report.datasheet import composition_facts, datasheet
 from datakit.report.inline import grid_data_uri, png_data_uri
-from datakit.report.run_data import (LOWER_IS_BETTER, PER_CLASS_METRICS, RunData,
+from datakit.report.run_data import (PER_CLASS_METRICS, RunData,
                                      count_correlations, judge_accuracy, load_run,
                                      memorisation_pairs, per_class_table, shares, summary_metrics)
+from datakit.audit.schema import Finding
 from datakit.report.verdict import findings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -53,8 +54,6 @@ VERDICT_TOP = 6
 #: Settings of config.json shown in the run's header.
 CONFIG_KEYS = ("model", "conditional", "label_dist", "steps", "batch_size", "width", "augment",
                "ema", "image_size", "channels", "num_classes", "seed", "device", "manifest")
-#: Per-class columns never shown as metrics.
-_NOT_METRICS = {"class_name", "label", "collapsed", "collapse_evidence", "warnings", "warning"}
 
 
 def _env() -> Environment:
@@ -207,15 +206,14 @@ def _sample_grids(run: RunData, pc: pd.DataFrame, compact: bool = False) -> dict
 
 
 def _memorisation(run: RunData) -> dict[str, Any]:
-    mem = run.audit.get("memorisation")
+    mem = run.audit["memorisation"]
     ctx: dict[str, Any] = {"scalars": [], "pairs": []}
-    if not isinstance(mem, dict):
+    if not mem:
         return ctx
-    ctx["scalars"] = [(k, v) for k, v in mem.items()
-                      if isinstance(v, (int, float, str)) and not isinstance(v, bool)][:10]
-    ct = mem.get("ct")
-    if isinstance(ct, dict) and ct.get("value") is not None:
-        ctx["scalars"].append(("data-copying C_T (< -3: copying, > 0: underfitting)", ct["value"]))
+    ctx["scalars"] = [(k, mem[k]) for k in ("exact_copies", "flagged_count", "flagged_share",
+                                             "flagged_share_floor", "threshold", "quantile")]
+    if mem["ct"]["value"] is not None:
+        ctx["scalars"].append(("data-copying C_T (< -3: copying, > 0: underfitting)", mem["ct"]["value"]))
     if run.generated is None or run.manifest is None:
         return ctx
     store = run.manifest.pixels
@@ -231,54 +229,64 @@ def _memorisation(run: RunData) -> dict[str, Any]:
 
 def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     pc = per_class_table(run.audit)
-    summary = summary_metrics(run.audit)
-    raw = run.audit.get("summary") or {}
     columns = [c for c in PER_CLASS_METRICS
                if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
-    if not pc.empty and not columns:  # an audit with other metric names: show its numbers
-        columns = [c for c in pc.columns if c not in _NOT_METRICS and not c.endswith("_floor")
-                   and pd.api.types.is_numeric_dtype(pc[c])]
     rows = []
     for r in pc.to_dict("records") if not pc.empty else []:
-        r["cells"] = [(r.get(c), r.get(f"{c}_floor")) for c in columns]
+        r["cells"] = [(r.get(c), r.get(f"{c}_floor"), c in r["vs_floor"] and r["vs_floor"][c]["worse"]
+                       or (c == "generated_share_ratio" and "share" in r["failure_reasons"])
+                       or (c == "modes_covered" and "modes" in r["failure_reasons"]))
+                      for c in columns]
         rows.append(r)
     return {
-        "summary": [{"name": k, **v,
-                     "better": (raw.get(k) or {}).get("better") if isinstance(raw.get(k), dict)
-                     and "better" in raw.get(k) else ("lower" if k in LOWER_IS_BETTER else "higher")}
-                    for k, v in summary.items()],
+        "summary": [{"name": k, **v} for k, v in summary_metrics(run.audit).items()],
         "judge_accuracy": judge_accuracy(run.audit),
+        "reference": run.audit["reference"],
         "counts": [c for c in ("train_count", "generated_count") if c in pc],
         "columns": columns,
         "per_class": rows,
+        "confusion": _confusion(run.audit["judge"]["confusion"]),
         "grids": _sample_grids(run, pc, compact),
         "memorisation": _memorisation(run),
-        "warnings": list(run.audit.get("warnings") or []),
+        "warnings": list(run.audit["warnings"]),
     }
+
+
+def _confusion(conf: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each confusion matrix as rows of (count, row share) cells for a heatmap table."""
+    out = []
+    for key, title in (("held_out", "held-out real images (row: true label)"),
+                       ("generated", "generated samples (row: conditioning label)")):
+        m = conf.get(key)
+        if not m:
+            continue
+        a = np.asarray(m, dtype=float)
+        share = a / np.maximum(1, a.sum(1, keepdims=True))
+        out.append({"title": title, "classes": conf["classes"],
+                    "rows": [[(int(a[i, j]), float(share[i, j])) for j in range(a.shape[1])]
+                             for i in range(a.shape[0])]})
+    return out
 
 
 def _links(run: RunData) -> dict[str, Any]:
     pc = per_class_table(run.audit)
     rhos = count_correlations(run.audit)
     scatters = []
-    # generated_share_ratio of a conditional run tracks 1/count by construction: no scatter.
     ranked = sorted((r for r in rhos if r["rho"] is not None and r["metric"] in pc
-                     and r["metric"] != "generated_share_ratio"),
-                    key=lambda r: -abs(r["rho"]))
+                     and r["metric"] != "generated_share_ratio"), key=lambda r: -abs(r["rho"]))
     for r in ranked[:MAX_SCATTERS]:
         img = figures.metric_vs_count(pc, r["metric"], r["rho"])
         if img:
             scatters.append(img)
     cls = shares(run.audit, "class")
     dom = shares(run.audit, "domain")
-    links = run.audit.get("links") if isinstance(run.audit.get("links"), dict) else {}
-    comp = links.get("parts") or run.audit.get("composition_links") or run.audit.get("per_domain")
+    comp = run.audit["composition"] or {}
     return {
-        "scatters": scatters, "rhos": rhos,
+        "scatters": scatters, "rhos": rhos, "composition": comp,
         "class_shares": figures.share_comparison(*cls) if cls else None,
         "domain_shares": figures.share_comparison(*dom, title="Domain shares: training vs generated")
         if dom and len(dom[0]) > 1 else None,
-        "parts": _parts_table(comp),
+        "parts": _parts_table((run.audit["domains"] or {}).get("parts")),
     }
 
 
@@ -306,16 +314,20 @@ def _parts_table(comp: Any) -> dict[str, Any] | None:
 def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> dict[str, Any] | None:
     if len(runs) < 2:
         return None
+    from datakit.report.verdict import comparable_key
     table = []
     for run in runs:
         row = run.properties()
         for k, v in summary_metrics(run.audit).items():
             row[k] = v["value"]
-            if k == "fd" and v["value"] is not None and v["floor"]:
-                row["fd_over_floor"] = v["value"] / v["floor"]
+        fd = run.audit["summary"].get("fd")
+        if fd:
+            row["fd_floor"], row["fd_n"] = fd["floor"], fd["sample_size"]
         pc = per_class_table(run.audit)
         row["collapsed_classes"] = int(pc["collapsed"].sum()) if "collapsed" in pc else None
+        row["failed_classes"] = int(pc["failed"].sum()) if "failed" in pc else None
         table.append(row)
+    comparable = len({comparable_key(r) for r in runs}) == 1
     df = pd.DataFrame(table)
     metrics = [m for m in ("fd", "kid", "precision", "recall", "density", "coverage") if m in df]
     varying = [m for m in metrics if pd.to_numeric(df[m], errors="coerce").nunique() > 1][:4]
@@ -325,8 +337,8 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
                       if c in df and (pd.to_numeric(df[c], errors="coerce").fillna(0) > 0).any()]
     cols = [c for c in ("run", "model", "steps", "images") if c in df] + shares_present \
         + (["skew"] if "skew" in df else []) + metrics \
-        + (["fd_over_floor"] if "fd_over_floor" in df else []) + ["collapsed_classes"]
-    return {"columns": cols, "rows": df.to_dict("records"),
+        + [c for c in ("fd_floor", "fd_n") if c in df] + ["collapsed_classes", "failed_classes"]
+    return {"columns": cols, "rows": df.to_dict("records"), "comparable": comparable,
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
 
@@ -365,14 +377,17 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     runs = list(runs)
     if title is None:
         title = f"Audit of {runs[0].label}" if len(runs) == 1 else f"Audit of {len(runs)} runs"
+    # a study's verdict is its contrasts' sentences (written by the study layer)
     verdict = findings(runs) if study is None else \
-        [{"level": "info", "text": t} for t in study.get("verdict", [])]
+        [Finding("study", "info", [], t) for t in study.get("verdict", [])]
+    # every fail is shown; warnings and notes fill the top up to VERDICT_TOP
+    top = max(VERDICT_TOP, sum(f.severity == "fail" for f in verdict))
     ctx = {
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "css": _page_css(),
-        "findings": verdict[:VERDICT_TOP],
-        "more_findings": verdict[VERDICT_TOP:],
+        "findings": verdict[:top],
+        "more_findings": verdict[top:],
         "comparison": _comparison(runs, factors),
         "study": _study_section(study) if study is not None else None,
         "runs": [_run_context(r, i, len(runs) > COMPACT_ABOVE, relative_to)
@@ -469,7 +484,11 @@ def audit_runs(run_dirs: Sequence[str | os.PathLike], config: Any = None,
         generated = d / "generated.npz"
         if reuse and existing.exists() and generated.exists() \
                 and existing.stat().st_mtime >= generated.stat().st_mtime:
-            previous = json.loads(existing.read_text())
+            from datakit.audit.schema import AuditSchemaError, read_audit
+            try:
+                previous = read_audit(existing)
+            except AuditSchemaError:  # an older schema: audit again
+                previous = {"config": None}
             if _same_settings(previous.get("config"), config):
                 log(f"Reusing {existing}")
                 audits.append(previous)

@@ -3,8 +3,8 @@
 A run directory (see DESIGN.md) holds ``config.json``, ``metrics.csv``, ``samples/``,
 ``training.gif``, ``generated.npz`` and ``audit/audit.json``. :func:`load_run` reads them
 into a :class:`RunData`; the accessors below turn the audit dictionary into the few shapes
-the page draws (metric rows with floor and CI, share pairs, memorisation pairs), tolerating
-the small variations in key names an audit may use.
+the page draws (metric rows with floor and CI, share pairs, memorisation pairs). The audit
+dictionary has exactly the shape of :mod:`datakit.audit.schema`; it is read as is.
 """
 from __future__ import annotations
 
@@ -19,21 +19,11 @@ import pandas as pd
 
 from datakit.errors import RunDirError
 
-#: Whole-set metrics in the order the page shows them, with the names an audit may use.
-METRIC_ALIASES: dict[str, tuple[str, ...]] = {
-    "fd": ("fd", "frechet_distance", "frechet", "fid"),
-    "kid": ("kid",),
-    "precision": ("precision",),
-    "recall": ("recall",),
-    "density": ("density",),
-    "coverage": ("coverage",),
-}
 #: Per-class metrics shown in the report's table, in this order (floors go beside them).
-PER_CLASS_METRICS = ("fd", "diversity_ratio", "close_pair_share", "coverage", "label_fidelity",
-                     "generated_share_ratio", "memorised_share", "ct", "cas_accuracy",
-                     "intra_fd", "diversity")
+PER_CLASS_METRICS = ("label_fidelity", "fd", "coverage", "modes_covered", "generated_share_ratio",
+                     "diversity_ratio", "close_pair_share", "memorised_share", "ct", "cas_accuracy")
 #: Metrics for which lower is better (the rest: higher is better).
-LOWER_IS_BETTER = {"fd", "kid", "intra_fd", "intra_class_fd"}
+LOWER_IS_BETTER = {"fd", "kid", "close_pair_share", "memorised_share"}
 
 
 @dataclass
@@ -111,9 +101,15 @@ def load_run(run_dir: str | Path, audit: dict[str, Any] | None = None,
         raise RunDirError(f"Run directory {run_dir} does not exist. Pass a folder written by "
                           "`datakit train`.")
     config = _read_json(run_dir / "config.json", "the run's settings")
+    from datakit.audit.schema import read_audit, validate_audit
     if audit is None:
-        audit = _read_json(run_dir / "audit" / "audit.json",
-                           "the audit results (run `datakit audit` on the run first)")
+        path = run_dir / "audit" / "audit.json"
+        if not path.exists():
+            raise RunDirError(f"{path} is missing: the audit results (run `datakit audit` on the run "
+                              "first).")
+        audit = read_audit(path)
+    else:
+        validate_audit(audit, f"the audit of {run_dir}")
     run = RunData(run_dir=run_dir, label=label or run_dir.resolve().name, config=config, audit=audit)
 
     mpath = run_dir / "metrics.csv"
@@ -151,7 +147,7 @@ def load_run(run_dir: str | Path, audit: dict[str, Any] | None = None,
     return run
 
 
-# -- audit dictionary accessors -------------------------------------------------------------
+# -- audit dictionary accessors (audit.json v2, datakit.audit.schema) ----------------------
 
 def _num(x: Any) -> float | None:
     try:
@@ -161,150 +157,55 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def metric_entry(value: Any) -> dict[str, float | None]:
-    """One whole-set metric as {value, floor, ci_low, ci_high} from a number or a dict."""
-    if not isinstance(value, dict):
-        return {"value": _num(value), "floor": None, "ci_low": None, "ci_high": None}
-    v = next((value[k] for k in ("value", "mean", "estimate", "score") if k in value), None)
-    floor = next((value[k] for k in ("floor", "real_floor", "real_vs_real", "baseline")
-                  if k in value), None)
-    if isinstance(floor, dict):
-        floor = metric_entry(floor)["value"]
-    ci = value.get("ci") or value.get("ci95") or value.get("confidence_interval")
-    lo, hi = (ci[0], ci[1]) if isinstance(ci, (list, tuple)) and len(ci) == 2 else \
-        (value.get("ci_low"), value.get("ci_high"))
-    return {"value": _num(v), "floor": _num(floor), "ci_low": _num(lo), "ci_high": _num(hi)}
-
-
-def summary_metrics(audit: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """Whole-set metrics under canonical names (fd, kid, precision, ...), then any others."""
-    summary = audit.get("summary") or {}
-    out: dict[str, dict[str, float | None]] = {}
-    used: set[str] = set()
-    for name, aliases in METRIC_ALIASES.items():
-        for a in aliases:
-            if a in summary:
-                out[name] = metric_entry(summary[a])
-                used.add(a)
-                break
-    for k, v in summary.items():
-        if k in used:
-            continue
-        e = metric_entry(v)
-        if e["value"] is not None:
-            out[k] = e
-    cas = audit.get("cas")
-    if isinstance(cas, dict) and _num(cas.get("accuracy")) is not None and "cas" not in out:
-        out["cas_accuracy"] = {"value": _num(cas["accuracy"]), "floor": _num(cas.get("floor")),
-                               "ci_low": None, "ci_high": None}
+def summary_metrics(audit: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Whole-set metrics by name (each a schema ``Metric``), plus CAS when it was computed."""
+    out = dict(audit["summary"])
+    cas = audit["cas"]
+    if cas and _num(cas.get("accuracy")) is not None:
+        out["cas_accuracy"] = {"value": cas["accuracy"], "floor": cas.get("floor"), "ci_low": None,
+                               "ci_high": None, "better": "higher", "ideal": 1.0,
+                               "sample_size": cas.get("train_images")}
     return out
 
 
 def judge_accuracy(audit: dict[str, Any]) -> float | None:
-    """The judge network's accuracy on held-out real images, if recorded."""
-    judge = audit.get("judge") if isinstance(audit.get("judge"), dict) else {}
-    for v in (audit.get("judge_accuracy"), judge.get("held_out_accuracy"),
-              judge.get("heldout_accuracy"), judge.get("accuracy")):
-        if _num(v) is not None:
-            return _num(v)
-    return None
+    """The judge's accuracy on the held-out real images of the audit's reference."""
+    return audit["judge"]["held_out_accuracy"]
 
 
 def count_correlations(audit: dict[str, Any]) -> list[dict[str, Any]]:
-    """Spearman ρ of each per-class metric with the training count, as recorded by the audit
-    (``links.per_class_vs_train_count``), else computed here from ``per_class``."""
-    recorded = (audit.get("links") or {}).get("per_class_vs_train_count") \
-        if isinstance(audit.get("links"), dict) else None
-    if isinstance(recorded, dict) and recorded:
-        return [{"metric": k, "rho": _num(v.get("spearman_rho")), "p": _num(v.get("p_value")),
-                 "note": v.get("note")} for k, v in recorded.items() if isinstance(v, dict)]
-    from datakit.report.verdict import class_count_rho
-    pc = per_class_table(audit)
-    return [{"metric": c, "rho": class_count_rho(pc, c), "p": None, "note": None}
-            for c in PER_CLASS_METRICS if c in pc]
+    """Spearman ρ of each per-class metric with the training count (only on a skewed set)."""
+    corr = (audit["composition"] or {}).get("correlations") or {}
+    return [{"metric": k, "rho": v.get("spearman_rho"), "p": v.get("p_value"), "note": v.get("note")}
+            for k, v in corr.items()]
 
 
 def per_class_table(audit: dict[str, Any]) -> pd.DataFrame:
-    """The audit's per-class list as a DataFrame (empty when absent)."""
-    rows = audit.get("per_class") or []
-    if isinstance(rows, dict):  # {class_name: {...}} form
-        rows = [{"class_name": k, **v} for k, v in rows.items()]
-    df = pd.DataFrame(rows)
-    if not df.empty and "collapsed" in df:
-        df["collapsed"] = df["collapsed"].fillna(False).astype(bool)
-    return df
-
-
-def _share_dict(x: Any) -> dict[str, float]:
-    if isinstance(x, dict):
-        return {str(k): float(v) for k, v in x.items() if _num(v) is not None}
-    return {}
+    """The audit's per-class rows as a DataFrame."""
+    return pd.DataFrame(audit["per_class"])
 
 
 def shares(audit: dict[str, Any], kind: str) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training shares, generated shares) of classes (``kind="class"``) or domains.
 
-    Generated shares are the judge's reading of the samples where the audit records it
-    (``judged_share``), else the audit's ``generated_share``.
+    Generated shares of conditional runs are the judge's reading of the samples
+    (``judged_share``): the conditioning labels' shares are set by the sampler.
     """
-    amp = audit.get("amplification") or {}
-    section = None
-    for key in ((kind, kind + "es", kind + "s", kind + "_shares") if kind == "class"
-                else (kind, kind + "s", kind + "_shares")):
-        if key in amp:
-            section = amp[key]
-            break
-    if section is None and kind == "class":
-        section = amp
-    if isinstance(section, dict) and isinstance(section.get("rows"), list):
-        section = section["rows"]
-    if isinstance(section, list):  # rows: {name/class_name/domain, train_share, generated_share}
-        # For conditional runs the conditioning labels' shares are set by the sampler; the
-        # judge's reading of the samples (judged_share) is what the model actually produced.
-        key = "judged_share" if section and all(_num(r.get("judged_share")) is not None
-                                                 for r in section if isinstance(r, dict)) \
-            else "generated_share"
-        train, gen = {}, {}
-        for r in section:
-            name = str(r.get("class_name", r.get("domain", r.get("name"))))
-            train[name] = _num(r.get("train_share")) or 0.0
-            gen[name] = _num(r.get(key)) or 0.0
-        return (train, gen) if train else None
-    if not isinstance(section, dict):
+    section = (audit["amplification"] or {}).get("classes") if kind == "class" else audit["domains"]
+    if not section or "rows" not in section:
         return None
-    train = next((section[k] for k in ("train", "train_share", "train_shares", "training")
-                  if k in section), None)
-    gen = next((section[k] for k in ("generated", "generated_share", "generated_shares", "gen")
-                if k in section), None)
-    if train is None or gen is None:
-        return None
-    return _share_dict(train), _share_dict(gen)
+    rows = section["rows"]
+    key = "judged_share" if rows and "judged_share" in rows[0] else "generated_share"
+    return ({r["name"]: r["train_share"] for r in rows}, {r["name"]: r[key] for r in rows})
 
 
 def memorisation_pairs(audit: dict[str, Any], manifest=None) -> list[dict[str, Any]]:
-    """Worst memorisation examples as {generated_index, train_row, distance} dicts.
-
-    The nearest training image may be named by its pixel-store row or by its manifest
-    ``id`` (then ``manifest`` maps it to its row).
-    """
-    mem = audit.get("memorisation") or {}
-    if not isinstance(mem, dict):
+    """Worst memorisation examples as {generated_index, train_row, distance} dicts
+    (the nearest training image is named by its manifest ``id``; ``manifest`` maps it to a row)."""
+    mem = audit["memorisation"]
+    if not mem or manifest is None:
         return []
-    examples = mem.get("examples") or mem.get("worst") or []
-    out = []
-    for e in examples:
-        if not isinstance(e, dict):
-            continue
-        g = next((e[k] for k in ("generated_index", "generated", "gen_index", "index") if k in e), None)
-        t = next((e[k] for k in ("train_row", "nearest_train_row", "train_index",
-                                 "nearest_train_index", "nearest") if k in e), None)
-        tid = e.get("nearest_train_id", e.get("train_id"))
-        if t is None and tid is not None and manifest is not None:
-            rows = manifest.table.loc[manifest.table["id"] == str(tid), "row"]
-            t = int(rows.iloc[0]) if len(rows) else None
-        if g is None or t is None:
-            continue
-        out.append({"generated_index": int(g), "train_row": int(t),
-                    "distance": _num(e.get("distance", e.get("nn_distance"))),
-                    "class_name": e.get("class_name")})
-    return out
+    row_of = dict(zip(manifest.table["id"].astype(str), manifest.table["row"]))
+    return [{"generated_index": int(e["generated_index"]), "train_row": int(row_of[e["nearest_train_id"]]),
+             "distance": e["distance"], "class_name": None}
+            for e in mem["worst"] if e["nearest_train_id"] in row_of]
