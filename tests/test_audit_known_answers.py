@@ -149,7 +149,9 @@ def test_one_class_of_copies_collapses_only_that_class(world, tmp_path):
     three = next(c for c in a["per_class"] if c["class_name"] == "3")
     assert three["diversity_ratio"] == pytest.approx(0.0, abs=1e-6)
     assert "class 3: diversity 0.00 of real, 100% of generated pairs" in three["collapse_evidence"]
-    assert any("Mode collapse in 1 class(es): 3." == w for w in a["warnings"])
+    fails = [f for f in a["findings"] if f["severity"] == "fail" and f["check"] == "collapse"]
+    assert [f["classes"] for f in fails] == [["3"]]
+    assert fails[0]["sentence"].startswith("Class 3 collapsed: diversity 0.00 of real, 100% of generated pairs")
 
 
 def test_swapped_labels_lower_fidelity_for_exactly_those_classes(world, tmp_path):
@@ -201,6 +203,7 @@ def test_copies_of_training_images_are_memorised_fresh_are_not(world, tmp_path):
     assert fresh["exact_copies"] == 0 and fresh["flagged_share"] <= 0.05
     assert abs(fresh["ct"]["value"]) < 3
     assert copies["worst"][0]["distance"] == pytest.approx(0.0, abs=1e-6)
+    assert copies["exact_copy_share"] == 1.0
 
 
 def test_cas_is_high_for_real_labels_and_low_for_shuffled(world, tmp_path):
