@@ -207,3 +207,23 @@ def test_a_shared_judge_must_know_every_class_of_the_run(digits_manifest, tmp_pa
     run = _run(tmp_path / "run", digits_manifest, images, labels)
     with pytest.raises(DatakitError, match=r"judge\.parquet has no class 3, 4, 5, 6, 7 \.\.\. of the run's"):
         audit_run(run, AuditConfig(**FAST, judge_manifest=str(judge_m.path)))
+
+
+def test_a_reference_manifest_measures_quality_while_memorisation_keeps_the_runs_own_set(digits_manifest,
+                                                                                          tmp_path):
+    keep = ["0", "1", "2", "3", "4"]
+    small = _class_subset(digits_manifest, keep, tmp_path / "small.parquet")
+    images, labels = _held_out(small)
+    run = _run(tmp_path / "run", small, images, labels)
+    a = audit_run(run, AuditConfig(**FAST, judge_manifest=str(digits_manifest.path),
+                                   reference_manifest=str(digits_manifest.path)))
+    ref = a["reference"]
+    assert not ref["own"] and ref["checksum"] == digits_manifest.checksum
+    assert (run / "audit" / ref["manifest"]).resolve() == digits_manifest.path.resolve()
+    held = digits_manifest.table[(digits_manifest.table["split"] == "test")
+                                 & digits_manifest.table["class_name"].isin(keep)]
+    assert ref["held_out_count"] == len(held)
+    # shares and memorisation use the run's own training set: the run's held-out images are not copies
+    assert a["memorisation"]["exact_copies"] == 0
+    assert [c["train_count"] for c in a["per_class"]] == \
+        [int(((small.table["split"] != "test") & (small.table["class_name"] == c)).sum()) for c in keep]

@@ -22,7 +22,11 @@ from datakit.cli.base import main, print_json
 @click.option("--judge-manifest", type=click.Path(), default=None,
               help="Train one judge on this manifest and measure every run with it, so runs "
                    "of different training sets share one feature space and can be ranked.")
-def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest):
+@click.option("--reference-manifest", type=click.Path(), default=None,
+              help="Measure quality against this manifest's real images (its training split as "
+                   "the reference, its held-out split for the floors) instead of each run's own; "
+                   "memorisation and class shares still use each run's own training set.")
+def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest, reference_manifest):
     """Audit run directories (judge network, quality, per-class collapse, bias amplification,
     memorisation) and write one HTML report over all of them.
 
@@ -39,7 +43,8 @@ def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest
     from datakit.audit import AuditConfig
     from datakit.report.html import audit_and_report
 
-    config = AuditConfig(device=device, seed=seed, judge_manifest=judge_manifest)
+    config = AuditConfig(device=device, seed=seed, judge_manifest=judge_manifest,
+                         reference_manifest=reference_manifest)
     path, audits = audit_and_report(list(run_dirs), out=out, config=config, reuse=reuse, title=title)
     if as_json:
         print_json(audits[0] if len(audits) == 1 else audits)
