@@ -95,13 +95,37 @@ def check(f, cfg) -> CheckResult:
         section["comparisons"][key] = cmp
         if worse:
             findings.append(_finding(label, key, cmp, minority, majority, counts))
-    section["correlations"] = links.metric_vs_train_count(list(rows.values()))
+    section["correlations"] = links.metric_vs_train_count(_differences(rows), names=CORRELATED)
     findings += _association(section["correlations"])
     return CheckResult(NAME, None, skew, "max/min training count", findings, sections={"composition": section})
 
 
+#: Per-class differences to the floor correlated with the training count.
+CORRELATED = ("label_fidelity", "fd", "coverage", "share")
+
+
+def _differences(rows: dict[str, dict]) -> list[dict]:
+    """Each class's difference to its floor (FD: relative to the floor), with its training count:
+    a raw metric would correlate with the count through the judge alone (floors vary too)."""
+    out = []
+    for r in rows.values():
+        d = {"class_name": r["class_name"], "train_count": r["train_count"]}
+        for key in CORRELATED:
+            t = r.get("vs_floor", {}).get(key)
+            if t is not None and t.difference is not None:
+                d[key] = t.difference / t.floor if key == "fd" and t.floor else \
+                    (None if key == "fd" else t.difference)
+        out.append(d)
+    return out
+
+
+def _span(values: list[int]) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+
+
 def _finding(label, key, cmp, minority, majority, counts) -> Finding:
-    span = (lambda cs: f"{min(counts[c] for c in cs):,}–{max(counts[c] for c in cs):,}")
+    span = (lambda cs: _span([counts[c] for c in cs]))
     scale = (lambda x: f"{100 * x:+.0f}%") if cmp["relative_to_floor"] else \
         ((lambda x: f"{100 * x:+.0f} points") if key != "share" else (lambda x: f"{x:+.2f}"))
     what = "excess over the floor, relative to the floor" if cmp["relative_to_floor"] else \
@@ -115,8 +139,7 @@ def _finding(label, key, cmp, minority, majority, counts) -> Finding:
 
 
 def _association(corr: dict) -> list[Finding]:
-    keep = [(m, e) for m, e in corr.items() if m in ("fd", "label_fidelity", "coverage", "diversity_ratio")
-            and e.get("spearman_rho") is not None and abs(e["spearman_rho"]) >= MIN_RHO
+    keep = [(m, e) for m, e in corr.items() if e.get("spearman_rho") is not None and abs(e["spearman_rho"]) >= MIN_RHO
             and (e.get("p_value") or 1) < 0.05]
     if not keep:
         return []
@@ -125,7 +148,8 @@ def _association(corr: dict) -> list[Finding]:
     better = rho < 0 if m == "fd" else rho > 0
     tail = "classes with more training images tend to come out better" if better else \
         "classes with more training images tend to come out worse"
-    return [Finding(NAME, "info", [], f"Across classes, per-class {m} is associated with the training count "
+    return [Finding(NAME, "info", [], f"Across classes, per-class {m} relative to its real-vs-real floor is associated with the "
+                    "training count "
                     f"(Spearman ρ = {rho:.2f}, p = {e['p_value']:.3g}, {e['classes']} classes): {tail}. "
                     "This is an association across classes, not a measured effect of the count.",
                     {"metric": m, "value": rho, "p_value": e["p_value"], "classes": e["classes"]})]
