@@ -96,7 +96,11 @@ def check(f, cfg) -> CheckResult:
         if worse:
             findings.append(_finding(label, key, cmp, minority, majority, counts))
     section["correlations"] = links.metric_vs_train_count(_differences(rows), names=CORRELATED)
-    findings += _association(section["correlations"])
+    # an association is stated only where the minority/majority gap is itself conclusive:
+    # rank correlations of near-zero differences are noise (e.g. a judge slightly weaker on a class)
+    conclusive = {k for k, c in section["comparisons"].items()
+                  if c["ci_low"] > 0 or c["ci_high"] < 0}
+    findings += _association({k: v for k, v in section["correlations"].items() if k in conclusive})
     return CheckResult(NAME, None, skew, "max/min training count", findings, sections={"composition": section})
 
 
