@@ -49,7 +49,8 @@ def test_audit_json_layout_matches_the_contract(digits_manifest, tmp_path):
     assert not list((run / "audit").glob(".*tmp*"))  # the temporary file is gone
     for name in ("fd", "kid", "precision", "recall", "density", "coverage", "label_fidelity"):
         assert set(a["summary"][name]) == {"value", "floor", "ci_low", "ci_high", "better", "ideal",
-                                           "sample_size"}, name
+                                           "sample_size", "fd_infinity"}, name
+        assert (a["summary"][name]["fd_infinity"] is None) == (name != "fd")
         entry = a["summary"][name]
         assert entry["ci_low"] <= entry["value"] <= entry["ci_high"] or name == "kid", (name, entry)
     assert [c["class_name"] for c in a["per_class"]] == [str(d) for d in range(10)]

@@ -121,7 +121,7 @@ def test_audit_accessors_read_the_schema_as_is(toy):
     audit = fake_audit(toy, fd=3.0, generated_shares={"0": 0.6, "1": 0.2, "2": 0.2})
     s = summary_metrics(audit)
     assert s["fd"] == {"value": 3.0, "floor": 2.0, "ci_low": 2.7, "ci_high": pytest.approx(3.3),
-                       "better": "lower", "ideal": 0.0, "sample_size": 100}
+                       "better": "lower", "ideal": 0.0, "sample_size": 100, "fd_infinity": None}
     assert shares(audit, "class") == ({"0": 0.5, "1": 0.25, "2": 0.25}, {"0": 0.6, "1": 0.2, "2": 0.2})
     assert shares(audit, "domain") is None
 
