@@ -54,3 +54,7 @@ class BadName(DatakitError):
 
 class OutsideFolder(DatakitError):
     """A path derived from a name would leave the folder it belongs to."""
+
+
+class MissingDependency(DatakitError):
+    """An optional dependency (PyTorch, datasets) that this command needs is not installed."""

@@ -5,6 +5,7 @@ set ``DATAKIT_PROGRESS=0`` to silence it (tests do), ``=1`` to force it on a non
 """
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Iterable, Iterator, TypeVar
@@ -31,9 +32,9 @@ def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, d
 
 
 def log(message: str) -> None:
-    """Print one progress line to stderr (kept out of stdout so --json output stays clean)."""
-    if os.environ.get("DATAKIT_QUIET") not in ("1", "true"):
-        print(message, file=sys.stderr, flush=True)
+    """One progress message through the ``datakit`` logger (the CLI sends it to stderr, so
+    --json output stays clean; -q silences it)."""
+    logging.getLogger("datakit").info(message)
 
 
 def iterate(iterable: Iterable[T], **kwargs) -> Iterator[T]:

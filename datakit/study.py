@@ -56,10 +56,14 @@ import math
 import os
 import re
 import shutil
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from datakit.errors import DatakitError, StudyError
 from datakit.names import check_name, describe_os_error, inside, printable

@@ -16,7 +16,7 @@ from PIL import Image
 
 from datakit.errors import FormatError, SourceNotFound, UnknownName, UnsafeArchive
 from datakit.manifest import read_manifest
-from datakit.sources import chars74k
+from datakit.sources import archive as archive_reader, chars74k
 from datakit.sources.chars74k import ingest_chars74k
 
 FNT = "English/Fnt"
@@ -329,7 +329,7 @@ def test_member_declaring_a_huge_size_is_refused(tmp_path, monkeypatch):
     files = fnt_files(samples=(1,))
     files[name_of(1, 3)] = png(400, 400, seed=1) + b"\0" * 3000
     archive = write_tgz(tmp_path / "EnglishFnt.tgz", FNT, files)
-    monkeypatch.setattr(chars74k, "MAX_FILE_BYTES", 2000)
+    monkeypatch.setattr(archive_reader, "MAX_FILE_BYTES", 2000)
     with pytest.raises(UnsafeArchive, match=r"declares [\d,]+ bytes, more than the 2,000-byte limit"):
         ingest(archive, tmp_path / "o")
 
@@ -410,8 +410,8 @@ def test_archive_that_inflates_absurdly_is_refused(tmp_path, monkeypatch):
     files = fnt_files(samples=(1,))
     files[name_of(1, 3)] = bytes(3 << 20)   # 3 MiB of zeros: a few KiB once compressed
     archive = write_tgz(tmp_path / "EnglishFnt.tgz", FNT, files)
-    monkeypatch.setattr(chars74k, "MAX_UNPACKED_BYTES", 1 << 20)
-    monkeypatch.setattr(chars74k, "MAX_UNPACK_RATIO", 10)
+    monkeypatch.setattr(archive_reader, "MAX_UNPACKED_BYTES", 1 << 20)
+    monkeypatch.setattr(archive_reader, "MAX_UNPACK_RATIO", 10)
     for mode in ("raise", "skip"):
         with pytest.raises(UnsafeArchive, match=rf"Archive {archive} inflates to more than 1,048,576 "
                                                 r"bytes \(10x its size or 1,048,576 bytes\)"):

@@ -6,6 +6,8 @@ Library errors (:class:`datakit.errors.DatakitError`) become ``Error: ...`` line
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from typing import Any
 
@@ -42,9 +44,14 @@ class DatakitGroup(click.Group):
 
 @click.group(cls=DatakitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="datakit")
-def main() -> None:
+@click.option("-v", "--verbose", count=True, help="More messages on stderr (-vv: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+def main(verbose: int = 0, quiet: bool = False) -> None:
     """datakit: measure how the make-up of a character-image training set shapes
     what a GAN trained on it produces.
+
+    Messages go to stderr through the `datakit` logger (-v for more, -q for fewer);
+    results go to stdout (one JSON document with --json).
 
     \b
     The flow:  ingest -> compose -> train -> audit
@@ -53,7 +60,63 @@ def main() -> None:
         datakit audit run_dir/
         datakit ingest digits
         datakit stats data_manifests/digits.parquet
+        datakit -q stats data_manifests/digits.parquet --json
     """
+    setup_logging(verbose, quiet)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the *current* sys.stderr (CliRunner and pytest swap it per call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """Send the ``datakit`` logger's messages to stderr: INFO by default, DEBUG with -v -v,
+    WARNING with -q (or when DATAKIT_QUIET=1)."""
+    if quiet or os.environ.get("DATAKIT_QUIET") in ("1", "true"):
+        level = logging.WARNING
+    else:
+        level = logging.DEBUG if verbose >= 2 else logging.INFO
+    logger = logging.getLogger("datakit")
+    logger.setLevel(level)
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.propagate = False
+
+
+def json_option(shape: str):
+    """The ``--json`` flag every command takes; ``shape`` says what it prints."""
+    return click.option("--json", "as_json", is_flag=True, help=f"Print {shape} as JSON on stdout.")
+
+
+def emit(as_json: bool, obj: Any, text: str | None = None) -> None:
+    """Print ``obj`` as JSON (``--json``) or ``text`` (when given) as plain lines."""
+    if as_json:
+        print_json(obj)
+    elif text is not None:
+        click.echo(text)
+
+
+def manifest_summary(m) -> dict[str, Any]:
+    """The JSON object of a written manifest (ingest, compose, rebuild, export print it)."""
+    s = m.stats
+    return {"manifest": str(m.path), "name": m.name, "images": len(m),
+            "geometry": m.geometry.to_dict(), "checksum": m.checksum,
+            "classes": m.vocabulary, "class_counts": s.get("class_counts", {}),
+            "split_counts": s.get("split_counts", {}), "domain_counts": s.get("domain_counts", {}),
+            "skipped": m.meta.get("skipped") or []}
 
 
 def print_json(obj: Any) -> None:
@@ -66,7 +129,14 @@ def out_option(default_help: str):
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    """A message for the user, through the ``datakit`` logger (stderr)."""
+    logging.getLogger("datakit").info(message)
+
+
+def needs_torch(command: str) -> None:
+    """Stop with ``Error: datakit COMMAND needs PyTorch: pip install 'datakit[train]'``."""
+    from datakit.optional import require_torch
+    require_torch(f"datakit {command}")
 
 
 def is_tty() -> bool:

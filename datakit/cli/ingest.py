@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datakit.cli.base import main
+from datakit.cli.base import json_option, main, manifest_summary, print_json
 from datakit.manifest import Manifest
 from datakit.names import printable
 
@@ -31,8 +31,14 @@ def _check_name(ctx, param, value):
 NAME = click.option("--name", default=None, callback=_check_name,
                     help="Manifest name (default: derived from the source).")
 OUT = click.option("--out", "-o", type=click.Path(), default=None, help=OUT_HELP)
-SPLIT = click.option("--split", type=click.Choice(["train", "test", "extra", "all"]), default="all",
-                     show_default=True, help="Which official split(s) to ingest.")
+JSON = json_option("the written manifest's summary (one object: manifest, images, geometry, "
+                   "classes, counts, skipped)")
+
+
+def split_option(splits: list[str]):
+    """``--split`` offering only the splits the source has (MNIST has no 'extra')."""
+    return click.option("--split", type=click.Choice([*splits, "all"]), default="all",
+                        show_default=True, help="Which official split(s) to ingest.")
 
 
 @main.group()
@@ -51,7 +57,10 @@ def ingest() -> None:
     """
 
 
-def _summary(m: Manifest) -> None:
+def _summary(m: Manifest, as_json: bool = False) -> None:
+    if as_json:
+        print_json(manifest_summary(m))
+        return
     s = m.stats
     g = m.geometry
     click.echo(f"Wrote {m.path} ({len(m)} images, {g.height}x{g.width}x{g.channels})")
@@ -71,13 +80,14 @@ def _summary(m: Manifest) -> None:
 
 
 @ingest.command("mnist")
+@JSON
 @DATA_PATH
-@SPLIT
+@split_option(["train", "test"])
 @OUT
 @NAME
 @ON_ERROR
 @DOWNLOAD
-def ingest_mnist_cmd(path, split, out, name, on_error, download):
+def ingest_mnist_cmd(as_json, path, split, out, name, on_error, download):
     """MNIST from its four IDX files (gzipped or not) in PATH (default: DATA_HOME/mnist).
 
     \b
@@ -87,17 +97,18 @@ def ingest_mnist_cmd(path, split, out, name, on_error, download):
     """
     from datakit.sources.mnist import ingest_mnist
     _summary(ingest_mnist(path, split=split, out=out, name=name, on_error=on_error,
-                          download=download))
+                          download=download), as_json)
 
 
 @ingest.command("svhn")
+@JSON
 @DATA_PATH
-@SPLIT
+@split_option(["train", "test", "extra"])
 @OUT
 @NAME
 @ON_ERROR
 @DOWNLOAD
-def ingest_svhn_cmd(path, split, out, name, on_error, download):
+def ingest_svhn_cmd(as_json, path, split, out, name, on_error, download):
     """SVHN cropped digits from train_32x32.mat / test_32x32.mat / extra_32x32.mat in PATH
     (default: DATA_HOME/svhn).
 
@@ -108,10 +119,11 @@ def ingest_svhn_cmd(path, split, out, name, on_error, download):
     """
     from datakit.sources.svhn import ingest_svhn
     _summary(ingest_svhn(path, split=split, out=out, name=name, on_error=on_error,
-                         download=download))
+                         download=download), as_json)
 
 
 @ingest.command("chars74k")
+@JSON
 @DATA_PATH
 @click.option("--subset", required=True,
               type=click.Choice(["GoodImg", "BadImg", "BadImag", "Fnt", "Hnd"], case_sensitive=False),
@@ -127,7 +139,7 @@ def ingest_svhn_cmd(path, split, out, name, on_error, download):
 @NAME
 @ON_ERROR
 @DOWNLOAD
-def ingest_chars74k_cmd(path, subset, classes, size, channels, workers, out, name, on_error, download):
+def ingest_chars74k_cmd(as_json, path, subset, classes, size, channels, workers, out, name, on_error, download):
     """Chars74K (English) from the extracted tree or the original .tgz archives in PATH
     (default: DATA_HOME/chars74k).
 
@@ -140,14 +152,15 @@ def ingest_chars74k_cmd(path, subset, classes, size, channels, workers, out, nam
     from datakit.sources.chars74k import ingest_chars74k
     _summary(ingest_chars74k(path, subset=subset, classes=classes, size=size,
                              channels=int(channels) if channels else None, workers=workers,
-                             out=out, name=name, on_error=on_error, download=download))
+                             out=out, name=name, on_error=on_error, download=download), as_json)
 
 
 @ingest.command("digits")
+@JSON
 @click.option("--size", default=32, show_default=True, type=int, help="Side of the store images.")
 @OUT
 @NAME
-def ingest_digits_cmd(size, out, name):
+def ingest_digits_cmd(as_json, size, out, name):
     """scikit-learn's bundled 8x8 handwritten digits (embedded: no download).
 
     \b
@@ -155,10 +168,11 @@ def ingest_digits_cmd(size, out, name):
         datakit ingest digits --size 32
     """
     from datakit.sources.digits import ingest_digits
-    _summary(ingest_digits(size=size, out=out, name=name))
+    _summary(ingest_digits(size=size, out=out, name=name), as_json)
 
 
 @ingest.command("fonts")
+@JSON
 @click.option("--size", default=32, show_default=True, type=int, help="Side of the store images.")
 @click.option("--per-class", default=100, show_default=True, type=int,
               help="Images rendered per class.")
@@ -167,7 +181,7 @@ def ingest_digits_cmd(size, out, name):
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the jitter.")
 @OUT
 @NAME
-def ingest_fonts_cmd(size, per_class, classes, seed, out, name):
+def ingest_fonts_cmd(as_json, size, per_class, classes, seed, out, name):
     """Render the 62 Chars74K classes from the machine's fonts (embedded: no download).
 
     Uses at least matplotlib's bundled DejaVu, STIX and Computer Modern families, with a
@@ -179,4 +193,4 @@ def ingest_fonts_cmd(size, per_class, classes, seed, out, name):
     """
     from datakit.sources.fonts import ingest_fonts
     _summary(ingest_fonts(size=size, per_class=per_class, classes=classes, seed=seed,
-                          out=out, name=name))
+                          out=out, name=name), as_json)

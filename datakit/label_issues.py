@@ -1,0 +1,249 @@
+"""Label issues: rows whose label is most likely wrong (confident learning).
+
+Method (Northcutt, Jiang & Chuang, "Confident Learning", JAIR 2021), implemented here
+from the paper (cleanlab itself is AGPL; datakit is MIT):
+
+1. Out-of-fold predicted probabilities ``P`` (N×K): the manifest is cut into ``folds``
+   stratified folds; for each, the judge network (:mod:`datakit.audit.judge`) is trained
+   on the other folds and predicts the held-out one, so no row is scored by a network
+   that saw its label.
+2. Per-class thresholds ``t_j``: the mean self-confidence ``P[i, j]`` of the rows
+   labelled ``j`` (how sure the network typically is about a true ``j``).
+3. The confident joint: row ``i`` (labelled ``y``) counts toward ``(y, j*)`` where
+   ``j*`` is the most probable class among those with ``P[i, j] >= t_j``. Rows off the
+   diagonal (``j* != y``) are the label-issue candidates.
+4. Candidates are ranked by a label-quality score, lowest (most suspicious) first:
+   ``self_confidence`` = ``P[i, y]``, or ``normalized_margin`` = ``P[i, y] - max_{k!=y} P[i, k]``
+   mapped to [0, 1].
+
+Only the rows of :func:`find_label_issues`' result table are reported: the candidates,
+most likely wrong first.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from datakit.errors import DatakitError, ManifestError, UnknownName
+from datakit.manifest import Manifest
+
+logger = logging.getLogger(__name__)
+
+SCORES = ("self_confidence", "normalized_margin")
+#: The columns of the issues table (and CSV), in order.
+COLUMNS = ["rank", "id", "row", "split", "label", "class_name", "predicted_label",
+           "predicted_class_name", "score", "given_label_probability", "predicted_probability"]
+
+
+@dataclass
+class LabelIssuesConfig:
+    """Settings of a label-issue search (saved beside the result)."""
+
+    folds: int = 4                 # out-of-fold rounds; each trains one judge on (folds-1)/folds
+    score: str = "self_confidence"  # label-quality score ranking the candidates
+    epochs: int = 0                # judge epochs (0 = the judge's own auto rule)
+    width: int = 16                # judge width
+    max_train_images: int = 30000  # judge training cap per fold (seeded sample)
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if self.score not in SCORES:
+            raise UnknownName(f"Unknown label-quality score {self.score!r}; use one of: "
+                              f"{', '.join(SCORES)}.")
+        if not isinstance(self.folds, int) or self.folds < 2:
+            raise DatakitError(f"--folds must be a whole number of at least 2 (got {self.folds!r}).")
+
+
+@dataclass
+class LabelIssues:
+    """The result: the ranked candidate table and what produced it."""
+
+    issues: pd.DataFrame                 # COLUMNS, most likely wrong first
+    probabilities: np.ndarray            # N×K out-of-fold probabilities, table order
+    thresholds: np.ndarray               # K per-class thresholds (nan: class without rows)
+    confident_joint: np.ndarray          # K×K counts, rows = given label, columns = j*
+    classes: list[str]
+    config: LabelIssuesConfig
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (what ``datakit label-issues --json`` prints)."""
+        return {"manifest": self.info.get("manifest"), "rows": int(len(self.probabilities)),
+                "issues": int(len(self.issues)), "config": asdict(self.config),
+                "out_of_fold_accuracy": self.info.get("out_of_fold_accuracy"),
+                "thresholds": {c: (None if np.isnan(t) else round(float(t), 6))
+                               for c, t in zip(self.classes, self.thresholds)},
+                "top": self.issues.head(10).to_dict(orient="records")}
+
+
+# ---------------------------------------------------------------------------------------
+# the pure part: probabilities -> issues (no torch)
+# ---------------------------------------------------------------------------------------
+def per_class_thresholds(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``t_j`` = mean of ``probs[i, j]`` over the rows labelled ``j`` (nan for absent classes)."""
+    k = probs.shape[1]
+    sums = np.zeros(k)
+    np.add.at(sums, labels, probs[np.arange(len(labels)), labels])
+    counts = np.bincount(labels, minlength=k).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / counts, np.nan)
+
+
+def confident_classes(probs: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per row, the most probable class among those at or above their threshold (-1: none)."""
+    t = np.where(np.isnan(thresholds), np.inf, thresholds)
+    above = probs >= t[None, :]
+    masked = np.where(above, probs, -np.inf)
+    best = masked.argmax(1)
+    return np.where(above.any(1), best, -1)
+
+
+def confident_joint(labels: np.ndarray, confident: np.ndarray, k: int) -> np.ndarray:
+    """K×K counts of (given label, confident class) over rows with a confident class."""
+    keep = confident >= 0
+    joint = np.zeros((k, k), dtype=np.int64)
+    np.add.at(joint, (labels[keep], confident[keep]), 1)
+    return joint
+
+
+def label_quality(probs: np.ndarray, labels: np.ndarray, score: str = "self_confidence") -> np.ndarray:
+    """Label-quality score per row in [0, 1]; low means the label is likely wrong."""
+    given = probs[np.arange(len(labels)), labels]
+    if score == "self_confidence":
+        return given
+    if score == "normalized_margin":
+        others = probs.copy()
+        others[np.arange(len(labels)), labels] = -np.inf
+        return (given - others.max(1) + 1.0) / 2.0
+    raise UnknownName(f"Unknown label-quality score {score!r}; use one of: {', '.join(SCORES)}.")
+
+
+def rank_issues(probs: np.ndarray, labels: np.ndarray, score: str = "self_confidence"
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Confident learning on out-of-fold ``probs``.
+
+    Returns ``(candidate rows ranked most-suspicious first, their scores, thresholds,
+    confident joint)``. Candidates are the off-diagonal rows of the confident joint.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    thresholds = per_class_thresholds(probs, labels)
+    confident = confident_classes(probs, thresholds)
+    joint = confident_joint(labels, confident, probs.shape[1])
+    quality = label_quality(probs, labels, score)
+    cand = np.flatnonzero((confident >= 0) & (confident != labels))
+    order = cand[np.lexsort((cand, quality[cand]))]  # low score first; ties by row
+    return order, quality[order], thresholds, joint
+
+
+# ---------------------------------------------------------------------------------------
+# out-of-fold probabilities from the judge network
+# ---------------------------------------------------------------------------------------
+def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold number per row: each class is shuffled and dealt round-robin over the folds."""
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(labels), dtype=np.int64)
+    for lab in np.unique(labels):
+        rows = np.flatnonzero(labels == lab)
+        rows = rows[rng.permutation(len(rows))]
+        fold[rows] = (np.arange(len(rows)) + int(rng.integers(folds))) % folds
+    return fold
+
+
+def out_of_fold_probabilities(images: np.ndarray, labels: np.ndarray, classes: list[str],
+                              config: LabelIssuesConfig) -> np.ndarray:
+    """N×K softmax probabilities, each row predicted by a judge trained without its fold."""
+    from scipy.special import softmax
+
+    from datakit.audit.judge import Judge, JudgeConfig
+    from datakit.progress import progress
+
+    fold = stratified_folds(labels, config.folds, config.seed)
+    probs = np.zeros((len(labels), len(classes)))
+    for f in progress(range(config.folds), desc="label-issues folds", unit="fold"):
+        held = np.flatnonzero(fold == f)
+        train = np.flatnonzero(fold != f)
+        judge_cfg = JudgeConfig(width=config.width, epochs=config.epochs,
+                                max_train_images=config.max_train_images,
+                                seed=config.seed + f, device=config.device)
+        logger.info("Fold %d/%d: training the judge on %d images", f + 1, config.folds, len(train))
+        judge = Judge(judge_cfg).fit(images[train], labels[train], classes)
+        probs[held] = softmax(judge.embed(images[held]).class_logits, axis=1)
+    return probs
+
+
+def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = None, *,
+                      probabilities: np.ndarray | None = None) -> LabelIssues:
+    """Rank ``manifest``'s rows whose label is most likely wrong (confident learning).
+
+    Args:
+        manifest: an opened manifest (all its rows are scored, whatever their split).
+        config: folds, score and judge settings.
+        probabilities: precomputed out-of-fold N×K probabilities (table order), e.g. from
+            another model; skips the judge training.
+
+    Returns a :class:`LabelIssues` whose ``issues`` table has :data:`COLUMNS`.
+    """
+    config = config or LabelIssuesConfig()
+    config.validate()
+    table = manifest.table.reset_index(drop=True)
+    classes = manifest.vocabulary
+    labels = table["label"].to_numpy(dtype=np.int64)
+    counts = np.bincount(labels, minlength=len(classes))
+    if len(table) < 2 * config.folds or (counts[counts > 0] < 2).any():
+        raise ManifestError(
+            f"Manifest {manifest.path.name} is too small for {config.folds}-fold label-issue "
+            "search: it needs at least two images per class and two per fold. Use fewer "
+            "--folds or a larger manifest.")
+    if probabilities is None:
+        images = manifest.images(table["row"].to_numpy())
+        probabilities = out_of_fold_probabilities(images, labels, classes, config)
+    order, scores, thresholds, joint = rank_issues(probabilities, labels, config.score)
+    predicted = probabilities[order].argmax(1)
+    vocab = np.asarray(classes, dtype=object)
+    issues = pd.DataFrame({
+        "rank": np.arange(1, len(order) + 1), "id": table["id"].to_numpy()[order],
+        "row": table["row"].to_numpy()[order], "split": table["split"].astype(str).to_numpy()[order],
+        "label": labels[order], "class_name": table["class_name"].astype(str).to_numpy()[order],
+        "predicted_label": predicted, "predicted_class_name": vocab[predicted],
+        "score": np.round(scores, 6),
+        "given_label_probability": np.round(probabilities[order, labels[order]], 6),
+        "predicted_probability": np.round(probabilities[order, predicted], 6)})
+    info = {"manifest": str(manifest.path), "manifest_checksum": manifest.checksum,
+            "out_of_fold_accuracy": float((probabilities.argmax(1) == labels).mean())}
+    return LabelIssues(issues, probabilities, thresholds, joint, list(classes), config, info)
+
+
+def write_issues_csv(result: LabelIssues, path: str | os.PathLike) -> str:
+    """Write the ranked issues table as CSV (atomically); returns the path."""
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        result.issues.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return str(path)
+
+
+def read_issues_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV written by :func:`write_issues_csv` (checks the required columns)."""
+    try:
+        table = pd.read_csv(path, dtype={"class_name": str, "predicted_class_name": str, "id": str})
+    except (OSError, ValueError) as e:
+        raise ManifestError(f"Label-issues file {path} cannot be read ({e}). Write it with "
+                            "`datakit label-issues MANIFEST --out issues.csv`.") from e
+    required = ["id", "row", "label", "class_name", "predicted_class_name", "score"]
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ManifestError(f"Label-issues file {path} lacks the columns {', '.join(missing)}; "
+                            "write it with `datakit label-issues MANIFEST --out issues.csv`.")
+    return table
