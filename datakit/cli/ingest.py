@@ -155,6 +155,38 @@ def ingest_chars74k_cmd(as_json, path, subset, classes, size, channels, workers,
                              out=out, name=name, on_error=on_error, download=download), as_json)
 
 
+@ingest.command("folder")
+@JSON
+@click.argument("root", type=click.Path())
+@click.option("--domain", default="wild", show_default=True,
+              type=click.Choice(["wild", "synthetic", "handwritten"]),
+              help="The kind of images (recorded on every row).")
+@click.option("--classes", default=None,
+              help="Keep only these class folders, comma-separated, in label order "
+                   "(default: every sub-folder, sorted).")
+@click.option("--size", default=32, show_default=True, type=int,
+              help="Side of the square store images (aspect kept by padding).")
+@click.option("--channels", default=None, type=click.Choice(["1", "3"]),
+              help="Store channels (default: 3 for wild, 1 for synthetic and handwritten).")
+@click.option("--workers", default=None, type=int, help="Decode processes (default: all cores).")
+@OUT
+@NAME
+@ON_ERROR
+def ingest_folder_cmd(as_json, root, domain, classes, size, channels, workers, out, name, on_error):
+    """Any folder of labelled glyphs: ROOT/<class_name>/<image> (torchvision's ImageFolder
+    layout), one class per sub-folder, any image format PIL reads.
+
+    \b
+    Example:
+        datakit ingest folder my_glyphs --domain handwritten --size 32
+        datakit ingest folder scans --classes A,B,C --on-error skip
+    """
+    from datakit.sources.folder import ingest_folder
+    _summary(ingest_folder(root, domain=domain, classes=classes, size=size,
+                           channels=int(channels) if channels else None, workers=workers,
+                           out=out, name=name, on_error=on_error), as_json)
+
+
 @ingest.command("digits")
 @JSON
 @click.option("--size", default=32, show_default=True, type=int, help="Side of the store images.")

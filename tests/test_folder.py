@@ -1,0 +1,124 @@
+"""Source ``folder`` (ImageFolder layout) on trees written here in several image formats."""
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from datakit.cli import main
+from datakit.errors import FormatError, SourceNotFound, UnknownName, UnsafeArchive
+from datakit.sources.folder import ingest_folder
+
+
+def _image_bytes(seed: int, fmt: str, size=(20, 24)) -> bytes:
+    rng = np.random.default_rng(seed)
+    im = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    buf = io.BytesIO()
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def make_tree(root, classes=("A", "b", "7"), per_class=3):
+    """ROOT/<class>/<n>.<fmt>, formats cycling PNG, JPEG, BMP, GIF, TIFF."""
+    exts = [("PNG", "png"), ("JPEG", "jpg"), ("BMP", "bmp"), ("GIF", "gif"), ("TIFF", "tif")]
+    seed = 0
+    for cls in classes:
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            fmt, ext = exts[seed % len(exts)]
+            (root / cls / f"{i}.{ext}").write_bytes(_image_bytes(seed, fmt))
+            seed += 1
+    (root / "README.txt").write_text("loose files beside the class folders are ignored")
+    (root / ".hidden").mkdir()
+    return root
+
+
+def test_one_class_per_folder_any_format(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    m = ingest_folder(root, domain="handwritten", out=tmp_path / "o", workers=0)
+    assert m.vocabulary == ["7", "A", "b"]   # sorted folder names, as torchvision does
+    assert len(m) == 9 and m.geometry.shape == (32, 32, 1)
+    assert set(m.table["domain"]) == {"handwritten"} and set(m.table["split"]) == {"train"}
+    assert (m.table["class_name"] == np.asarray(m.vocabulary)[m.table["label"]]).all()
+    assert set(m.table["orig_width"]) == {20} and set(m.table["orig_height"]) == {24}
+    assert m.table["id"].iloc[0] == "folder/glyphs/7/0.jpg"
+
+
+def test_classes_option_chooses_and_orders_the_vocabulary(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    m = ingest_folder(root, classes="b,A", out=tmp_path / "o", workers=0)
+    assert m.vocabulary == ["b", "A"] and len(m) == 6
+    assert m.geometry.channels == 3  # wild keeps colour
+    with pytest.raises(UnknownName, match=r"No class folder Z in .*; its class folders are: 7, A, b\."):
+        ingest_folder(root, classes="A,Z", out=tmp_path / "o")
+
+
+def test_parallel_decode_gives_the_same_manifest(tmp_path):
+    root = make_tree(tmp_path / "glyphs", per_class=120)  # several batches of 256 files
+    one = ingest_folder(root, out=tmp_path / "one", workers=0)
+    two = ingest_folder(root, out=tmp_path / "two", workers=2)
+    assert one.checksum == two.checksum
+
+
+def test_corrupt_file(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    (root / "A" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    with pytest.raises(FormatError, match=r"bad\.png"):
+        ingest_folder(root, out=tmp_path / "o", workers=0)
+    m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
+    assert len(m) == 9
+    assert [s["file"] for s in m.meta["skipped"]] == [str(root / "A" / "bad.png")]
+
+
+def test_empty_class_folder(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    (root / "Q").mkdir()
+    with pytest.raises(FormatError, match=r"Class folder .*Q \(class 'Q'\) holds no images"):
+        ingest_folder(root, out=tmp_path / "o", workers=0)
+    m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
+    assert "Q" in m.vocabulary and m.stats["missing_classes"] == ["Q"]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes")
+def test_unreadable_file_name(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    bad = os.fsencode(str(root / "A")) + b"/caf\xe9.png"  # Latin-1 bytes: not UTF-8
+    try:
+        with open(bad, "wb") as f:
+            f.write(_image_bytes(99, "PNG"))
+    except OSError:
+        pytest.skip("this file system refuses non-UTF-8 names")
+    with pytest.raises(FormatError, match=r"caf\ufffd\.png: the name is not valid UTF-8"):
+        ingest_folder(root, out=tmp_path / "o", workers=0)
+    m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
+    assert len(m) == 9 and len(m.meta["skipped"]) == 1
+    json.dumps(m.meta)  # the sidecar holds only valid text
+
+
+def test_decompression_bomb_is_refused(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    big = Image.new("L", (9000, 9000))  # 81 megapixels, above the 40 MP limit
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    (root / "A" / "bomb.png").write_bytes(buf.getvalue())
+    with pytest.raises(UnsafeArchive, match=r"bomb\.png declares a 9000x9000 image .* a decompression bomb"):
+        ingest_folder(root, out=tmp_path / "o", workers=0)
+
+
+def test_missing_root_and_cli(tmp_path):
+    with pytest.raises(SourceNotFound, match=r"is not a folder"):
+        ingest_folder(tmp_path / "nope", out=tmp_path / "o")
+    root = make_tree(tmp_path / "glyphs")
+    r = CliRunner().invoke(main, ["ingest", "folder", str(root), "--out", str(tmp_path / "o"),
+                                  "--domain", "synthetic", "--workers", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["images"] == 9 and out["classes"] == ["7", "A", "b"]
+    assert out["geometry"] == {"height": 32, "width": 32, "channels": 1}
+    r = CliRunner().invoke(main, ["ingest", "folder", str(root), "--domain", "space"])
+    assert r.exit_code == 2 and "'space' is not one of 'wild', 'synthetic', 'handwritten'" in r.output
