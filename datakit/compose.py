@@ -42,8 +42,9 @@ from datakit.names import check_name
 from datakit.manifest import (CHARS62, COLUMNS, Manifest, manifest_paths, pixel_sha256, read_manifest,
                               write_manifest)
 from datakit.progress import log
-from datakit.stats import (THUMB_SIDE, duplicate_groups, grey_images, linked_groups, perceptual_hash,
-                           thumbnails, verify_groups)
+from datakit.near_duplicates import near_groups
+from datakit.stats import (NEAR_THRESHOLD, THUMB_SIDE, duplicate_groups, grey_images, linked_groups,
+                           perceptual_hash, thumbnails)
 
 CLASS_SETS = {"digits": CHARS62[:10], "upper": CHARS62[10:36], "lower": CHARS62[36:], "all": CHARS62}
 DEDUPE = ("exact", "near")
@@ -360,10 +361,10 @@ def _copy_groups(table: pd.DataFrame, parents: Sequence[Manifest]) -> np.ndarray
     that confirm it are both computed at a fixed size.
     """
     hashes = _per_parent(table, parents, perceptual_hash, np.uint64)
-    candidates = duplicate_groups(hashes)
-    sub = table[candidates >= 0]
-    thumbs = _per_parent(sub, parents, thumbnails, np.float32, THUMB_SIDE * THUMB_SIDE)
-    near = verify_groups(candidates, thumbs) if len(sub) else candidates
+    near = near_groups(hashes, table["sha256"].to_numpy(),
+                       lambda rows: _per_parent(table.iloc[rows], parents, thumbnails, np.float32,
+                                                THUMB_SIDE * THUMB_SIDE),
+                       threshold=NEAR_THRESHOLD)
     return linked_groups(duplicate_groups(table["sha256"]), near)
 
 

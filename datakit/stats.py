@@ -3,7 +3,8 @@
 What a manifest holds, before any training: counts per class, subset, domain and split;
 class balance (imbalance ratio, normalised entropy, Gini); missing and rare classes;
 image-size and intensity distributions per subset; exact duplicates (same pixel sha256),
-near-duplicates (same perceptual hash, confirmed by thumbnail correlation) and leakage (one image, exact or near, in two splits).
+near-duplicates (perceptual hashes within a small Hamming radius, confirmed by thumbnail
+correlation) and leakage (one image, exact or near, in two splits).
 
 Everything is vectorised over the whole pixel store: :func:`compute_stats` runs inside every
 ingest and compose, so 70,000 MNIST images must take well under two seconds. The perceptual
@@ -17,6 +18,9 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+
+from datakit.manifest import pixel_sha256
+from datakit.near_duplicates import NEAR_RADIUS, near_groups
 
 #: How many example groups of duplicates / leaks the sidecar keeps (the counts are complete).
 MAX_EXAMPLES = 10
@@ -146,75 +150,21 @@ def duplicate_groups(keys: pd.Series | np.ndarray) -> np.ndarray:
     return np.where(sizes[codes] > 1, codes, -1)
 
 
-_SMALL_GROUP = 64  # groups up to this size are verified by vectorised pair offsets
-
-
-def verify_groups(groups: np.ndarray, thumbs: np.ndarray, threshold: float = NEAR_THRESHOLD) -> np.ndarray:
-    """Split candidate groups (rows sharing a pHash) into groups of truly similar images.
-
-    ``thumbs`` holds :func:`thumbnails` of the rows with ``groups >= 0``, in row order.
-    Two candidates are linked when their thumbnails correlate at ``threshold`` or more;
-    the result groups are the connected components of those links, so any subset of a
-    manifest finds its near-duplicate pairs inside one of these groups (what makes a
-    split built on them leakage-free). Returns group numbers (-1: no near copy).
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    out = np.full(len(groups), -1, dtype=np.int64)
-    cand = np.flatnonzero(groups >= 0)
-    if len(cand) == 0:
-        return out
-    order = np.argsort(groups[cand], kind="stable")
-    sorted_groups = groups[cand][order]
-    size_of = np.bincount(sorted_groups)[sorted_groups]
-    firsts, seconds = [], []
-    # Small groups (nearly all of them): compare each member with the one d places on, for
-    # d = 1, 2, ... — one vectorised row-wise dot product per offset instead of thousands
-    # of tiny Gram matrices.
-    small = order[size_of <= _SMALL_GROUP]
-    small_groups = sorted_groups[size_of <= _SMALL_GROUP]
-    for d in range(1, _SMALL_GROUP):
-        same = small_groups[:-d] == small_groups[d:]
-        if not same.any():
-            break
-        i, j = small[:-d][same], small[d:][same]
-        hit = np.einsum("ij,ij->i", thumbs[i], thumbs[j]) >= threshold
-        firsts.append(i[hit])
-        seconds.append(j[hit])
-    # The rare large groups (e.g. many blank images): one Gram matrix each.
-    big = size_of > _SMALL_GROUP
-    if big.any():
-        big_order, big_groups = order[big], sorted_groups[big]
-        for members in np.split(big_order, np.flatnonzero(np.diff(big_groups)) + 1):
-            t = thumbs[members]
-            i, j = np.nonzero(np.triu(t @ t.T >= threshold, 1))
-            firsts.append(members[i])
-            seconds.append(members[j])
-    if not firsts:
-        return out
-    a, b = np.concatenate(firsts), np.concatenate(seconds)
-    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(cand), len(cand)))
-    _, component = connected_components(graph, directed=False)
-    size = np.bincount(component)
-    out[cand] = np.where(size[component] > 1, component, -1)
-    return out
-
-
 def near_duplicate_groups(pixels: np.ndarray, hashes: np.ndarray | None = None,
-                          threshold: float = NEAR_THRESHOLD) -> np.ndarray:
+                          threshold: float = NEAR_THRESHOLD, *, sha256: Sequence[str] | None = None,
+                          radius: int = NEAR_RADIUS) -> np.ndarray:
     """Group number per image for near-duplicates (-1 when an image has none).
 
-    Candidates share a perceptual hash; they are confirmed when their 32×32 grey
-    thumbnails correlate at ``threshold`` or more (so different handwritten "1"s that
-    happen to share a coarse hash are not called duplicates).
+    Candidates are images whose perceptual hashes differ in at most ``radius`` bits; they
+    are confirmed when their 32×32 grey thumbnails correlate at ``threshold`` or more (so
+    different handwritten "1"s that happen to share a coarse hash are not called
+    duplicates). See :mod:`datakit.near_duplicates`: memory stays linear in the number of
+    images, even when many of them are identical.
     """
     hashes = perceptual_hash(pixels) if hashes is None else hashes
-    candidates = duplicate_groups(hashes)
-    rows = np.flatnonzero(candidates >= 0)
-    if len(rows) == 0:
-        return candidates
-    return verify_groups(candidates, thumbnails(np.asarray(pixels[rows])), threshold)
+    keys = sha256 if sha256 is not None else pixel_sha256(np.asarray(pixels))
+    return near_groups(hashes, keys, lambda rows: thumbnails(np.asarray(pixels[rows])),
+                       radius=radius, threshold=threshold)
 
 
 def linked_groups(exact: np.ndarray, near: np.ndarray) -> np.ndarray:
@@ -344,7 +294,8 @@ def compute_stats(table: pd.DataFrame, pixels: np.ndarray, *, classes: list[str]
         intensity[str(name)] = _intensity_summary(part, means[mask])
 
     exact = duplicate_groups(table["sha256"])
-    near = near_duplicate_groups(images) if n else np.zeros(0, dtype=np.int64)
+    near = (near_duplicate_groups(images, sha256=table["sha256"].to_numpy()) if n
+            else np.zeros(0, dtype=np.int64))
     # A near-duplicate group is one whose members are not all byte-identical.
     distinct_sha = pd.Series(table["sha256"].to_numpy()).groupby(near).transform("nunique").to_numpy()
     near_only = (near >= 0) & (distinct_sha > 1)
@@ -364,7 +315,8 @@ def compute_stats(table: pd.DataFrame, pixels: np.ndarray, *, classes: list[str]
         "intensity": intensity,
         "exact_duplicates": _duplicate_summary(table, exact),
         "near_duplicates": {**_duplicate_summary(table, near, mask=near_only),
-                            "method": f"equal DCT pHash ({HASH_SIDE * HASH_SIDE - 1} bits) and "
+                            "method": f"DCT pHash ({HASH_SIDE * HASH_SIDE - 1} bits) within "
+                                      f"{NEAR_RADIUS} bits and "
                                       f"{THUMB_SIDE}x{THUMB_SIDE} correlation >= {NEAR_THRESHOLD}"},
         "leakage": {"exact": _leakage(table, exact), "near": _leakage(table, linked)},
     }

@@ -1,0 +1,100 @@
+"""Near-duplicates within a Hamming radius of the pHash, in memory linear in the images."""
+from __future__ import annotations
+
+import time
+import tracemalloc
+
+import numpy as np
+
+from datakit.near_duplicates import bands, candidate_pairs, popcount
+from datakit.stats import near_duplicate_groups, perceptual_hash
+
+
+def _brute_force_pairs(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
+    n = len(hashes)
+    d = popcount((hashes[:, None] ^ hashes[None, :]).reshape(-1)).reshape(n, n)
+    i, j = np.nonzero(np.triu(d <= radius, 1))
+    return set(zip(i.tolist(), j.tolist()))
+
+
+def test_bands_cover_the_hash_and_pairs_match_brute_force():
+    assert bands(2) == [(0, 21), (21, 21), (42, 21)]
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 1 << 63, 40, dtype=np.uint64)
+    # many hashes a few bits from a few bases, plus 150 identical ones (a large bucket)
+    flips = np.uint64(1) << rng.integers(0, 63, (300, 3)).astype(np.uint64)
+    near = base[rng.integers(0, 40, 300)] ^ np.where(rng.random((300, 3)) < 0.5, flips, 0).astype(
+        np.uint64).sum(1, dtype=np.uint64)
+    hashes = np.concatenate([base, near, np.full(150, base[0])]).astype(np.uint64)
+    for radius in (0, 1, 2, 3):
+        a, b = candidate_pairs(hashes, radius)
+        assert set(zip(a.tolist(), b.tolist())) == _brute_force_pairs(hashes, radius), radius
+
+
+def _glyphs(n: int, seed: int = 0) -> np.ndarray:
+    """Distinct structured 32×32 images (random blobs), so correlation is meaningful."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32]
+    out = np.zeros((n, 32, 32, 1), np.uint8)
+    for k in range(n):
+        img = np.zeros((32, 32))
+        for _ in range(4):
+            cy, cx, r = rng.uniform(6, 26), rng.uniform(6, 26), rng.uniform(2, 6)
+            img += np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * r * r))
+        out[k, ..., 0] = np.clip(img / img.max() * 230, 0, 255).astype(np.uint8)
+    return out
+
+
+def _digits(n: int) -> np.ndarray:
+    """scikit-learn's 8×8 digits, upscaled to 32×32×1 (distinct handwritten glyphs)."""
+    from sklearn.datasets import load_digits
+    d = load_digits().images[:n]
+    return (np.kron(d, np.ones((4, 4))) * 15).astype(np.uint8)[..., None]
+
+
+def test_edited_copies_are_found_and_distinct_images_are_not():
+    originals = _digits(200)
+    rng = np.random.default_rng(1)
+    noisy = np.clip(originals.astype(int) + rng.normal(0, 6, originals.shape), 0, 255).astype(np.uint8)
+    brighter = np.clip(originals.astype(int) + 20, 0, 255).astype(np.uint8)
+    pixels = np.concatenate([originals, noisy, brighter])
+    groups = near_duplicate_groups(pixels)
+    n = len(originals)
+    found = [(groups[k] >= 0 and groups[k] == groups[k + n] == groups[k + 2 * n]) for k in range(n)]
+    assert np.mean(found) >= 0.9
+    # healthy control: the originals alone have no near copies
+    assert (near_duplicate_groups(originals) == -1).all()
+
+
+def test_a_larger_radius_finds_copies_that_the_exact_hash_misses():
+    originals = _digits(200)
+    rng = np.random.default_rng(2)
+    noisy = np.clip(originals.astype(int) + rng.normal(0, 6, originals.shape), 0, 255).astype(np.uint8)
+    pixels = np.concatenate([originals, noisy])
+    differing = popcount(perceptual_hash(originals) ^ perceptual_hash(noisy))
+    assert (differing > 0).any() and (differing <= 2).any()  # the test needs such copies
+    n = len(originals)
+    def recall(radius):
+        g = near_duplicate_groups(pixels, radius=radius)
+        return np.mean([g[k] >= 0 and g[k] == g[k + n] for k in range(n)])
+    assert recall(2) > recall(0)
+
+
+def test_identical_flat_images_are_exact_not_near_duplicates():
+    pixels = np.zeros((5, 8, 8, 1), np.uint8)
+    assert (near_duplicate_groups(pixels) == -1).all()
+
+
+def test_200k_identical_images_need_no_square_matrix():
+    one = _glyphs(1)[:, ::4, ::4]  # 8×8
+    pixels = np.broadcast_to(one, (200_000, 8, 8, 1))
+    tracemalloc.start()
+    start = time.process_time()
+    groups = near_duplicate_groups(pixels)
+    seconds = time.process_time() - start
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert (groups == groups[0]).all() and groups[0] >= 0
+    # An n×n matrix would be 40 billion cells; the search keeps a few arrays of n.
+    assert peak < 400 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert seconds < 60
