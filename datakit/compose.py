@@ -518,12 +518,14 @@ def _to_channels(images: np.ndarray, channels: int) -> np.ndarray:
 
 def _resize(images: np.ndarray, height: int, width: int, chunk: int = 4096) -> np.ndarray:
     """Antialiased resize that keeps the aspect ratio (pads with each image's border colour)."""
-    import torch
-    import torch.nn.functional as F
-
     n, h, w, c = images.shape
     if (h, w) == (height, width):
         return images
+    from datakit.optional import require_torch
+    require_torch("Resizing images (compose --image-size, or parents of different sizes)")
+    import torch
+    import torch.nn.functional as F
+
     scale = min(height / h, width / w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     top, left = (height - nh) // 2, (width - nw) // 2

@@ -382,6 +382,22 @@ def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndar
     return Manifest(parquet, table, full)
 
 
+#: Key of the Parquet schema metadata that holds the class vocabulary and the geometry.
+PARQUET_META_KEY = b"datakit"
+
+
+def parquet_schema(table: pd.DataFrame, classes: list[str], geometry: dict[str, int]):
+    """The table's Arrow schema with ``{"classes", "geometry", "schema_version"}`` (JSON) under
+    :data:`PARQUET_META_KEY`, so a reader without the sidecar knows the label names and the
+    pixel store's shape."""
+    import pyarrow as pa
+
+    schema = pa.Schema.from_pandas(table, preserve_index=False)
+    extra = json.dumps({"schema_version": SCHEMA_VERSION, "classes": list(classes),
+                        "geometry": dict(geometry)})
+    return schema.with_metadata({**(schema.metadata or {}), PARQUET_META_KEY: extra.encode()})
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, (np.integer,)):
         return int(o)

@@ -199,7 +199,9 @@ class ManifestWriter:
 
     def commit(self, table: pd.DataFrame, meta: dict[str, Any], *, default: Any = None) -> None:
         """Write table and sidecar, then switch all three in (sidecar last)."""
-        table.to_parquet(self.parquet_tmp, index=False)
+        from datakit.manifest import parquet_schema  # local import: manifest imports this module
+        table.to_parquet(self.parquet_tmp, index=False,
+                         schema=parquet_schema(table, meta["classes"], meta["geometry"]))
         meta = {**meta, "write_id": self.write_id}
         self.sidecar_tmp.write_text(json.dumps(meta, indent=2, default=default))
         try:

@@ -142,11 +142,11 @@ def test_cli_stats_text_json_and_errors(make_manifest, tmp_path):
                         "written by `datakit ingest` or `datakit compose`.\n")
 
 
-def test_cli_stats_json_for_several_manifests_is_keyed_by_path(make_manifest):
+def test_cli_stats_json_for_several_manifests_is_a_list_in_argument_order(make_manifest):
     a = make_manifest({"0": 2, "1": 2}, name="a")
     b = make_manifest({"0": 3}, name="b", seed=1)
     r = CliRunner().invoke(main, ["stats", str(a.path), str(b.path), "--json"])
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
-    assert list(data) == [str(a.path), str(b.path)]
-    assert data[str(b.path)]["class_counts"] == {"0": 3}
+    assert [d["manifest"] for d in data] == [str(a.path), str(b.path)]
+    assert data[1]["class_counts"] == {"0": 3}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datakit.cli.base import main, print_json
+from datakit.cli.base import json_option, main, needs_torch, print_json
 
 
 @main.command("audit")
@@ -11,8 +11,7 @@ from datakit.cli.base import main, print_json
 @click.option("--out", "-o", type=click.Path(), default=None,
               help="The HTML report (default: RUN_DIR/audit/report.html for one run, "
                    "./audit_report.html for several).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print the audit dictionary (a list of them for several runs) on stdout.")
+@json_option("the audit object (audit.json; DESIGN.md) for one run, a list of them for several")
 @click.option("--reuse", is_flag=True,
               help="Keep an existing audit/audit.json that is newer than generated.npz.")
 @click.option("--device", default="auto", show_default=True,
@@ -40,6 +39,7 @@ def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest
         datakit audit runs/goodimg runs/fnt --judge-manifest mix.parquet
         datakit audit runs/mnist_acgan --json > audit.json
     """
+    needs_torch("audit")
     from datakit.audit import AuditConfig
     from datakit.report.html import audit_and_report
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datakit.cli.base import main
+from datakit.cli.base import json_option, main, manifest_summary, print_json
 
 
 @main.command("compose")
@@ -34,7 +34,8 @@ from datakit.cli.base import main
 @click.option("--polarity", type=click.Choice(["keep", "dark-on-light", "light-on-dark"]), default="keep",
               show_default=True, help="Invert images so that all share one ink/background polarity.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of every random choice.")
-def compose_cmd(manifests, out, channels, **options):
+@json_option("the new manifest's summary (one object, as `datakit ingest --json`, plus operations)")
+def compose_cmd(manifests, out, channels, as_json, **options):
     """Mix, select, dedupe, skew, subsample and split manifests into a new one.
 
     Operations run in this order: select, vocabulary, dedupe, mix, skew, subsample,
@@ -49,6 +50,9 @@ def compose_cmd(manifests, out, channels, **options):
     from datakit.compose import compose
 
     m = compose(list(manifests), out, channels=int(channels) if channels else None, **options)
+    if as_json:
+        print_json({**manifest_summary(m), "operations": m.meta["operations"]})
+        return
     s = m.stats
     g = m.geometry
     click.echo(f"Wrote {m.path} ({len(m)} images, {g.height}x{g.width}x{g.channels})")
@@ -64,7 +68,8 @@ def compose_cmd(manifests, out, channels, **options):
               help="Where to write the re-created manifest (.parquet).")
 @click.option("--parent", "parents", multiple=True, type=click.Path(),
               help="A parent's new path, when they have moved (repeat, in the recorded order).")
-def rebuild_cmd(manifest, out, parents):
+@json_option("the re-created manifest's summary plus identical (bool: same content checksum)")
+def rebuild_cmd(manifest, out, parents, as_json):
     """Re-create a composed manifest from its recorded parents and parameters.
 
     The parents must have the checksums recorded in the sidecar; the result has the same
@@ -77,7 +82,11 @@ def rebuild_cmd(manifest, out, parents):
     from datakit.compose import rebuild
 
     m = rebuild(manifest, out, parents=list(parents) or None)
-    same = "identical to" if m.checksum == _checksum(manifest) else "DIFFERENT from"
+    identical = m.checksum == _checksum(manifest)
+    if as_json:
+        print_json({**manifest_summary(m), "identical": identical})
+        return
+    same = "identical to" if identical else "DIFFERENT from"
     click.echo(f"Wrote {m.path} ({len(m)} images), content {same} {manifest}")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datakit.cli.base import main
+from datakit.cli.base import json_option, main, needs_torch, print_json
 
 
 @main.command("demo")
@@ -14,7 +14,8 @@ from datakit.cli.base import main
               type=click.Choice(["auto", "cpu", "cuda"]), help="Where training and audit run.")
 @click.option("--quick", is_flag=True,
               help="A reduced demo (a few steps, tiny networks) that checks the whole flow in a minute.")
-def demo_cmd(out, steps, device, quick):
+@json_option("an object: out, report")
+def demo_cmd(out, steps, device, quick, as_json):
     """Ingest the embedded digits and font renderings, compose a handwritten, a synthetic
     and a mixed training set, train a small ACGAN on each, audit them, write one report.
 
@@ -25,6 +26,7 @@ def demo_cmd(out, steps, device, quick):
         datakit demo --out demo
         datakit demo --quick --out /tmp/demo
     """
+    needs_torch("demo")
     from datakit.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.quick(out) if quick else DemoConfig(out=out)
@@ -32,4 +34,7 @@ def demo_cmd(out, steps, device, quick):
     if steps is not None:
         cfg.steps = steps
     result = run_demo(cfg)
-    click.echo(f"Report: {result.report}")
+    if as_json:
+        print_json({"out": str(out), "report": str(result.report)})
+    else:
+        click.echo(f"Report: {result.report}")

@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import click
 
-from datakit.cli.base import main, print_json
+from datakit.cli.base import echo_err, json_option, main, print_json
 
 
 @main.command("stats")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON (one object per manifest).")
+@json_option("the statistics: one object for one manifest, a list of objects (in argument "
+             "order) for several; each has a 'manifest' key (its path)")
 @click.option("--html", "html", type=click.Path(dir_okay=False), default=None,
               help="Also write the self-contained data-audit page to this file.")
+@click.option("--label-issues", "label_issues", multiple=True, type=click.Path(dir_okay=False),
+              help="A CSV from `datakit label-issues` (one per manifest, in order): the page "
+                   "shows its top rows with thumbnails.")
 @click.option("--min-count", default=10, show_default=True, type=click.IntRange(min=1),
               help="Classes with fewer images than this are listed as rare.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the example images on the page.")
-def stats_cmd(manifests, as_json, html, min_count, seed):
+def stats_cmd(manifests, as_json, html, label_issues, min_count, seed):
     """Counts per class, subset, domain and split; balance; sizes and intensities;
     duplicates and leakage between splits. Several manifests print side by side.
 
@@ -23,18 +27,28 @@ def stats_cmd(manifests, as_json, html, min_count, seed):
         datakit stats data_manifests/mnist.parquet
         datakit stats a.parquet b.parquet --html audit.html
         datakit stats mnist.parquet --json --min-count 100
+        datakit stats mnist.parquet --html audit.html --label-issues issues.csv
     """
     from datakit.manifest import read_manifest
     from datakit.stats import format_stats_table, manifest_stats
 
+    if label_issues and not html:
+        raise click.UsageError("--label-issues is shown on the page: pass --html too.")
+    if len(label_issues) > len(manifests):
+        raise click.UsageError(f"{len(label_issues)} --label-issues files for {len(manifests)} "
+                               "manifest(s): give at most one per manifest, in the same order.")
     opened = [read_manifest(p) for p in manifests]
-    stats = [manifest_stats(m, low_count=min_count) for m in opened]
+    stats = [{"manifest": str(m.path), **manifest_stats(m, low_count=min_count)} for m in opened]
     if as_json:
-        # one manifest: its statistics; several: keyed by path (names may repeat across folders)
-        print_json({str(m.path): s for m, s in zip(opened, stats)} if len(opened) > 1 else stats[0])
+        print_json(stats[0] if len(stats) == 1 else stats)
     else:
         click.echo(format_stats_table(stats, [m.name for m in opened]))
     if html:
+        from datakit.label_issues import read_issues_csv
         from datakit.report.dataset import render_dataset_report
-        path = render_dataset_report(opened, html, low_count=min_count, seed=seed)
-        click.echo(f"Wrote {path}", err=as_json)
+        tables = [read_issues_csv(p) for p in label_issues]
+        path = render_dataset_report(opened, html, low_count=min_count, seed=seed, label_issues=tables)
+        if as_json:
+            echo_err(f"Wrote {path}")
+        else:
+            click.echo(f"Wrote {path}")

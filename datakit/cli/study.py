@@ -1,9 +1,11 @@
 """``datakit study FILE.toml``: run an audit study (every arm ingested, composed, trained, audited)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from datakit.cli.base import main
+from datakit.cli.base import json_option, main, needs_torch, print_json
 
 
 @main.command("study")
@@ -17,7 +19,8 @@ from datakit.cli.base import main
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Replace a training setting for every arm (repeatable), e.g. --set width=16; "
                    "audit settings as audit.NAME, e.g. --set audit.cas=false.")
-def study_cmd(study_file, budget, device, out, overrides):
+@json_option("an object: study (folder), report, study_json, runs ({arm: run_dir})")
+def study_cmd(study_file, budget, device, out, overrides, as_json):
     """Run an audit study: ingest -> compose -> train -> audit for every arm, then one
     comparison report. Anything already computed in the study folder is reused.
 
@@ -30,11 +33,18 @@ def study_cmd(study_file, budget, device, out, overrides):
         datakit study audits/chars74k_composition.toml --device cuda
         datakit study audits/class_skew.toml --budget 0.05 --set width=16
     """
+    needs_torch("study")
     from datakit.study import check_budget, load_study, parse_overrides, run_study
 
     check_budget(budget)
     result = run_study(load_study(study_file), out=out, budget=budget, device=device,
                        overrides=parse_overrides(overrides))
+    if as_json:
+        report = Path(result.report)
+        print_json({"study": str(report.parent), "report": str(report),
+                    "study_json": str(result.summary),
+                    "runs": {arm: str(d) for arm, d in result.runs.items()}})
+        return
     for arm, run_dir in result.runs.items():
         click.echo(f"  {arm}: {run_dir}")
     click.echo(f"Report: {result.report}")

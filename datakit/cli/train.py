@@ -1,11 +1,13 @@
 """``datakit train MANIFEST --out RUN_DIR`` and ``datakit sample RUN_DIR --n N``."""
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import click
 
-from datakit.cli.base import main
+from datakit.cli.base import json_option, main, needs_torch, print_json
 from datakit.train.config import AUGMENTS, DEVICES, LABEL_DISTS, MODELS, TrainConfig
 
 _D = TrainConfig.__dataclass_fields__  # defaults live only in TrainConfig
@@ -68,7 +70,8 @@ def _default(name: str):
                                       "(0: never stop early).")
 @click.option("--plateau-tolerance", type=float, default=_default("plateau_tolerance"),
               show_default=True, help="Relative improvement a probe must make to count.")
-def train_cmd(manifest, **options):
+@json_option("an object: run_dir, config (the resolved settings of config.json)")
+def train_cmd(manifest, as_json, **options):
     """Train a GAN on MANIFEST's training rows and write a run directory.
 
     The run directory holds config.json, metrics.csv, samples/step_NNNNNN.png,
@@ -82,10 +85,17 @@ def train_cmd(manifest, **options):
             --model cgan-proj --augment diffaugment --ema
         torchrun --nproc_per_node=2 -m datakit train m.parquet --out runs/ddp
     """
+    needs_torch("train")
     from datakit.train import train
 
     run_dir = train(TrainConfig(manifest=manifest, **options))
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone reports
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
+        return
+    if as_json:
+        config = Path(run_dir, "config.json")
+        print_json({"run_dir": str(run_dir),
+                    "config": json.loads(config.read_text()) if config.exists() else None})
+    else:
         click.echo(f"Wrote {run_dir}")
 
 
@@ -99,13 +109,19 @@ def train_cmd(manifest, **options):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the noise.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto uses CUDA when present.")
-def sample_cmd(run_dir, n, class_name, out, seed, device):
+@json_option("an object: run_dir, out, n, class")
+def sample_cmd(run_dir, n, class_name, out, seed, device, as_json):
     """Draw N new images from RUN_DIR's last checkpoint (EMA weights if kept).
 
     \b
     Example:
         datakit sample runs/acgan --n 100 --class 7 --out sevens.png
     """
+    needs_torch("sample")
     from datakit.train import sample
 
-    click.echo(f"Wrote {sample(run_dir, n, class_name=class_name, out=out, seed=seed, device=device)}")
+    path = sample(run_dir, n, class_name=class_name, out=out, seed=seed, device=device)
+    if as_json:
+        print_json({"run_dir": str(run_dir), "out": str(path), "n": n, "class": class_name})
+    else:
+        click.echo(f"Wrote {path}")

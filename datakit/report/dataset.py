@@ -38,12 +38,14 @@ import seaborn as sns  # noqa: E402
 from datakit.atomic import atomic_write_text  # noqa: E402
 from datakit.errors import DatakitError  # noqa: E402
 from datakit.manifest import Manifest, read_manifest  # noqa: E402
-from datakit.report.inline import figure_data_uri, grid_data_uri  # noqa: E402
+from datakit.report.inline import array_data_uri, figure_data_uri, grid_data_uri  # noqa: E402
 from datakit.stats import manifest_stats  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 DPI = 80
 EXAMPLES_PER_CLASS = 8
+#: Rows of a label-issues table shown (with thumbnails) on the page.
+LABEL_ISSUES_SHOWN = 24
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,9 +198,29 @@ def _sizes(stats: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def label_issues_section(manifest: Manifest, issues: pd.DataFrame | None,
+                         limit: int = LABEL_ISSUES_SHOWN) -> dict[str, Any] | None:
+    """The top rows of a label-issues table (``datakit label-issues``) with thumbnails."""
+    if issues is None:
+        return None
+    known = dict(zip(manifest.table["id"].astype(str), manifest.table["row"].to_numpy()))
+    ids = issues["id"].astype(str)
+    if not ids.isin(known).all() or any(known[i] != r for i, r in zip(ids, issues["row"])):
+        raise DatakitError(f"The label-issues file does not belong to {manifest.path}: its ids or "
+                           "rows are not this manifest's. Run `datakit label-issues` on it first.")
+    top = issues.sort_values("score", kind="stable").head(limit)
+    rows = []
+    for r in top.itertuples(index=False):
+        rows.append({"rank": int(getattr(r, "rank", len(rows) + 1)), "id": r.id,
+                     "class_name": r.class_name, "predicted_class_name": r.predicted_class_name,
+                     "score": f"{float(r.score):.3f}",
+                     "uri": array_data_uri(manifest.images(np.asarray([r.row]))[0], scale=3)})
+    return {"count": int(len(issues)), "top": rows}
+
+
 def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[str, Any] | None = None,
                         examples_per_class: int = EXAMPLES_PER_CLASS, seed: int = 0,
-                        low_count: int = 10) -> dict[str, Any]:
+                        low_count: int = 10, label_issues: pd.DataFrame | None = None) -> dict[str, Any]:
     """Everything the page shows about one manifest, as plain data for a template.
 
     Args:
@@ -211,7 +233,8 @@ def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[s
     ``created``, ``command``, ``figures`` (``class_counts``, ``shares``, ``intensity``: data
     URIs or None), ``balance``, ``classes``, ``domains``, ``subsets``, ``splits``, ``sizes``
     (tables as lists of dicts), ``missing_classes``, ``low_count_classes``, ``examples``,
-    ``duplicates``, ``leakage``, ``history``, ``parents``, ``seed`` and ``stats`` (raw).
+    ``duplicates``, ``leakage``, ``history``, ``parents``, ``seed``, ``label_issues`` (None
+    unless a label-issues table is given) and ``stats`` (raw).
     This signature is stable: the run-audit report embeds it.
     """
     m = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
@@ -259,6 +282,7 @@ def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[s
         "parents": [{"name": p.get("name", ""), "path": p.get("path", ""),
                      "checksum": p.get("checksum", "")} for p in meta.get("parents") or []],
         "seed": meta.get("seed"),
+        "label_issues": label_issues_section(m, label_issues),
         "stats": s,
     }
 
@@ -279,13 +303,18 @@ def page_css() -> str:
 
 def render_dataset_report(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.PathLike, *,
                           low_count: int = 10, seed: int = 0,
-                          examples_per_class: int = EXAMPLES_PER_CLASS) -> Path:
+                          examples_per_class: int = EXAMPLES_PER_CLASS,
+                          label_issues: Sequence[pd.DataFrame | None] = ()) -> Path:
     """Write the data-audit page for one or several manifests (side by side) to ``out``.
 
-    The file is written atomically (temporary file, then rename) and is self-contained.
+    ``label_issues`` gives each manifest's label-issues table (in order; missing = none):
+    its top rows are shown with thumbnails. The file is written atomically (temporary
+    file, then rename) and is self-contained.
     """
+    issues = list(label_issues) + [None] * (len(manifests) - len(label_issues))
     sections = [composition_section(m, low_count=low_count, seed=seed,
-                                    examples_per_class=examples_per_class) for m in manifests]
+                                    examples_per_class=examples_per_class, label_issues=li)
+                for m, li in zip(manifests, issues)]
     html = jinja_environment().get_template("dataset.html").render(
         sections=sections, css=page_css(),
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))

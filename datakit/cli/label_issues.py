@@ -1,0 +1,56 @@
+"""``datakit label-issues MANIFEST``: rows whose label is most likely wrong (confident learning)."""
+from __future__ import annotations
+
+import click
+
+from datakit.cli.base import json_option, main, needs_torch, print_json
+
+
+@main.command("label-issues")
+@click.argument("manifest", type=click.Path())
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="The ranked CSV (default: MANIFEST's folder/<name>.label_issues.csv).")
+@click.option("--folds", default=4, show_default=True, type=click.IntRange(min=2),
+              help="Out-of-fold rounds: each trains one judge without its fold.")
+@click.option("--score", default="self_confidence", show_default=True,
+              type=click.Choice(["self_confidence", "normalized_margin"]),
+              help="Label-quality score that ranks the candidates (low = suspicious).")
+@click.option("--epochs", default=0, show_default=True, type=int,
+              help="Judge epochs per fold (0: the judge's own rule).")
+@click.option("--device", default="auto", show_default=True,
+              type=click.Choice(["auto", "cpu", "cuda"]), help="Where the judges train.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and judges.")
+@click.option("--top", default=10, show_default=True, type=int, help="Rows printed on stdout.")
+@json_option("a summary object: manifest, out, rows, issues, config, out_of_fold_accuracy, "
+             "thresholds, top (the first rows)")
+def label_issues_cmd(manifest, out, folds, score, epochs, device, seed, top, as_json):
+    """Rank MANIFEST's rows whose label is most likely wrong, most likely first.
+
+    Out-of-fold predicted probabilities from the judge network (K folds), per-class
+    thresholds and the confident joint of confident learning; the off-diagonal rows are
+    written to a CSV with columns rank, id, row, split, label, class_name,
+    predicted_label, predicted_class_name, score, given_label_probability,
+    predicted_probability. Show them with thumbnails: datakit stats M --html p.html
+    --label-issues issues.csv.
+
+    \b
+    Example:
+        datakit label-issues data_manifests/mnist.parquet --out issues.csv
+        datakit label-issues goodimg.parquet --folds 5 --score normalized_margin --json
+    """
+    needs_torch("label-issues")
+    from datakit.label_issues import LabelIssuesConfig, find_label_issues, write_issues_csv
+    from datakit.manifest import read_manifest
+
+    m = read_manifest(manifest)
+    cfg = LabelIssuesConfig(folds=folds, score=score, epochs=epochs, seed=seed, device=device)
+    result = find_label_issues(m, cfg)
+    path = write_issues_csv(result, out or m.path.with_name(f"{m.name}.label_issues.csv"))
+    if as_json:
+        print_json({**result.summary(), "out": path})
+        return
+    click.echo(f"Wrote {path} ({len(result.issues)} likely label issues among {len(m)} rows; "
+               f"out-of-fold accuracy {result.info['out_of_fold_accuracy']:.3f})")
+    for r in result.issues.head(top).itertuples(index=False):
+        click.echo(f"  {r.rank:>4}  {r.id}  labelled {r.class_name!r}, looks like "
+                   f"{r.predicted_class_name!r}  (score {r.score:.3f})")
