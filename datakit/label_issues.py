@@ -247,3 +247,12 @@ def read_issues_csv(path: str | os.PathLike) -> pd.DataFrame:
         raise ManifestError(f"Label-issues file {path} lacks the columns {', '.join(missing)}; "
                             "write it with `datakit label-issues MANIFEST --out issues.csv`.")
     return table
+
+
+def check_issues_belong(manifest: Manifest, issues: pd.DataFrame) -> None:
+    """Raise ManifestError unless every issue row's ``id`` and ``row`` are ``manifest``'s."""
+    known = dict(zip(manifest.table["id"].astype(str), manifest.table["row"].to_numpy()))
+    ids = issues["id"].astype(str)
+    if not ids.isin(known).all() or any(known[i] != r for i, r in zip(ids, issues["row"])):
+        raise ManifestError(f"The label-issues file does not belong to {manifest.path}: its ids "
+                            "or rows are not this manifest's. Run `datakit label-issues` on it first.")

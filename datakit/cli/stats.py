@@ -38,16 +38,20 @@ def stats_cmd(manifests, as_json, html, label_issues, min_count, seed):
         raise click.UsageError(f"{len(label_issues)} --label-issues files for {len(manifests)} "
                                "manifest(s): give at most one per manifest, in the same order.")
     opened = [read_manifest(p) for p in manifests]
+    if label_issues:
+        from datakit.label_issues import check_issues_belong, read_issues_csv
+        tables = [read_issues_csv(p) for p in label_issues]
+        for m, t in zip(opened, tables):
+            check_issues_belong(m, t)
     stats = [{"manifest": str(m.path), **manifest_stats(m, low_count=min_count)} for m in opened]
     if as_json:
         print_json(stats[0] if len(stats) == 1 else stats)
     else:
         click.echo(format_stats_table(stats, [m.name for m in opened]))
     if html:
-        from datakit.label_issues import read_issues_csv
         from datakit.report.dataset import render_dataset_report
-        tables = [read_issues_csv(p) for p in label_issues]
-        path = render_dataset_report(opened, html, low_count=min_count, seed=seed, label_issues=tables)
+        path = render_dataset_report(opened, html, low_count=min_count, seed=seed,
+                                     label_issues=tables if label_issues else ())
         if as_json:
             echo_err(f"Wrote {path}")
         else:

@@ -203,11 +203,8 @@ def label_issues_section(manifest: Manifest, issues: pd.DataFrame | None,
     """The top rows of a label-issues table (``datakit label-issues``) with thumbnails."""
     if issues is None:
         return None
-    known = dict(zip(manifest.table["id"].astype(str), manifest.table["row"].to_numpy()))
-    ids = issues["id"].astype(str)
-    if not ids.isin(known).all() or any(known[i] != r for i, r in zip(ids, issues["row"])):
-        raise DatakitError(f"The label-issues file does not belong to {manifest.path}: its ids or "
-                           "rows are not this manifest's. Run `datakit label-issues` on it first.")
+    from datakit.label_issues import check_issues_belong
+    check_issues_belong(manifest, issues)
     top = issues.sort_values("score", kind="stable").head(limit)
     rows = []
     for r in top.itertuples(index=False):

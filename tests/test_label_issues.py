@@ -1,0 +1,135 @@
+"""Label issues (confident learning): planted wrong labels rank first, clean labels are not flagged."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from datakit.cli import main
+from datakit.errors import ManifestError
+from datakit.label_issues import (LabelIssuesConfig, confident_joint, confident_classes,
+                                  find_label_issues, label_quality, per_class_thresholds,
+                                  rank_issues, read_issues_csv, stratified_folds,
+                                  write_issues_csv)
+from datakit.manifest import write_manifest
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_thresholds_and_confident_joint_by_hand():
+    probs = np.array([[0.9, 0.1], [0.7, 0.3], [0.2, 0.8], [0.6, 0.4], [0.8, 0.2]])
+    labels = np.array([0, 0, 1, 1, 1])
+    t = per_class_thresholds(probs, labels)
+    assert np.allclose(t, [0.8, (0.8 + 0.4 + 0.2) / 3])
+    confident = confident_classes(probs, t)
+    # rows 1 and 3 reach neither threshold; row 4, labelled 1, is confidently 0
+    assert confident.tolist() == [0, -1, 1, -1, 0]
+    assert confident_joint(labels, confident, 2).tolist() == [[1, 0], [1, 1]]
+    order, scores, _, _ = rank_issues(probs, labels)
+    assert order.tolist() == [4] and np.allclose(scores, [0.2])
+    margin = label_quality(probs, labels, "normalized_margin")
+    assert np.allclose(margin, (np.array([0.8, 0.4, 0.6, -0.2, -0.6]) + 1) / 2)
+
+
+def test_clean_confident_predictions_flag_nothing():
+    labels = np.repeat(np.arange(4), 50)
+    probs = np.full((200, 4), 0.02)
+    probs[np.arange(200), labels] = 0.94
+    order, _, _, joint = rank_issues(probs, labels)
+    assert len(order) == 0 and np.trace(joint) == 200
+
+
+def test_absent_classes_get_no_threshold():
+    probs = np.array([[0.6, 0.1, 0.3], [0.2, 0.7, 0.1]])
+    t = per_class_thresholds(probs, np.array([0, 1]))
+    assert np.isnan(t[2])
+    assert confident_classes(probs, t).tolist() == [0, 1]
+
+
+def test_folds_are_stratified():
+    labels = np.repeat(np.arange(3), [30, 12, 7])
+    fold = stratified_folds(labels, 3, seed=0)
+    for lab in range(3):
+        counts = np.bincount(fold[labels == lab], minlength=3)
+        assert counts.max() - counts.min() <= 1
+
+
+@pytest.fixture(scope="module")
+def flipped_digits(tmp_path_factory):
+    """The embedded digits at 16×16 with 20 labels changed on purpose."""
+    from datakit.sources.digits import ingest_digits
+    out = tmp_path_factory.mktemp("li")
+    m = ingest_digits(size=16, out=out)
+    rng = np.random.default_rng(0)
+    table = m.table.copy()
+    flipped = rng.choice(len(table), 20, replace=False)
+    table.loc[flipped, "label"] = (table.loc[flipped, "label"] + rng.integers(1, 10, 20)) % 10
+    table["class_name"] = table["label"].astype(str)
+    flipped_m = write_manifest(out / "flipped.parquet", table, np.asarray(m.pixels),
+                               classes=m.vocabulary, compute_statistics=False)
+    return flipped_m, set(table["id"].iloc[flipped])
+
+
+def test_flipped_labels_rank_at_the_top(flipped_digits):
+    m, flipped = flipped_digits
+    cfg = LabelIssuesConfig(folds=3, epochs=6, width=8)
+    result = find_label_issues(m, cfg)
+    top = result.issues["id"].head(len(flipped))
+    assert top.isin(flipped).mean() >= 0.8, result.issues.head(25)
+    assert list(result.issues.columns[:6]) == ["rank", "id", "row", "split", "label", "class_name"]
+    first = result.issues.iloc[0]
+    assert first["predicted_class_name"] != first["class_name"]
+    assert result.info["out_of_fold_accuracy"] > 0.85
+
+
+def test_cli_writes_the_csv_and_the_page_shows_it(flipped_digits, tmp_path):
+    m, flipped = flipped_digits
+    csv = tmp_path / "issues.csv"
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--out", str(csv), "--folds", "2",
+                                  "--epochs", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["out"] == str(csv) and out["rows"] == len(m) and out["issues"] >= 1
+    table = read_issues_csv(csv)
+    assert {"id", "row", "label", "class_name", "predicted_class_name", "score"} <= set(table.columns)
+    page = tmp_path / "page.html"
+    r = CliRunner().invoke(main, ["stats", str(m.path), "--html", str(page), "--label-issues", str(csv)])
+    assert r.exit_code == 0, r.output
+    html = page.read_text()
+    assert "<h3>Label issues</h3>" in html and table["id"].iloc[0] in html
+
+
+def test_issues_of_another_manifest_are_refused(flipped_digits, make_manifest, tmp_path):
+    m, _ = flipped_digits
+    other = make_manifest({"0": 3, "1": 3})
+    csv = tmp_path / "issues.csv"
+    fake = pd.DataFrame({"rank": [1], "id": [m.table["id"].iloc[0]], "row": [0], "label": [0],
+                         "class_name": ["0"], "predicted_class_name": ["1"], "score": [0.1]})
+    fake.to_csv(csv, index=False)
+    r = CliRunner().invoke(main, ["stats", str(other.path), "--html", str(tmp_path / "p.html"),
+                                  "--label-issues", str(csv)])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: The label-issues file does not belong to {other.path}: its ids or "
+                        "rows are not this manifest's. Run `datakit label-issues` on it first.\n")
+
+
+def test_too_small_a_manifest_is_refused(make_manifest):
+    m = make_manifest({"0": 1, "1": 5})
+    with pytest.raises(ManifestError, match=r"too small for 4-fold label-issue search"):
+        find_label_issues(m, LabelIssuesConfig())
+
+
+def test_csv_round_trip(tmp_path, flipped_digits):
+    m, _ = flipped_digits
+    labels = m.table["label"].to_numpy()
+    probs = np.full((len(m), 10), 0.01)
+    probs[np.arange(len(m)), labels] = 0.91
+    probs[0] = 0.01
+    probs[0, (labels[0] + 1) % 10] = 0.91
+    result = find_label_issues(m, probabilities=probs)
+    assert result.issues["id"].tolist() == [m.table["id"].iloc[0]]
+    path = write_issues_csv(result, tmp_path / "i.csv")
+    assert read_issues_csv(path)["id"].tolist() == [m.table["id"].iloc[0]]
