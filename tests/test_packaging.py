@@ -1,0 +1,113 @@
+"""Packaging: curation without torch, the torch-needing commands name their extra, the
+CLI's --json / --help / logging conventions, and the files a release needs."""
+from __future__ import annotations
+
+import configparser
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datakit.cli import main
+
+ROOT = Path(__file__).parent.parent
+
+BLOCK_TORCH = """
+import importlib.abc, sys
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+def _run_without_torch(code: str, tmp_path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True,
+                          text=True, cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin",
+                                                        "DATAKIT_PROGRESS": "0"})
+
+
+def test_curation_runs_without_torch(tmp_path):
+    code = """
+import datakit.cli, datakit.stats, datakit.compose, datakit.export, datakit.label_issues
+import datakit.sources.mnist, datakit.sources.svhn, datakit.sources.chars74k, datakit.sources.folder
+import datakit.report.dataset
+from datakit.sources.digits import ingest_digits
+from datakit.compose import compose
+from datakit.export import export
+m = ingest_digits(size=8, out='m')
+c = compose([m.path], 'm/c.parquet', holdout=0.2, classes='0,1')
+export(c, 'tree', 'imagefolder')
+assert 'torch' not in sys.modules
+print('ok')
+"""
+    out = _run_without_torch(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("args", [["train", "m.parquet", "--out", "r"], ["sample", "r", "--n", "2"],
+                                  ["audit", "r"], ["study", "s.toml"], ["demo"],
+                                  ["label-issues", "m.parquet"]])
+def test_torch_commands_name_the_extra(args, tmp_path):
+    code = f"""
+from datakit.cli import main
+main({args!r}, prog_name="datakit")
+"""
+    out = _run_without_torch(code, tmp_path)
+    assert out.returncode == 1
+    name = args[0]
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"Error: datakit {name} needs PyTorch: pip install 'datakit[train]'")
+
+
+def test_setup_declares_extras_license_and_python():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    requires = cfg["options"]["install_requires"]
+    assert "torch" not in requires and 'tomli>=1.1; python_version<"3.11"' in requires
+    extras = cfg["options.extras_require"]
+    assert "torch" in extras["train"] and "torch" in extras["test"] and "datasets" in extras["test"]
+    assert "py.typed" in cfg["options.package_data"]["datakit"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert "2026 datakit developers" in (ROOT / "LICENSE").read_text()
+    assert (ROOT / "datakit" / "py.typed").exists()
+    assert "'.[train,test]'" in (ROOT / "Makefile").read_text()
+
+
+def test_help_offers_only_the_splits_a_source_has():
+    r = CliRunner().invoke(main, ["ingest", "mnist", "--help"])
+    assert "[train|test|all]" in r.output and "extra" not in r.output
+    r = CliRunner().invoke(main, ["ingest", "svhn", "--help"])
+    assert "[train|test|extra|all]" in r.output
+
+
+def _all_commands(group, prefix=()):
+    import click
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, prefix + (name,))
+        else:
+            yield prefix + (name,), cmd
+
+
+@pytest.mark.parametrize("path", [p for p, _ in _all_commands(main)], ids=lambda p: " ".join(p))
+def test_every_command_takes_json(path):
+    cmd = dict(_all_commands(main))[path]
+    assert any("--json" in p.opts for p in cmd.params), f"datakit {' '.join(path)} has no --json"
+
+
+def test_json_for_one_manifest_is_an_object_and_logging_goes_to_stderr(make_manifest, tmp_path):
+    m = make_manifest({"0": 3, "1": 3})
+    r = CliRunner().invoke(main, ["-v", "compose", str(m.path), "-o", str(tmp_path / "c.parquet"),
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["images"] == 6 and out["operations"][-1]["op"]
+    r = CliRunner().invoke(main, ["-q", "ingest", "digits", "--size", "8", "--out", str(tmp_path), "--json"])
+    assert r.exit_code == 0
+    assert json.loads(r.stdout)["images"] == 1797 and r.stderr == ""
