@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import click
 
-from datakit.cli.base import main
+from datakit.cli.base import json_option, main, print_json
 from datakit.errors import ManifestError
 from datakit.names import printable
 
 
 @main.command("verify")
 @click.argument("manifests", nargs=-1, required=True, type=click.Path())
-def verify_cmd(manifests):
+@json_option("one object per manifest (a list for several): manifest, ok, rows, problems")
+def verify_cmd(manifests, as_json):
     """Recompute the sha256 of every image's pixels and the table and content checksums
     recorded in the sidecar; exit non-zero naming what differs.
 
@@ -20,16 +21,23 @@ def verify_cmd(manifests):
     """
     from datakit.verify import verify_manifest
 
-    failed = []
+    failed, objects = [], []
     for path in manifests:
         result = verify_manifest(path)
+        objects.append({"manifest": printable(str(result.path)), "ok": bool(result.ok),
+                        "rows": result.rows, "problems": [printable(p) for p in result.problems]})
+        if not result.ok:
+            failed.append(result)
+        if as_json:
+            continue
         if result.ok:
             click.echo(f"OK {printable(str(result.path))}: {result.rows} rows, checksums match")
         else:
-            failed.append(result)
             click.echo(f"FAILED {printable(str(result.path))}:", err=True)
             for p in result.problems:
                 click.echo(f"  {printable(p)}", err=True)
+    if as_json:
+        print_json(objects[0] if len(objects) == 1 else objects)
     if failed:
         raise ManifestError(f"{len(failed)} of {len(manifests)} manifest(s) failed verification; "
                             "re-create them with the command in their sidecar.")
