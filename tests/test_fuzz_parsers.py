@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datakit.errors import DatakitError
-from datakit.sources import chars74k
+from datakit.sources import archive as archive_reader
 from datakit.sources.common import ErrorPolicy
 from datakit.sources.mnist import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from datakit.sources.svhn import read_svhn_mat
@@ -59,7 +59,7 @@ def test_tar_parser(tmp_path, data, suffix):
     path = tmp_path / f"EnglishFnt.tar{suffix}"
     path.write_bytes(gzip.compress(data) if suffix else data)
     try:
-        list(chars74k._archive_files(path, "English/Fnt", ErrorPolicy("skip"), {}))
+        list(archive_reader.archive_files(path, "English/Fnt", ErrorPolicy("skip"), {}))
     except DatakitError:
         pass
 
