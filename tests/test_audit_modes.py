@@ -28,8 +28,10 @@ def test_the_number_of_modes_is_read_from_the_data(five_modes):
     rng, centres = five_modes
     real, _ = _blobs(60, centres, rng)
     assert fit_modes(real).k == 5
-    one = rng.normal(size=(300, 16))
-    assert fit_modes(one).k == 1
+    one = rng.normal(size=(300, 16))  # no clear modes: cut into 5 k-means regions instead
+    model = fit_modes(one)
+    assert (model.kind, model.k) == ("regions", 5) and model.silhouette < 0.25
+    assert fit_modes(one[:10]).k == 1  # too few to cut into regions
 
 
 def test_far_off_samples_cover_nothing(five_modes):
@@ -76,3 +78,21 @@ def test_a_user_check_registers_like_the_built_ins():
     finally:
         unregister_check("always")
     assert "always" not in registered_checks()
+
+
+def test_a_class_without_clear_modes_reaching_two_of_five_regions_is_collapsed():
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(400, 16))
+    model = fit_modes(real)
+    fresh = rng.normal(size=(3000, 16))
+    two = fresh[np.isin(assign_modes(model, fresh), [0, 1])][:100]
+    held, healthy = rng.normal(size=(100, 16)), rng.normal(size=(100, 16))
+    cfg = AuditConfig(bootstrap=100)
+    bad = modes_check.check(_features(real, held, two), cfg)
+    row = bad.table[0]
+    assert (row["modes_real"], row["modes_covered"], row["modes_covered_floor"]) == (5, 2, 5)
+    assert [f.classes for f in bad.findings] == [["a"]]
+    assert "covers 2 of 5 k-means regions of its real images" in bad.findings[0].sentence
+    assert bad.findings[0].evidence["kind"] == "regions"
+    good = modes_check.check(_features(real, held, healthy), cfg)
+    assert not good.table[0]["vs_floor"]["modes"].worse and good.findings == []

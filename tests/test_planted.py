@@ -106,3 +106,11 @@ def test_draw_refuses_a_class_missing_from_the_pool(pool):
     images, labels = pool
     with pytest.raises(ValueError, match="no image of class 9"):
         planted.draw(labels[labels != 9], planted.class_counts(10, 2), np.random.default_rng(0))
+
+
+def test_unseen_drops_pool_images_equal_to_manifest_images(pool):
+    from datakit.manifest import pixel_sha256
+    images = pool[0][:20]
+    keep = planted.unseen(images, set(pixel_sha256(images[:5])))
+    assert not keep[:5].any() and keep.sum() >= 10  # the first 5 (and any pixel-equal twins) go
+    assert planted.unseen(images, set()).all()

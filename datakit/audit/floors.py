@@ -29,7 +29,33 @@ MIN_POINTS = 0.10        # label fidelity, coverage
 MIN_FD_RELATIVE = 0.5    # FD: share of the floor
 MIN_MODES = 1.0
 MIN_SHARE_FACTOR = 2.0
+MIN_CLASS_N = 30         # per side, below it no per-class floor test fails
 LEVEL = 0.95
+Z95 = 1.959963984540054
+
+
+def wilson_interval(x: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of the proportion x/n (defined at x = 0 and x = n)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = x / n
+    centre = p + z * z / (2 * n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    den = 1 + z * z / n
+    return float(max(0.0, (centre - half) / den)), float(min(1.0, (centre + half) / den))
+
+
+def newcombe_interval(x1: int, n1: int, x2: int, n2: int, z: float = Z95) -> tuple[float, float]:
+    """Newcombe's hybrid score interval (1998, method 10) of p1 - p2 = x1/n1 - x2/n2.
+
+    From the Wilson intervals (l1, u1), (l2, u2): the difference minus
+    sqrt((p1 - l1)² + (u2 - p2)²) and plus sqrt((u1 - p1)² + (p2 - l2)²).
+    """
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = wilson_interval(x1, n1, z)
+    l2, u2 = wilson_interval(x2, n2, z)
+    d = p1 - p2
+    return float(d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)), float(d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2))
 
 
 def matched_indices(n_gen: int, n_held: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -41,18 +67,19 @@ def matched_indices(n_gen: int, n_held: int, rng: np.random.Generator) -> tuple[
 
 def is_worse(difference: float | None, lo: float | None, hi: float | None, better: str,
              min_effect: float) -> bool:
-    """The interval excludes 0 on the bad side and the difference reaches ``min_effect``."""
+    """Clearly worse: the whole interval lies beyond ``min_effect`` on the bad side."""
     if difference is None or lo is None or hi is None or not np.isfinite([difference, lo, hi]).all():
         return False
     if better == "lower":
-        return bool(lo > 0 and difference >= min_effect)
-    return bool(hi < 0 and difference <= -min_effect)
+        return bool(lo >= min_effect)
+    return bool(hi <= -min_effect)
 
 
 def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.ndarray], float],
                n_gen: int, n_held: int, *, better: str, min_effect: Callable[[float], float] | float,
                replicates: int, seed: int, size_matched: bool = True,
-               min_n: int = 2) -> tuple[FloorTest | None, np.ndarray]:
+               min_n: int = 2, proportion_of: tuple[int, int] | None = None,
+               hull: bool = False) -> tuple[FloorTest | None, np.ndarray]:
     """Compare a statistic of the generated samples with the same statistic of held-out ones.
 
     Args:
@@ -62,6 +89,10 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
         min_effect: the minimum difference, or a function of the floor giving it.
         size_matched: subsample both sides to the same n first (for size-biased metrics).
         min_n: below this many samples on either side, no test (None).
+        proportion_of: the statistic is a proportion of (generated, held-out) this many
+            units: the interval is Newcombe's (:func:`newcombe_interval`).
+        hull: with ``proportion_of``, the hull of Newcombe's and the bootstrap interval.
+    A test with fewer than :data:`MIN_CLASS_N` samples on a side is never ``worse``.
     Returns:
         The test and the bootstrap replicates of the difference (for group comparisons).
     """
@@ -76,17 +107,23 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
     reps = np.array([gen_stat(g[rng.integers(0, len(g), len(g))])
                      - held_stat(h[rng.integers(0, len(h), len(h))]) for _ in range(replicates)])
     lo, hi = percentile_interval(reps, LEVEL)
+    if proportion_of is not None:
+        (ng, nh) = proportion_of
+        nlo, nhi = newcombe_interval(round(value * ng), ng, round(floor * nh), nh)
+        lo, hi = (min(lo, nlo), max(hi, nhi)) if hull else (nlo, nhi)
     effect = float(min_effect(floor) if callable(min_effect) else min_effect)
     diff = value - floor
-    return FloorTest(value, floor, diff, lo, hi, int(min(len(g), len(h))), effect, better,
-                     is_worse(diff, lo, hi, better, effect)), reps
+    n = int(min(len(g), len(h)))
+    worse = n >= MIN_CLASS_N and is_worse(diff, lo, hi, better, effect)
+    return FloorTest(value, floor, diff, lo, hi, n, effect, better, worse), reps
 
 
 def share_test(assigned: np.ndarray, code: int, expected: float, *, replicates: int,
                seed: int) -> tuple[FloorTest | None, np.ndarray]:
     """Generated share of ``code`` over its expected share, minus 1, with a bootstrap interval
     over the generated samples. Worse in either direction (suppressed or amplified) by a factor
-    of :data:`MIN_SHARE_FACTOR`; ``better`` is "equal" and the interval must exclude 0."""
+    of :data:`MIN_SHARE_FACTOR`; ``better`` is "equal" and the whole ratio interval must lie
+    at or below 1/factor or at or above the factor."""
     n = len(assigned)
     if n == 0 or expected <= 0:
         return None, np.zeros(0)
@@ -96,7 +133,8 @@ def share_test(assigned: np.ndarray, code: int, expected: float, *, replicates: 
     lo, hi = percentile_interval(reps, LEVEL)
     ratio = float(hit.mean() / expected)
     diff = ratio - 1
-    suppressed = hi < 0 and ratio <= 1 / MIN_SHARE_FACTOR
-    amplified = lo > 0 and ratio >= MIN_SHARE_FACTOR
+    # clearly: the whole ratio interval at or beyond the factor
+    suppressed = 1 + hi <= 1 / MIN_SHARE_FACTOR
+    amplified = 1 + lo >= MIN_SHARE_FACTOR
     return FloorTest(ratio, 1.0, diff, lo, hi, n, MIN_SHARE_FACTOR, "equal",
                      bool(suppressed or amplified)), reps

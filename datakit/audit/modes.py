@@ -3,7 +3,10 @@
 1. The class's real features (training reference) are clustered with k-means for
    k = 2..:data:`MAX_MODES`; the k with the highest silhouette is kept if that silhouette is
    at least :data:`MIN_SILHOUETTE` (0.25: below it Kaufman & Rousseeuw find "no substantial
-   structure"), else the class has one mode. The chosen k and its silhouette are evidence.
+   structure"). Otherwise the class has no clear modes and its real features are cut into
+   :data:`REGIONS` k-means *regions* (Voronoi cells of a continuum, not modes:
+   ``ModeModel.kind`` says which), counted the same way, so a generator that reaches only
+   part of an unclustered class is still caught. The chosen k and its silhouette are evidence.
 2. A sample belongs to its nearest mode centre, unless it is further from that centre than
    :data:`CUT_QUANTILE` of the real members' distances to it (times :data:`CUT_SLACK`):
    far-off samples cover nothing.
@@ -26,6 +29,7 @@ CUT_QUANTILE = 0.99
 CUT_SLACK = 1.5
 MIN_COVER = 0.2
 MAX_FIT = 2000  # real samples clustered per class (a seeded subsample above this)
+REGIONS = 5     # k-means regions of a class without clear modes
 
 
 @dataclass
@@ -36,6 +40,7 @@ class ModeModel:
     weights: np.ndarray   # share of real samples per mode
     cuts: np.ndarray      # per mode: beyond this distance a sample covers nothing
     silhouette: float | None
+    kind: str = "modes"   # "modes" (silhouette >= MIN_SILHOUETTE) or "regions"
 
     @property
     def k(self) -> int:
@@ -62,17 +67,21 @@ def fit_modes(real: np.ndarray, *, max_modes: int = MAX_MODES, seed: int = 0) ->
         s = float(silhouette_score(x, km.labels_, sample_size=min(len(x), 1000), random_state=seed))
         if s > best_s:
             best, best_s = km, s
-    if best is None or best_s < MIN_SILHOUETTE:
+    kind = "modes"
+    if best is not None and best_s >= MIN_SILHOUETTE:
+        centres, labels, sil = best.cluster_centers_, best.labels_, best_s
+    elif len(x) >= 3 * REGIONS:
+        km = best if best is not None and best.n_clusters == REGIONS else _kmeans(x, REGIONS, seed)
+        centres, labels, sil, kind = km.cluster_centers_, km.labels_, best_s, "regions"
+    else:
         centres, labels, sil = x.mean(0, keepdims=True), np.zeros(len(x), int), \
             (best_s if best is not None else None)
-    else:
-        centres, labels, sil = best.cluster_centers_, best.labels_, best_s
     d = np.linalg.norm(x - centres[labels], axis=1)
     k = len(centres)
     weights = np.bincount(labels, minlength=k) / len(x)
     cuts = np.array([CUT_SLACK * np.quantile(d[labels == j], CUT_QUANTILE) if (labels == j).any() else 0.0
                      for j in range(k)])
-    return ModeModel(centres, weights, cuts, sil)
+    return ModeModel(centres, weights, cuts, sil, kind)
 
 
 def assign_modes(model: ModeModel, x: np.ndarray) -> np.ndarray:

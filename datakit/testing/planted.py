@@ -44,6 +44,17 @@ class PlantedSet:
         return self.defect == "healthy"
 
 
+def unseen(pool_images: np.ndarray, known_sha256: set[str]) -> np.ndarray:
+    """Mask of pool images whose pixel sha256 is not in ``known_sha256`` (the audited manifest's).
+
+    A dataset may hold the same image twice (Chars74K renders some font digits identically);
+    a pool image equal to a training image would be an "exact copy" that no model made, so
+    every generator pool is drawn from the unseen images only.
+    """
+    from datakit.manifest import pixel_sha256
+    return np.array([h not in known_sha256 for h in pixel_sha256(pool_images)], bool)
+
+
 def class_counts(n_classes: int, per_class: int, factors: dict[int, float] | None = None) -> np.ndarray:
     """``per_class`` samples for every class, times ``factors[label]`` for the chosen ones."""
     counts = np.full(n_classes, per_class, dtype=np.int64)

@@ -3,8 +3,10 @@
 Per class: the share of generated samples of conditioning label c that the judge reads as
 c, against the judge's accuracy on held-out real images of c (the floor). Proportions are
 not biased by sample size, so all samples of each side are used; the interval of the
-difference resamples both sides' samples. A class fails when that interval lies below 0
-and the gap is at least ten points (:data:`datakit.audit.floors.MIN_POINTS`).
+difference is Newcombe's hybrid score interval (valid at 0/n and n/n). A class fails when
+the whole interval lies at least ten points below 0
+(:data:`datakit.audit.floors.MIN_POINTS`), and only with at least
+:data:`datakit.audit.floors.MIN_CLASS_N` images on each side.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def check(f, cfg) -> CheckResult:
         test, r = floors.floor_test(lambda i: g_ok[i].mean(), lambda i: h_ok[i].mean(), len(g_ok), len(h_ok),
                                     better="higher", min_effect=floors.MIN_POINTS,
                                     replicates=cfg.bootstrap, seed=cfg.seed + lab, size_matched=False,
-                                    min_n=1)
+                                    min_n=1, proportion_of=(len(g_ok), len(h_ok)))
         row = {"class_name": name, "label_fidelity": float(g_ok.mean()) if len(g_ok) else None,
                "label_fidelity_floor": float(h_ok.mean()) if len(h_ok) else None, "vs_floor": {}}
         if test is not None:

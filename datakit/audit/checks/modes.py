@@ -1,9 +1,12 @@
 """Partial collapse: a class's generated samples reach only some of its real modes.
 
 Modes come from the class's real (reference) features (:mod:`datakit.audit.modes`: k-means,
-k by silhouette). Generated and held-out samples of the class are counted per mode at the
-same n; the floor is the held-out count. A class covering at least one mode fewer, with a
-bootstrap interval of the difference below 0, is collapsed ("covers 2 of 5 real modes").
+k by silhouette; a class without clear modes, silhouette < 0.25, is cut into 5 k-means
+regions instead). Generated and held-out samples of the class are counted per mode (or
+region) at the same n; the floor is the held-out count. A class is collapsed when the
+bootstrap interval of the difference lies wholly at or below -1 (clearly at least one
+mode fewer; :func:`datakit.audit.floors.is_worse`): "covers 2 of 5 real modes", or "of
+5 regions of its real images" when the class has no clear modes.
 """
 from __future__ import annotations
 
@@ -38,15 +41,20 @@ def check(f, cfg) -> CheckResult:
         row["vs_floor"][NAME] = test
         if test.worse:
             sil = f"{model.silhouette:.2f}" if model.silhouette is not None else "–"
-            evidence = (f"covers {int(test.value)} of {model.k} real modes (held-out real images "
+            what = "real modes" if model.kind == "modes" else \
+                "k-means regions of its real images (no clear modes: silhouette below 0.25)"
+            evidence = (f"covers {int(test.value)} of {model.k} {what} (held-out real images "
                         f"cover {int(test.floor)}, both at n = {test.sample_size})")
             row["_modes_evidence"] = f"class {name}: {evidence}."
             findings.append(Finding(NAME, "fail", [name], f"Class {name} collapsed partially: {evidence}; "
-                                    f"95% CI of the difference {test.ci_low:+.0f} to {test.ci_high:+.0f} modes.",
+                                    f"95% CI of the difference {test.ci_low:+.0f} to {test.ci_high:+.0f} "
+                                    f"{'modes' if model.kind == 'modes' else 'regions'}.",
                                     {"value": test.value, "floor": test.floor, "modes_real": model.k,
                                      "silhouette": model.silhouette, "min_silhouette": MIN_SILHOUETTE,
                                      "ci_low": test.ci_low, "ci_high": test.ci_high,
-                                     "sample_size": test.sample_size, "k_chosen_by": "silhouette, k = 2..8",
+                                     "sample_size": test.sample_size, "kind": model.kind,
+                                     "k_chosen_by": "silhouette, k = 2..8" if model.kind == "modes"
+                                     else "no k with silhouette >= 0.25: 5 k-means regions",
                                      "silhouette_text": sil}))
     n = sum(1 for r in table if r.get("_modes_evidence"))
     return CheckResult(NAME, table, float(n), "classes partially collapsed", findings, replicates={NAME: reps})

@@ -7,8 +7,10 @@ number n of generated and held-out images (n = the smaller set), so value and fl
 runs audited against the same reference, compare like with like.
 
 Per class: the class's FD and coverage against its training images, generated vs
-held-out real images of the class at the same n, decided by a bootstrap interval
-(:mod:`datakit.audit.floors`).
+held-out real images of the class at the same n, decided by an interval
+(:mod:`datakit.audit.floors`: bootstrap for FD; for coverage, the hull of the bootstrap
+and Newcombe's interval). A class with fewer than ``floors.MIN_CLASS_N`` generated or
+held-out images is not tested against its floors; an ``info`` finding says so.
 """
 from __future__ import annotations
 
@@ -79,7 +81,8 @@ def _class_tests(f, cfg, lab: int):
         cov_test, cov_reps = floors.floor_test(
             lambda i: float((d_gen[:, i].min(1) <= radii).mean()),
             lambda i: float((d_held[:, i].min(1) <= radii).mean()), len(gen), len(held),
-            better="higher", min_effect=floors.MIN_POINTS, min_n=1, **common)
+            better="higher", min_effect=floors.MIN_POINTS, min_n=1, proportion_of=(len(ref), len(ref)),
+            hull=True, **common)
     return fd_test, fd_reps, cov_test, cov_reps
 
 
@@ -100,6 +103,7 @@ def check(f, cfg) -> CheckResult:
             if test.worse:
                 findings.append(_finding(key, name, test))
         table.append(row)
+        findings += _too_few(f, lab, name)
     fd = summary.get("fd")
     if fd is not None:
         findings.append(Finding(NAME, "info", [],
@@ -110,6 +114,20 @@ def check(f, cfg) -> CheckResult:
                                  "ci_high": fd.ci_high, "sample_size": fd.sample_size}))
     return CheckResult(NAME, table, fd.value if fd else None, "Fréchet distance at n = floor size",
                        findings, sections={"summary": summary}, replicates=reps)
+
+
+def _too_few(f, lab: int, name: str) -> list[Finding]:
+    """An ``info`` finding when a class is too small to be failed against its floors."""
+    out = []
+    for side, n in (("held-out", int((f.held_labels == lab).sum())),
+                    ("generated", int((f.assigned == lab).sum()))):
+        if 0 < n < floors.MIN_CLASS_N:
+            out.append(Finding(NAME, "info", [name],
+                               f"Too few {side} images of class {name} (n = {n}) to test it against its "
+                               f"floor (at least {floors.MIN_CLASS_N} are needed); it is not failed on "
+                               "label fidelity, coverage, FD or modes.",
+                               {"value": n, "floor": floors.MIN_CLASS_N, "side": side}))
+    return out
 
 
 def _finding(key: str, name: str, test) -> Finding:
