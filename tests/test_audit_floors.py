@@ -91,3 +91,9 @@ def test_requested_shares_follow_the_declared_label_distribution():
     assert shares.requested_shares(feats(True, "train"))[0].tolist() == [0.9, 0.1]
     assert shares.requested_shares(feats(False, "uniform"))[0].tolist() == [0.9, 0.1]
     assert shares.requested_shares(feats(True, None))[0].tolist() == [0.75, 0.25]
+
+
+def test_the_expected_share_carries_the_uncertainty_of_a_small_perfect_held_out_set():
+    held = np.repeat(np.arange(3), 13)  # every class read right 13 times out of 13
+    reps = shares.expected_replicates(np.full(3, 1 / 3), held, held.copy(), 3, 200, seed=0)
+    assert reps.std(0).min() > 0.01 and np.allclose(reps.sum(1), 1)

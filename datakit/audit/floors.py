@@ -119,17 +119,20 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
 
 
 def share_test(assigned: np.ndarray, code: int, expected: float, *, replicates: int,
-               seed: int) -> tuple[FloorTest | None, np.ndarray]:
+               seed: int, expected_reps: np.ndarray | None = None) -> tuple[FloorTest | None, np.ndarray]:
     """Generated share of ``code`` over its expected share, minus 1, with a bootstrap interval
     over the generated samples. Worse in either direction (suppressed or amplified) by a factor
     of :data:`MIN_SHARE_FACTOR`; ``better`` is "equal" and the whole ratio interval must lie
-    at or below 1/factor or at or above the factor."""
+    at or below 1/factor or at or above the factor. ``expected_reps`` (one expected share per
+    replicate, e.g. from resampled held-out images when the expectation is estimated) carry
+    the expectation's own uncertainty into the interval."""
     n = len(assigned)
     if n == 0 or expected <= 0:
         return None, np.zeros(0)
     hit = (np.asarray(assigned) == code).astype(np.float64)
     rng = np.random.default_rng(seed)
-    reps = hit[rng.integers(0, n, (replicates, n))].mean(1) / expected - 1
+    denom = expected if expected_reps is None else np.maximum(np.asarray(expected_reps, np.float64), 1e-12)
+    reps = hit[rng.integers(0, n, (replicates, n))].mean(1) / denom - 1
     lo, hi = percentile_interval(reps, LEVEL)
     ratio = float(hit.mean() / expected)
     diff = ratio - 1

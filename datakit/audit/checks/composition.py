@@ -6,25 +6,28 @@ label fidelity, FD (excess over its floor, relative to the floor), coverage and 
 minority mean of each class's difference to its floor is compared with the majority mean;
 the interval of that gap comes from the per-class bootstrap replicates (images resampled
 within every class), so it says how much the gap would move with other samples of the same
-classes. Rank correlations with the training count are reported only on a skewed set, and
+classes. As for the per-class floor tests (:func:`datakit.audit.floors.is_worse`), minority
+classes come out worse only when the whole interval of the gap lies beyond the same minimum
+effect (10 points; FD half the floor; share 0.5 of the expected share). Rank correlations with the training count are reported only on a skewed set, and
 worded as an association across classes, never as a cause.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import links
+from datakit.audit import floors, links
 from datakit.audit.calibration import percentile_interval
 from datakit.audit.checks import CheckResult, names
 from datakit.audit.schema import Finding
 
 NAME = "composition"
 MIN_SKEW = 1.5
-#: (check holding the replicates, replicate key, label, better direction, relative to floor)
-COMPARED = (("label_fidelity", "label_fidelity", "label fidelity", "higher", False),
-            ("quality", "fd", "per-class FD", "lower", True),
-            ("quality", "coverage", "coverage", "higher", False),
-            ("shares", "share", "generated/expected share", "higher", False))
+#: (check holding the replicates, replicate key, label, better direction, relative to floor,
+#:  minimum effect: the per-class floor test's, on the same scale as the gap)
+COMPARED = (("label_fidelity", "label_fidelity", "label fidelity", "higher", False, floors.MIN_POINTS),
+            ("quality", "fd", "per-class FD", "lower", True, floors.MIN_FD_RELATIVE),
+            ("quality", "coverage", "coverage", "higher", False, floors.MIN_POINTS),
+            ("shares", "share", "generated/expected share", "higher", False, 1 - 1 / floors.MIN_SHARE_FACTOR))
 #: Associations weaker than this (|Spearman ρ|) or with p >= 0.05 get no sentence.
 MIN_RHO = 0.5
 
@@ -83,15 +86,16 @@ def check(f, cfg) -> CheckResult:
     section.update(minority=minority, majority=majority)
     rows = _rows(f)
     findings = []
-    for check_name, key, label, better, relative in COMPARED:
+    for check_name, key, label, better, relative, min_effect in COMPARED:
         res = f.results.get(check_name)
         if res is None or key not in res.replicates:
             continue
         cmp = _compare(rows, minority, majority, res.replicates[key], key, relative)
         if cmp is None:
             continue
-        worse = cmp["ci_low"] > 0 if better == "lower" else cmp["ci_high"] < 0
+        worse = floors.is_worse(cmp["difference"], cmp["ci_low"], cmp["ci_high"], better, min_effect)
         cmp["worse_for_minority"] = bool(worse)
+        cmp["min_effect"] = min_effect
         section["comparisons"][key] = cmp
         if worse:
             findings.append(_finding(label, key, cmp, minority, majority, counts))

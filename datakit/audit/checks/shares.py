@@ -12,7 +12,9 @@ compared with the share a faithful generator would show *to this judge*:
 2. expected read share of class c = Σ_j requested_j × P(judge reads c | true class j), with
    P the judge's held-out confusion matrix, row-normalised (a class without held-out
    images keeps an identity row): a judge that misreads minority classes more must not
-   make a faithful generator look biased.
+   make a faithful generator look biased. P is estimated from a finite held-out set, so the
+   bootstrap also draws P from its posterior given the held-out counts
+   (:func:`expected_replicates`): the ratio's interval carries the expectation's uncertainty.
 
 The test is on the relative change, generated / expected share, so a class of 1%
 produced at 0.1% is named as readily as a class of 30% produced at 3%: it fails when the
@@ -60,16 +62,35 @@ def expected_read_shares(requested: np.ndarray, read_matrix: np.ndarray) -> np.n
     return np.asarray(requested, np.float64) @ read_matrix
 
 
+def expected_replicates(requested: np.ndarray, true: np.ndarray, pred: np.ndarray, n: int,
+                        replicates: int, seed: int) -> np.ndarray:
+    """replicates × n expected read shares, each row of P drawn from its posterior.
+
+    Row c of the judge's reading matrix is drawn from Dirichlet(counts_c + 1/n) (a prior
+    worth one image, spread over the classes), so a class read right 13 times out of 13
+    still carries the uncertainty of 13 images, where a bootstrap would not move at all.
+    A class without held-out images keeps its identity row."""
+    rng = np.random.default_rng(seed)
+    ok = (true >= 0) & (true < n) & (pred >= 0) & (pred < n)
+    counts = np.bincount(true[ok] * n + pred[ok], minlength=n * n).reshape(n, n).astype(np.float64)
+    out = np.empty((replicates, n))
+    for r in range(replicates):
+        p = np.array([rng.dirichlet(row + 1.0 / n) if row.sum() else np.eye(n)[c] for c, row in enumerate(counts)])
+        out[r] = expected_read_shares(requested, p)
+    return out
+
+
 def check(f, cfg) -> CheckResult:
     n_cls = len(f.classes)
     train_share = f.train_counts / max(1, f.train_counts.sum())
     requested, basis = requested_shares(f)
     expected = expected_read_shares(requested, judge_read_matrix(f.held_labels, f.held_pred, n_cls))
+    exp_reps = expected_replicates(requested, f.held_labels, f.held_pred, n_cls, cfg.bootstrap, cfg.seed)
     judged = amplification.shares(f.generated_pred, n_cls)
     table, findings, reps = [], [], {}
     for lab, name in enumerate(f.classes):
-        test, r = floors.share_test(f.generated_pred, lab, float(expected[lab]),
-                                    replicates=cfg.bootstrap, seed=cfg.seed + lab)
+        test, r = floors.share_test(f.generated_pred, lab, float(expected[lab]), replicates=cfg.bootstrap,
+                                    seed=cfg.seed + lab, expected_reps=exp_reps[:, lab])
         row = {"class_name": name, "train_count": int(f.train_counts[lab]),
                "requested_share": float(requested[lab]), "expected_read_share": float(expected[lab]),
                "train_share": float(train_share[lab]), "generated_share": float(judged[lab]),
