@@ -15,7 +15,8 @@ from test_audit_known_answers import _blurred, make_run, world  # noqa: F401  (s
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-FAST = dict(cas=False, bootstrap=50, kid_subsets=5)
+# the fixture holds about 30 held-out and 30 fresh images per class, some fewer: tested at 20
+FAST = dict(cas=False, bootstrap=50, kid_subsets=5, min_class_n=20)
 
 
 def _fails(a, check=None):

@@ -79,7 +79,7 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
                n_gen: int, n_held: int, *, better: str, min_effect: Callable[[float], float] | float,
                replicates: int, seed: int, size_matched: bool = True,
                min_n: int = 2, proportion_of: tuple[int, int] | None = None,
-               hull: bool = False) -> tuple[FloorTest | None, np.ndarray]:
+               hull: bool = False, min_class_n: int = MIN_CLASS_N) -> tuple[FloorTest | None, np.ndarray]:
     """Compare a statistic of the generated samples with the same statistic of held-out ones.
 
     Args:
@@ -92,7 +92,8 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
         proportion_of: the statistic is a proportion of (generated, held-out) this many
             units: the interval is Newcombe's (:func:`newcombe_interval`).
         hull: with ``proportion_of``, the hull of Newcombe's and the bootstrap interval.
-    A test with fewer than :data:`MIN_CLASS_N` samples on a side is never ``worse``.
+    A test with fewer than ``min_class_n`` (:data:`MIN_CLASS_N`; ``AuditConfig.min_class_n``)
+    samples on a side is never ``worse``.
     Returns:
         The test and the bootstrap replicates of the difference (for group comparisons).
     """
@@ -114,7 +115,7 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
     effect = float(min_effect(floor) if callable(min_effect) else min_effect)
     diff = value - floor
     n = int(min(len(g), len(h)))
-    worse = n >= MIN_CLASS_N and is_worse(diff, lo, hi, better, effect)
+    worse = n >= min_class_n and is_worse(diff, lo, hi, better, effect)
     return FloorTest(value, floor, diff, lo, hi, n, effect, better, worse), reps
 
 

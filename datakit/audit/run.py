@@ -33,6 +33,7 @@ class AuditConfig:
     kid_subset_size: int = 1000
     kid_subsets: int = 50
     bootstrap: int = 100               # bootstrap replicates (FD interval, per-class floor tests)
+    min_class_n: int = 30              # per side: fewer images and a class is not failed against floors
     collapse_max_diversity_ratio: float = 0.5
     collapse_max_close_pair_share: float = 0.5
     memorisation_quantile: float = 0.01

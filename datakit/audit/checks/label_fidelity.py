@@ -28,7 +28,7 @@ def check(f, cfg) -> CheckResult:
         h_ok = (f.held_pred[f.held_labels == lab] == lab).astype(float)
         test, r = floors.floor_test(lambda i: g_ok[i].mean(), lambda i: h_ok[i].mean(), len(g_ok), len(h_ok),
                                     better="higher", min_effect=floors.MIN_POINTS,
-                                    replicates=cfg.bootstrap, seed=cfg.seed + lab, size_matched=False,
+                                    replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n, size_matched=False,
                                     min_n=1, proportion_of=(len(g_ok), len(h_ok)))
         row = {"class_name": name, "label_fidelity": float(g_ok.mean()) if len(g_ok) else None,
                "label_fidelity_floor": float(h_ok.mean()) if len(h_ok) else None, "vs_floor": {}}

@@ -31,7 +31,7 @@ def check(f, cfg) -> CheckResult:
         h = assign_modes(model, f.held.features[f.held_labels == lab])
         test, r = floors.floor_test(lambda i: modes_covered(model, g[i]), lambda i: modes_covered(model, h[i]),
                                     len(g), len(h), better="higher", min_effect=floors.MIN_MODES,
-                                    replicates=cfg.bootstrap, seed=cfg.seed + lab, min_n=1)
+                                    replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n, min_n=1)
         if test is None:
             continue
         row.update(modes_covered=int(test.value), modes_covered_floor=int(test.floor))

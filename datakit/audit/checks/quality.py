@@ -67,7 +67,7 @@ def _class_tests(f, cfg, lab: int):
     ref = f.reference.features[f.reference_labels == lab]
     gen = f.generated.features[f.assigned == lab]
     held = f.held.features[f.held_labels == lab]
-    common = dict(replicates=cfg.bootstrap, seed=cfg.seed + lab)
+    common = dict(replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n)
     fd_test, fd_reps = floors.floor_test(
         lambda i: metrics.fd(ref, gen[i]), lambda i: metrics.fd(ref, held[i]), len(gen), len(held),
         better="lower", min_effect=lambda floor: floors.MIN_FD_RELATIVE * floor, min_n=5, **common) \
@@ -103,7 +103,7 @@ def check(f, cfg) -> CheckResult:
             if test.worse:
                 findings.append(_finding(key, name, test))
         table.append(row)
-        findings += _too_few(f, lab, name)
+        findings += _too_few(f, lab, name, cfg.min_class_n)
     fd = summary.get("fd")
     if fd is not None:
         findings.append(Finding(NAME, "info", [],
@@ -116,17 +116,17 @@ def check(f, cfg) -> CheckResult:
                        findings, sections={"summary": summary}, replicates=reps)
 
 
-def _too_few(f, lab: int, name: str) -> list[Finding]:
+def _too_few(f, lab: int, name: str, min_n: int) -> list[Finding]:
     """An ``info`` finding when a class is too small to be failed against its floors."""
     out = []
     for side, n in (("held-out", int((f.held_labels == lab).sum())),
                     ("generated", int((f.assigned == lab).sum()))):
-        if 0 < n < floors.MIN_CLASS_N:
+        if 0 < n < min_n:
             out.append(Finding(NAME, "info", [name],
                                f"Too few {side} images of class {name} (n = {n}) to test it against its "
-                               f"floor (at least {floors.MIN_CLASS_N} are needed); it is not failed on "
+                               f"floor (at least {min_n} are needed); it is not failed on "
                                "label fidelity, coverage, FD or modes.",
-                               {"value": n, "floor": floors.MIN_CLASS_N, "side": side}))
+                               {"value": n, "floor": min_n, "side": side}))
     return out
 
 
