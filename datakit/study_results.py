@@ -217,12 +217,10 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
             "curve": curve, "runs": records}
     summary = out / "study.json"
     atomic_write_bytes(summary, json.dumps(data, indent=2, default=str).encode())
-    first = {}
-    for (arm, seed), path in runs.items():  # the page shows each arm's first seed in full
-        first.setdefault(arm, (seed, path, audits[list(runs).index((arm, seed))]))
-    report = write_report([p for _, p, _ in first.values()], out / "report.html",
-                          audits=[au for _, _, au in first.values()], title=study.title,
-                          intro=study.description,
-                          labels=[f"{arm} (seed {s})" for arm, (s, _, _) in first.items()],
+    # every run of every arm, in arm order; the page folds each run and shows each
+    # arm's training set once
+    report = write_report(list(runs.values()), out / "report.html", audits=audits,
+                          title=study.title, intro=study.description,
+                          labels=[f"{arm} (seed {s})" for arm, s in runs],
                           factors=study.factors or None, study=data, relative_paths=True)
     return report, summary

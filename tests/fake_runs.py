@@ -15,7 +15,7 @@ from PIL import Image
 
 
 def make_run(run_dir: Path, manifest, *, conditional: bool = True, steps: int = 40,
-             per_class: int = 6, seed: int = 0) -> Path:
+             per_class: int = 6, seed: int = 0, strokes_like: bool = False) -> Path:
     """Write a run directory that looks like the trainer's output for ``manifest``."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -44,10 +44,43 @@ def make_run(run_dir: Path, manifest, *, conditional: bool = True, steps: int = 
         frames.append(im)
     frames[0].save(run_dir / "training.gif", save_all=True, append_images=frames[1:], duration=200)
     n = per_class * len(names)
-    images = rng.integers(0, 256, (n, *g.shape), dtype=np.uint8)
+    images = strokes(rng, n, g.shape) if strokes_like else rng.integers(0, 256, (n, *g.shape),
+                                                                        dtype=np.uint8)
     labels = np.repeat(np.arange(len(names)), per_class) if conditional else np.full(n, -1)
     np.savez(run_dir / "generated.npz", images=images, labels=labels.astype(np.int64))
     return run_dir
+
+
+def strokes(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndarray:
+    """``n`` images of a few bright strokes on black: as compressible as handwritten digits."""
+    from PIL import ImageDraw
+    h, w = shape[0], shape[1]
+    out = np.zeros((n, *shape), dtype=np.uint8)
+    for i in range(n):
+        im = Image.new("L", (w, h))
+        draw = ImageDraw.Draw(im)
+        pts = [tuple(int(v) for v in rng.integers(3, min(h, w) - 3, 2)) for _ in range(4)]
+        draw.line(pts, fill=255, width=2)
+        out[i] = np.asarray(im).reshape(shape)
+    return out
+
+
+def stroke_manifest(path: Path, counts: dict[str, int], size: int, seed: int):
+    """A manifest of stroke images (see :func:`strokes`), 20% of each class held out as "test"."""
+    from datakit.manifest import write_manifest
+    from datakit.sources.common import build_table
+    rng = np.random.default_rng(seed)
+    records, images = [], []
+    for label, cls in enumerate(counts):
+        for i in range(counts[cls]):
+            records.append({"id": f"{path.stem}/{cls}/{i}", "dataset": "toy", "subset": "toy",
+                            "split": "test" if i % 5 == 0 else "train", "domain": "handwritten",
+                            "label": label, "class_name": cls, "source": f"generated:{cls}:{i}",
+                            "orig_width": size, "orig_height": size, "orig_mode": "L"})
+        images.append(strokes(rng, counts[cls], (size, size, 1)))
+    pixels = np.concatenate(images)
+    return write_manifest(path, build_table(records, pixels), pixels, {"command": "test fixture"},
+                          classes=list(counts))
 
 
 def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, fd_floor: float = 2.0,
@@ -122,3 +155,40 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
         "timing": {},
     }
     return prepare_audit(audit, "fake audit")
+
+
+def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
+               size: int = 28, per_class: int = 32) -> tuple[list[Path], list[dict], dict]:
+    """An arms × seeds study (run folders, audits, study.json's object) built with the study
+    layer's own contrast and arm-summary functions; the last arm collapses class "1"."""
+    from datakit import contrasts as cs
+    from datakit.study_results import run_record
+    names = {str(c): 40 + 10 * c for c in range(classes)}
+    dirs, audits, records, arm_rows = [], [], [], []
+    for a in range(arms):
+        m = stroke_manifest(root / "manifests" / f"arm{a}.parquet", names, size, seed=a)
+        for s in range(seeds):
+            run = make_run(root / "runs" / f"arm{a}" / f"seed{s}", m, per_class=per_class, seed=s,
+                           strokes_like=True)
+            audit = fake_audit(m, collapsed=("1",) if a == arms - 1 else (), fd=20.0 + 3 * a + s)
+            dirs.append(run)
+            audits.append(audit)
+            records.append(run_record(f"arm{a}", s, run, audit, root))
+    for a in range(arms):
+        metrics = {k: cs.arm_summary([cs.measurement(r["seed"], r["summary"][k]) for r in records
+                                      if r["arm"] == f"arm{a}"]) for k in records[0]["summary"]}
+        arm_rows.append({"arm": f"arm{a}", "manifest": None, "levels": {}, "sweep": None,
+                         "n_seeds": seeds, "metrics": metrics})
+    contrasts = []
+    for a in range(1, arms):
+        for k in ("fd", "precision"):
+            ra = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == "arm0"]
+            rb = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == f"arm{a}"]
+            contrasts.append(cs.contrast("arm", "arm0", f"arm{a}", k, ra, rb, seed=a))
+    study = {"study": "fake", "title": "Fake study", "file": None, "executor": "local",
+             "seeds": list(range(seeds)),
+             "budget": {"description": "40 steps of 8 images per arm and seed."},
+             "reference": {"description": "each arm's own held-out images", "manifest": "m"},
+             "verdict": cs.study_verdict(contrasts), "contrasts": contrasts, "arms": arm_rows,
+             "curve": [], "runs": records}
+    return dirs, audits, study

@@ -13,7 +13,7 @@ from datakit.errors import RunDirError
 from datakit.report.html import render_report, write_report
 from datakit.report.run_data import load_run, shares, summary_metrics
 from datakit.report.verdict import findings
-from fake_runs import fake_audit, make_run
+from fake_runs import fake_audit, fake_study, make_run
 
 EVIL = "<script>alert(1)</script>"
 
@@ -203,3 +203,78 @@ def test_conditional_shares_use_the_judges_reading(toy):
     for r, judged in zip(audit["amplification"]["classes"]["rows"], (0.9, 0.05, 0.05)):
         r["judged_share"] = judged
     assert shares(audit, "class")[1] == {"0": 0.9, "1": 0.05, "2": 0.05}
+
+
+# -- the study page: comparison first ---------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def study_page(tmp_path_factory):
+    """A fake 4-arm × 3-seed study (10 classes of 28×28, 32 samples a class) and its page."""
+    import os
+    import shutil
+    root = tmp_path_factory.mktemp("study")
+    (root / "manifests").mkdir()
+    dirs, audits, study = fake_study(root)
+    page = write_report(dirs, root / "report.html", audits=audits, title="Fake study",
+                        intro="Does the arm matter?", study=study, relative_paths=True,
+                        labels=[f"arm{a} (seed {s})" for a in range(4) for s in range(3)],
+                        command=["/usr/bin/datakit", "study", str(root / "fake.toml"), "--out", str(root)])
+    keep = os.environ.get("DATAKIT_KEEP_REPORT")
+    if keep:
+        shutil.copy(page, keep)
+    return page
+
+
+def test_study_page_opens_with_the_comparison_and_stays_small(study_page):
+    html = study_page.read_text()
+    order = [html.index(h) for h in ("1. Verdict", "2. Contrasts", "Each metric across arms",
+                                     "3. Classes across runs", "4. Runs compared", "Training sets",
+                                     'id="runs"')]
+    assert order == sorted(order)
+    assert study_page.stat().st_size < 4_000_000
+    assert "inconclusive at this budget" in html
+    # the collapsed class of the last arm is marked in every one of its runs, in the cell
+    assert html.count(" ✗ C</td>") + html.count(" C</td>") >= 3
+    assert "Class <b>1</b>:" in html and "collapsed in 3 of 12 runs" in html
+    # each arm's training set once, referenced by its three runs
+    assert html.count('<details class="dataset"') == 4
+    assert html.count('<details class="run"') == 12 and '<details class="run" id="run-0" open' not in html
+    # provenance: the command as typed, relative paths, no path of this machine
+    assert "datakit study fake.toml --out ." in html
+    assert str(study_page.parent) not in html and "/tmp/" not in html
+
+
+def test_every_per_class_table_has_a_csv_link(study_page):
+    import urllib.parse
+    html = study_page.read_text()
+    links = re.findall(r'href="data:text/csv;charset=utf-8,([^"]*)"', html)
+    assert len(links) >= 4 + 12  # the four heatmaps and each run's per-class table
+    tables = [urllib.parse.unquote(x).splitlines() for x in links]
+    heat = [t for t in tables if t[0].startswith("class,arm0 s0,arm0 s1")]
+    assert len(heat) == 4 and all(len(t) == 11 for t in heat)
+    per_class = [t for t in tables if t[0].startswith("class,train,") or "collapse_evidence" in t[0]]
+    assert len(per_class) == 12
+
+
+def test_numbers_in_the_verdict_appear_in_the_tables(study_page):
+    html = study_page.read_text()
+    verdict = re.search(r'<h2 id="verdict">.*?</ul>', html, flags=re.S).group(0)
+    tables = " ".join(re.findall(r"<table.*?</table>", html, flags=re.S))
+    cells = set(re.findall(r">([^<>]*)<", tables))
+    words = {w.strip("[],;") for c in cells for w in c.split()}
+    quoted = re.findall(r"[+-−]?\d+\.\d+(?:e[+-]\d+)?", verdict)
+    assert quoted
+    missing = [q for q in quoted if q not in words]
+    assert missing == [], missing
+
+
+def test_sample_evidence_is_shown_at_twice_its_pixels(study_page):
+    html = study_page.read_text()
+    # per class: 32 generated beside 32 real (8 a row: 4 rows of 29 px + 1, 2 halves + gap), at 2×
+    assert "32 generated | 32 real" in html
+    assert 'width="478" height="234"' in html
+    # a collapsed class shows its samples above their nearest training images
+    assert "closest to a training image (top)" in html
+    # five grids over time, and the animation inline
+    assert html.count("alt=\"samples at step") >= 5 * 4
+    assert "data:image/gif;base64," in html and "training.gif" not in html

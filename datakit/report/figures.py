@@ -21,8 +21,19 @@ from matplotlib.ticker import NullFormatter  # noqa: E402
 
 from datakit.report.inline import figure_data_uri  # noqa: E402
 
-sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
-DPI = 80
+sns.set_theme(style="whitegrid", context="notebook", font_scale=1.0)  # text >= 10 pt
+#: Figures are drawn at twice the resolution they are shown at (the page halves them).
+DPI = 192
+#: Smallest text in any figure, in points (at the shown size).
+MIN_POINTS = 10
+
+
+def _legend_outside(ax, title: str | None = None) -> None:
+    """The legend right of the axes, never on the data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=MIN_POINTS, title=title,
+                  frameon=False)
+
 
 
 def _finite(values: Sequence[Any]) -> np.ndarray:
@@ -38,12 +49,13 @@ def training_curves(metrics: pd.DataFrame) -> str | None:
     """
     if metrics is None or metrics.empty or "step" not in metrics:
         return None
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.2))
     loss = metrics.melt(id_vars="step", value_vars=[c for c in ("loss_d", "loss_g") if c in metrics],
                         var_name="loss", value_name="value").dropna()
     if not loss.empty:
         sns.lineplot(data=loss, x="step", y="value", hue="loss", ax=ax_loss, linewidth=1)
     ax_loss.set_title("Losses")
+    _legend_outside(ax_loss)
     acc_cols = [c for c in ("acc_real", "acc_fake", "acc_aux") if c in metrics
                 and pd.to_numeric(metrics[c], errors="coerce").notna().any()]
     acc = metrics.melt(id_vars="step", value_vars=acc_cols, var_name="accuracy",
@@ -54,8 +66,9 @@ def training_curves(metrics: pd.DataFrame) -> str | None:
     ax_acc.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_title("Discriminator accuracy (0.5 = equilibrium)")
+    _legend_outside(ax_acc)
     fig.tight_layout()
-    return figure_data_uri(fig, dpi=60)
+    return figure_data_uri(fig, dpi=DPI)
 
 
 def class_counts(counts: dict[str, int], title: str = "Training images per class") -> str | None:
@@ -68,7 +81,7 @@ def class_counts(counts: dict[str, int], title: str = "Training images per class
     ax.set_title(title)
     ax.set_xlabel("")
     if len(df) > 20:
-        ax.tick_params(axis="x", labelsize=7)
+        ax.tick_params(axis="x", labelsize=MIN_POINTS)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
 
@@ -87,7 +100,7 @@ def share_comparison(train: dict[str, float], generated: dict[str, float],
                 palette={"training": "#8da0cb", "generated": "#fc8d62"})
     ax.set_title(title)
     ax.set_xlabel("")
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
 
@@ -110,7 +123,7 @@ def metric_vs_count(per_class: pd.DataFrame, metric: str, rho: float | None = No
     sns.scatterplot(data=df, x="train_count", y=metric, hue=hue, ax=ax,
                     palette={"ok": "#4c72b0", "collapsed": "#c44e52"} if hue else None, s=30)
     for _, r in df.iterrows():
-        ax.annotate(str(r["class_name"])[:8], (r["train_count"], r[metric]), fontsize=7,
+        ax.annotate(str(r["class_name"])[:8], (r["train_count"], r[metric]), fontsize=MIN_POINTS,
                     xytext=(2, 2), textcoords="offset points")
     if df["train_count"].max() > 10 * max(1, df["train_count"].min()):
         ax.set_xscale("log")
@@ -120,7 +133,7 @@ def metric_vs_count(per_class: pd.DataFrame, metric: str, rho: float | None = No
         title += f" (Spearman ρ = {rho:.2f})"
     ax.set_title(title)
     if ax.get_legend() is not None:
-        ax.legend(fontsize=7)
+        _legend_outside(ax)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
 
@@ -156,8 +169,8 @@ def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str])
                 ax.set_ylabel(m if j == 0 else "")
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=7,
-                   bbox_to_anchor=(0.5, 1.0 + 0.06 / max(1, len(metrics))))
+        fig.legend(handles, labels, loc="upper left", fontsize=MIN_POINTS, frameon=False,
+                   bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
 
@@ -182,8 +195,58 @@ def data_efficiency_curve(rows: Sequence[dict[str, Any]]) -> str | None:
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(str(df["factor"].iloc[0]))
-        ax.set_title(metric, fontsize=9)
+        ax.set_title(metric, fontsize=MIN_POINTS + 1)
     if df["sweep"].nunique() > 1:
-        axes[0][0].legend(fontsize=7)
+        _legend_outside(axes[0][-1])
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def arms_with_intervals(arms: Sequence[dict[str, Any]], metrics: Sequence[str],
+                        seeds: dict[str, dict[str, list[float]]], labels: dict[str, str]) -> str | None:
+    """Each metric (one panel) across the study's arms: the mean over seeds with its 95%
+    interval as an error bar, and every seed's own value as a small grey dot."""
+    metrics = [m for m in metrics if any((a.get("metrics") or {}).get(m) for a in arms)]
+    if not arms or not metrics:
+        return None
+    cols = min(3, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(3.4 * cols, 3.0 * rows))
+    names = [str(a["arm"]) for a in arms]
+    for ax, m in zip(axes.flat, metrics):
+        for i, a in enumerate(arms):
+            s = (a.get("metrics") or {}).get(m) or {}
+            mean, lo, hi = s.get("mean"), s.get("ci_low"), s.get("ci_high")
+            pts = seeds.get(a["arm"], {}).get(m, [])
+            ax.scatter([i] * len(pts), pts, color="#999999", s=12, zorder=2)
+            if mean is None or not math.isfinite(mean):
+                continue
+            err = None
+            if lo is not None and hi is not None:
+                err = [[mean - lo], [hi - mean]]
+            ax.errorbar([i], [mean], yerr=err, fmt="o", color="#4c72b0", capsize=4, zorder=3)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right")
+        ax.set_title(labels.get(m, m), fontsize=MIN_POINTS + 1)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+def confusion_picture(share: np.ndarray, classes: Sequence[str], title: str) -> str | None:
+    """A confusion matrix too large for a table: row shares as a heatmap, classes on both axes."""
+    k = len(classes)
+    if k == 0:
+        return None
+    side = min(10.0, 2.0 + 0.14 * k)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    sns.heatmap(share, ax=ax, cmap="Blues", vmin=0, vmax=1, square=True,
+                xticklabels=list(classes), yticklabels=list(classes),
+                cbar_kws={"label": "share of the row"})
+    ax.tick_params(labelsize=MIN_POINTS)
+    ax.set_xlabel("judge's reading")
+    ax.set_ylabel("label")
+    ax.set_title(title, fontsize=MIN_POINTS + 1)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)

@@ -26,7 +26,10 @@ from markupsafe import Markup
 from datakit.atomic import atomic_write_text
 from datakit.report import figures
 from datakit.report.datasheet import composition_facts, datasheet
-from datakit.report.inline import grid_data_uri, png_data_uri
+from datakit.report import evidence
+from datakit.report.comparison import csv_uri, flagged_classes, heatmaps
+from datakit.report.inline import grid_data_uri, png_data_uri, shown_size
+from datakit.report.numbers import fmt, pct
 from datakit.report.run_data import (PER_CLASS_METRICS, RunData,
                                      count_correlations, judge_accuracy, load_run,
                                      memorisation_pairs, per_class_table, shares, summary_metrics)
@@ -34,26 +37,39 @@ from datakit.audit.schema import Finding
 from datakit.report.verdict import findings
 
 TEMPLATES = Path(__file__).parent / "templates"
-#: The animation is inlined only below this size; above it the page shows the last grid.
-MAX_GIF_BYTES = 250_000
-#: Sample grids over time shown per run (first, middle, last).
-GRIDS_OVER_TIME = 3
-#: With more runs than this on one page, each run shows less (first and last grid, fewer
-#: examples per class) so that the page stays small enough to commit and e-mail.
-COMPACT_ABOVE = 2
-#: Generated and real images shown per class.
-PER_CLASS_IMAGES = 8
+#: With more runs than this on one page, runs after each arm's first seed show fewer samples
+#: per class and no animation, so that a 4-arm × 3-seed study stays under 4 MB.
+COMPACT_ABOVE = 4
+#: Generated samples per class on a compact run.
+COMPACT_IMAGES = 16
 #: Classes shown with sample grids (the rest are in the table only).
 MAX_GRID_CLASSES = 62
 #: Per-class scatter plots (metric vs training count) per run: the strongest correlations.
 MAX_SCATTERS = 2
 #: Memorisation pairs shown per run.
 MAX_MEMORISATION_PAIRS = 8
+#: Flagged classes shown with their nearest training images, per run.
+MAX_NEAREST_CLASSES = 12
+#: Confusion matrices with more classes than this are drawn as a picture, not a table.
+MAX_CONFUSION_TABLE = 20
 #: Findings shown at the top of the verdict; the rest sit in a collapsed list below it.
 VERDICT_TOP = 6
 #: Settings of config.json shown in the run's header.
 CONFIG_KEYS = ("model", "conditional", "label_dist", "steps", "batch_size", "width", "augment",
                "ema", "image_size", "channels", "num_classes", "seed", "device", "manifest")
+#: Per-class table: short header and legend of each column.
+SHORT = {"train_count": ("train", "training images of the class"),
+         "generated_count": ("gen", "generated samples of the class"),
+         "label_fidelity": ("LF", "label fidelity: share of samples the judge reads as the class"),
+         "fd": ("FD", "per-class Fréchet distance in judge features (lower is better)"),
+         "coverage": ("cov", "coverage: share of real images with a generated sample nearby"),
+         "modes_covered": ("modes", "real modes (clusters) of the class the samples reach"),
+         "generated_share_ratio": ("share×", "generated share ÷ training share (1 = kept)"),
+         "diversity_ratio": ("div", "diversity of samples ÷ diversity of real images"),
+         "close_pair_share": ("close", "share of sample pairs nearly identical"),
+         "memorised_share": ("mem", "share of samples closer to a training image than real images are"),
+         "ct": ("C_T", "data-copying statistic (< −3: copying, > 0: underfitting)"),
+         "cas_accuracy": ("CAS", "accuracy on real images of a classifier trained on samples")}
 
 
 def _env() -> Environment:
@@ -61,25 +77,23 @@ def _env() -> Environment:
                       autoescape=select_autoescape(["html"], default_for_string=True),
                       trim_blocks=True, lstrip_blocks=True)
     env.filters["fmt"] = fmt
-    env.filters["pct"] = lambda x: "–" if x is None else f"{100 * float(x):.1f}%"
+    env.filters["sfmt"] = lambda x: fmt(x, signed=True)
+    env.filters["pct"] = pct
+    env.filters["fig"] = _figure_attrs
+    env.filters["pic"] = _picture_attrs
     return env
 
 
-def fmt(x: Any) -> str:
-    """A number for a table cell: 4 significant digits, ints as ints, '–' for missing."""
-    if x is None:
-        return "–"
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return f"{int(x):,}"
-    if isinstance(x, (float, np.floating)):
-        if not np.isfinite(x):
-            return "–"
-        if float(x).is_integer() and abs(x) < 1e6:
-            return f"{int(x):,}"
-        return f"{x:.4g}"
-    return str(x)
+def _figure_attrs(uri: str | None) -> Markup:
+    """``src``, ``width`` and ``height`` of a figure drawn at 2×: shown at half its pixels."""
+    size = shown_size(uri or "")
+    dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
+    return Markup(f'src="{uri}"{dims}')
+
+
+def _picture_attrs(p: Any) -> Markup:
+    """``src``, ``width`` and ``height`` of an :class:`evidence.Picture` (pixel art at 2×)."""
+    return Markup(f'src="{p.uri}" width="{p.width}" height="{p.height}"')
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -115,22 +129,20 @@ def _page_css() -> Markup:
 
 
 def _training(run: RunData, compact: bool = False) -> dict[str, Any]:
+    """Curves, grids over time (labelled, first to last) and the animation, all inline."""
     ctx: dict[str, Any] = {"curves_img": figures.training_curves(run.metrics), "grids": [],
-                           "gif": None, "gif_note": None}
-    files = run.sample_files
-    if files:
-        shown = 2 if compact else GRIDS_OVER_TIME
-        idx = np.unique(np.linspace(0, len(files) - 1, min(shown, len(files))).astype(int))
-        for i in idx:
-            step = files[i].stem.replace("step_", "").lstrip("0") or "0"
-            ctx["grids"].append({"step": step, "uri": _compact_png(files[i])})
-    if run.gif is not None:
-        size = run.gif.stat().st_size
-        if size <= MAX_GIF_BYTES:
-            ctx["gif"] = "data:image/gif;base64," + base64.b64encode(run.gif.read_bytes()).decode()
-        else:
-            ctx["gif_note"] = (f"training.gif ({size / 1e6:.1f} MB) is too large to inline; "
-                               f"open {run.gif} beside this page.")
+                           "gif": None}
+    conditional = run.config.get("conditional", True) and run.generated_labels is not None \
+        and (run.generated_labels >= 0).any()
+    names = run.class_names() if conditional else None
+    for path in evidence.over_time(run.sample_files):
+        step = path.stem.replace("step_", "").lstrip("0") or "0"
+        try:
+            ctx["grids"].append({"step": step, "pic": evidence.labelled_grid(path, names)})
+        except OSError:
+            run.problems.append(f"{path.name} cannot be read; it is left out.")
+    if run.gif is not None and not compact:
+        ctx["gif"] = evidence.inline_gif(run.gif)
     m = run.metrics
     if m is not None and not m.empty:
         last = m.iloc[-1]
@@ -138,25 +150,6 @@ def _training(run: RunData, compact: bool = False) -> dict[str, Any]:
                                             "acc_real", "acc_fake", "acc_aux", "images_per_s")
                        if k in m}
     return ctx
-
-
-def _compact_png(path: Path) -> str:
-    """A sample grid as an inline PNG, re-encoded as greyscale when it has no colour."""
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            im.load()
-    except OSError:
-        return png_data_uri(path.read_bytes())
-    if im.mode in ("RGB", "RGBA"):
-        arr = np.asarray(im.convert("RGB"))
-        if (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all():
-            im = Image.fromarray(arr[..., 0])
-    buf = io.BytesIO()
-    im.save(buf, format="PNG", optimize=True)
-    data = buf.getvalue()
-    raw = path.read_bytes()
-    return png_data_uri(data if len(data) < len(raw) else raw)
 
 
 def _real_examples(run: RunData, label: int, n: int, rng: np.random.Generator) -> np.ndarray | None:
@@ -173,6 +166,8 @@ def _real_examples(run: RunData, label: int, n: int, rng: np.random.Generator) -
 
 
 def _sample_grids(run: RunData, pc: pd.DataFrame, compact: bool = False) -> dict[str, Any]:
+    """Per class: one sprite of generated samples beside as many held-out real ones, and for
+    a failed or collapsed class its samples closest to a training image above that image."""
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {"per_class": [], "unconditional": None}
     if run.generated is None or len(run.generated) == 0:
@@ -180,29 +175,45 @@ def _sample_grids(run: RunData, pc: pd.DataFrame, compact: bool = False) -> dict
     labels = run.generated_labels if run.generated_labels is not None else \
         np.full(len(run.generated), -1)
     names = run.class_names()
+    n = COMPACT_IMAGES if compact else evidence.PER_CLASS_IMAGES
     if (labels >= 0).any():
-        by_name = {str(r["class_name"]): r for _, r in pc.iterrows()} if not pc.empty else {}
+        by_name = {str(r["class_name"]): r for r in pc.to_dict("records")} if not pc.empty else {}
+        nearest_left = MAX_NEAREST_CLASSES
         for lab in sorted(set(labels[labels >= 0].tolist()))[:MAX_GRID_CLASSES]:
-            n = PER_CLASS_IMAGES - 2 if compact else PER_CLASS_IMAGES
-            gen = run.generated[labels == lab][:n]
+            gen = run.generated[labels == lab]
             real = _real_examples(run, lab, n, rng)
             name = names[lab] if lab < len(names) else str(lab)
             row = by_name.get(name, {})
-            out["per_class"].append({
-                "class_name": name, "gen": grid_data_uri(gen, ncols=n, scale=1),
-                "real": grid_data_uri(real, ncols=n, scale=1) if real is not None else None,
-                "collapsed": bool(row.get("collapsed", False)) if len(row) else False,
-                "evidence": row.get("collapse_evidence") if len(row) else None})
+            flagged = bool(row.get("collapsed") or row.get("failed"))
+            entry = {"class_name": name, "pic": evidence.class_sprite(gen[:n], real),
+                     "n_gen": min(n, len(gen)), "n_real": 0 if real is None else len(real),
+                     "collapsed": bool(row.get("collapsed")), "failed": bool(row.get("failed")),
+                     "reasons": row.get("failure_reasons") or [],
+                     "evidence": row.get("collapse_evidence"), "nearest": None}
+            if flagged and nearest_left > 0:
+                nearest_left -= 1
+                entry["nearest"] = _nearest(run, lab, gen)
+            out["per_class"].append(entry)
     else:
-        gen = run.generated[:64]
         real = None
         if run.manifest is not None:
             rows = run.manifest.table["row"].to_numpy()
             real = np.asarray(run.manifest.pixels[np.sort(rng.choice(rows, min(64, len(rows)),
                                                                      replace=False))])
-        out["unconditional"] = {"gen": grid_data_uri(gen, ncols=8, scale=2),
-                                "real": grid_data_uri(real, ncols=8, scale=2) if real is not None else None}
+        out["unconditional"] = {"pic": evidence.class_sprite(run.generated[:64], real)}
     return out
+
+
+def _nearest(run: RunData, label: int, gen: np.ndarray) -> dict[str, Any] | None:
+    """A flagged class's samples closest to a training image of the class, with the image."""
+    t = run.train_table()
+    if t is None:
+        return None
+    rows = np.sort(t.loc[t["label"] == label, "row"].to_numpy())
+    if len(rows) == 0:
+        return None
+    found = evidence.nearest_training(gen, np.asarray(run.manifest.pixels[rows]))
+    return None if found is None else {"pic": found[0], "distances": found[1]}
 
 
 def _memorisation(run: RunData) -> dict[str, Any]:
@@ -231,20 +242,31 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     pc = per_class_table(run.audit)
     columns = [c for c in PER_CLASS_METRICS
                if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
+    counts = [c for c in ("train_count", "generated_count") if c in pc]
     rows = []
     for r in pc.to_dict("records") if not pc.empty else []:
-        r["cells"] = [(r.get(c), r.get(f"{c}_floor"), c in r["vs_floor"] and r["vs_floor"][c]["worse"]
-                       or (c == "generated_share_ratio" and "share" in r["failure_reasons"])
-                       or (c == "modes_covered" and "modes" in r["failure_reasons"]))
-                      for c in columns]
+        r["cells"] = [(r.get(c), r.get(f"{c}_floor"), _worse(r, c)) for c in columns]
         rows.append(r)
+    header = ["class"] + counts + [x for c in columns for x in (c, f"{c}_floor")] \
+        + ["collapsed", "collapse_evidence", "failed", "failure_reasons"]
+    csv = csv_uri(header, [[r.get("class_name")] + [r.get(c) for c in counts]
+                           + [x for c in columns for x in (r.get(c), r.get(f"{c}_floor"))]
+                           + [r.get("collapsed"), r.get("collapse_evidence"), r.get("failed"),
+                              ";".join(r.get("failure_reasons") or [])] for r in rows])
+    summary = []
+    for k, v in summary_metrics(run.audit).items():
+        scale = 1e3 if k == "kid" else 1.0  # KID is shown ×10³
+        summary.append({"name": "KID ×10³" if k == "kid" else k, "key": k, **{
+            f: (v.get(f) * scale if isinstance(v.get(f), (int, float)) else v.get(f))
+            for f in ("value", "floor", "ci_low", "ci_high")},
+            "better": v.get("better"), "sample_size": v.get("sample_size")})
     return {
-        "summary": [{"name": k, **v} for k, v in summary_metrics(run.audit).items()],
+        "summary": summary,
+        "negative_kid": any(m["key"] == "kid" and (m["floor"] or 0) < 0 for m in summary),
         "judge_accuracy": judge_accuracy(run.audit),
         "reference": run.audit["reference"],
-        "counts": [c for c in ("train_count", "generated_count") if c in pc],
-        "columns": columns,
-        "per_class": rows,
+        "counts": counts, "columns": columns, "short": SHORT,
+        "per_class": rows, "csv": csv,
         "confusion": _confusion(run.audit["judge"]["confusion"]),
         "grids": _sample_grids(run, pc, compact),
         "memorisation": _memorisation(run),
@@ -252,8 +274,19 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     }
 
 
+def _worse(row: dict[str, Any], column: str) -> bool:
+    """Whether a per-class cell is clearly worse than its floor (the audit's own decision)."""
+    reason = {"label_fidelity": "label_fidelity", "fd": "fd", "coverage": "coverage",
+              "generated_share_ratio": "share", "modes_covered": "modes"}.get(column)
+    if reason is None:
+        return False
+    test = (row.get("vs_floor") or {}).get(reason) or {}
+    return bool(test.get("worse")) or reason in (row.get("failure_reasons") or [])
+
+
 def _confusion(conf: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each confusion matrix as rows of (count, row share) cells for a heatmap table."""
+    """Each confusion matrix as rows of (count, row share) cells for a heatmap table, or as a
+    picture when there are too many classes for a table."""
     out = []
     for key, title in (("held_out", "held-out real images (row: true label)"),
                        ("generated", "generated samples (row: conditioning label)")):
@@ -262,9 +295,15 @@ def _confusion(conf: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         a = np.asarray(m, dtype=float)
         share = a / np.maximum(1, a.sum(1, keepdims=True))
-        out.append({"title": title, "classes": conf["classes"],
-                    "rows": [[(int(a[i, j]), float(share[i, j])) for j in range(a.shape[1])]
-                             for i in range(a.shape[0])]})
+        entry = {"title": title, "classes": conf["classes"], "rows": None, "img": None,
+                 "csv": csv_uri([""] + list(conf["classes"]),
+                                [[c] + [int(x) for x in a[i]] for i, c in enumerate(conf["classes"])])}
+        if a.shape[0] > MAX_CONFUSION_TABLE:
+            entry["img"] = figures.confusion_picture(share, conf["classes"], title)
+        else:
+            entry["rows"] = [[(int(a[i, j]), float(share[i, j])) for j in range(a.shape[1])]
+                             for i in range(a.shape[0])]
+        out.append(entry)
     return out
 
 
@@ -319,7 +358,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     for run in runs:
         row = run.properties()
         for k, v in summary_metrics(run.audit).items():
-            row[k] = v["value"]
+            row[k] = v["value"] * (1e3 if k == "kid" else 1.0) if v["value"] is not None else None
         fd = run.audit["summary"].get("fd")
         if fd:
             row["fd_floor"], row["fd_n"] = fd["floor"], fd["sample_size"]
@@ -335,10 +374,15 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
                if f in df and df[f].nunique() > 1]
     shares_present = [c for c in ("synthetic_share", "wild_share", "handwritten_share")
                       if c in df and (pd.to_numeric(df[c], errors="coerce").fillna(0) > 0).any()]
-    cols = [c for c in ("run", "model", "steps", "images") if c in df] + shares_present \
+    cols = [c for c in ("run", "steps", "images") if c in df] + shares_present \
         + (["skew"] if "skew" in df else []) + metrics \
         + [c for c in ("fd_floor", "fd_n") if c in df] + ["collapsed_classes", "failed_classes"]
-    return {"columns": cols, "rows": df.to_dict("records"), "comparable": comparable,
+    short = {"collapsed_classes": "collapsed", "failed_classes": "failed", "kid": "KID ×10³",
+             "synthetic_share": "synthetic", "wild_share": "wild", "handwritten_share": "handwritten",
+             "fd_floor": "FD floor", "fd_n": "n", "fd": "FD"}
+    records = df.to_dict("records")
+    return {"columns": cols, "short": short, "rows": records, "comparable": comparable,
+            "csv": csv_uri(cols, [[r.get(c) for c in cols] for r in records]),
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
 
@@ -350,30 +394,72 @@ def _shown_path(path: Any, relative_to: Path | None) -> str:
 
 
 def _run_context(run: RunData, index: int, compact: bool = False,
-                 relative_to: Path | None = None) -> dict[str, Any]:
+                 relative_to: Path | None = None, dataset: dict[str, Any] | None = None
+                 ) -> dict[str, Any]:
     config = [(k, _shown_path(run.config[k], relative_to) if k == "manifest" else run.config[k])
               for k in CONFIG_KEYS if k in run.config]
+    pc = per_class_table(run.audit)
     return {
         "anchor": f"run-{index}", "label": run.label,
         "run_dir": _shown_path(run.run_dir, relative_to),
-        "config": config,
+        "config": config, "dataset": dataset,
+        "flagged": int(pc["failed"].sum() + 0) if "failed" in pc else 0,
+        "collapsed": int(pc["collapsed"].sum()) if "collapsed" in pc else 0,
         "problems": run.problems,
-        "composition": _composition(run, compact),
         "training": _training(run, compact),
         "quality": _quality(run, compact),
         "links": _links(run),
     }
 
 
+def _datasets(runs: list[RunData], compact: bool, relative_to: Path | None
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any] | None]]:
+    """Each training set once (runs of one manifest share it), and each run's reference to it."""
+    shown: dict[str, dict[str, Any]] = {}
+    refs: list[dict[str, Any] | None] = []
+    for run in runs:
+        key = run.config.get("manifest_checksum") or str(run.config.get("manifest"))
+        if run.manifest is None:
+            refs.append(None)
+            continue
+        if key not in shown:
+            shown[key] = {"anchor": f"dataset-{len(shown)}", "runs": [],
+                          "manifest": _shown_path(run.config.get("manifest"), relative_to),
+                          "composition": _composition(run, compact)}
+        shown[key]["runs"].append(run.label)
+        refs.append({"anchor": shown[key]["anchor"], "manifest": shown[key]["manifest"]})
+    return list(shown.values()), refs
+
+
+def _command(argv: Sequence[str] | None, relative_to: Path | None) -> str:
+    """The command that made the page, as typed: ``datakit`` for the entry point, paths under
+    the page's folder relative to it, other absolute paths by their name only."""
+    import shlex
+    import sys
+    argv = list(sys.argv if argv is None else argv)
+    if not argv:
+        return "–"
+    head = Path(argv[0]).name
+    words = ["datakit" if head in ("datakit", "__main__.py") else head]
+    for a in argv[1:]:
+        if os.path.isabs(a):
+            a = _shown_path(a, relative_to) if relative_to is not None else Path(a).name
+        words.append(a)
+    return shlex.join(words)
+
+
 def render_report(runs: Sequence[RunData], title: str | None = None,
                   intro: str | None = None, factors: Sequence[str] | None = None,
-                  study: dict[str, Any] | None = None, relative_to: Path | None = None) -> str:
+                  study: dict[str, Any] | None = None, relative_to: Path | None = None,
+                  command: Sequence[str] | None = None) -> str:
     """Render the audit page of ``runs`` (read with :func:`load_run`) to an HTML string.
 
     ``study``: a study's results (study.json's object); then the verdict is the study's,
-    built from its contrasts, and the page shows the contrasts, the runs' budgets and the
-    data-efficiency curve. ``relative_to``: show paths relative to this folder.
+    built from its contrasts, and the page opens with the contrasts, the class × run heatmaps
+    and each metric across arms. ``relative_to``: show paths relative to this folder.
+    ``command``: the command line that made the page (default ``sys.argv``).
     """
+    import datakit
     runs = list(runs)
     if title is None:
         title = f"Audit of {runs[0].label}" if len(runs) == 1 else f"Audit of {len(runs)} runs"
@@ -382,28 +468,63 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
         [Finding("study", "info", [], t) for t in study.get("verdict", [])]
     # every fail is shown; warnings and notes fill the top up to VERDICT_TOP
     top = max(VERDICT_TOP, sum(f.severity == "fail" for f in verdict))
+    many = len(runs) > COMPACT_ABOVE
+    seen_arms: set[str] = set()
+    compact = []
+    for r in runs:  # on a crowded page only each arm's first run shows everything
+        arm = r.label.split(" (seed")[0]
+        compact.append(many and arm in seen_arms)
+        seen_arms.add(arm)
+    datasets, refs = _datasets(runs, many, relative_to)
+    per_class_runs = ([(f"{r['arm']} s{r['seed']}", r.get("per_class") or [])
+                       for r in study.get("runs") or []] if study is not None else
+                      [(r.label, list(r.audit["per_class"])) for r in runs])
     ctx = {
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "css": _page_css(),
+        "command": _command(command, relative_to), "version": datakit.__version__,
+        "css": _page_css(), "script": Markup((TEMPLATES / "sort.js").read_text()),
         "findings": verdict[:top],
         "more_findings": verdict[top:],
         "comparison": _comparison(runs, factors),
+        "heatmaps": heatmaps(per_class_runs) if len(per_class_runs) > 1 or study else [],
+        "flagged": flagged_classes(per_class_runs),
         "study": _study_section(study) if study is not None else None,
-        "runs": [_run_context(r, i, len(runs) > COMPACT_ABOVE, relative_to)
-                 for i, r in enumerate(runs)],
+        "datasets": datasets,
+        "runs": [_run_context(r, i, c, relative_to, ref)
+                 for i, (r, c, ref) in enumerate(zip(runs, compact, refs))],
     }
     return _env().get_template("audit.html").render(**ctx)
 
 
 def _study_section(study: dict[str, Any]) -> dict[str, Any]:
-    """What the study part of the page shows: reference, budget, contrasts, arms, runs, curve."""
+    """What the study part of the page shows: contrasts, arms with intervals, budget, runs."""
     from datakit.contrasts import LABELS
     arms = study.get("arms") or []
     metrics = list(dict.fromkeys(m for a in arms for m in a.get("metrics", {})))
+    seeds: dict[str, dict[str, list[float]]] = {}
+    for r in study.get("runs") or []:
+        for m, v in (r.get("summary") or {}).items():
+            val = v.get("value") if isinstance(v, dict) else v
+            if isinstance(val, (int, float)):
+                seeds.setdefault(r["arm"], {}).setdefault(m, []).append(float(val))
+    contrasts = study.get("contrasts") or []
+    labels = {**LABELS, "kid": "KID"}
     return {"reference": study.get("reference") or {}, "budget": study.get("budget") or {},
-            "contrasts": study.get("contrasts") or [], "arms": arms,
-            "metrics": metrics, "labels": LABELS, "runs": study.get("runs") or [],
+            "contrasts": contrasts, "arms": arms, "metrics": metrics, "labels": labels,
+            "runs": study.get("runs") or [],
+            "contrasts_csv": csv_uri(["factor", "a", "b", "metric", "difference", "ci_low", "ci_high",
+                                      "n_seeds", "conclusive"],
+                                     [[c.get(k) for k in ("factor", "a", "b", "metric", "difference",
+                                                          "ci_low", "ci_high", "n_seeds", "conclusive")]
+                                      for c in contrasts]),
+            "arms_csv": csv_uri(["arm", "metric", "mean", "ci_low", "ci_high", "n_seeds"],
+                                [[a["arm"], m, v.get("mean"), v.get("ci_low"), v.get("ci_high"),
+                                  v.get("n_seeds")] for a in arms
+                                 for m, v in (a.get("metrics") or {}).items()]),
+            "arms_img": figures.arms_with_intervals(
+                arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid")
+                       if m in metrics], seeds, labels),
             "curve_img": figures.data_efficiency_curve(study.get("curve") or [])}
 
 
@@ -418,7 +539,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
                  audits: Sequence[dict[str, Any]] | None = None, title: str | None = None,
                  intro: str | None = None, labels: Sequence[str] | None = None,
                  factors: Sequence[str] | None = None, study: dict[str, Any] | None = None,
-                 relative_paths: bool = False) -> Path:
+                 relative_paths: bool = False, command: Sequence[str] | None = None) -> Path:
     """Write the audit page of one or several run directories to ``out`` (atomically).
 
     Args:
@@ -431,6 +552,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
             synthetic_share, skew; those that do not vary are left out).
         study: a study's results (see :func:`render_report`).
         relative_paths: show paths relative to the page's folder.
+        command: the command line that made the page (default ``sys.argv``).
     Returns:
         The path written.
     """
@@ -440,7 +562,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     runs = [load_run(d, a, label=lab) for d, a, lab in zip(dirs, audits, labels)]
     out = Path(out)
     html = render_report(runs, title=title, intro=intro, factors=factors, study=study,
-                         relative_to=out.parent if relative_paths else None)
+                         relative_to=out.parent if relative_paths else None, command=command)
     if relative_paths:  # the embedded sections (composition, datasheet) print manifest paths too
         html = html.replace(str(out.parent.resolve()) + os.sep, "")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,108 @@
+"""The comparison a study page opens with: class × run heatmap tables and per-class CSV.
+
+A heatmap is an HTML table (one per metric): rows are classes, columns are runs; each cell
+holds the value, a ✗ when the class is clearly worse than its floor on that check and a C
+when the class collapsed, and a background colour. It reads with scripts and colours off.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import urllib.parse
+from typing import Any, Sequence
+
+from datakit.report.numbers import fmt
+
+#: Heatmap metrics: (key, short header, legend, failure reason, better).
+HEATMAP_METRICS = (
+    ("label_fidelity", "label fidelity", "share of a class's samples the judge reads as that class",
+     "label_fidelity", "higher"),
+    ("fd_over_floor", "FD / floor", "per-class Fréchet distance divided by its real-vs-real floor "
+     "(1 = as close as held-out real images)", "fd", "lower"),
+    ("coverage", "coverage", "share of real images of the class with a generated sample nearby",
+     "coverage", "higher"),
+    ("generated_share_ratio", "share ratio", "generated share ÷ training share (1 = kept)",
+     "share", "equal"),
+)
+
+
+def _value(row: dict[str, Any], key: str) -> float | None:
+    if key == "fd_over_floor":
+        fd, floor = row.get("fd"), row.get("fd_floor")
+        return fd / floor if fd is not None and floor else None
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _colour(v: float | None, better: str, worse: bool) -> str:
+    """Cell background: red when the check failed, else a blue whose strength is the goodness."""
+    if worse:
+        return "#f2b8b8"
+    if v is None:
+        return "#ffffff"
+    if better == "higher":
+        good = max(0.0, min(1.0, v))
+    elif better == "lower":
+        good = max(0.0, min(1.0, 1.0 / max(v, 1e-9)))
+    else:
+        good = max(0.0, 1.0 - min(1.0, abs(v - 1.0)))
+    alpha = 0.08 + 0.45 * good
+    return f"rgba(76, 114, 176, {alpha:.2f})"
+
+
+def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """One heatmap per metric over ``runs`` = [(label, per_class rows)], classes in the first
+    run's order. Each cell: {text, colour, worse, collapsed}."""
+    classes = list(dict.fromkeys(str(r["class_name"]) for _, rows in runs for r in rows))
+    by_run = [{str(r["class_name"]): r for r in rows} for _, rows in runs]
+    out = []
+    for key, header, legend, reason, better in HEATMAP_METRICS:
+        table = []
+        for c in classes:
+            cells = []
+            for rows in by_run:
+                r = rows.get(c)
+                if r is None:
+                    cells.append({"text": "–", "colour": "#fff", "worse": False, "collapsed": False,
+                                  "sort": ""})
+                    continue
+                v = _value(r, key)
+                worse = bool((r.get("vs_floor") or {}).get(reason, {}).get("worse")) or \
+                    (r.get("failed") and reason in (r.get("failure_reasons") or []))
+                mark = (" ✗" if worse else "") + (" C" if r.get("collapsed") else "")
+                cells.append({"text": fmt(v) + mark, "colour": _colour(v, better, worse),
+                              "worse": worse, "collapsed": bool(r.get("collapsed")),
+                              "sort": "" if v is None else repr(v)})
+            table.append({"class_name": c, "cells": cells})
+        if any(cell["text"] != "–" for row in table for cell in row["cells"]):
+            out.append({"key": key, "header": header, "legend": legend,
+                        "runs": [lab for lab, _ in runs], "rows": table,
+                        "csv": csv_uri(["class"] + [lab for lab, _ in runs],
+                                       [[row["class_name"]] + [cell["sort"] for cell in row["cells"]]
+                                        for row in table])})
+    return out
+
+
+def flagged_classes(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Classes failed or collapsed in some run: {class_name, runs failed, runs collapsed}."""
+    out: dict[str, dict[str, Any]] = {}
+    for label, rows in runs:
+        for r in rows:
+            if r.get("failed") or r.get("collapsed"):
+                e = out.setdefault(str(r["class_name"]), {"class_name": str(r["class_name"]),
+                                                         "failed": [], "collapsed": []})
+                if r.get("failed"):
+                    e["failed"].append(label)
+                if r.get("collapsed"):
+                    e["collapsed"].append(label)
+    return list(out.values())
+
+
+def csv_uri(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A table as a ``data:text/csv`` link target (full precision, no formatting)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in rows:
+        w.writerow(["" if v is None else v for v in r])
+    return "data:text/csv;charset=utf-8," + urllib.parse.quote(buf.getvalue())

@@ -1,0 +1,147 @@
+"""Pictures a reader checks the numbers against: per-class generated vs held-out sprites, the
+nearest training image beside a flagged class's samples, labelled grids over time, and the
+training animation, each inline and small.
+
+Every picture is stored at 1× and shown at 2× (``image-rendering: pixelated``): the page
+says how large to draw it (``width``/``height`` below), so the bytes stay those of 1×.
+"""
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from datakit.report.inline import image_grid, png_data_uri
+
+#: Generated and held-out images per class in the side-by-side sprite.
+PER_CLASS_IMAGES = 32
+#: Columns of each half of the sprite (32 images: 4 rows of 8).
+SPRITE_COLUMNS = 8
+#: Samples of a flagged class shown beside their nearest training image.
+NEAREST_SAMPLES = 8
+#: Grids over time shown per run (evenly spaced, first and last included).
+GRIDS_OVER_TIME = 5
+#: The inline animation is re-encoded (fewer frames, smaller) until it is below this size.
+MAX_GIF_BYTES = 150_000
+#: Pixel pictures are shown at this many CSS pixels per image pixel.
+SHOW_SCALE = 2
+
+
+@dataclass
+class Picture:
+    """An inline image and the CSS size to show it at."""
+
+    uri: str
+    width: int
+    height: int
+
+
+def _png(arr: np.ndarray, scale: int = SHOW_SCALE) -> Picture:
+    arr = np.asarray(arr, dtype=np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    im = Image.fromarray(arr)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    return Picture(png_data_uri(buf.getvalue()), im.width * scale, im.height * scale)
+
+
+def class_sprite(generated: np.ndarray, real: np.ndarray | None) -> Picture:
+    """One PNG per class: generated samples (left) and held-out real ones (right), 8 a row."""
+    left = image_grid(generated[:PER_CLASS_IMAGES], SPRITE_COLUMNS)
+    if real is None or len(real) == 0:
+        return _png(left)
+    right = image_grid(real[:PER_CLASS_IMAGES], SPRITE_COLUMNS)
+    h = max(left.shape[0], right.shape[0])
+    gap = np.full((h, 6, left.shape[2]), 255, dtype=np.uint8)
+    pad = (lambda a: np.concatenate([a, np.full((h - a.shape[0], a.shape[1], a.shape[2]), 255,
+                                                dtype=np.uint8)]) if a.shape[0] < h else a)
+    return _png(np.concatenate([pad(left), gap, pad(right)], axis=1))
+
+
+def nearest_training(generated: np.ndarray, train: np.ndarray, k: int = NEAREST_SAMPLES
+                     ) -> tuple[Picture, list[float]] | None:
+    """The ``k`` generated samples closest to a training image (pixel space, root mean square
+    difference in 0–255 grey levels), each above its nearest training image. Returns the
+    two-row picture and the distances, closest first."""
+    if len(generated) == 0 or len(train) == 0:
+        return None
+    g = generated.reshape(len(generated), -1).astype(np.float32)
+    t = train.reshape(len(train), -1).astype(np.float32)
+    d2 = (g ** 2).sum(1)[:, None] - 2 * g @ t.T + (t ** 2).sum(1)[None, :]
+    nn = d2.argmin(1)
+    dist = np.sqrt(np.maximum(d2[np.arange(len(g)), nn], 0) / g.shape[1])
+    order = np.argsort(dist)[:k]
+    pairs = np.concatenate([generated[order], train[nn[order]]])
+    return _png(image_grid(pairs, len(order))), [float(x) for x in dist[order]]
+
+
+def labelled_grid(path: Path, class_names: Sequence[str] | None) -> Picture:
+    """A samples/step_*.png grid with its class names written left of its rows (one row per
+    class in conditional runs; no labels when the rows do not match the classes)."""
+    with Image.open(path) as im:
+        im = im.convert("L") if im.mode in ("L", "LA", "P", "1") or _is_grey(im) else im.convert("RGB")
+    rows = len(class_names or [])
+    if rows and im.height // rows >= 6:
+        margin = 8 + 6 * max(len(str(n)) for n in class_names)
+        canvas = Image.new(im.mode, (im.width + margin, im.height), 255 if im.mode == "L" else (255,) * 3)
+        canvas.paste(im, (margin, 0))
+        draw = ImageDraw.Draw(canvas)
+        step = im.height / rows
+        for i, name in enumerate(class_names):
+            draw.text((2, int(i * step + step / 2 - 5)), str(name), fill=0 if im.mode == "L" else (0,) * 3)
+        im = canvas
+    return _png(np.asarray(im))
+
+
+def _is_grey(im: Image.Image) -> bool:
+    arr = np.asarray(im.convert("RGB"))
+    return bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
+
+
+def over_time(files: Sequence[Path], shown: int = GRIDS_OVER_TIME) -> list[Path]:
+    """``shown`` grids evenly spaced over training, first and last included."""
+    if not files:
+        return []
+    idx = np.unique(np.linspace(0, len(files) - 1, min(shown, len(files))).round().astype(int))
+    return [files[i] for i in idx]
+
+
+def inline_gif(path: Path, max_bytes: int = MAX_GIF_BYTES) -> Picture | None:
+    """training.gif as a data URI: as written when small enough, else re-encoded with every
+    other frame and half the size until it fits. None when it cannot be read."""
+    raw = path.read_bytes()
+    try:
+        with Image.open(path) as im:
+            frames = []
+            for i in range(getattr(im, "n_frames", 1)):
+                im.seek(i)
+                frames.append(im.convert("L"))
+            duration = im.info.get("duration", 250)
+    except OSError:
+        return None
+    w, h = frames[0].size
+    data, keep, scale = raw, 1, 1.0
+    while len(data) > max_bytes and len(frames[::keep]) > 1:
+        keep *= 2
+        scale = max(0.25, scale / 1.5)
+        size = (max(8, int(w * scale)), max(8, int(h * scale)))
+        shown = [f.resize(size, Image.NEAREST) for f in frames[::keep]]
+        if frames[-1] is not frames[::keep][-1]:
+            shown.append(frames[-1].resize(size, Image.NEAREST))
+        buf = io.BytesIO()
+        shown[0].save(buf, format="GIF", save_all=True, append_images=shown[1:],
+                      duration=duration * keep, loop=0)
+        data = buf.getvalue()
+        w_show, h_show = size
+    if data is raw:
+        w_show, h_show = w, h
+    uri = "data:image/gif;base64," + base64.b64encode(data).decode("ascii")
+    # shown at the grid's own width (at most 480 px), whatever it was re-encoded at
+    show_w = min(480, w * SHOW_SCALE if w < 256 else w)
+    return Picture(uri, show_w, int(show_w * h / w))
