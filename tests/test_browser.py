@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from datakit.report.html import write_report
-from fake_runs import fake_audit, make_run
+from fake_runs import fake_audit, fake_study, make_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -27,36 +27,76 @@ var _ce = console.error;
 console.error = function () { window.__errors.push('console.error: ' + Array.from(arguments).join(' ')); _ce.apply(console, arguments); };
 window.addEventListener('load', function () {
   var imgs = Array.from(document.images).map(function (i) { return {w: i.naturalWidth, ok: i.complete}; });
+  document.querySelectorAll('details').forEach(function (d) { d.open = true; });
+  var overflow = Array.from(document.querySelectorAll('.wide')).filter(function (w) {
+    return w.scrollWidth > w.clientWidth; }).map(function (w) {
+    return (w.previousElementSibling ? w.previousElementSibling.textContent.slice(0, 40) : '?') +
+           ' ' + w.scrollWidth + '>' + w.clientWidth; });
+  var sorted = null, t = document.querySelector('table.perclass');
+  if (t) {
+    var before = Array.from(t.tBodies[0].rows).map(function (r) { return r.cells[0].textContent; });
+    t.tHead.rows[0].cells[1].click(); t.tHead.rows[0].cells[1].click();  // descending count
+    var after = Array.from(t.tBodies[0].rows).map(function (r) { return r.cells[0].textContent; });
+    sorted = {before: before, after: after};
+  }
   var pre = document.createElement('pre');
   pre.id = '__probe';
-  pre.textContent = JSON.stringify({images: imgs, errors: window.__errors});
+  pre.textContent = JSON.stringify({images: imgs, errors: window.__errors, overflow: overflow,
+                                   sorted: sorted});
   document.body.appendChild(pre);
 });
 </script>"""
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_report_loads_in_headless_chromium(tmp_path, make_manifest):
-    m = make_manifest({"<script>alert(1)</script>": 6, "b": 6}, size=8, name="toy")
-    run = make_run(tmp_path / 'run &<>"', m)
-    page = write_report([run, make_run(tmp_path / "dc", m, conditional=False)], tmp_path / "report.html",
-                        audits=[fake_audit(m, collapsed=("b",)), fake_audit(m, fd=5.0)])
+def _load(tmp_path, page):
+    """Load a copy of ``page`` with the probe at 1280 px; returns (probe, html, stderr)."""
     html = page.read_text()
-    assert "<script" not in html.lower()  # the page itself runs no script
     probed = tmp_path / "probed.html"
     probed.write_text(html.replace("<head>", "<head>" + PROBE, 1))
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+           "--window-size=1280,900",
            "--enable-logging=stderr", "--v=0", "--dump-dom", probed.as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     found = re.search(r'<pre id="__probe">(.*?)</pre>', proc.stdout, flags=re.S)
     assert found, f"the page did not finish loading: {proc.stderr[-2000:]}"
-    probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    probe = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&")
+                       .replace("&lt;", "<").replace("&gt;", ">"))
+    return probe, html, proc.stderr
+
+
+def _check(probe, html, stderr):
     assert probe["errors"] == []
     # Console messages the browser logged itself (e.g. a blocked resource) show up on stderr.
-    console = [line for line in proc.stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
+    console = [line for line in stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
     assert console == []
     n_img = html.count("<img ")
     assert len(probe["images"]) == n_img > 10
     assert all(i["ok"] and i["w"] > 0 for i in probe["images"]), probe["images"]
+    assert probe["overflow"] == []  # at 1280 px every table fits its container
+    if probe["sorted"]:
+        assert probe["sorted"]["after"] != probe["sorted"]["before"]
+        assert sorted(probe["sorted"]["after"]) == sorted(probe["sorted"]["before"])
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_report_loads_in_headless_chromium(tmp_path, make_manifest):
+    m = make_manifest({"<script>alert(1)</script>": 6, "b": 12}, size=8, name="toy")
+    run = make_run(tmp_path / 'run &<>"', m)
+    page = write_report([run, make_run(tmp_path / "dc", m, conditional=False)], tmp_path / "report.html",
+                        audits=[fake_audit(m, collapsed=("b",)), fake_audit(m, fd=5.0)])
+    html = page.read_text()
+    assert html.lower().count("<script") == 1  # only the page's own sorting script
+    assert "<script>alert" not in html
+    _check(*_load(tmp_path, page))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_study_page_loads_fits_and_sorts_in_headless_chromium(tmp_path):
+    (tmp_path / "manifests").mkdir()
+    dirs, audits, study = fake_study(tmp_path, arms=2, seeds=2, per_class=32)
+    page = write_report(dirs, tmp_path / "report.html", audits=audits, study=study,
+                        relative_paths=True, title="Fake study",
+                        labels=[f"arm{a} (seed {s})" for a in range(2) for s in range(2)])
+    _check(*_load(tmp_path, page))
