@@ -31,13 +31,14 @@ def test_one_run_has_every_section_in_order(tmp_path, toy):
     run = make_run(tmp_path / "run", toy)
     out = write_report([run], tmp_path / "r.html", audits=[fake_audit(toy, collapsed=("2",))])
     html = out.read_text()
-    heads = [html.index(h) for h in ("1. Verdict", "2. Dataset composition", "3. Training",
-                                     "4. Quality", "5. Composition ↔ quality")]
+    heads = [html.index(h) for h in ("1. Verdict", "Training sets", 'id="runs"', "<h3>Quality",
+                                     "<h3>Training", "<h3>Composition ↔ quality")]
     assert heads == sorted(heads)
     assert "Datasheet: Composition" in html and "Is it a sample of instances" in html
-    assert "Generated samples beside real ones, per class" in html
+    assert "Generated (left) beside held-out real (right), per class" in html
     assert "Fixed-noise samples over time" in html and "data:image/gif;base64," in html
     # Self-contained: every image inline, nothing fetched from elsewhere.
+    assert "datakit " in html and "with datakit " in html  # provenance
     srcs = re.findall(r'src="([^"]*)"', html)
     assert srcs and all(s.startswith("data:image/") for s in srcs)
     assert "http://" not in html and "https://" not in html
@@ -54,7 +55,7 @@ def test_verdict_is_the_audits_findings_and_ranks_comparable_runs(tmp_path, toy)
                         "images than run b (Fréchet distance 34.00 vs 10.00, floor 2.00, n = 100, one "
                         "judge and one reference).")
     assert '<span class="sev">fail</span> Run a: Class 2 collapsed: diversity 0.10 of real.' in texts
-    assert "Runs compared" in html and "fd_over_floor" not in html
+    assert "Runs compared" in html and "FD / floor" in html
 
 
 def test_runs_with_different_judges_or_references_are_not_ranked(tmp_path, make_manifest):
@@ -107,14 +108,14 @@ def test_data_strings_are_escaped(tmp_path, make_manifest):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'run &amp;&lt;&gt;&#34;' in html
     assert 'run &<>"' not in html
-    assert "<script" not in html.lower()
+    assert html.lower().count("<script") == 1  # only the page's own sorting script
 
 
 def test_unconditional_run_shows_one_grid(tmp_path, toy):
     run = make_run(tmp_path / "dc", toy, conditional=False)
     html = write_report([run], tmp_path / "r.html", audits=[fake_audit(toy)]).read_text()
-    assert "Generated samples beside real ones</h3>" in html
-    assert "per class</h3>" not in html
+    assert "Generated (left) beside real (right)</h4>" in html
+    assert "per class</h4>" not in html
 
 
 def test_audit_accessors_read_the_schema_as_is(toy):
