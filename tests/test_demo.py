@@ -18,7 +18,7 @@ def test_quick_demo_writes_a_report_of_three_arms(tmp_path):
     assert result.output.strip().endswith(f"Report: {report}")
     html = report.read_text()
     for arm in ("handwritten", "synthetic", "mixed"):
-        assert f"Run {arm} (seed 0)</summary>" in html
+        assert f"<summary>Run {arm} (seed 0)" in html
         audit = json.loads((out / "runs" / arm / "seed0" / "audit" / "audit.json").read_text())
         assert audit["summary"]["fd"]["value"] > 0
     assert "Runs compared" in html
