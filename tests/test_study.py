@@ -65,7 +65,7 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     assert list(first.runs) == ["small/seed0", "small/seed1", "large/seed0", "large/seed1"]
     assert first.runs["large/seed1"] == out / "runs" / "large" / "seed1"
     html = first.report.read_text()
-    assert "Toy: 100 vs 200 digits" in html and "Study: contrasts over seeds" in html
+    assert "Toy: 100 vs 200 digits" in html and "Contrasts: what changed between arms" in html
     assert str(tmp_path) not in html  # every path on the page is relative to the study folder
     cfg = json.loads((first.runs["small/seed1"] / "config.json").read_text())
     assert cfg["steps"] == 4 and cfg["steps_done"] == 4 and cfg["seed"] == 1  # 40 x budget 0.1
