@@ -66,11 +66,12 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
     import tomli as tomllib  # type: ignore[no-redef]
 
 from datakit.errors import DatakitError, StudyError
+from datakit.executors import RunTask
 from datakit.names import check_name, describe_os_error, inside, printable
 from datakit.progress import log
 from datakit.typecheck import check_types, dataclass_hints, signature_hints
 
-_STUDY_KEYS = {"name", "title", "description", "seeds"}
+_STUDY_KEYS = {"name", "title", "description", "seeds", "executor", "jobs", "threads"}
 _ARM_KEYS = {"name", "from", "manifest", "compose", "train"}
 _INGEST_KEYS = {"source", "path"}
 FACTORS = ("images", "synthetic_share", "wild_share", "handwritten_share", "skew")
@@ -118,6 +119,7 @@ class Study:
     contrasts: list[tuple[str, str]] = field(default_factory=list)  # (a, b) arm pairs
     contrast_factors: list[str] = field(default_factory=list)  # contrast adjacent arms along these
     class_groups: dict[str, list[str]] = field(default_factory=dict)  # two named class groups
+    executor: dict[str, Any] = field(default_factory=dict)  # [study] executor, jobs, threads
 
 
 @dataclass
@@ -311,6 +313,7 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
     study = Study(name, str(head.get("title") or name), str(head.get("description") or ""),
                   ingests, arms, shared_train, audit, factors, path, judge)
     study.seeds = _parse_seeds(head, where)
+    study.executor = _parse_executor(head, where)
     _parse_reference_and_contrasts(study, compare, where)
     return study
 
@@ -326,6 +329,20 @@ def _parse_seeds(head: dict[str, Any], where: str) -> list[int]:
         raise StudyError(f"{where} [study]: seeds must be a list of distinct non-negative "
                          f"integers, e.g. seeds = [0, 1, 2]; got {seeds!r}.")
     return list(seeds)
+
+
+def _parse_executor(head: dict[str, Any], where: str) -> dict[str, Any]:
+    """[study] executor ("local" or "ray"), jobs and threads (see datakit.executors)."""
+    from datakit.executors import EXECUTORS
+    out = {k: head[k] for k in ("executor", "jobs", "threads") if k in head}
+    if out.get("executor", "local") not in EXECUTORS:
+        raise StudyError(f"{where} [study]: executor = {out['executor']!r} is not one of "
+                         f"{', '.join(EXECUTORS)}.")
+    for k in ("jobs", "threads"):
+        if k in out and not (isinstance(out[k], int) and out[k] >= (1 if k == "jobs" else 0)):
+            raise StudyError(f"{where} [study]: {k} must be an integer of at least "
+                             f"{1 if k == 'jobs' else 0}, got {out[k]!r}.")
+    return out
 
 
 def _parse_reference_and_contrasts(study: Study, compare: dict[str, Any], where: str) -> None:
@@ -514,9 +531,11 @@ def _remove_stale_run(run_dir: Path) -> None:
                          "remove it by hand.") from e
 
 
-def _train_arm(arm: ArmSpec, manifest, settings: dict[str, Any], run_dir: Path) -> Path:
+def train_run(name: str, manifest, settings: dict[str, Any], run_dir: Path) -> Path:
+    """Train run ``name`` ("ARM/seedK") into ``run_dir``: reuse a finished run with the same
+    manifest and settings, resume an unfinished one from its checkpoint, else start over."""
     from datakit.train import TrainConfig, train
-    what = f"train {arm.name} seed {settings.get('seed', 0)}"
+    what = f"train {name}"
     if _run_matches(run_dir, settings, manifest):
         log(f"[{what}] reusing {run_dir} (same manifest and settings)")
         return run_dir
@@ -552,50 +571,119 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 
 def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: float = 1.0,
-              device: str | None = None, overrides: dict[str, Any] | None = None) -> StudyResult:
+              device: str | None = None, overrides: dict[str, Any] | None = None,
+              executor: str | None = None, jobs: int | None = None,
+              threads: int | None = None) -> StudyResult:
     """Run every arm of ``study`` once per seed (ingest → compose → train → audit), compare
     the arms with contrasts, and write ``report.html``, ``study.json`` (and ``curve.csv``
     for sweeps) in the study folder.
+
+    The ingests and compositions the runs need, and the shared judge, are made first, here;
+    then every run (arm × seed: train + audit) is one task of the executor
+    (:mod:`datakit.executors`), which gives the same runs and numbers in any executor.
 
     Args:
         study: a parsed study (:func:`load_study`).
         out: the study folder (default ``studies/<name>``): ``manifests/``,
             ``runs/<arm>/seed<k>/``, ``report.html``, ``study.json`` and ``curve.csv`` go there.
+            Under Ray it must be on storage every worker sees, at the same path.
         budget: multiplies every arm's training steps (e.g. 0.05 on a CPU).
         device: ``auto``, ``cpu`` or ``cuda`` for training and audit (default: the study's).
         overrides: training settings that replace the study's for every arm (e.g. a
             smaller ``width`` for a CPU run; recorded in each run's config.json), and audit
             settings as ``audit.NAME`` (e.g. ``audit.cas = False``).
+        executor, jobs, threads: ``local`` or ``ray``, runs at once under ``local``, torch
+            threads per run (default: the study's [study] values, else local, 1, automatic).
     """
-    from datakit.report.html import audit_runs
+    from datakit.executors import ExecutorConfig, execute, require_ray, write_token
     from datakit.study_results import write_study_outputs
 
     check_budget(budget)  # before any work starts
     train_overrides, audit_overrides = _split_overrides(overrides)
+    chosen = {"name": executor, "jobs": jobs, "threads": threads}
+    spec = {"name": study.executor.get("executor", "local"), "jobs": study.executor.get("jobs", 1),
+            "threads": study.executor.get("threads", 0),
+            **{k: v for k, v in chosen.items() if v is not None}}
+    plan = ExecutorConfig(**spec)
+    plan.validate()
+    if plan.name == "ray":
+        require_ray()  # before any work
     out = Path(out) if out is not None else Path("studies") / study.name
     mdir, rdir = out / "manifests", out / "runs"
     mdir.mkdir(parents=True, exist_ok=True)
-    needed = {s for a in study.arms for s in a.sources}
-    parents = {name: _ingest(spec, mdir) for name, spec in study.ingests.items() if name in needed}
-    manifests = {arm.name: _arm_manifest(arm, parents, mdir) for arm in study.arms}
-    reference = _reference_manifest(study, manifests, mdir)
-    runs: dict[tuple[str, int], Path] = {}
-    for i, arm in enumerate(study.arms):
-        log(f"== arm {i + 1}/{len(study.arms)}: {arm.name} (seeds {', '.join(map(str, study.seeds))})")
+
+    # 1) the data every run reads: ingests, compositions and the reference, made once
+    manifests, reference = _prepare_manifests(study, mdir)
+    # 2) the shared judge, trained once into the cache every task reads
+    audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path)
+    cache = _judge_cache(out)
+    _train_shared_judge(reference, audit_cfg, cache)
+    # 3) one task per run (arm × seed), executed where the plan says
+    token, token_value = write_token(out)
+    tasks, runs = [], {}
+    for arm in study.arms:
         for seed in study.seeds:
             settings = scaled_train_settings(study.train, {**arm.train, **train_overrides},
                                              budget, device)
             settings["seed"] = seed
-            run_dir = inside(rdir, rdir / arm.name / f"seed{seed}", "run folder")
-            runs[(arm.name, seed)] = _train_arm(arm, manifests[arm.name], settings, run_dir)
-    audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path)
-    audits = audit_runs(list(runs.values()), config=audit_cfg, reuse=True)
+            runs[(arm.name, seed)] = inside(rdir, rdir / arm.name / f"seed{seed}", "run folder")
+            tasks.append(RunTask(
+                arm.name, seed, str(Path(manifests[arm.name].path).resolve()), settings,
+                str(runs[(arm.name, seed)].resolve()), audit_cfg.to_dict(), str(cache),
+                str(token), token_value, plan.threads_per_run(),
+                _trains_on_cuda(settings.get("device", "auto"))))
+    log(f"== {len(tasks)} runs ({len(study.arms)} arms × {len(study.seeds)} seeds), executor "
+        f"{plan.name}" + (f", {plan.jobs} at once" if plan.jobs > 1 else "")
+        + f", {plan.threads_per_run()} threads each")
+    audits = [o.audit for o in execute(tasks, plan)]
+    # 4) study.json, curve.csv and the report
     replaced = {**train_overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}
     report, summary = write_study_outputs(study, out, runs, audits, manifests, reference,
-                                          budget=budget, overrides=replaced)
+                                          budget=budget, overrides=replaced,
+                                          executor=plan.record())
     log(f"Study report: {report}")
     return StudyResult(report, summary, {f"{a}/seed{s}": p for (a, s), p in runs.items()},
                        {f"{a}/seed{s}": au for (a, s), au in zip(runs, audits)})
+
+
+def _prepare_manifests(study: Study, folder: Path) -> tuple[dict[str, Any], "Reference"]:
+    """Every arm's manifest (ingested and composed once, or reused) and the reference."""
+    needed = {s for a in study.arms for s in a.sources}
+    parents = {name: _ingest(spec, folder) for name, spec in study.ingests.items() if name in needed}
+    manifests = {arm.name: _arm_manifest(arm, parents, folder) for arm in study.arms}
+    return manifests, _reference_manifest(study, manifests, folder)
+
+
+def _judge_cache(out: Path) -> Path:
+    """The judge cache of a study's tasks: DATAKIT_CACHE when set, else ``<study>/cache``
+    (a folder every worker sees, since the study folder must be shared)."""
+    root = os.environ.get("DATAKIT_CACHE")
+    return Path(root).resolve() if root else (out / "cache").resolve()
+
+
+def _train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
+    """Train (or find cached) the reference's judge once, before the runs, as each audit
+    would (same settings, same cache key), so that every task only loads it."""
+    from datakit.audit.judge import JudgeConfig, judge_for_manifest, resolve_device
+    from datakit.executors import _judge_cache as cache_env
+    from datakit.manifest import read_manifest
+
+    if not audit_cfg.use_cache:
+        return  # every audit trains its own judge
+    judge_cfg = JudgeConfig(**{**audit_cfg.judge.__dict__,
+                               "device": str(resolve_device(audit_cfg.device))})
+    with cache_env(str(cache)):
+        judge_for_manifest(read_manifest(reference.path), judge_cfg, use_cache=True)
+
+
+def _trains_on_cuda(device: str) -> bool:
+    """Whether a run with this --device trains on a GPU (auto: when this machine has one)."""
+    if device == "cuda":
+        return True
+    if device != "auto":
+        return False
+    import torch
+    return torch.cuda.is_available()
 
 
 def _split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:

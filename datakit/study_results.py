@@ -8,7 +8,8 @@ study.json (every path relative to the study folder):
 * ``contrasts``: paired differences between arms (:mod:`datakit.contrasts`);
 * ``verdict``: sentences built from the contrasts only;
 * ``reference``: the one real image set and judge every run is measured against;
-* ``budget``, ``executor`` (``local``), ``curve`` (sweeps: the data-efficiency curve).
+* ``budget``, ``executor`` (``local`` or ``ray``), ``jobs``, ``threads_per_run``,
+  ``curve`` (sweeps: the data-efficiency curve).
 """
 from __future__ import annotations
 
@@ -195,7 +196,8 @@ def budget_record(study: "Study", runs: list[dict], budget: float,
 
 def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], Path],
                         audits: list[dict], manifests: dict[str, Any], reference: "Reference",
-                        *, budget: float, overrides: dict[str, Any]) -> tuple[Path, Path]:
+                        *, budget: float, overrides: dict[str, Any],
+                        executor: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write study.json, curve.csv (sweeps) and report.html; returns (report, study.json)."""
     from datakit.audit import AuditConfig
     from datakit.report.html import write_report
@@ -210,8 +212,9 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
         write_curve_csv(out / "curve.csv", curve)
     applied = "reference_manifest" in AuditConfig.__dataclass_fields__
     data = {"study": study.name, "title": study.title,
-            "file": _rel(study.path, out) if study.path else None, "executor": "local",
-            "seeds": study.seeds, "budget": budget_record(study, records, budget, overrides),
+            "file": _rel(study.path, out) if study.path else None,
+            **(executor or {"executor": "local"}), "seeds": study.seeds,
+            "budget": budget_record(study, records, budget, overrides),
             "reference": reference_record(reference, study, out, applied),
             "verdict": cs.study_verdict(contrasts), "contrasts": contrasts, "arms": arms,
             "curve": curve, "runs": records}

@@ -19,8 +19,17 @@ from datakit.cli.base import json_option, main, needs_torch, print_json
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Replace a training setting for every arm (repeatable), e.g. --set width=16; "
                    "audit settings as audit.NAME, e.g. --set audit.cas=false.")
+@click.option("--executor", default=None, type=click.Choice(["local", "ray"]),
+              help="Where the runs go: this machine (local), or one Ray task per run on the "
+                   "cluster at RAY_ADDRESS, else a local Ray (default: [study] executor, else local).")
+@click.option("--jobs", "-j", default=None, type=int,
+              help="Runs at once under the local executor, each with its share of the cores "
+                   "(default: [study] jobs, else 1).")
+@click.option("--threads", default=None, type=int,
+              help="Torch CPU threads per run, and CPUs per Ray task (default: the cores "
+                   "divided by --jobs; 1 under Ray).")
 @json_option("an object: study (folder), report, study_json, runs ({arm: run_dir})")
-def study_cmd(study_file, budget, device, out, overrides, as_json):
+def study_cmd(study_file, budget, device, out, overrides, executor, jobs, threads, as_json):
     """Run an audit study: ingest -> compose -> train -> audit for every arm, then one
     comparison report. Anything already computed in the study folder is reused.
 
@@ -32,13 +41,16 @@ def study_cmd(study_file, budget, device, out, overrides, as_json):
         DATAKIT_DATA=../shared/data datakit study audits/mnist_size.toml --budget 0.05
         datakit study audits/chars74k_composition.toml --device cuda
         datakit study audits/class_skew.toml --budget 0.05 --set width=16
+        datakit study audits/mnist_size.toml --jobs 4
+        RAY_ADDRESS=head:6379 datakit study audits/mnist_size.toml --executor ray --out /nfs/s
     """
     needs_torch("study")
     from datakit.study import check_budget, load_study, parse_overrides, run_study
 
     check_budget(budget)
     result = run_study(load_study(study_file), out=out, budget=budget, device=device,
-                       overrides=parse_overrides(overrides))
+                       overrides=parse_overrides(overrides), executor=executor, jobs=jobs,
+                       threads=threads)
     if as_json:
         report = Path(result.report)
         print_json({"study": str(report.parent), "report": str(report),

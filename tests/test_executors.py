@@ -1,0 +1,187 @@
+"""Study executors: local, --jobs N and Ray give the same runs and numbers; Ray is optional;
+a worker that cannot see the study folder fails with a sentence."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datakit.cli import main
+from datakit.errors import StudyError
+from datakit.executors import ExecutorConfig, RunTask, run_task
+from datakit.study import load_study, run_study
+
+TINY = """
+[study]
+name = "tiny"
+seeds = [0, 1]
+
+[ingest.digits]
+source = "digits"
+size = 32
+
+[train]
+model = "acgan"
+steps = 3
+width = 8
+batch_size = 16
+n_generate = 8
+log_every = 1
+
+[audit]
+cas = false
+bootstrap = 3
+kid_subsets = 3
+judge = { epochs = 1, max_train_images = 200 }
+
+[[arm]]
+name = "small"
+from = ["digits"]
+compose = { size = 100, holdout = 0.3, seed = 0 }
+
+[[arm]]
+name = "large"
+from = ["digits"]
+compose = { size = 160, holdout = 0.3, seed = 0 }
+"""
+
+
+def _study(tmp_path: Path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    return load_study(p)
+
+
+def _numbers(summary_path: Path) -> list:
+    """(arm, seed, run_dir, summary metrics) of every run in study.json."""
+    data = json.loads(summary_path.read_text())
+    return [(r["arm"], r["seed"], r["run_dir"], r["summary"]) for r in data["runs"]]
+
+
+@pytest.fixture(scope="module")
+def local_study(tmp_path_factory):
+    """The tiny study with the local executor, one run after another, one thread each."""
+    tmp = tmp_path_factory.mktemp("local")
+    result = run_study(_study(tmp), out=tmp / "out", device="cpu", threads=1)
+    return tmp, result
+
+
+def test_executor_config_threads_and_record(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert ExecutorConfig("local", jobs=1).threads_per_run() == 16
+    assert ExecutorConfig("local", jobs=4).threads_per_run() == 4
+    assert ExecutorConfig("local", jobs=32).threads_per_run() == 1
+    assert ExecutorConfig("ray").threads_per_run() == 1
+    assert ExecutorConfig("ray", threads=3).record() == {
+        "executor": "ray", "jobs": 1, "threads_per_run": 3}
+    with pytest.raises(StudyError, match="--jobs is for the local executor"):
+        ExecutorConfig("ray", jobs=2).validate()
+    with pytest.raises(StudyError, match="Unknown executor 'dask'; use one of local, ray."):
+        ExecutorConfig("dask").validate()
+
+
+def test_the_judge_cache_is_the_configured_one_else_in_the_study_folder(tmp_path, monkeypatch):
+    from datakit.study import _judge_cache
+    monkeypatch.setenv("DATAKIT_CACHE", str(tmp_path / "shared-cache"))
+    assert _judge_cache(tmp_path / "s") == tmp_path / "shared-cache"
+    monkeypatch.delenv("DATAKIT_CACHE")
+    assert _judge_cache(tmp_path / "s") == tmp_path / "s" / "cache"
+
+
+def test_study_file_executor_is_checked(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text(TINY.replace('seeds = [0, 1]', 'seeds = [0]\nexecutor = "slurm"'))
+    with pytest.raises(StudyError, match=r"\[study\]: executor = 'slurm' is not one of local, ray."):
+        load_study(p)
+    p.write_text(TINY.replace('seeds = [0, 1]', 'seeds = [0]\njobs = 0'))
+    with pytest.raises(StudyError, match=r"jobs must be an integer of at least 1, got 0."):
+        load_study(p)
+
+
+def test_ray_missing_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    p = tmp_path / "tiny.toml"
+    p.write_text(TINY)
+    result = CliRunner().invoke(main, ["study", str(p), "--out", str(tmp_path / "out"),
+                                       "--executor", "ray"])
+    assert result.exit_code == 1
+    assert result.output == ("Error: --executor ray needs Ray: pip install 'datakit[ray]' "
+                             "(or choose --executor local).\n")
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_a_task_that_cannot_see_the_study_folder_says_so(tmp_path):
+    task = RunTask("small", 0, str(tmp_path / "m.parquet"), {}, str(tmp_path / "run"), {},
+                   str(tmp_path / "cache"), str(tmp_path / "elsewhere" / ".datakit-study-token"),
+                   "abc")
+    with pytest.raises(StudyError) as e:
+        run_task(task)
+    assert str(e.value).startswith("Run small/seed0 on host ")
+    assert (f"cannot see the study folder {tmp_path / 'elsewhere'} (its .datakit-study-token "
+            "is missing). The study folder must be on shared storage that every worker mounts "
+            "at the same path (e.g. NFS); pass such a folder with --out.") in str(e.value)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / ".datakit-study-token").write_text("another")
+    with pytest.raises(StudyError, match="belongs to another study run"):
+        run_task(task)
+
+
+@pytest.mark.slow
+def test_local_study_records_its_executor_and_reuses(local_study):
+    tmp, result = local_study
+    data = json.loads(result.summary.read_text())
+    assert (data["executor"], data["jobs"], data["threads_per_run"]) == ("local", 1, 1)
+    assert [(r["arm"], r["seed"]) for r in data["runs"]] == [
+        ("small", 0), ("small", 1), ("large", 0), ("large", 1)]
+    judges = {json.loads((p / "audit" / "audit.json").read_text())["judge"].get("cached")
+              for p in result.runs.values()}  # one judge, trained before the runs, in the cache
+    assert len(judges) == 1 and next(iter(judges)).startswith(os.environ["DATAKIT_CACHE"])
+    mtimes = {n: (p / "generated.npz").stat().st_mtime_ns for n, p in result.runs.items()}
+    again = run_study(_study(tmp), out=tmp / "out", device="cpu", threads=1, jobs=2)
+    assert {n: (p / "generated.npz").stat().st_mtime_ns for n, p in again.runs.items()} == mtimes
+    assert _numbers(again.summary) == _numbers(result.summary)
+
+
+@pytest.mark.slow
+def test_jobs_2_gives_the_numbers_of_the_local_executor(local_study, tmp_path):
+    _, local = local_study
+    result = run_study(_study(tmp_path), out=tmp_path / "out", device="cpu", jobs=2, threads=1)
+    data = json.loads(result.summary.read_text())
+    assert (data["executor"], data["jobs"]) == ("local", 2)
+    assert _numbers(result.summary) == _numbers(local.summary)
+
+
+@pytest.mark.slow
+def test_ray_gives_the_numbers_of_the_local_executor(local_study, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    _, local = local_study
+    result = run_study(_study(tmp_path), out=tmp_path / "out", device="cpu", executor="ray")
+    assert not ray.is_initialized()  # the Ray it started is shut down
+    data = json.loads(result.summary.read_text())
+    assert (data["executor"], data["threads_per_run"]) == ("ray", 1)
+    assert _numbers(result.summary) == _numbers(local.summary)
+
+
+@pytest.mark.slow
+def test_a_ray_worker_that_cannot_see_the_study_folder_fails_clearly(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    import datakit.executors as ex
+
+    real = ex.write_token
+
+    def token_elsewhere(folder):  # the driver's token lands where no worker looks
+        path, value = real(tmp_path / "private")
+        return tmp_path / "not-shared" / path.name, value
+    (tmp_path / "private").mkdir()
+    monkeypatch.setattr(ex, "write_token", token_elsewhere)
+    study = _study(tmp_path)
+    study.seeds = [0]
+    with pytest.raises(StudyError, match=r"Run small/seed0 on host .* cannot see the study "
+                                         r"folder .*not-shared .*must be on shared storage"):
+        run_study(study, out=tmp_path / "out", device="cpu", executor="ray")
