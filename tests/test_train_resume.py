@@ -146,3 +146,31 @@ def test_ddp_two_gloo_processes(make_manifest, tmp_path):
     assert [r["step"] for r in read_metrics(out / "metrics.csv")] == ["2", "4"]
     assert np.load(out / "generated.npz")["images"].shape == (4, 28, 28, 1)
     assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
+
+
+def test_each_process_takes_the_gpu_of_its_local_rank_not_its_global_rank(monkeypatch):
+    # Host 2 of a two-host torchrun job: global ranks 2 and 3 are local ranks 0 and 1.
+    from datakit.train.loop import resolve_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
+    assert resolve_device("cpu", local_rank=1) == torch.device("cpu")
+
+
+def test_ranks_that_found_different_checkpoints_all_refuse(tmp_path, monkeypatch):
+    # Two hosts whose run folders are not shared: rank 0 sees step 40, rank 1 sees nothing.
+    from datakit.train import distributed, loop
+    from datakit.train.rundir import RunDir
+    procs = distributed.Processes(rank=1, world_size=2, local_rank=0)
+    monkeypatch.setattr(loop, "_checkpoint_to_resume", lambda *a: None)
+    monkeypatch.setattr(distributed, "gather_objects", lambda obj, p: [(None, 40), obj])
+    with pytest.raises(TrainingError, match=r"different checkpoints in .* \(rank 0: step 40, "
+                                            r"rank 1: none\)\. Across hosts the run folder"):
+        loop._agreed_checkpoint(None, RunDir(tmp_path / "run"), {}, procs)
+    # the healthy control: both ranks found step 40
+    monkeypatch.setattr(loop, "_checkpoint_to_resume", lambda *a: {"step": 40})
+    assert loop._agreed_checkpoint(None, RunDir(tmp_path / "run"), {}, procs) == {"step": 40}
+    # one rank's refusal is every rank's
+    monkeypatch.setattr(distributed, "gather_objects",
+                        lambda obj, p: [("Run directory X already holds a run.", None), obj])
+    with pytest.raises(TrainingError, match="already holds a run"):
+        loop._agreed_checkpoint(None, RunDir(tmp_path / "run"), {}, procs)

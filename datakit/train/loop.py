@@ -90,7 +90,7 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     run_config = _run_config(cfg, manifest, data, total_steps, device, procs)
 
     # 2. Find the checkpoint to resume from (every rank reads; only rank 0 writes).
-    ckpt = _checkpoint_to_resume(cfg, run, run_config)
+    ckpt = _agreed_checkpoint(cfg, run, run_config, procs)
     distributed.barrier(procs)  # every rank has looked before rank 0 creates anything
     if procs.is_main:
         run.create()
@@ -280,6 +280,30 @@ def _run_config(cfg: TrainConfig, manifest, data: TrainingSet, total_steps: int,
                      "numpy": np.__version__, "python": platform.python_version()},
     })
     return out
+
+
+def _agreed_checkpoint(cfg: TrainConfig, run: RunDir, run_config: dict[str, Any],
+                       procs: distributed.Processes) -> dict[str, Any] | None:
+    """:func:`_checkpoint_to_resume`, agreed by every rank: on several hosts each reads its own
+    view of the run folder, and a rank that resumes while another starts over would hang DDP.
+    Every rank raises the same error when one refuses or when they found different steps."""
+    try:
+        ckpt, problem = _checkpoint_to_resume(cfg, run, run_config), None
+    except TrainingError as e:
+        if not procs.distributed:
+            raise
+        ckpt, problem = None, str(e)
+    seen = distributed.gather_objects((problem, None if ckpt is None else int(ckpt["step"])), procs)
+    problems = [p for p, _ in seen if p]
+    if problems:
+        raise TrainingError(problems[0])
+    if len({step for _, step in seen}) > 1:
+        found = ", ".join(f"rank {r}: {'none' if s is None else f'step {s}'}"
+                          for r, (_, s) in enumerate(seen))
+        raise TrainingError(f"The processes found different checkpoints in {run.root} ({found}). "
+                            "Across hosts the run folder (--out) must be on storage every host "
+                            "sees (e.g. NFS) to resume; or resume on one host.")
+    return ckpt
 
 
 def _checkpoint_to_resume(cfg: TrainConfig, run: RunDir, run_config: dict[str, Any]
