@@ -41,6 +41,7 @@ from datakit.errors import ChecksumMismatch, CompositionError, UnknownName
 from datakit.names import check_name
 from datakit.manifest import (CHARS62, COLUMNS, Manifest, manifest_paths, pixel_sha256, read_manifest,
                               write_manifest)
+from datakit.pixel_spill import PixelSpill, chunk_rows
 from datakit.progress import log
 from datakit.near_duplicates import near_groups
 from datakit.stats import (NEAR_THRESHOLD, THUMB_SIDE, duplicate_groups, grey_images, linked_groups,
@@ -644,20 +645,43 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
 
     table = table.sort_values(["_part", "row"], kind="stable")                  # 8 geometry
     h, w, c = _target_geometry(parents, set(table["_part"]), cfg)
-    blocks, hashes = [], []
-    for i, m in enumerate(parents):
-        sub = table[table["_part"] == i]
-        if sub.empty:
-            continue
-        images = np.asarray(m.pixels[sub["row"].to_numpy()])
-        converted = _convert(images, h, w, c, cfg.polarity)
-        blocks.append(converted)
-        same = converted.shape == images.shape and cfg.polarity == "keep"
-        hashes.extend(sub["sha256"].tolist() if same else pixel_sha256(converted))
-    pixels = np.concatenate(blocks)
     ops.append({"op": "geometry", "height": h, "width": w, "channels": c, "polarity": cfg.polarity,
                 "rows": int(len(table))})
+    try:
+        with PixelSpill(manifest_paths(out)[2], (h, w, c)) as spill:
+            hashes = _convert_into(spill, table, parents, cfg.polarity)
+            manifest = _write(out, table, spill.pixels(), hashes, vocab, parents, ops, cfg)
+    except OSError as e:
+        raise CompositionError(f"Cannot write the composed manifest {out} ({e.strerror or e}); "
+                               "choose a writable path with -o.") from e
+    log(f"Composed {manifest.path} ({len(manifest)} images, {h}x{w}x{c}) from "
+        f"{', '.join(m.name for m in parents)}")
+    return manifest
 
+
+def _convert_into(spill: PixelSpill, table: pd.DataFrame, parents: Sequence[Manifest],
+                  polarity: str) -> list[str]:
+    """Convert the selected images to the spill's geometry a chunk at a time (memory: one
+    chunk, not the output), in table order; returns their sha256."""
+    h, w, c = spill.image_shape
+    hashes: list[str] = []
+    for i, m in enumerate(parents):
+        sub = table[table["_part"] == i]
+        rows = sub["row"].to_numpy()
+        step = chunk_rows((max(h, m.geometry.height), max(w, m.geometry.width), max(c, 3)))
+        for s in range(0, len(rows), step):
+            images = np.asarray(m.pixels[rows[s:s + step]])
+            converted = _convert(images, h, w, c, polarity)
+            spill.append(converted)
+            same = converted.shape == images.shape and polarity == "keep"
+            hashes.extend(sub["sha256"].iloc[s:s + step].tolist() if same
+                          else pixel_sha256(converted))
+    return hashes
+
+
+def _write(out, table: pd.DataFrame, pixels: np.ndarray, hashes: list[str], vocab: list[str],
+           parents: Sequence[Manifest], ops: list, cfg: ComposeConfig) -> Manifest:
+    """The composed manifest: final columns, labels of the final vocabulary, the sidecar."""
     result = table[COLUMNS + ["parent"]].copy()
     if result["id"].duplicated().any():
         result["id"] = result["parent"] + "/" + result["id"]
@@ -674,14 +698,7 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
         "config": cfg.to_dict(),
         "compose_order": list(ORDER),
     }
-    try:
-        manifest = write_manifest(Path(out), result, pixels, meta, classes=final_vocab)
-    except OSError as e:
-        raise CompositionError(f"Cannot write the composed manifest {out} ({e.strerror or e}); "
-                               "choose a writable path with -o.") from e
-    log(f"Composed {manifest.path} ({len(manifest)} images, {h}x{w}x{c}) from "
-        f"{', '.join(m.name for m in parents)}")
-    return manifest
+    return write_manifest(Path(out), result, pixels, meta, classes=final_vocab)
 
 
 def rebuild(manifest_path: str | os.PathLike, out: str | os.PathLike, *,

@@ -100,7 +100,7 @@ def grey_images(images: np.ndarray) -> np.ndarray:
     return grey
 
 
-def perceptual_hash(pixels: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def perceptual_hash(pixels: np.ndarray, chunk: int = 2048) -> np.ndarray:
     """DCT perceptual hash (pHash) of N×H×W×C uint8 images, as N uint64 values.
 
     Each image is taken to grey, area-resized to 32×32, DCT-transformed; the 63 lowest
@@ -124,20 +124,26 @@ def perceptual_hash(pixels: np.ndarray, chunk: int = 8192) -> np.ndarray:
     return out
 
 
-def thumbnails(pixels: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+def thumbnails(pixels: np.ndarray, side: int = THUMB_SIDE, rows: np.ndarray | None = None,
+               chunk: int = 2048) -> np.ndarray:
     """Grey ``side``×``side`` area-resized images, flattened, zero-mean and unit-norm (N×side²).
 
     Their dot product is the correlation of two images: brightness- and contrast-free.
-    Flat images (no structure) give a zero vector.
+    Flat images (no structure) give a zero vector. ``rows`` selects images of ``pixels``
+    (read a chunk at a time, so a memory-mapped store is never copied whole).
     """
-    n, h, w, c = pixels.shape
+    _, h, w, c = pixels.shape
+    rows = np.arange(len(pixels)) if rows is None else np.asarray(rows)
     a = _area_matrix(side, h).astype(np.float32)
     b = _area_matrix(side, w).astype(np.float32).T
-    grey = grey_images(pixels)
-    t = np.matmul(a, np.matmul(grey, b)).reshape(n, -1)
-    t -= t.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(t, axis=1, keepdims=True)
-    return np.divide(t, norm, out=np.zeros_like(t), where=norm > 1e-6)
+    out = np.zeros((len(rows), side * side), dtype=np.float32)
+    for s in range(0, len(rows), chunk):
+        grey = grey_images(np.asarray(pixels[rows[s:s + chunk]]))
+        t = np.matmul(a, np.matmul(grey, b)).reshape(len(grey), -1)
+        t -= t.mean(axis=1, keepdims=True)
+        norm = np.linalg.norm(t, axis=1, keepdims=True)
+        np.divide(t, norm, out=out[s:s + chunk], where=norm > 1e-6)
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -163,7 +169,7 @@ def near_duplicate_groups(pixels: np.ndarray, hashes: np.ndarray | None = None,
     """
     hashes = perceptual_hash(pixels) if hashes is None else hashes
     keys = sha256 if sha256 is not None else pixel_sha256(np.asarray(pixels))
-    return near_groups(hashes, keys, lambda rows: thumbnails(np.asarray(pixels[rows])),
+    return near_groups(hashes, keys, lambda rows: thumbnails(pixels, rows=rows),
                        radius=radius, threshold=threshold)
 
 
@@ -241,7 +247,10 @@ def _intensity_summary(images: np.ndarray, means: np.ndarray) -> dict[str, Any]:
     # images). The histogram reads at most HISTOGRAM_IMAGES evenly spaced images: a
     # distribution summary needs no more, and bincount over 55M pixels costs a third of a second.
     step = max(1, -(-len(images) // HISTOGRAM_IMAGES))
-    hist = np.bincount((images[::step].reshape(-1) >> 4), minlength=INTENSITY_BINS).astype(float)
+    sample, hist = images[::step], np.zeros(INTENSITY_BINS)
+    for s in range(0, len(sample), 2048):  # a chunk at a time: bincount widens to int64
+        hist += np.bincount(np.asarray(sample[s:s + 2048]).reshape(-1) >> 4,
+                            minlength=INTENSITY_BINS)
     hist /= max(hist.sum(), 1.0)
     return {"mean": float(means.mean()) if len(means) else float("nan"),
             "image_mean_quantiles": _quantiles(means),
