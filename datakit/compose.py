@@ -32,16 +32,16 @@ import dataclasses
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from datakit.errors import ChecksumMismatch, CompositionError, UnknownName
 from datakit.names import check_name
-from datakit.manifest import (CHARS62, COLUMNS, Manifest, manifest_paths, pixel_sha256, read_manifest,
-                              write_manifest)
-from datakit.pixel_spill import PixelSpill, chunk_rows
+from datakit.manifest import (CHARS62, COLUMNS, Manifest, manifest_paths, read_manifest,
+                              write_manifest_chunks)
+from datakit.pixel_spill import chunk_rows
 from datakit.progress import log
 from datakit.near_duplicates import near_groups
 from datakit.stats import (NEAR_THRESHOLD, THUMB_SIDE, duplicate_groups, grey_images, linked_groups,
@@ -647,49 +647,7 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
     h, w, c = _target_geometry(parents, set(table["_part"]), cfg)
     ops.append({"op": "geometry", "height": h, "width": w, "channels": c, "polarity": cfg.polarity,
                 "rows": int(len(table))})
-    try:
-        with PixelSpill(manifest_paths(out)[2], (h, w, c)) as spill:
-            hashes = _convert_into(spill, table, parents, cfg.polarity)
-            manifest = _write(out, table, spill.pixels(), hashes, vocab, parents, ops, cfg)
-    except OSError as e:
-        raise CompositionError(f"Cannot write the composed manifest {out} ({e.strerror or e}); "
-                               "choose a writable path with -o.") from e
-    log(f"Composed {manifest.path} ({len(manifest)} images, {h}x{w}x{c}) from "
-        f"{', '.join(m.name for m in parents)}")
-    return manifest
-
-
-def _convert_into(spill: PixelSpill, table: pd.DataFrame, parents: Sequence[Manifest],
-                  polarity: str) -> list[str]:
-    """Convert the selected images to the spill's geometry a chunk at a time (memory: one
-    chunk, not the output), in table order; returns their sha256."""
-    h, w, c = spill.image_shape
-    hashes: list[str] = []
-    for i, m in enumerate(parents):
-        sub = table[table["_part"] == i]
-        rows = sub["row"].to_numpy()
-        step = chunk_rows((max(h, m.geometry.height), max(w, m.geometry.width), max(c, 3)))
-        for s in range(0, len(rows), step):
-            images = np.asarray(m.pixels[rows[s:s + step]])
-            converted = _convert(images, h, w, c, polarity)
-            spill.append(converted)
-            same = converted.shape == images.shape and polarity == "keep"
-            hashes.extend(sub["sha256"].iloc[s:s + step].tolist() if same
-                          else pixel_sha256(converted))
-    return hashes
-
-
-def _write(out, table: pd.DataFrame, pixels: np.ndarray, hashes: list[str], vocab: list[str],
-           parents: Sequence[Manifest], ops: list, cfg: ComposeConfig) -> Manifest:
-    """The composed manifest: final columns, labels of the final vocabulary, the sidecar."""
-    result = table[COLUMNS + ["parent"]].copy()
-    if result["id"].duplicated().any():
-        result["id"] = result["parent"] + "/" + result["id"]
-    result["sha256"] = hashes
-    result["row"] = np.arange(len(result))
-    present = set(result["class_name"].unique())
-    final_vocab = [v for v in vocab if v in present]
-    result["label"] = result["class_name"].map({name: i for i, name in enumerate(final_vocab)})
+    result, final_vocab = _final_table(table, vocab)
     meta = {
         "parents": [{"name": m.name, "path": str(m.path.resolve()), "checksum": m.checksum,
                      "rows": len(m)} for m in parents],
@@ -698,7 +656,40 @@ def _write(out, table: pd.DataFrame, pixels: np.ndarray, hashes: list[str], voca
         "config": cfg.to_dict(),
         "compose_order": list(ORDER),
     }
-    return write_manifest(Path(out), result, pixels, meta, classes=final_vocab)
+    chunks = _converted_chunks(table, parents, (h, w, c), cfg.polarity)
+    try:
+        manifest = write_manifest_chunks(Path(out), result, chunks, (h, w, c), meta,
+                                         classes=final_vocab)
+    except OSError as e:
+        raise CompositionError(f"Cannot write the composed manifest {out} ({e.strerror or e}); "
+                               "choose a writable path with -o.") from e
+    log(f"Composed {manifest.path} ({len(manifest)} images, {h}x{w}x{c}) from "
+        f"{', '.join(m.name for m in parents)}")
+    return manifest
+
+
+def _converted_chunks(table: pd.DataFrame, parents: Sequence[Manifest],
+                      shape: tuple[int, int, int], polarity: str) -> Iterator[np.ndarray]:
+    """The selected images in table order, converted to ``shape`` a chunk at a time, so
+    that memory holds one chunk, not the output."""
+    h, w, c = shape
+    for i, m in enumerate(parents):
+        rows = table.loc[table["_part"] == i, "row"].to_numpy()
+        step = chunk_rows((max(h, m.geometry.height), max(w, m.geometry.width), max(c, 3)))
+        for s in range(0, len(rows), step):
+            yield _convert(np.asarray(m.pixels[rows[s:s + step]]), h, w, c, polarity)
+
+
+def _final_table(table: pd.DataFrame, vocab: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The composed manifest's rows (sha256 and row are filled as the pixels are written)
+    and its vocabulary: the classes present, labels renumbered in vocabulary order."""
+    result = table[[c for c in COLUMNS if c not in ("sha256", "row")] + ["parent"]].copy()
+    if result["id"].duplicated().any():
+        result["id"] = result["parent"] + "/" + result["id"]
+    present = set(result["class_name"].unique())
+    final_vocab = [v for v in vocab if v in present]
+    result["label"] = result["class_name"].map({name: i for i, name in enumerate(final_vocab)})
+    return result, final_vocab
 
 
 def rebuild(manifest_path: str | os.PathLike, out: str | os.PathLike, *,

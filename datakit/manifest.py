@@ -332,8 +332,67 @@ def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndar
     Nothing is left behind if writing fails, and a manifest of the same name is replaced
     atomically, one writer at a time (see :mod:`datakit.manifest_writer`).
     """
-    parquet, sidecar, store = manifest_paths(path)
+    parquet = manifest_paths(path)[0]
     check_name(parquet.name[: -len(".parquet")], "manifest name")
+    table, full = _table_and_sidecar(parquet, table, pixels, meta, compute_statistics, classes)
+    from datakit.manifest_writer import ManifestWriter
+    with ManifestWriter(parquet) as writer:  # OSError (disk full, read-only) is the caller's to word
+        writer.write_store(pixels)
+        writer.commit(table, full, default=_json_default)
+        full["write_id"] = writer.write_id
+    return Manifest(parquet, table, full)
+
+
+def write_manifest_chunks(path: str | os.PathLike, table: pd.DataFrame,
+                          chunks: Iterable[np.ndarray], image_shape: tuple[int, int, int],
+                          meta: dict[str, Any] | None = None, *, compute_statistics: bool = True,
+                          classes: list[str] | None = None) -> Manifest:
+    """:func:`write_manifest` for a pixel store written as it is made: ``chunks`` yields
+    uint8 images in table order (table row i is image i), each chunk written straight into
+    the new store, so memory holds one chunk, never the whole output. The table's ``sha256``
+    and ``row`` columns are filled from the chunks. The checksum and statistics then read
+    the written store through a memory map. Same files, byte for byte, as write_manifest.
+    """
+    from datakit.manifest_writer import ManifestWriter
+    parquet = manifest_paths(path)[0]
+    check_name(parquet.name[: -len(".parquet")], "manifest name")
+    shape = (len(table), *(int(x) for x in image_shape))
+    with ManifestWriter(parquet) as writer:
+        hashes = _write_store_chunks(writer.store_tmp, chunks, shape)
+        pixels = np.load(writer.store_tmp, mmap_mode="r")
+        table = table.assign(sha256=hashes, row=np.arange(len(table), dtype=np.int64))
+        table, full = _table_and_sidecar(parquet, table, pixels, meta, compute_statistics, classes)
+        writer.commit(table, full, default=_json_default)
+        full["write_id"] = writer.write_id
+    return Manifest(parquet, table, full)
+
+
+def _write_store_chunks(store: Path, chunks: Iterable[np.ndarray], shape: tuple[int, ...]
+                        ) -> list[str]:
+    """Write a .npy of ``shape`` (uint8) from ``chunks`` in order; returns each image's sha256."""
+    hashes: list[str] = []
+    with open(store, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
+                                                 "shape": shape})
+        for chunk in chunks:
+            if chunk.dtype != np.uint8 or tuple(chunk.shape[1:]) != shape[1:]:
+                raise ManifestError(f"A pixel chunk of {chunk.dtype} {chunk.shape[1:]} images "
+                                    f"does not fit a store of uint8 {shape[1:]} images.")
+            if len(hashes) + len(chunk) > shape[0]:
+                break
+            np.ascontiguousarray(chunk).tofile(f)
+            hashes += pixel_sha256(chunk)
+        else:
+            if len(hashes) == shape[0]:
+                return hashes
+    raise ManifestError(f"The pixel chunks do not hold the table's {shape[0]} images; "
+                        "nothing was written.")
+
+
+def _table_and_sidecar(parquet: Path, table: pd.DataFrame, pixels: np.ndarray,
+                       meta: dict[str, Any] | None, compute_statistics: bool,
+                       classes: list[str] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table as stored (types, column order) and the sidecar of a manifest to write."""
     table = table.reset_index(drop=True)
     _validate(table, pixels)
     for col in ("label", "row", "orig_width", "orig_height"):
@@ -343,18 +402,7 @@ def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndar
         table[col] = table[col].astype(str)
     ordered = COLUMNS + [c for c in table.columns if c not in COLUMNS]
     table = table[ordered]
-
-    if classes is None:
-        pairs = table[["label", "class_name"]].drop_duplicates().sort_values("label")
-        if pairs["label"].duplicated().any():
-            raise ManifestError("Each label must map to exactly one class_name.")
-        if len(pairs) and pairs["label"].tolist() == list(range(len(pairs))):
-            classes = pairs["class_name"].tolist()
-        else:
-            classes = [None] * (int(pairs["label"].max()) + 1)
-            for lab, name in zip(pairs["label"], pairs["class_name"]):
-                classes[int(lab)] = name
-            classes = [c if c is not None else f"<label {i}>" for i, c in enumerate(classes)]
+    classes = _classes(table) if classes is None else classes
 
     full = dict(meta or {})
     full.setdefault("command", " ".join(["datakit"] + sys.argv[1:]) if sys.argv else "")
@@ -371,15 +419,22 @@ def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndar
     if compute_statistics:
         from datakit.stats import compute_stats  # local import: stats imports this module
         full["stats"] = compute_stats(table, pixels, classes=classes)
-
-    from datakit.manifest_writer import ManifestWriter
     full["table_checksum"] = table_checksum(table)
     full["store_rows"] = int(len(pixels))
-    with ManifestWriter(parquet) as writer:  # OSError (disk full, read-only) is the caller's to word
-        writer.write_store(pixels)
-        writer.commit(table, full, default=_json_default)
-        full["write_id"] = writer.write_id
-    return Manifest(parquet, table, full)
+    return table, full
+
+
+def _classes(table: pd.DataFrame) -> list[str]:
+    """The class vocabulary in label order, inferred from the table's label/class_name pairs."""
+    pairs = table[["label", "class_name"]].drop_duplicates().sort_values("label")
+    if pairs["label"].duplicated().any():
+        raise ManifestError("Each label must map to exactly one class_name.")
+    if len(pairs) and pairs["label"].tolist() == list(range(len(pairs))):
+        return pairs["class_name"].tolist()
+    classes = [None] * (int(pairs["label"].max()) + 1)
+    for lab, name in zip(pairs["label"], pairs["class_name"]):
+        classes[int(lab)] = name
+    return [c if c is not None else f"<label {i}>" for i, c in enumerate(classes)]
 
 
 #: Key of the Parquet schema metadata that holds the class vocabulary and the geometry.

@@ -1,28 +1,30 @@
-"""Pixels written chunk by chunk, so that ingest and compose hold one chunk, not the output.
+"""Pixels spilled to disk chunk by chunk, so that an ingest holds one chunk, not its output.
 
 A :class:`PixelSpill` appends uint8 image chunks to a raw temporary file beside the manifest
-being written (``.NAME.pixels.npy.part-PID-K``) and reads them back as one read-only memory
-map, which the manifest writer then copies into the store a chunk at a time. The temporary
-file is removed when the ``with`` block ends, whatever happens.
+being written (``.NAME.pixels.npy.part.tmp-PID``; the next ingest of that name removes one a
+killed process left) and reads them back as one read-only memory map. It is for pixels whose count or order is known only at the end (an archive streamed and
+decoded in parallel); :func:`in_order` then feeds them, in the manifest's order and a chunk
+at a time, to :func:`datakit.manifest.write_manifest_chunks`. The temporary file is removed
+when the ``with`` block ends, whatever happens.
 
     with PixelSpill(store_path, (32, 32, 1)) as spill:
         for chunk in decoded_chunks():
             spill.append(chunk)
-        write_manifest(path, table, spill.pixels(), meta)
+        write_manifest_chunks(path, table, in_order(spill.pixels(), order), (32, 32, 1), meta)
 """
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
+from datakit.atomic import remove_stale_temps, temp_name
 from datakit.errors import ManifestError
 
 #: Bytes of pixels a chunked writer handles at once (decoded, converted, written).
 CHUNK_BYTES = 32 << 20
-_serial = itertools.count()
 
 
 def chunk_rows(image_shape: tuple[int, ...], chunk_bytes: int | None = None) -> int:
@@ -34,14 +36,18 @@ class PixelSpill:
     """A temporary, append-only pixel store of images of one ``image_shape`` (H, W, C)."""
 
     def __init__(self, beside: str | os.PathLike, image_shape: tuple[int, int, int]):
-        beside = Path(beside)
-        self.path = beside.with_name(f".{beside.name}.part-{os.getpid()}-{next(_serial)}")
+        self._base = Path(f"{beside}.part")
+        self.path = temp_name(self._base)  # .NAME.pixels.npy.part.tmp-PID
         self.image_shape = tuple(int(x) for x in image_shape)
         self.rows = 0
         self._file = None
+        self._made: list[Path] = []
 
     def __enter__(self) -> "PixelSpill":
+        # Folders made here are removed again if nothing else was written into them.
+        self._made = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self._base)  # spills of killed ingests
         self._file = open(self.path, "wb")
         return self
 
@@ -49,6 +55,11 @@ class PixelSpill:
         if self._file is not None:
             self._file.close()
         self.path.unlink(missing_ok=True)
+        for folder in self._made:  # innermost first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: the manifest (or something else) is there
+                break
 
     def append(self, images: np.ndarray) -> None:
         """Add uint8 N×H×W×C images at the end."""
@@ -67,9 +78,8 @@ class PixelSpill:
         return np.memmap(self.path, np.uint8, "r", shape=(self.rows, *self.image_shape))
 
 
-def gather(pixels: np.ndarray, order: np.ndarray, spill: PixelSpill) -> np.ndarray:
-    """``pixels[order]`` written chunk by chunk into ``spill``; returns its memory map."""
+def in_order(pixels: np.ndarray, order: np.ndarray) -> Iterator[np.ndarray]:
+    """``pixels[order]``, a chunk at a time (for :func:`datakit.manifest.write_manifest_chunks`)."""
     step = chunk_rows(pixels.shape[1:])
     for s in range(0, len(order), step):
-        spill.append(np.asarray(pixels[order[s:s + step]]))
-    return spill.pixels()
+        yield np.asarray(pixels[order[s:s + step]])

@@ -248,8 +248,8 @@ def _intensity_summary(images: np.ndarray, means: np.ndarray) -> dict[str, Any]:
     # distribution summary needs no more, and bincount over 55M pixels costs a third of a second.
     step = max(1, -(-len(images) // HISTOGRAM_IMAGES))
     sample, hist = images[::step], np.zeros(INTENSITY_BINS)
-    for s in range(0, len(sample), 2048):  # a chunk at a time: bincount widens to int64
-        hist += np.bincount(np.asarray(sample[s:s + 2048]).reshape(-1) >> 4,
+    for s in range(0, len(sample), 256):  # a chunk at a time: bincount widens to int64
+        hist += np.bincount(np.asarray(sample[s:s + 256]).reshape(-1) >> 4,
                             minlength=INTENSITY_BINS)
     hist /= max(hist.sum(), 1.0)
     return {"mean": float(means.mean()) if len(means) else float("nan"),

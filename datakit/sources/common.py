@@ -1,17 +1,18 @@
 """What every source shares: the error policy, the row builder and the final write."""
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from datakit.errors import DatakitError, ManifestError, UnknownName
 from datakit.names import check_name, describe_os_error, inside, printable
-from datakit.manifest import Manifest, pixel_sha256, write_manifest
+from datakit.manifest import Manifest, pixel_sha256, write_manifest, write_manifest_chunks
 
 DEFAULT_OUT = Path("data_manifests")
 ON_ERROR = ("raise", "skip")
@@ -64,11 +65,35 @@ def finish(out: str | os.PathLike | None, name: str, records: list[dict[str, Any
            policy: ErrorPolicy, config: dict[str, Any]) -> Manifest:
     """Write the manifest of an ingest (atomically) and return it."""
     table = build_table(records, pixels)
-    meta = {"inputs": inputs, "skipped": policy.skipped, "config": config, "parents": [],
-            "operations": [{"op": "ingest", **config}]}
     path = output_path(out, name)
+    with explain_write_errors(path):
+        return write_manifest(path, table, pixels, _meta(inputs, policy, config), classes=classes)
+
+
+def finish_chunks(out: str | os.PathLike | None, name: str, records: list[dict[str, Any]],
+                  chunks: Iterable[np.ndarray], image_shape: tuple[int, int, int], *,
+                  classes: list[str], inputs: list[dict[str, Any]], policy: ErrorPolicy,
+                  config: dict[str, Any]) -> Manifest:
+    """:func:`finish` for pixels written as they come: ``chunks`` yields the images of
+    ``records`` in order (see :func:`datakit.manifest.write_manifest_chunks`)."""
+    table = pd.DataFrame.from_records(records)
+    path = output_path(out, name)
+    with explain_write_errors(path):
+        return write_manifest_chunks(path, table, chunks, image_shape,
+                                     _meta(inputs, policy, config), classes=classes)
+
+
+def _meta(inputs: list[dict[str, Any]], policy: ErrorPolicy, config: dict[str, Any]
+          ) -> dict[str, Any]:
+    return {"inputs": inputs, "skipped": policy.skipped, "config": config, "parents": [],
+            "operations": [{"op": "ingest", **config}]}
+
+
+@contextlib.contextmanager
+def explain_write_errors(path: Path) -> Iterator[None]:
+    """Turn an OSError of writing the manifest at ``path`` into a ManifestError sentence."""
     try:
-        return write_manifest(path, table, pixels, meta, classes=classes)
+        yield
     except OSError as e:
         raise ManifestError(f"Cannot write manifest {printable(str(path))} ({describe_os_error(e)}); "
                             "choose a writable folder with free space (--out).") from e

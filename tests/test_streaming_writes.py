@@ -1,0 +1,136 @@
+"""Streaming writes: ingest and compose write the pixel store a chunk at a time, with the same
+files as a whole-array write, and leave no temporary file behind."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import datakit.pixel_spill as pixel_spill
+from datakit.compose import compose
+from datakit.errors import ManifestError
+from datakit.manifest import read_manifest, write_manifest, write_manifest_chunks
+from datakit.pixel_spill import PixelSpill, in_order
+from datakit.sources.common import build_table
+from test_chars74k import FNT, fnt_files, write_tgz
+
+
+def _table_and_pixels(n=150, shape=(8, 8, 1), seed=0):
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    records = [{"id": f"t/{i}", "dataset": "toy", "subset": "toy", "split": "train",
+                "domain": "handwritten", "label": i % 3, "class_name": "abc"[i % 3],
+                "source": f"gen:{i}", "orig_width": 8, "orig_height": 8, "orig_mode": "L"}
+               for i in range(n)]
+    return records, pixels
+
+
+def _files(folder, name):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name.startswith(name + ".")}
+
+
+def test_chunked_write_gives_the_files_of_a_whole_array_write(tmp_path):
+    records, pixels = _table_and_pixels()
+    whole = write_manifest(tmp_path / "a" / "m.parquet", build_table(records, pixels), pixels,
+                           {"command": "test"})
+    table = build_table(records, pixels).drop(columns=["sha256", "row"])
+    chunks = (pixels[s:s + 37] for s in range(0, len(pixels), 37))  # uneven chunks
+    streamed = write_manifest_chunks(tmp_path / "b" / "m.parquet", table, chunks, (8, 8, 1),
+                                     {"command": "test"})
+    assert streamed.checksum == whole.checksum
+    assert streamed.stats == whole.stats
+    a, b = _files(tmp_path / "a", "m"), _files(tmp_path / "b", "m")
+    assert a["m.pixels.npy"] == b["m.pixels.npy"]  # the same .npy, byte for byte
+    assert np.array_equal(read_manifest(streamed.path).images(), pixels)
+
+
+@pytest.mark.parametrize("cut,extra", [(100, None), (150, 5)])
+def test_chunks_that_do_not_hold_the_table_write_nothing(tmp_path, cut, extra):
+    records, pixels = _table_and_pixels()
+    table = build_table(records, pixels).drop(columns=["sha256", "row"])
+    chunks = [pixels[:cut]] + ([pixels[:extra]] if extra else [])
+    with pytest.raises(ManifestError, match="do not hold the table's 150 images; nothing was"):
+        write_manifest_chunks(tmp_path / "m.parquet", table, chunks, (8, 8, 1))
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == []
+
+
+def test_compose_converts_a_chunk_at_a_time_with_the_same_result(tmp_path, make_manifest,
+                                                                 monkeypatch):
+    parent = make_manifest({"0": 120, "1": 90}, size=12, channels=1)
+    whole = compose([parent], tmp_path / "whole.parquet", image_size=16, channels=3,
+                    polarity="light-on-dark")
+    import datakit.compose as composer
+    sizes, convert = [], composer._convert
+    monkeypatch.setattr(composer, "_convert",
+                        lambda images, *a: sizes.append(len(images)) or convert(images, *a))
+    monkeypatch.setattr(pixel_spill, "CHUNK_BYTES", 1)  # the smallest chunk: 64 images
+    chunked = compose([parent], tmp_path / "chunked.parquet", image_size=16, channels=3,
+                      polarity="light-on-dark")
+    assert sizes == [64, 64, 64, 18]  # never the whole output at once
+    assert chunked.checksum == whole.checksum
+    assert chunked.stats == whole.stats
+
+
+@pytest.mark.skip(reason="Chars74K streaming not yet ported onto sources/decode_pool.py (issue 14)")
+def test_chars74k_ingest_spills_to_disk_and_cleans_up(tmp_path, monkeypatch):
+    archive = write_tgz(tmp_path / "EnglishFnt.tgz", FNT, fnt_files(samples=(1, 2, 11, 37)))
+    m = chars74k_ingest(archive, tmp_path / "a")
+    monkeypatch.setattr(pixel_spill, "CHUNK_BYTES", 1)
+    again = chars74k_ingest(archive, tmp_path / "b")
+    assert again.checksum == m.checksum
+    for folder in ("a", "b"):
+        assert not [p for p in (tmp_path / folder).iterdir() if ".tmp-" in p.name]
+
+
+def chars74k_ingest(archive, out):
+    from datakit.sources.chars74k import ingest_chars74k
+    return ingest_chars74k(archive, subset="Fnt", out=out, workers=0)
+
+
+def test_a_spill_left_by_a_killed_ingest_is_removed_by_the_next(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    stale = tmp_path / f".m.pixels.npy.part.tmp-{dead}"
+    stale.write_bytes(b"x" * 10)
+    live = tmp_path / f".m.pixels.npy.part.tmp-{os.getppid()}"  # a live process's: kept
+    live.write_bytes(b"y")
+    with PixelSpill(tmp_path / "m.pixels.npy", (2, 2, 1)) as spill:
+        spill.append(np.zeros((3, 2, 2, 1), np.uint8))
+        assert not stale.exists() and live.exists()
+        assert list(in_order(spill.pixels(), np.array([2, 0]))) [0].shape == (2, 2, 2, 1)
+        with pytest.raises(ManifestError, match=r"Cannot add uint8 images of shape \(2, 2, 3\)"):
+            spill.append(np.zeros((1, 2, 2, 3), np.uint8))
+    assert not spill.path.exists()
+
+
+def test_a_spill_removes_the_folders_it_made_when_nothing_was_written(tmp_path):
+    with pytest.raises(RuntimeError):
+        with PixelSpill(tmp_path / "new" / "deeper" / "m.pixels.npy", (2, 2, 1)):
+            raise RuntimeError("the ingest failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_compose_of_60k_mnist_stays_within_its_output_plus_600_mb(tmp_path):
+    """Peak RSS of a 60k MNIST compose to 32x32x3 (184 MB) in a fresh process. It was 4x the
+    output (950+ MB) while compose held every pixel; now a chunk plus the output's pages."""
+    from conftest import real_data_dir
+    mnist = real_data_dir("mnist")
+    code = (
+        "import resource, sys\n"
+        "from datakit.sources.mnist import ingest_mnist\n"
+        "from datakit.compose import compose\n"
+        f"m = ingest_mnist({str(mnist)!r}, split='train', out={str(tmp_path)!r})\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"c = compose([m], {str(tmp_path / 'c.parquet')!r}, image_size=32, channels=3)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024, c.pixels.nbytes // 2**20)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "DATAKIT_QUIET": "1"}, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak_mb, output_mb = map(int, out.stdout.split())
+    assert output_mb == 175  # 60,000 x 32 x 32 x 3 bytes
+    assert peak_mb < output_mb + 600, f"peak {peak_mb} MB for a {output_mb} MB store"
