@@ -670,8 +670,12 @@ def _train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
 
     if not audit_cfg.use_cache:
         return  # every audit trains its own judge
-    judge_cfg = JudgeConfig(**{**audit_cfg.judge.__dict__,
-                               "device": str(resolve_device(audit_cfg.device))})
+    import torch
+    # A Ray driver may have no GPU while its workers do: the judge then trains on the CPU
+    # here (the cache key does not depend on the device), and every audit loads that one.
+    device = "auto" if audit_cfg.device.startswith("cuda") and not torch.cuda.is_available() \
+        else audit_cfg.device
+    judge_cfg = JudgeConfig(**{**audit_cfg.judge.__dict__, "device": str(resolve_device(device))})
     with cache_env(str(cache)):
         judge_for_manifest(read_manifest(reference.path), judge_cfg, use_cache=True)
 
