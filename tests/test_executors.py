@@ -185,3 +185,18 @@ def test_a_ray_worker_that_cannot_see_the_study_folder_fails_clearly(tmp_path, m
     with pytest.raises(StudyError, match=r"Run small/seed0 on host .* cannot see the study "
                                          r"folder .*not-shared .*must be on shared storage"):
         run_study(study, out=tmp_path / "out", device="cpu", executor="ray")
+
+
+def test_a_ray_that_cannot_start_says_what_to_do(monkeypatch):
+    ray = pytest.importorskip("ray")
+    import datakit.executors as ex
+
+    def fail(**kwargs):
+        raise Exception("The current node timed out during startup.")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fail)
+    monkeypatch.setenv("RAY_ADDRESS", "head:6379")
+    with pytest.raises(StudyError, match=r"^Could not start or join the Ray cluster at "
+                                         r"RAY_ADDRESS=head:6379 \(The current node timed out "
+                                         r"during startup.\)\. Check it is running"):
+        ex._connect_ray(ray)
