@@ -239,20 +239,28 @@ def _connect_ray(ray) -> bool:
     if ray.is_initialized():
         return False
     address = os.environ.get("RAY_ADDRESS")
-    try:
-        if address:
-            log(f"Ray: connecting to the cluster at {address}")
-            ray.init(address=address, log_to_driver=False)
-        else:
-            cpus = os.cpu_count() or 1
-            log(f"Ray: starting a local instance with {cpus} CPUs")
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": _worker_env()})
-    except Exception as e:  # Ray raises bare Exceptions, ConnectionErrors, RuntimeErrors
-        where = f"the Ray cluster at RAY_ADDRESS={address}" if address else "a local Ray instance"
-        raise StudyError(f"Could not start or join {where} ({e}). Check it is running "
-                         "(`ray status`), retry, or run with --executor local (--jobs N)."
-                         ) from e
+    for attempt in (1, 2):
+        try:
+            if address:
+                log(f"Ray: connecting to the cluster at {address}")
+                ray.init(address=address, log_to_driver=False)
+            else:
+                cpus = os.cpu_count() or 1
+                log(f"Ray: starting a local instance with {cpus} CPUs")
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                         runtime_env={"env_vars": _worker_env()})
+            return True
+        except Exception as e:  # Ray raises bare Exceptions, ConnectionErrors, RuntimeErrors
+            if address or attempt == 2:
+                where = (f"the Ray cluster at RAY_ADDRESS={address}" if address
+                         else "a local Ray instance")
+                raise StudyError(f"Could not start or join {where} ({e}). Check it is running "
+                                 "(`ray status`), retry, or run with --executor local (--jobs N)."
+                                 ) from e
+            # On a loaded machine Ray's agents can miss the raylet's fixed start-up timeout
+            # (ray-project/ray#65983); a second start usually succeeds.
+            log(f"Ray did not start ({e}); trying once more")
+            ray.shutdown()
     return True
 
 

@@ -200,3 +200,20 @@ def test_a_ray_that_cannot_start_says_what_to_do(monkeypatch):
                                          r"RAY_ADDRESS=head:6379 \(The current node timed out "
                                          r"during startup.\)\. Check it is running"):
         ex._connect_ray(ray)
+
+
+def test_a_local_ray_that_fails_to_start_is_tried_twice(monkeypatch):
+    ray = pytest.importorskip("ray")
+    import datakit.executors as ex
+    calls = []
+
+    def fail_once(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise Exception("The current node timed out during startup.")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", fail_once)
+    monkeypatch.setattr(ray, "shutdown", lambda: None)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert ex._connect_ray(ray) is True and len(calls) == 2
+    assert calls[1]["include_dashboard"] is False and calls[1]["num_cpus"] >= 1
