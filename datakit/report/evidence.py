@@ -41,14 +41,26 @@ class Picture:
     height: int
 
 
-def _png(arr: np.ndarray, scale: int = SHOW_SCALE) -> Picture:
+#: A sample picture is stored as JPEG (this quality, no chroma subsampling) instead of PNG
+#: when that is at most half the bytes: natural-scene crops (GoodImg) compress badly as PNG
+#: and made study pages of 4 arms × 3 seeds weigh over 10 MB; clean digits stay PNG.
+JPEG_QUALITY = 90
+
+
+def _png(arr: np.ndarray, scale: int = SHOW_SCALE, lossless: bool = False) -> Picture:
     arr = np.asarray(arr, dtype=np.uint8)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     im = Image.fromarray(arr)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
-    return Picture(png_data_uri(buf.getvalue()), im.width * scale, im.height * scale)
+    uri = png_data_uri(buf.getvalue())
+    if not lossless:
+        jpeg = io.BytesIO()
+        im.save(jpeg, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+        if 2 * jpeg.tell() <= buf.tell():
+            uri = "data:image/jpeg;base64," + base64.b64encode(jpeg.getvalue()).decode("ascii")
+    return Picture(uri, im.width * scale, im.height * scale)
 
 
 def class_sprite(generated: np.ndarray, real: np.ndarray | None) -> Picture:
@@ -78,7 +90,7 @@ def nearest_training(generated: np.ndarray, train: np.ndarray, k: int = NEAREST_
     dist = np.sqrt(np.maximum(d2[np.arange(len(g)), nn], 0) / g.shape[1])
     order = np.argsort(dist)[:k]
     pairs = np.concatenate([generated[order], train[nn[order]]])
-    return _png(image_grid(pairs, len(order))), [float(x) for x in dist[order]]
+    return _png(image_grid(pairs, len(order)), lossless=True), [float(x) for x in dist[order]]
 
 
 def labelled_grid(path: Path, class_names: Sequence[str] | None) -> Picture:

@@ -40,8 +40,6 @@ TEMPLATES = Path(__file__).parent / "templates"
 #: With more runs than this on one page, runs after each arm's first seed show fewer samples
 #: per class and no animation, so that a 4-arm × 3-seed study stays under 4 MB.
 COMPACT_ABOVE = 4
-#: Generated samples per class on a compact run.
-COMPACT_IMAGES = 16
 #: Classes shown with sample grids (the rest are in the table only).
 MAX_GRID_CLASSES = 62
 #: Per-class scatter plots (metric vs training count) per run: the strongest correlations.
@@ -130,12 +128,15 @@ def _page_css() -> Markup:
 
 def _training(run: RunData, compact: bool = False) -> dict[str, Any]:
     """Curves, grids over time (labelled, first to last) and the animation, all inline."""
-    ctx: dict[str, Any] = {"curves_img": figures.training_curves(run.metrics), "grids": [],
-                           "gif": None}
+    # A compact run (a later seed of an arm on a crowded page) shows numbers and tables only;
+    # its arm's first run carries the pictures, which keeps a 4-arm × 3-seed page small.
+    ctx: dict[str, Any] = {"curves_img": None if compact else figures.training_curves(run.metrics),
+                           "grids": [], "gif": None, "compact": compact}
     conditional = run.config.get("conditional", True) and run.generated_labels is not None \
         and (run.generated_labels >= 0).any()
     names = run.class_names() if conditional else None
-    for path in evidence.over_time(run.sample_files):
+    # on a crowded page only each arm's first run shows its grids over time and animation
+    for path in [] if compact else evidence.over_time(run.sample_files):
         step = path.stem.replace("step_", "").lstrip("0") or "0"
         try:
             ctx["grids"].append({"step": step, "pic": evidence.labelled_grid(path, names)})
@@ -175,7 +176,9 @@ def _sample_grids(run: RunData, pc: pd.DataFrame, compact: bool = False) -> dict
     labels = run.generated_labels if run.generated_labels is not None else \
         np.full(len(run.generated), -1)
     names = run.class_names()
-    n = COMPACT_IMAGES if compact else evidence.PER_CLASS_IMAGES
+    if compact:
+        return out
+    n = evidence.PER_CLASS_IMAGES
     if (labels >= 0).any():
         by_name = {str(r["class_name"]): r for r in pc.to_dict("records")} if not pc.empty else {}
         nearest_left = MAX_NEAREST_CLASSES
@@ -307,12 +310,13 @@ def _confusion(conf: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _links(run: RunData) -> dict[str, Any]:
+def _links(run: RunData, compact: bool = False) -> dict[str, Any]:
     pc = per_class_table(run.audit)
     rhos = count_correlations(run.audit)
     scatters = []
-    ranked = sorted((r for r in rhos if r["rho"] is not None and r["metric"] in pc
-                     and r["metric"] != "generated_share_ratio"), key=lambda r: -abs(r["rho"]))
+    ranked = [] if compact else sorted(  # a compact run's figures are its arm's first run's
+        (r for r in rhos if r["rho"] is not None and r["metric"] in pc
+         and r["metric"] != "generated_share_ratio"), key=lambda r: -abs(r["rho"]))
     for r in ranked[:MAX_SCATTERS]:
         img = figures.metric_vs_count(pc, r["metric"], r["rho"])
         if img:
@@ -322,9 +326,10 @@ def _links(run: RunData) -> dict[str, Any]:
     comp = run.audit["composition"] or {}
     return {
         "scatters": scatters, "rhos": rhos, "composition": comp,
-        "class_shares": figures.share_comparison(*cls) if cls else None,
+        "class_shares": figures.share_comparison(*cls) if cls and not compact else None,
         "domain_shares": figures.share_comparison(*dom, title="Domain shares: training vs generated")
-        if dom and len(dom[0]) > 1 else None,
+        if dom and len(dom[0]) > 1 and not compact else None,
+        "compact": compact,
         "parts": _parts_table((run.audit["domains"] or {}).get("parts")),
     }
 
@@ -408,7 +413,7 @@ def _run_context(run: RunData, index: int, compact: bool = False,
         "problems": run.problems,
         "training": _training(run, compact),
         "quality": _quality(run, compact),
-        "links": _links(run),
+        "links": _links(run, compact),
     }
 
 
