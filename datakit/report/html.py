@@ -258,8 +258,8 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
                               ";".join(r.get("failure_reasons") or [])] for r in rows])
     summary = []
     for k, v in summary_metrics(run.audit).items():
-        scale = 1e3 if k == "kid" else 1.0  # KID is shown ×10³
-        summary.append({"name": "KID ×10³" if k == "kid" else k, "key": k, **{
+        scale = 1.0  # KID as the audit writes it, in the judge's squared feature units
+        summary.append({"name": "KID" if k == "kid" else k, "key": k, **{
             f: (v.get(f) * scale if isinstance(v.get(f), (int, float)) else v.get(f))
             for f in ("value", "floor", "ci_low", "ci_high")},
             "better": v.get("better"), "sample_size": v.get("sample_size")})
@@ -363,7 +363,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     for run in runs:
         row = run.properties()
         for k, v in summary_metrics(run.audit).items():
-            row[k] = v["value"] * (1e3 if k == "kid" else 1.0) if v["value"] is not None else None
+            row[k] = v["value"] if v["value"] is not None else None
         fd = run.audit["summary"].get("fd")
         if fd:
             row["fd_floor"], row["fd_n"] = fd["floor"], fd["sample_size"]
@@ -382,7 +382,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     cols = [c for c in ("run", "steps", "images") if c in df] + shares_present \
         + (["skew"] if "skew" in df else []) + metrics \
         + [c for c in ("fd_floor", "fd_n") if c in df] + ["collapsed_classes", "failed_classes"]
-    short = {"collapsed_classes": "collapsed", "failed_classes": "failed", "kid": "KID ×10³",
+    short = {"collapsed_classes": "collapsed", "failed_classes": "failed", "kid": "KID",
              "synthetic_share": "synthetic", "wild_share": "wild", "handwritten_share": "handwritten",
              "fd_floor": "FD floor", "fd_n": "n", "fd": "FD"}
     records = df.to_dict("records")
