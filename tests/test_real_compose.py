@@ -53,6 +53,7 @@ def test_mnist_skewed_step_keeps_the_requested_shares(tmp_path):
     assert all(got[str(d)] == int(np.floor(top * 0.1)) for d in range(5, 10))
     share = sum(got[str(d)] for d in range(5, 10)) / sum(got.values())
     assert share == pytest.approx(0.1 / 1.1, abs=1e-3)
-    # the held-out split is stratified and no image (exact or near copy) crosses it
-    assert m.stats["split_counts"]["test"] == pytest.approx(0.2 * len(m), abs=10)
+    # the held-out split is stratified and no image (exact or near copy) crosses it; near-copy
+    # groups (within 2 hash bits) move whole, so the share is 0.2 to within half a percent
+    assert m.stats["split_counts"]["test"] == pytest.approx(0.2 * len(m), rel=5e-3)
     assert m.stats["leakage"]["near"]["groups"] == 0 and m.stats["leakage"]["exact"]["groups"] == 0
