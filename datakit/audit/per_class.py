@@ -1,10 +1,6 @@
-"""Per-class quality and the mode-collapse verdict.
+"""The total mode-collapse verdict of one class: its diversity ratio and close-pair share.
 
-For each class: intra-class Fréchet distance, label fidelity (conditional runs: does the
-judge read a generated "7" as 7), diversity (mean pairwise feature distance of generated
-samples relative to real ones), coverage, and a collapse verdict with the evidence behind
-it, each next to its real-vs-real floor (held-out real images of the class in the place
-of generated ones).
+Used by :mod:`datakit.audit.checks.collapse`; the other per-class metrics live in the checks.
 """
 from __future__ import annotations
 
@@ -51,53 +47,3 @@ def collapse_verdict(class_name: str, generated_count: int, diversity_ratio: flo
         f"generated pairs within one real-image nearest-neighbour radius of each other "
         f"({generated_count} samples) -> {'collapsed' if collapsed else 'not collapsed'} "
         f"(thresholds: diversity < {rule.max_diversity_ratio:g} or pairs > {rule.max_close_pair_share:.0%}).")
-
-
-def _fd_or_nan(real: np.ndarray, fake: np.ndarray) -> float:
-    return metrics.fd(real, fake) if len(real) >= 2 and len(fake) >= 2 else float("nan")
-
-
-def _coverage_or_nan(real: np.ndarray, fake: np.ndarray, k: int, radii: np.ndarray | None) -> float:
-    if radii is None or len(fake) == 0:
-        return float("nan")
-    rel = metrics.neighbour_relations(real, fake, k=k, real_radii=radii, with_fake_radii=False)
-    return metrics.coverage(rel)
-
-
-def class_report(class_name: str, label: int, reference: np.ndarray, held: np.ndarray,
-                 generated: np.ndarray, *, k: int = 5, rule: CollapseRule | None = None,
-                 seed: int = 0) -> dict:
-    """All per-class metrics for one class from its three feature sets.
-
-    Args:
-        reference: training-image features of the class (the judge's reference).
-        held: held-out real features of the class (gives the floors).
-        generated: features of generated samples assigned to the class.
-    """
-    rule = rule or CollapseRule()
-    real_div = metrics.mean_pairwise_distance(reference, seed=seed)
-    div = metrics.mean_pairwise_distance(generated, seed=seed) / real_div if real_div > 0 else float("nan")
-    div_floor = metrics.mean_pairwise_distance(held, seed=seed) / real_div if real_div > 0 else float("nan")
-    # "one real-image nearest-neighbour radius": the median 1-NN distance among real samples.
-    nn = metrics.neighbour_distances(reference, min(k, len(reference) - 1)) if len(reference) > 1 else None
-    radius = float(np.median(nn[:, 0])) if nn is not None else float("nan")
-    radii = nn[:, k - 1] if nn is not None and nn.shape[1] == k else None
-    close = close_pair_share(generated, radius, seed=seed)
-    collapsed, evidence = collapse_verdict(class_name, len(generated), div, close, rule)
-    return {
-        "class_name": class_name, "label": int(label),
-        "reference_count": int(len(reference)), "held_out_count": int(len(held)),
-        "generated_count": int(len(generated)),
-        "fd": _fd_or_nan(reference, generated), "fd_floor": _fd_or_nan(reference, held),
-        "diversity_ratio": div, "diversity_floor": div_floor,
-        "close_pair_share": close, "close_pair_share_floor": close_pair_share(held, radius, seed=seed),
-        "coverage": _coverage_or_nan(reference, generated, k, radii),
-        "coverage_floor": _coverage_or_nan(reference, held, k, radii),
-        "collapsed": collapsed, "collapse_evidence": evidence,
-    }
-
-
-def label_fidelity(assigned: np.ndarray, predicted: np.ndarray, label: int) -> float:
-    """Share of samples generated for ``label`` that the judge reads as ``label``."""
-    m = np.asarray(assigned) == label
-    return float((np.asarray(predicted)[m] == label).mean()) if m.any() else float("nan")

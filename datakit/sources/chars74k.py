@@ -24,14 +24,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from datakit.data_home import not_in_home, source_home
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
 from datakit.manifest import CHARS62, Manifest
 from datakit.progress import log
 from datakit.sources.archive import archive_files, tree_files
-from datakit.sources.common import ErrorPolicy, finish
+from datakit.sources.common import ErrorPolicy, finish, records_in_path_order
 from datakit.sources.decode_pool import read_all
 from datakit.sources.images import FitOptions
 
@@ -224,19 +223,9 @@ def ingest_chars74k(path: str | os.PathLike | None = None, *, subset: str, class
                           f"from {where}" + (f"; all {len(policy.skipped)} bad files were skipped "
                                              f"(first: {policy.skipped[0]['reason']})"
                                              if policy.skipped else "") + ".")
-    order = sorted(range(len(rels)), key=lambda i: rels[i][0])  # tree and archive agree
-    label_of = {c: i for i, c in enumerate(vocab)}
-    records = []
-    for i in order:
-        rel, src, cls = rels[i]
-        w, h, mode = metas[i]
-        records.append({
-            "id": f"{DATASET}/{sub.name}/{rel.rsplit('.', 1)[0]}", "dataset": DATASET,
-            "subset": sub.name, "split": "train", "domain": sub.domain,
-            "label": label_of[cls], "class_name": cls, "source": src,
-            "orig_width": w, "orig_height": h, "orig_mode": mode,
-        })
-    pixels = pixels[np.asarray(order, dtype=np.int64)] if order != list(range(len(order))) else pixels
+    records, pixels = records_in_path_order(  # tree and archive agree
+        rels, metas, pixels, vocab, dataset=DATASET, subset=sub.name, domain=sub.domain,
+        id_of=lambda rel: rel.rsplit(".", 1)[0])
     policy.skipped.sort(key=lambda s: s["file"])
     config = Chars74kConfig(path=str(root), subset=sub.name, classes=classes, size=size,
                             channels=channels, on_error=on_error)

@@ -50,6 +50,31 @@ def build_table(records: list[dict[str, Any]], pixels: np.ndarray) -> pd.DataFra
     return table
 
 
+def records_in_path_order(rels: list[tuple[str, str, str]], metas: list[tuple[int, int, str]],
+                          pixels: np.ndarray, vocab: list[str], *, dataset: str, subset: str,
+                          domain: str, id_of=lambda rel: rel) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Manifest rows (and their pixels) of decoded images, sorted by relative path, so a
+    folder tree and an archive of it give the same manifest.
+
+    Args:
+        rels: per image ``(relative path, source, class name)``; metas: ``(width, height, mode)``.
+        id_of: the id's last part from the relative path.
+    """
+    order = sorted(range(len(rels)), key=lambda i: rels[i][0])
+    label_of = {c: i for i, c in enumerate(vocab)}
+    records = []
+    for i in order:
+        rel, src, cls = rels[i]
+        w, h, mode = metas[i]
+        records.append({
+            "id": f"{dataset}/{subset}/{id_of(rel)}", "dataset": dataset, "subset": subset,
+            "split": "train", "domain": domain, "label": label_of[cls], "class_name": cls,
+            "source": src, "orig_width": w, "orig_height": h, "orig_mode": mode})
+    if order != list(range(len(order))):
+        pixels = pixels[np.asarray(order, dtype=np.int64)]
+    return records, pixels
+
+
 def output_path(out: str | os.PathLike | None, name: str) -> Path:
     """Where a source writes: ``out`` if it names a .parquet file, else ``out/name.parquet``."""
     out = Path(out) if out is not None else DEFAULT_OUT

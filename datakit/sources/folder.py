@@ -18,13 +18,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
-
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
 from datakit.manifest import Manifest
 from datakit.progress import log
 from datakit.sources.archive import tree_files
-from datakit.sources.common import ErrorPolicy, finish
+from datakit.sources.common import ErrorPolicy, finish, records_in_path_order
 from datakit.sources.decode_pool import read_all
 from datakit.sources.images import FitOptions
 
@@ -149,17 +147,8 @@ def ingest_folder(path: str | os.PathLike, *, domain: str = "wild",
             f"; all {len(policy.skipped)} bad files were skipped (first: "
             f"{policy.skipped[0]['reason']})" if policy.skipped else "") + ".")
     subset = root.resolve().name or "folder"
-    order = sorted(range(len(rels)), key=lambda i: rels[i][0])
-    label_of = {c: i for i, c in enumerate(vocab)}
-    records = []
-    for i in order:
-        rel, src, cls = rels[i]
-        w, h, mode = metas[i]
-        records.append({
-            "id": f"{DATASET}/{subset}/{rel}", "dataset": DATASET, "subset": subset,
-            "split": "train", "domain": domain, "label": label_of[cls], "class_name": cls,
-            "source": src, "orig_width": w, "orig_height": h, "orig_mode": mode})
-    pixels = pixels[np.asarray(order, dtype=np.int64)]
+    records, pixels = records_in_path_order(rels, metas, pixels, vocab, dataset=DATASET,
+                                            subset=subset, domain=domain)
     policy.skipped.sort(key=lambda s: s["file"])
     config = FolderConfig(path=str(path), domain=domain,
                           classes=tuple(vocab) if classes else None, size=size,
