@@ -14,7 +14,7 @@ thumbnail correlation, in memory linear in the number of images and bounded work
 3. Confirmation: two representatives are linked when their hashes are in the same or in
    a candidate pair of classes and their 32×32 grey thumbnails correlate at
    ``threshold`` or more; correlations are computed block by block (matrix products of
-   at most :data:`_BLOCK` rows), so memory never grows with the number of pairs.
+   at most :data:`_BLOCK` rows a side), so memory never grows with the number of pairs.
    Every such pair is compared, exactly, unless a hash class holds more than
    :data:`LEADERS_ABOVE` images. Such a large class is scanned once in blocks against
    its *leaders*: a row that correlates with no earlier leader (nor with an earlier
@@ -46,7 +46,7 @@ _PAIR_BLOCK = 1 << 20
 #: Hash classes larger than this are confirmed against leaders (module docstring, step 3).
 LEADERS_ABOVE = 2048
 #: Thumbnails per correlation block: a block of pairs or a side of a matrix product.
-_BLOCK = 4096
+_BLOCK = 1024
 #: Class pairs whose row pairs are listed and compared as pairs (larger ones: products).
 _SMALL_PRODUCT = 64
 _SMALL_BUCKET = 64  # buckets up to this size are paired by vectorised offsets
@@ -160,7 +160,8 @@ def near_groups(hashes: np.ndarray, exact_keys: np.ndarray | pd.Series,
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(len(reps), len(reps)))
     _, component = connected_components(graph, directed=False)
     structured = np.zeros(len(reps), dtype=bool)
-    structured[need] = np.linalg.norm(thumbs, axis=1) > 0.5  # zero vector = flat image
+    # zero vector = flat image (einsum: no n×d temporary, unlike np.linalg.norm)
+    structured[need] = np.einsum("ij,ij->i", thumbs, thumbs) > 0.25
     linked = np.bincount(component, minlength=len(reps)) > 1
     in_group = linked[component] | ((copies > 1) & structured)
     group_of_rep = np.where(in_group, component, -1)

@@ -169,7 +169,7 @@ def near_duplicate_groups(pixels: np.ndarray, hashes: np.ndarray | None = None,
     """
     hashes = perceptual_hash(pixels) if hashes is None else hashes
     keys = sha256 if sha256 is not None else pixel_sha256(np.asarray(pixels))
-    return near_groups(hashes, keys, lambda rows: thumbnails(pixels, rows=rows),
+    return near_groups(hashes, keys, lambda rows: thumbnails(pixels, rows=rows, chunk=512),
                        radius=radius, threshold=threshold)
 
 
