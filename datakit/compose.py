@@ -676,8 +676,13 @@ def _converted_chunks(table: pd.DataFrame, parents: Sequence[Manifest],
     for i, m in enumerate(parents):
         rows = table.loc[table["_part"] == i, "row"].to_numpy()
         step = chunk_rows((max(h, m.geometry.height), max(w, m.geometry.width), max(c, 3)))
+        # A map of our own (m.pixels opens and checks the store, its map is not read here),
+        # dropped when this parent is done: its pages leave this process's memory before
+        # the statistics read the output back.
+        pixels = np.load(m.pixels_path, mmap_mode="r") if len(rows) and len(m.pixels) else None
         for s in range(0, len(rows), step):
-            yield _convert(np.asarray(m.pixels[rows[s:s + step]]), h, w, c, polarity)
+            yield _convert(np.asarray(pixels[rows[s:s + step]]), h, w, c, polarity)
+        del pixels
 
 
 def _final_table(table: pd.DataFrame, vocab: list[str]) -> tuple[pd.DataFrame, list[str]]:

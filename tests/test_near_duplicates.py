@@ -98,3 +98,62 @@ def test_200k_identical_images_need_no_square_matrix():
     # An n×n matrix would be 40 billion cells; the search keeps a few arrays of n.
     assert peak < 400 * 2**20, f"peak {peak / 2**20:.0f} MiB"
     assert seconds < 60
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two group labellings (-1: no group) put the same rows together."""
+    if not np.array_equal(a < 0, b < 0):
+        return False
+    m = a >= 0
+    pairs = set(zip(a[m].tolist(), b[m].tolist()))
+    return len(pairs) == len(set(a[m].tolist())) == len(set(b[m].tolist()))
+
+
+def test_groups_are_the_connected_components_of_close_correlating_pairs():
+    """Known answer from the definition: every pair within the radius whose thumbnails
+    correlate at the threshold, joined transitively (classes small enough to be exact)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from datakit.stats import NEAR_THRESHOLD, thumbnails
+    originals = _digits(300)
+    rng = np.random.default_rng(3)
+    noisy = np.clip(originals.astype(int) + rng.normal(0, 6, originals.shape), 0, 255).astype(np.uint8)
+    brighter = np.clip(originals.astype(int) + 20, 0, 255).astype(np.uint8)
+    pixels = np.concatenate([originals, noisy, brighter])
+    hashes = perceptual_hash(pixels)
+    i, j = np.array(sorted(_brute_force_pairs(hashes, 2))).T
+    t = thumbnails(pixels)
+    hit = np.einsum("ij,ij->i", t[i], t[j]) >= NEAR_THRESHOLD
+    graph = coo_matrix((np.ones(hit.sum()), (i[hit], j[hit])), shape=(len(pixels),) * 2)
+    _, comp = connected_components(graph, directed=False)
+    expected = np.where(np.bincount(comp)[comp] > 1, comp, -1)
+    groups = near_duplicate_groups(pixels)
+    assert (groups >= 0).sum() > 300  # the planted copies are there to be found
+    assert _same_partition(groups, expected)
+
+
+def test_a_large_hash_class_is_scanned_against_leaders_in_bounded_memory():
+    """10,000 distinct images sharing one hash (more than LEADERS_ABOVE) with 500 planted
+    near copies among them: every copy joins its original, no distinct image is merged, and
+    no pair list is made (all the pairs of one hash would be 55 million)."""
+    from datakit.near_duplicates import LEADERS_ABOVE, near_groups
+    rng = np.random.default_rng(4)
+    k, planted, d = 10_000, 500, 64
+    distinct = rng.normal(size=(k, d)).astype(np.float32)
+    copies = distinct[:planted] + rng.normal(0, 0.02, (planted, d)).astype(np.float32)
+    thumbs = np.concatenate([distinct, copies])
+    order = rng.permutation(len(thumbs))  # copies anywhere: before or after their original
+    thumbs = thumbs[order]
+    thumbs /= np.linalg.norm(thumbs, axis=1, keepdims=True)
+    original_of = np.argsort(order)  # row of each unshuffled image
+    assert k > LEADERS_ABOVE
+    tracemalloc.start()
+    groups = near_groups(np.full(len(thumbs), 12345, np.uint64), np.arange(len(thumbs)),
+                         lambda rows: thumbs[rows], threshold=0.97)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    orig, copy = original_of[:planted], original_of[k:]
+    assert (groups[orig] >= 0).all() and (groups[orig] == groups[copy]).all()
+    assert (groups[original_of[planted:k]] == -1).all()  # distinct images sharing the hash
+    assert len(np.unique(groups[orig])) == planted       # each pair its own group
+    assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MiB"

@@ -115,10 +115,6 @@ def test_a_spill_removes_the_folders_it_made_when_nothing_was_written(tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "Known regression (issue 14 note): since near-duplicates are searched within 2 hash bits, "
-    "compose's stats materialise every close pair of MNIST's large same-hash buckets and the "
-    "60k compose peaks at ~2.4 GB. Remove this mark when the pair search is bounded."))
 def test_compose_of_60k_mnist_stays_within_its_output_plus_600_mb(tmp_path):
     """Peak RSS of a 60k MNIST compose to 32x32x3 (184 MB) in a fresh process. It was 4x the
     output (950+ MB) while compose held every pixel; now a chunk plus the output's pages."""
