@@ -44,6 +44,7 @@ from datakit.manifest import (CHARS62, COLUMNS, Manifest, manifest_paths, read_m
 from datakit.pixel_spill import chunk_rows
 from datakit.progress import log
 from datakit.near_duplicates import near_groups
+from datakit.store_reader import StoreReader
 from datakit.stats import (NEAR_THRESHOLD, THUMB_SIDE, duplicate_groups, grey_images, linked_groups,
                            perceptual_hash, thumbnails)
 
@@ -676,13 +677,12 @@ def _converted_chunks(table: pd.DataFrame, parents: Sequence[Manifest],
     for i, m in enumerate(parents):
         rows = table.loc[table["_part"] == i, "row"].to_numpy()
         step = chunk_rows((max(h, m.geometry.height), max(w, m.geometry.width), max(c, 3)))
-        # A map of our own (m.pixels opens and checks the store, its map is not read here),
-        # dropped when this parent is done: its pages leave this process's memory before
-        # the statistics read the output back.
-        pixels = np.load(m.pixels_path, mmap_mode="r") if len(rows) and len(m.pixels) else None
+        if not len(rows):
+            continue
+        _ = m.pixels  # opens and checks the store (an error that says what to do)
+        pixels = StoreReader(m.pixels_path)  # read a chunk at a time, its pages not kept
         for s in range(0, len(rows), step):
-            yield _convert(np.asarray(pixels[rows[s:s + step]]), h, w, c, polarity)
-        del pixels
+            yield _convert(pixels[rows[s:s + step]], h, w, c, polarity)
 
 
 def _final_table(table: pd.DataFrame, vocab: list[str]) -> tuple[pd.DataFrame, list[str]]:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from datakit.errors import ManifestError
 from datakit.names import check_name, describe_os_error
+from datakit.store_reader import StoreReader
 
 SCHEMA_VERSION = 1
 
@@ -351,7 +352,8 @@ def write_manifest_chunks(path: str | os.PathLike, table: pd.DataFrame,
     uint8 images in table order (table row i is image i), each chunk written straight into
     the new store, so memory holds one chunk, never the whole output. The table's ``sha256``
     and ``row`` columns are filled from the chunks. The checksum and statistics then read
-    the written store through a memory map. Same files, byte for byte, as write_manifest.
+    the written store back a chunk at a time (:class:`~datakit.store_reader.StoreReader`:
+    its pages do not stay in this process). Same files, byte for byte, as write_manifest.
     """
     from datakit.manifest_writer import ManifestWriter
     parquet = manifest_paths(path)[0]
@@ -359,7 +361,7 @@ def write_manifest_chunks(path: str | os.PathLike, table: pd.DataFrame,
     shape = (len(table), *(int(x) for x in image_shape))
     with ManifestWriter(parquet) as writer:
         hashes = _write_store_chunks(writer.store_tmp, chunks, shape)
-        pixels = np.load(writer.store_tmp, mmap_mode="r")
+        pixels = StoreReader(writer.store_tmp)  # read back a chunk at a time, pages not kept
         table = table.assign(sha256=hashes, row=np.arange(len(table), dtype=np.int64))
         table, full = _table_and_sidecar(parquet, table, pixels, meta, compute_statistics, classes)
         writer.commit(table, full, default=_json_default)

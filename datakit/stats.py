@@ -258,6 +258,16 @@ def _intensity_summary(images: np.ndarray, means: np.ndarray) -> dict[str, Any]:
             "histogram_bins": INTENSITY_BINS}
 
 
+def _image_means(images: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Mean pixel value of each image, read a chunk at a time (``images`` may be a store
+    reader, see :mod:`datakit.store_reader`)."""
+    out = np.zeros(len(images), dtype=np.float32)
+    for s in range(0, len(images), chunk):
+        block = np.asarray(images[s:s + chunk])
+        out[s:s + chunk] = block.reshape(len(block), -1).mean(axis=1, dtype=np.float32)
+    return out
+
+
 def _counts(col: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in col.value_counts().sort_index().items()}
 
@@ -291,8 +301,7 @@ def compute_stats(table: pd.DataFrame, pixels: np.ndarray, *, classes: list[str]
     contiguous = len(rows) == len(pixels) and (len(rows) == 0 or np.array_equal(rows, np.arange(len(rows))))
     images = pixels if contiguous else np.asarray(pixels[rows])
     n = len(images)
-    flat = images.reshape(n, -1)
-    means = flat.mean(axis=1, dtype=np.float32) if n else np.zeros(0, dtype=np.float32)
+    means = _image_means(images)
 
     sizes, intensity = {}, {}
     subset_codes, subset_names = pd.factorize(table["subset"], sort=True)
