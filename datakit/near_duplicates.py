@@ -16,14 +16,17 @@ thumbnail correlation, in memory linear in the number of images and bounded work
    ``threshold`` or more; correlations are computed block by block (matrix products of
    at most :data:`_BLOCK` rows a side), so memory never grows with the number of pairs.
    Every such pair is compared, exactly, unless a hash class holds more than
-   :data:`LEADERS_ABOVE` images. Such a large class is scanned once in blocks against
-   its *leaders*: a row that correlates with no earlier leader (nor with an earlier
-   row of its block that did not either) becomes a leader, every other row is linked
-   to the leaders (and block rows) it correlates with; and rows of a neighbouring class
-   are compared with its leaders only. So a class of k rows costs k × (leaders + block),
-   not k², and the one approximation is: inside a large class, two non-leaders are
-   linked only through a leader they both correlate with (or when they share a block),
-   and a neighbouring row only through a leader.
+   :data:`LEADERS_ABOVE` images. Such a large class is scanned once, in row order and in
+   blocks, against its *leaders*: a row that correlates with no earlier leader, nor with
+   an earlier row of its block that did not either, becomes a leader (so leaders
+   correlate below the threshold with each other). A pair inside the class is compared
+   when its earlier row is a leader, or when both rows share a block and neither matched
+   an earlier leader; a row of a neighbouring class is compared with the class's leaders
+   only. A class of k rows thus costs k × (leaders + block), not k². The approximation:
+   a row that correlates with an earlier one is always linked to one of them, but two
+   correlating rows that are neither leaders nor in one block may stay in separate
+   groups (their leaders can be up to twice the threshold's angle apart), and a row of
+   a neighbouring class that correlates with non-leaders only is not linked.
 4. Groups are the connected components of confirmed links; identical copies of a
    structured image join their representative's group (flat images, whose thumbnails
    are zero, never do: they have no structure to compare).
