@@ -23,10 +23,10 @@ thumbnail correlation, in memory linear in the number of images and bounded work
    when its earlier row is a leader, or when both rows share a block and neither matched
    an earlier leader; a row of a neighbouring class is compared with the class's leaders
    only. A class of k rows thus costs k × (leaders + block), not k². The approximation:
-   a row that correlates with an earlier one is always linked to one of them, but two
-   correlating rows that are neither leaders nor in one block may stay in separate
-   groups (their leaders can be up to twice the threshold's angle apart), and a row of
-   a neighbouring class that correlates with non-leaders only is not linked.
+   two correlating rows of a large class are linked directly only when the earlier one
+   is a leader or they share a block (as above); otherwise they end up in one group
+   only if a chain of links joins them, and a row of a neighbouring class that
+   correlates with non-leaders only is not linked.
 4. Groups are the connected components of confirmed links; identical copies of a
    structured image join their representative's group (flat images, whose thumbnails
    are zero, never do: they have no structure to compare).
