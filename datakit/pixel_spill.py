@@ -77,6 +77,27 @@ class PixelSpill:
             return np.empty((0, *self.image_shape), np.uint8)
         return np.memmap(self.path, np.uint8, "r", shape=(self.rows, *self.image_shape))
 
+    def in_order(self, order: np.ndarray, chunk_bytes: int | None = None) -> Iterator[np.ndarray]:
+        """The spilled images ``order[0]``, ``order[1]``... a chunk at a time.
+
+        Each chunk is read through a map of only the rows it spans, dropped before the next:
+        when ``order`` is ascending (or nearly: a folder walked in sorted order) memory holds
+        about one chunk, not the mapped pages of the whole spill as :func:`in_order` would.
+        """
+        if self._file is not None and not self._file.closed:
+            self._file.close()
+        order = np.asarray(order, dtype=np.int64)
+        row_bytes = int(np.prod(self.image_shape))
+        step = chunk_rows(self.image_shape, chunk_bytes)
+        for s in range(0, len(order), step):
+            rows = order[s:s + step]
+            lo, hi = int(rows.min()), int(rows.max()) + 1
+            span = np.memmap(self.path, np.uint8, "r", offset=lo * row_bytes,
+                             shape=(hi - lo, *self.image_shape))
+            chunk = span[rows - lo]  # fancy indexing copies: the map can go
+            del span
+            yield chunk
+
 
 def in_order(pixels: np.ndarray, order: np.ndarray) -> Iterator[np.ndarray]:
     """``pixels[order]``, a chunk at a time (for :func:`datakit.manifest.write_manifest_chunks`)."""

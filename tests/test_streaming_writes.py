@@ -2,22 +2,28 @@
 files as a whole-array write, and leave no temporary file behind."""
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import datakit.manifest as manifest_module
 import datakit.pixel_spill as pixel_spill
 from datakit.compose import compose
-from datakit.errors import ManifestError
+from datakit.errors import FormatError, ManifestError
+from datakit.sources import decode_pool
 from datakit.manifest import read_manifest, write_manifest, write_manifest_chunks
 from datakit.pixel_spill import PixelSpill, in_order
 from datakit.store_reader import StoreReader
 from datakit.sources.common import build_table
-from test_chars74k import FNT, fnt_files, write_tgz
+from test_chars74k import FNT, fnt_files, write_tgz, write_tree
+from test_folder import make_tree
 
 
 def _table_and_pixels(n=150, shape=(8, 8, 1), seed=0):
@@ -76,7 +82,6 @@ def test_compose_converts_a_chunk_at_a_time_with_the_same_result(tmp_path, make_
     assert chunked.stats == whole.stats
 
 
-@pytest.mark.skip(reason="Chars74K streaming not yet ported onto sources/decode_pool.py (issue 14)")
 def test_chars74k_ingest_spills_to_disk_and_cleans_up(tmp_path, monkeypatch):
     archive = write_tgz(tmp_path / "EnglishFnt.tgz", FNT, fnt_files(samples=(1, 2, 11, 37)))
     m = chars74k_ingest(archive, tmp_path / "a")
@@ -104,6 +109,91 @@ def test_a_store_reader_reads_like_the_store_and_keeps_no_map_open(tmp_path):
     assert str(tmp_path / "s.npy") not in maps  # every read closed its map
 
 
+def _spy_on_chunks(monkeypatch, batch=16):
+    """Decode ``batch`` files at a time, write the store in chunks of 64 images (the smallest),
+    and record each spill append (images, spill file bytes on disk then) and each store chunk."""
+    monkeypatch.setattr(decode_pool, "BATCH", batch)
+    monkeypatch.setattr(pixel_spill, "CHUNK_BYTES", 1)
+    appends, writes = [], []
+    append, write_chunks = PixelSpill.append, manifest_module._write_store_chunks
+
+    def spied_append(spill, images):
+        append(spill, images)
+        appends.append((len(images), spill.path.stat().st_size))
+
+    monkeypatch.setattr(PixelSpill, "append", spied_append)
+    monkeypatch.setattr(manifest_module, "_write_store_chunks", lambda store, chunks, shape:
+                        write_chunks(store, (writes.append(len(c)) or c for c in chunks), shape))
+    return appends, writes
+
+
+def _tgz_in_stream_order(path, files):
+    """A gzip tarball of ``FNT/rel`` members in the order given (the release's is not sorted)."""
+    with tarfile.open(path, "w:gz") as tf:
+        for rel, data in files:
+            ti = tarfile.TarInfo(f"{FNT}/{rel}")
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_chars74k_decodes_into_the_spill_a_batch_at_a_time(tmp_path, monkeypatch, workers):
+    from datakit.sources.chars74k import ingest_chars74k
+    files = fnt_files(samples=(1, 2, 11, 37), per_class=40)  # 160 images of 32x32x1 (1 KiB)
+    whole = ingest_chars74k(write_tree(tmp_path / "tree", FNT, files), subset="Fnt",
+                            out=tmp_path / "whole", workers=0)
+    # Stream order is the reverse of path order: the store is reordered chunk by chunk.
+    archive = _tgz_in_stream_order(tmp_path / "EnglishFnt.tgz", sorted(files.items())[::-1])
+    appends, writes = _spy_on_chunks(monkeypatch)
+    m = ingest_chars74k(archive, subset="Fnt", out=tmp_path / "m", workers=workers)
+    assert [n for n, _ in appends] == [16] * 10  # one batch at a time, never the output
+    assert [size for _, size in appends] == [16 * 1024 * k for k in range(1, 11)]  # on disk
+    assert writes == [64, 64, 32]
+    assert m.checksum == whole.checksum  # path order, whatever the stream order
+    assert np.array_equal(m.images(), whole.images())
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
+        ".chars74k-fnt.lock", "chars74k-fnt.json", "chars74k-fnt.parquet", "chars74k-fnt.pixels.npy"]
+
+
+def test_folder_decodes_into_the_spill_a_batch_at_a_time(tmp_path, monkeypatch):
+    from datakit.sources.folder import ingest_folder
+    root = make_tree(tmp_path / "glyphs", per_class=30)  # 90 images of 32x32x3 (3 KiB)
+    whole = ingest_folder(root, out=tmp_path / "whole", workers=0)
+    appends, writes = _spy_on_chunks(monkeypatch, batch=20)
+    m = ingest_folder(root, out=tmp_path / "m", workers=2)
+    assert [n for n, _ in appends] == [20, 20, 20, 20, 10]
+    assert appends[-1][1] == 90 * 3072
+    assert writes == [64, 26]
+    assert m.checksum == whole.checksum
+    assert not [p for p in (tmp_path / "m").iterdir() if ".tmp-" in p.name]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "replacing"])
+def test_a_corrupt_file_mid_chunk_leaves_nothing_behind(tmp_path, monkeypatch, workers, existing):
+    from datakit.sources.chars74k import ingest_chars74k
+    files = fnt_files(samples=(1, 2), per_class=20)
+    out = tmp_path / "out" / "deeper"
+    if existing:
+        good = write_tgz(tmp_path / "good" / "EnglishFnt.tgz", FNT, files)
+        old = ingest_chars74k(good, subset="Fnt", out=out, workers=0)
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+    bad = sorted(files)[21]  # in the second batch of 16 and the first store chunk of 64
+    files[bad] = b"this is not a png at all"
+    archive = write_tgz(tmp_path / "EnglishFnt.tgz", FNT, files)
+    appends, writes = _spy_on_chunks(monkeypatch)
+    with pytest.raises(FormatError, match=f"^EnglishFnt.tgz:{FNT}/{bad} is not a readable image"):
+        ingest_chars74k(archive, subset="Fnt", out=out, workers=workers)
+    assert appends[0] == (16, 16 * 1024)  # the first batch was on disk when the error came
+    assert writes == []
+    if existing:
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old one, intact
+        assert read_manifest(old.path).checksum == old.checksum
+    else:
+        assert list(tmp_path.joinpath("out").parent.iterdir()) == [tmp_path / "EnglishFnt.tgz"]
+
+
 def test_a_spill_left_by_a_killed_ingest_is_removed_by_the_next(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()
@@ -118,6 +208,20 @@ def test_a_spill_left_by_a_killed_ingest_is_removed_by_the_next(tmp_path):
         with pytest.raises(ManifestError, match=r"Cannot add uint8 images of shape \(2, 2, 3\)"):
             spill.append(np.zeros((1, 2, 2, 3), np.uint8))
     assert not spill.path.exists()
+
+
+@pytest.mark.parametrize("order", ["ascending", "shuffled", "reversed"])
+def test_a_spill_reads_back_in_any_order_a_chunk_at_a_time(tmp_path, order):
+    pixels = np.random.default_rng(1).integers(0, 256, (200, 4, 4, 3), dtype=np.uint8)
+    rows = {"ascending": np.arange(200), "reversed": np.arange(200)[::-1],
+            "shuffled": np.random.default_rng(2).permutation(200)}[order]
+    with PixelSpill(tmp_path / "m.pixels.npy", (4, 4, 3)) as spill:
+        for s in range(0, 200, 30):
+            spill.append(pixels[s:s + 30])
+        chunks = list(spill.in_order(rows, chunk_bytes=48 * 70))  # 70 images a chunk
+    assert [len(c) for c in chunks] == [70, 70, 60]
+    assert all(not isinstance(c, np.memmap) for c in chunks)  # copies: the maps are gone
+    assert np.array_equal(np.concatenate(chunks), pixels[rows])
 
 
 def test_a_spill_removes_the_folders_it_made_when_nothing_was_written(tmp_path):

@@ -13,7 +13,9 @@ Hnd        English/Hnd/Img/SampleNNN           EnglishHnd.tgz  handwritten      
 
 Images are read from the extracted tree or straight from the ``.tgz`` archives (never
 extracted to disk, :mod:`datakit.sources.archive`), and decoded in parallel
-(:mod:`datakit.sources.decode_pool`: all cores, deterministic order).
+(:mod:`datakit.sources.decode_pool`: all cores, deterministic order), their pixels spilled
+to disk as they come and written to the store a chunk at a time: memory holds a chunk,
+not the output.
 Chars74K has no official split: every row is ``train``; ``datakit compose`` makes splits.
 """
 from __future__ import annotations
@@ -30,8 +32,9 @@ from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownNam
 from datakit.manifest import CHARS62, Manifest
 from datakit.progress import log
 from datakit.sources.archive import archive_files, tree_files
-from datakit.sources.common import ErrorPolicy, finish, records_in_path_order
-from datakit.sources.decode_pool import read_all
+from datakit.sources.common import (ErrorPolicy, IngestSpill, finish_chunks, output_path,
+                                    records_in_path_order)
+from datakit.sources.decode_pool import decode_into
 from datakit.sources.images import FitOptions
 
 DATASET = "chars74k"
@@ -211,30 +214,40 @@ def ingest_chars74k(path: str | os.PathLike | None = None, *, subset: str, class
         files = archive_files(where, sub.folder, policy, info)
     else:
         files = tree_files(where, policy)
+    default = f"chars74k-{sub.name.lower()}" + ("" if classes == "all" else f"-{classes}")
+    target = output_path(out, name or default)
     log(f"Reading Chars74K {sub.name} from {where}")
-    rels, pixels, metas, folders = read_all(files, vocab, opts, policy, workers, class_of_folder)
-    _check_empty_folders(folders, vocab, policy)
+    with IngestSpill(target, (size, size, channels)) as spill:
+        rels, metas, folders = decode_into(spill, files, vocab, opts, policy, workers,
+                                           class_of_folder)
+        _check_empty_folders(folders, vocab, policy)
+        _check_something_read(sub, classes, kind, where, info, len(rels), policy)
+        records, order = records_in_path_order(  # tree and archive agree
+            rels, metas, vocab, dataset=DATASET, subset=sub.name, domain=sub.domain,
+            id_of=lambda rel: rel.rsplit(".", 1)[0])
+        policy.skipped.sort(key=lambda s: s["file"])
+        config = Chars74kConfig(path=str(root), subset=sub.name, classes=classes, size=size,
+                                channels=channels, on_error=on_error)
+        inputs = ([{"path": str(where), "sha256": info.get("sha256"),
+                    "bytes": where.stat().st_size}] if kind == "archive"
+                  else [{"path": str(where), "sha256": None, "files": len(rels)}])
+        return finish_chunks(target, name or default, records, spill.in_order(order),
+                             spill.image_shape, classes=vocab, inputs=inputs, policy=policy,
+                             config=asdict(config))
+
+
+def _check_something_read(sub: Subset, classes: str, kind: str, where: Path, info: dict[str, Any],
+                          read: int, policy: ErrorPolicy) -> None:
+    """An archive without the subset's folder, or no image read at all, is an error."""
     if kind == "archive" and not info.get("entries"):
         raise SourceNotFound(f"Archive {where} holds no {sub.folder}/ folder, so no Chars74K "
                              f"{sub.name} images. Pass the archive that holds that subset "
                              f"({sub.download}).")
-    if not rels:
+    if not read:
         raise FormatError(f"No Chars74K {sub.name} images of the classes '{classes}' were read "
                           f"from {where}" + (f"; all {len(policy.skipped)} bad files were skipped "
                                              f"(first: {policy.skipped[0]['reason']})"
                                              if policy.skipped else "") + ".")
-    records, pixels = records_in_path_order(  # tree and archive agree
-        rels, metas, pixels, vocab, dataset=DATASET, subset=sub.name, domain=sub.domain,
-        id_of=lambda rel: rel.rsplit(".", 1)[0])
-    policy.skipped.sort(key=lambda s: s["file"])
-    config = Chars74kConfig(path=str(root), subset=sub.name, classes=classes, size=size,
-                            channels=channels, on_error=on_error)
-    inputs = ([{"path": str(where), "sha256": info.get("sha256"), "bytes": where.stat().st_size}]
-              if kind == "archive" else [{"path": str(where), "sha256": None, "files": len(rels)}])
-    default = f"chars74k-{sub.name.lower()}" + ("" if classes == "all" else f"-{classes}")
-    return finish(out, name or default, records, pixels, classes=vocab, inputs=inputs,
-                  policy=policy, config=asdict(config))
-
 
 
 def _check_empty_folders(folders: dict[str, list], vocab: list[str], policy: ErrorPolicy) -> None:

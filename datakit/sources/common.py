@@ -12,7 +12,9 @@ import pandas as pd
 
 from datakit.errors import DatakitError, ManifestError, UnknownName
 from datakit.names import check_name, describe_os_error, inside, printable
-from datakit.manifest import Manifest, pixel_sha256, write_manifest, write_manifest_chunks
+from datakit.manifest import (Manifest, manifest_paths, pixel_sha256, write_manifest,
+                              write_manifest_chunks)
+from datakit.pixel_spill import PixelSpill
 
 DEFAULT_OUT = Path("data_manifests")
 ON_ERROR = ("raise", "skip")
@@ -51,10 +53,11 @@ def build_table(records: list[dict[str, Any]], pixels: np.ndarray) -> pd.DataFra
 
 
 def records_in_path_order(rels: list[tuple[str, str, str]], metas: list[tuple[int, int, str]],
-                          pixels: np.ndarray, vocab: list[str], *, dataset: str, subset: str,
-                          domain: str, id_of=lambda rel: rel) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Manifest rows (and their pixels) of decoded images, sorted by relative path, so a
-    folder tree and an archive of it give the same manifest.
+                          vocab: list[str], *, dataset: str, subset: str, domain: str,
+                          id_of=lambda rel: rel) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Manifest rows of decoded images sorted by relative path, so a folder tree and an
+    archive of it give the same manifest, and ``order``: row i's image is decoded image
+    ``order[i]`` (feed ``spill.in_order(order)`` to :func:`finish_chunks`).
 
     Args:
         rels: per image ``(relative path, source, class name)``; metas: ``(width, height, mode)``.
@@ -70,9 +73,29 @@ def records_in_path_order(rels: list[tuple[str, str, str]], metas: list[tuple[in
             "id": f"{dataset}/{subset}/{id_of(rel)}", "dataset": dataset, "subset": subset,
             "split": "train", "domain": domain, "label": label_of[cls], "class_name": cls,
             "source": src, "orig_width": w, "orig_height": h, "orig_mode": mode})
-    if order != list(range(len(order))):
-        pixels = pixels[np.asarray(order, dtype=np.int64)]
-    return records, pixels
+    return records, np.asarray(order, dtype=np.int64)
+
+
+class IngestSpill(PixelSpill):
+    """The :class:`PixelSpill` of an ingest writing the manifest at ``path`` (beside its
+    store), whose write errors (a read-only folder, a full disk) read like :func:`finish`'s."""
+
+    def __init__(self, path: Path, image_shape: tuple[int, int, int]):
+        super().__init__(manifest_paths(path)[2], image_shape)
+        self.manifest_path = path
+
+    def __enter__(self) -> "IngestSpill":
+        with explain_write_errors(self.manifest_path):
+            try:
+                super().__enter__()
+            except BaseException:
+                self.__exit__(None, None, None)  # remove the folders it made
+                raise
+        return self
+
+    def append(self, images: np.ndarray) -> None:
+        with explain_write_errors(self.manifest_path):
+            super().append(images)
 
 
 def output_path(out: str | os.PathLike | None, name: str) -> Path:

@@ -2,7 +2,10 @@
 archive, :mod:`datakit.sources.archive`) and ships their bytes in batches to a pool of
 worker processes that decode, check (decompression bombs, :mod:`datakit.sources.images`)
 and fit them to the store geometry; results come back in stream order, so the output is
-deterministic whatever the number of workers. Used by the Chars74K and folder sources.
+deterministic whatever the number of workers. Each batch's pixels go straight to a
+:class:`~datakit.pixel_spill.PixelSpill` on disk, so the main process holds the batches in
+flight (a few times ``BATCH`` images), never the whole output. Used by the Chars74K and
+folder sources.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from datakit.errors import DatakitError, FormatError
+from datakit.pixel_spill import PixelSpill
 from datakit.progress import progress
 from datakit.sources.common import ErrorPolicy
 from datakit.sources.images import FitOptions, decode_image, fit_square
@@ -59,11 +63,12 @@ def _decode_batch(batch: list[tuple[str, bytes]], opts: FitOptions | None = None
     return (np.stack(images) if images else np.empty(shape, np.uint8)), results
 
 
-def read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[str],
-             opts: FitOptions, policy: ErrorPolicy, workers: int | None,
-             class_of_folder: ClassOfFolder):
-    """Batch the streamed files, decode them (in a pool when there is more than one batch)
-    and return ``(rels, pixels, metas, folders)`` for the good ones, in stream order.
+def decode_into(spill: PixelSpill, files: Iterator[tuple[str, str, str, bytes | None]],
+                vocab: list[str], opts: FitOptions, policy: ErrorPolicy, workers: int | None,
+                class_of_folder: ClassOfFolder):
+    """Batch the streamed files, decode them (in a pool when there is more than one batch),
+    append the good ones' pixels to ``spill`` in stream order, a batch at a time, and return
+    ``(rels, metas, folders)``: ``rels[i]`` and ``metas[i]`` describe spilled image i.
 
     Files sit in class folders directly below the root; ``class_of_folder`` names each
     folder's class (folders of classes outside ``vocab`` are passed over). ``folders`` maps
@@ -71,7 +76,6 @@ def read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[st
     """
     rels: list[tuple[str, str, str]] = []      # (relative path, source, class) per good image
     metas: list[tuple[int, int, str]] = []     # (orig_width, orig_height, orig_mode)
-    chunks: list[np.ndarray] = []
     folders: dict[str, list] = {}
     bad_folders: set[str] = set()
     folder_class: dict[str, str] = {}          # SampleNNN -> class name, parsed once
@@ -83,13 +87,13 @@ def read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[st
 
     def collect(batch_meta, result) -> None:
         arr, results = result
-        chunks.append(arr)
         for (rel, src, cls), res in zip(batch_meta, results):
             if isinstance(res, DatakitError):
-                policy.handle(src, res)
+                policy.handle(src, res)  # raises before any pixel of the batch is spilled
             else:
                 rels.append((rel, src, cls))
                 metas.append(res)
+        spill.append(arr)
         bar.update(len(results))
 
     def decode(batch_meta, batch, parallel: bool) -> None:
@@ -159,6 +163,4 @@ def read_all(files: Iterator[tuple[str, str, str, bytes | None]], vocab: list[st
         if pool is not None:
             pool.terminate()
             pool.join()
-    shape = (0, opts.size, opts.size, opts.channels)
-    pixels = np.concatenate(chunks) if chunks else np.empty(shape, np.uint8)
-    return rels, pixels, metas, folders
+    return rels, metas, folders

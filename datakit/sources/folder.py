@@ -7,7 +7,8 @@
 One class per sub-folder of ROOT, the class name being the folder name; files may sit in
 deeper folders of a class. Any format PIL reads is accepted, with the same checks as
 Chars74K (decompression bombs, oversized files, corrupt files: ``--on-error``) and the
-same parallel decode (:mod:`datakit.sources.decode_pool`). Hidden files and folders
+same parallel decode (:mod:`datakit.sources.decode_pool`), spilled to disk and written a
+chunk at a time (memory holds a chunk, not the output). Hidden files and folders
 (names starting with ".") and loose files beside the class folders are passed over.
 A folder tree has no split: every row is ``train``; ``datakit compose`` makes splits.
 """
@@ -22,8 +23,9 @@ from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownNam
 from datakit.manifest import Manifest
 from datakit.progress import log
 from datakit.sources.archive import tree_files
-from datakit.sources.common import ErrorPolicy, finish, records_in_path_order
-from datakit.sources.decode_pool import read_all
+from datakit.sources.common import (ErrorPolicy, IngestSpill, finish_chunks, output_path,
+                                    records_in_path_order)
+from datakit.sources.decode_pool import decode_into
 from datakit.sources.images import FitOptions
 
 DATASET = "folder"
@@ -132,27 +134,36 @@ def ingest_folder(path: str | os.PathLike, *, domain: str = "wild",
     policy = ErrorPolicy(on_error)
     vocab = choose_classes(root, classes)
     opts = FitOptions(size=size, channels=channels)
+    subset = root.resolve().name or "folder"
+    target = output_path(out, name or subset)
     log(f"Reading {len(vocab)} class folders from {root}")
     files = _readable_names(tree_files(root, policy), policy)
-    rels, pixels, metas, folders = read_all(files, vocab, opts, policy, workers,
-                                            lambda folder, where: folder)
+    with IngestSpill(target, (size, size, channels)) as spill:
+        rels, metas, folders = decode_into(spill, files, vocab, opts, policy, workers,
+                                           lambda folder, where: folder)
+        _check_read(root, vocab, folders, len(rels), policy)
+        records, order = records_in_path_order(rels, metas, vocab, dataset=DATASET,
+                                               subset=subset, domain=domain)
+        policy.skipped.sort(key=lambda s: s["file"])
+        config = FolderConfig(path=str(path), domain=domain,
+                              classes=tuple(vocab) if classes else None, size=size,
+                              channels=channels, on_error=on_error)
+        inputs = [{"path": str(root), "sha256": None, "files": len(rels)}]
+        return finish_chunks(target, name or subset, records, spill.in_order(order),
+                             spill.image_shape, classes=vocab, inputs=inputs, policy=policy,
+                             config=asdict(config))
+
+
+def _check_read(root: Path, vocab: list[str], folders: dict[str, list], read: int,
+                policy: ErrorPolicy) -> None:
+    """An empty class folder, or no image read at all, is an error (or skipped)."""
     for folder in vocab:
         where, n = folders.get(folder, [str(root / folder), 0])
         if n == 0:
             policy.handle(where, FormatError(
                 f"Class folder {where} (class {folder!r}) holds no images. Put images in it, "
                 "remove it, leave it out of --classes, or pass --on-error skip."))
-    if not rels:
+    if not read:
         raise FormatError(f"No images were read from {root}" + (
             f"; all {len(policy.skipped)} bad files were skipped (first: "
             f"{policy.skipped[0]['reason']})" if policy.skipped else "") + ".")
-    subset = root.resolve().name or "folder"
-    records, pixels = records_in_path_order(rels, metas, pixels, vocab, dataset=DATASET,
-                                            subset=subset, domain=domain)
-    policy.skipped.sort(key=lambda s: s["file"])
-    config = FolderConfig(path=str(path), domain=domain,
-                          classes=tuple(vocab) if classes else None, size=size,
-                          channels=channels, on_error=on_error)
-    inputs = [{"path": str(root), "sha256": None, "files": len(rels)}]
-    return finish(out, name or subset, records, pixels, classes=vocab, inputs=inputs,
-                  policy=policy, config=asdict(config))
