@@ -254,3 +254,64 @@ def test_compose_of_60k_mnist_stays_within_its_output_plus_500_mb(tmp_path):
     peak_mb, output_mb = map(int, out.stdout.split())
     assert output_mb == 175  # 60,000 x 32 x 32 x 3 bytes
     assert peak_mb < output_mb + 500, f"peak {peak_mb} MB for a {output_mb} MB store"
+
+
+_FNT_PEAKS = """
+import json, resource, sys
+import datakit.sources.chars74k as chars74k
+import datakit.stats as stats
+
+def peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+peaks = {"start": peak_mb()}
+def at(stage, fn):  # the peak so far when ``fn`` is first called
+    def wrapped(*a, **k):
+        peaks.setdefault(stage, peak_mb())
+        return fn(*a, **k)
+    return wrapped
+
+chars74k.records_in_path_order = at("decoded", chars74k.records_in_path_order)
+stats.compute_stats = at("written", stats.compute_stats)
+m = chars74k.ingest_chars74k(sys.argv[1], subset="Fnt", out=sys.argv[2])
+peaks["end"] = peak_mb()
+print(json.dumps({"peaks": peaks, "output_mb": m.pixels.nbytes // 2**20, "rows": len(m)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def fnt_ingest_peaks(tmp_path_factory):
+    """Peak RSS (MB) of an ingest of the real Chars74K Fnt (62,992 images, a 61 MB store) in a
+    fresh process: at its start, when decoding ends, when the store is written (before the
+    statistics), and at its end."""
+    from conftest import real_data_dir
+    chars = real_data_dir("chars74k", "EnglishFnt.tgz").parent
+    out = subprocess.run([sys.executable, "-c", _FNT_PEAKS, str(chars),
+                          str(tmp_path_factory.mktemp("fnt"))], capture_output=True, text=True,
+                         env={**os.environ, "DATAKIT_QUIET": "1"}, timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert (result["rows"], result["output_mb"]) == (62_992, 61)  # 62,992 x 32 x 32 x 1 bytes
+    return result
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_fnt_ingest_decodes_and_writes_without_holding_its_output(fnt_ingest_peaks):
+    """Decoding spills each batch to disk: it grew the process by 150 MB (2.3x the output)
+    while every decoded image stayed in memory, and by about 30 MB since. Writing the store
+    holds a chunk plus the mapped output."""
+    peaks, output_mb = fnt_ingest_peaks["peaks"], fnt_ingest_peaks["output_mb"]
+    assert peaks["decoded"] - peaks["start"] < output_mb, peaks
+    assert peaks["written"] < output_mb + 500, peaks
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason=(
+    "Known regression (issue 14 note): the near-duplicate pair search of the ingest's statistics "
+    "(datakit/near_duplicates.py) takes Fnt's ingest from ~320 MB to ~1.5 GB. Remove this mark "
+    "when the pair search is bounded."))
+def test_fnt_ingest_stays_within_its_output_plus_500_mb(fnt_ingest_peaks):
+    peaks, output_mb = fnt_ingest_peaks["peaks"], fnt_ingest_peaks["output_mb"]
+    assert peaks["end"] < output_mb + 500, f"peak {peaks} MB for a {output_mb} MB store"
