@@ -9,7 +9,8 @@ import pytest
 from datakit.audit import AuditConfig
 from datakit.audit.checks import CheckResult, register_check, registered_checks, unregister_check
 from datakit.audit.checks import modes as modes_check
-from datakit.audit.modes import assign_modes, fit_modes, modes_covered
+from datakit.audit import floors
+from datakit.audit.modes import assign_modes, fit_modes, modes_covered, recall_statistic
 
 
 def _blobs(n_per: int, centres: np.ndarray, rng, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +61,57 @@ def test_two_of_five_modes_is_partial_collapse_and_real_images_are_not(five_mode
     row = bad.table[0]
     assert (row["modes_real"], row["modes_covered"], row["modes_covered_floor"]) == (5, 2, 5)
     assert row["vs_floor"]["modes"].worse
-    assert row["_modes_evidence"] == ("class a: covers 2 of 5 real modes (held-out real images cover 5, "
-                                      "both at n = 100).")
-    assert [f.classes for f in bad.findings] == [["a"]] and bad.findings[0].severity == "fail"
+    assert row["_modes_evidence"].startswith("class a: covers 2 of 5 real modes (held-out real images cover 5, "
+                                             "both at n = 100); its samples reach ")
+    assert row["vs_floor"]["recall"].worse  # the three dropped modes' real images are unreached too
+    assert [f.classes for f in bad.findings] == [["a"], ["a"]] and bad.findings[0].severity == "fail"
     fresh, _ = _blobs(20, centres, rng)
     good = modes_check.check(_features(real, held, fresh), cfg)
     assert not good.table[0]["vs_floor"]["modes"].worse and good.findings == []
+    assert not good.table[0]["vs_floor"]["recall"].worse
+
+
+def test_recall_is_the_share_of_real_points_inside_the_samples_k_nn_balls():
+    real = np.array([[0.0], [1.0], [10.0]])
+    samples = np.array([[0.0], [0.5], [2.0], [20.0]])
+    stat = recall_statistic(real, samples, k=1)
+    # 1-NN radii among the samples: 0.5, 0.5, 1.5, 18 -> 0 and 1 are inside (0 at 0, 1 within 1.5
+    # of 2), and so is 10 (within 18 of 20)
+    assert stat(np.arange(4)) == 1.0
+    assert stat(np.arange(3)) == pytest.approx(2 / 3)  # without the far sample, 10 is unreached
+    # a bootstrap resample's repeats are one sample: a repeat is not its own neighbour at 0
+    assert stat(np.array([0, 0, 1, 2])) == stat(np.array([0, 1, 2]))
+    assert np.isnan(stat(np.array([3, 3])))  # one distinct sample has no 1st neighbour
+
+
+def test_recall_minimum_effect_is_half_the_floor_miss_rate_and_at_least_two_points():
+    assert floors.recall_min_effect(0.90) == pytest.approx(0.05)
+    assert floors.recall_min_effect(0.99) == pytest.approx(0.02)
+
+
+def _styles(n: int, rng, keep=range(5)) -> np.ndarray:
+    """A class without clear modes whose images come in 5 hidden styles: the style is the sector
+    of the angle in the first two of 8 dimensions, which a generator may drop."""
+    out = []
+    while sum(map(len, out)) < n:
+        x = rng.normal(size=(4 * n, 8))
+        style = ((np.arctan2(x[:, 1], x[:, 0]) + np.pi) / (2 * np.pi) * 5).astype(int) % 5
+        out.append(x[np.isin(style, list(keep))])
+    return np.concatenate(out)[:n]
+
+
+def test_two_of_five_hidden_styles_is_partial_collapse_by_recall_and_real_styles_are_not():
+    rng = np.random.default_rng(7)
+    real, held = _styles(600, rng), _styles(150, rng)
+    cfg = AuditConfig(bootstrap=100)
+    bad = modes_check.check(_features(real, held, _styles(200, rng, keep=(0, 1))), cfg).table[0]
+    # the samples still land in all 5 k-means regions, so the mode count cannot see it
+    assert (bad["modes_covered"], bad["modes_covered_floor"]) == (5, 5) and not bad["vs_floor"]["modes"].worse
+    assert bad["vs_floor"]["recall"].worse
+    assert "its samples reach" in bad["_modes_evidence"] and "of its real images against" in bad["_modes_evidence"]
+    for seed in (8, 9, 10):  # healthy controls: fresh images of every style
+        good = modes_check.check(_features(real, held, _styles(200, np.random.default_rng(seed))), cfg)
+        assert not good.table[0]["vs_floor"]["recall"].worse and good.findings == []
 
 
 def test_a_user_check_registers_like_the_built_ins():

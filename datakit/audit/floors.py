@@ -14,6 +14,9 @@ Minimum effects (module constants, quoted in each FloorTest):
   - FD: half of the floor (the class sits 1.5× further from its training images than
     fresh real images of the class do),
   - modes covered: 1 mode,
+  - recall (share of the class's real images inside the generated samples' k-NN manifold):
+    half the floor's miss rate, at least 2 points (the class leaves at least 1.5× as many
+    of its real images unreached as held-out images do, as FD's 1.5×),
   - share: a factor of 2 (generated/expected share below 0.5 or above 2).
 """
 from __future__ import annotations
@@ -28,10 +31,17 @@ from datakit.audit.schema import FloorTest
 MIN_POINTS = 0.10        # label fidelity, coverage
 MIN_FD_RELATIVE = 0.5    # FD: share of the floor
 MIN_MODES = 1.0
+MIN_RECALL_POINTS = 0.02     # recall: at least this, ...
+MIN_RECALL_MISS_SHARE = 0.5  # ... and at least this share of the floor's miss rate (1 - floor)
 MIN_SHARE_FACTOR = 2.0
 MIN_CLASS_N = 30         # per side, below it no per-class floor test fails
 LEVEL = 0.95
 Z95 = 1.959963984540054
+
+
+def recall_min_effect(floor: float) -> float:
+    """Minimum recall gap: half of what held-out images miss (1 - floor), at least 2 points."""
+    return max(MIN_RECALL_POINTS, MIN_RECALL_MISS_SHARE * (1.0 - floor))
 
 
 def wilson_interval(x: int, n: int, z: float = Z95) -> tuple[float, float]:

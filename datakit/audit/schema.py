@@ -37,7 +37,7 @@ SCHEMA_VERSION = 2
 SEVERITIES = ("fail", "warn", "info")
 
 #: Names a class's ``failure_reasons`` may hold (one per floor comparison).
-FAILURE_REASONS = ("label_fidelity", "coverage", "fd", "modes", "share")
+FAILURE_REASONS = ("label_fidelity", "coverage", "fd", "modes", "recall", "share")
 
 TOP_KEYS = ("schema_version", "run", "reference", "judge", "summary", "per_class", "findings",
             "checks", "amplification", "domains", "composition", "memorisation", "cas",

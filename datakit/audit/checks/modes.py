@@ -1,60 +1,115 @@
-"""Partial collapse: a class's generated samples reach only some of its real modes.
+"""Partial collapse: a class's generated samples reach only part of its real images.
 
-Modes come from the class's real (reference) features (:mod:`datakit.audit.modes`: k-means,
-k by silhouette; a class without clear modes, silhouette < 0.25, is cut into 5 k-means
-regions instead). Generated and held-out samples of the class are counted per mode (or
-region) at the same n; the floor is the held-out count. A class is collapsed when the
-bootstrap interval of the difference lies wholly at or below -1 (clearly at least one
-mode fewer; :func:`datakit.audit.floors.is_worse`): "covers 2 of 5 real modes", or "of
-5 regions of its real images" when the class has no clear modes.
+Two floor tests per class, each on generated and held-out samples of the class at the same
+n, decided by a bootstrap interval (:func:`datakit.audit.floors.is_worse`):
+
+- **modes covered.** Modes come from the class's real (reference) features
+  (:mod:`datakit.audit.modes`: k-means, k by silhouette; a class without clear modes,
+  silhouette < 0.25, is cut into 5 k-means regions instead); the floor is the held-out
+  count. Collapsed when the interval of the difference lies wholly at or below -1
+  ("covers 2 of 5 real modes", or "of 5 regions of its real images").
+- **recall.** The share of the class's real images inside the generated samples' k-NN
+  manifold (:func:`datakit.audit.modes.recall_statistic`). Samples from 2 of a class's 5
+  pixel-space styles still land in every feature-space region, so the count above misses
+  them, but they leave real images of the dropped styles unreached. Collapsed when the
+  interval lies wholly below minus :func:`datakit.audit.floors.recall_min_effect` (half the
+  floor's miss rate, at least 2 points).
+
+Either makes the class ``collapsed`` (partially), with failure reason ``modes`` or ``recall``.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from datakit.audit import floors
-from datakit.audit.checks import CheckResult
-from datakit.audit.modes import MIN_SILHOUETTE, assign_modes, fit_modes, modes_covered
+from datakit.audit.checks import CheckResult, pct
+from datakit.audit.modes import MAX_FIT, MIN_SILHOUETTE, assign_modes, fit_modes, modes_covered, recall_statistic
 from datakit.audit.schema import Finding
 
 NAME = "modes"
 
 
 def check(f, cfg) -> CheckResult:
-    table, findings, reps = [], [], {}
+    table, findings, reps = [], [], {NAME: {}, "recall": {}}
     for lab, name in enumerate(f.classes):
-        model = fit_modes(f.reference.features[f.reference_labels == lab], seed=cfg.seed)
-        row = {"class_name": name, "modes_real": model.k if model else None, "modes_covered": None,
+        real = f.reference.features[f.reference_labels == lab]
+        gen = f.generated.features[f.assigned == lab]
+        held = f.held.features[f.held_labels == lab]
+        row = {"class_name": name, "modes_real": None, "modes_covered": None,
                "modes_covered_floor": None, "vs_floor": {}}
         table.append(row)
-        if model is None:
-            continue
-        g = assign_modes(model, f.generated.features[f.assigned == lab])
-        h = assign_modes(model, f.held.features[f.held_labels == lab])
-        test, r = floors.floor_test(lambda i: modes_covered(model, g[i]), lambda i: modes_covered(model, h[i]),
-                                    len(g), len(h), better="higher", min_effect=floors.MIN_MODES,
-                                    replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n, min_n=1)
-        if test is None:
-            continue
-        row.update(modes_covered=int(test.value), modes_covered_floor=int(test.floor))
-        reps[name] = r
-        if model.k < 2:
-            continue  # one mode: nothing to collapse partially (total collapse is `collapse`)
-        row["vs_floor"][NAME] = test
-        if test.worse:
-            sil = f"{model.silhouette:.2f}" if model.silhouette is not None else "–"
-            what = "real modes" if model.kind == "modes" else \
-                "k-means regions of its real images (no clear modes: silhouette below 0.25)"
-            evidence = (f"covers {int(test.value)} of {model.k} {what} (held-out real images "
-                        f"cover {int(test.floor)}, both at n = {test.sample_size})")
-            row["_modes_evidence"] = f"class {name}: {evidence}."
-            findings.append(Finding(NAME, "fail", [name], f"Class {name} collapsed partially: {evidence}; "
-                                    f"95% CI of the difference {test.ci_low:+.0f} to {test.ci_high:+.0f} "
-                                    f"{'modes' if model.kind == 'modes' else 'regions'}.",
-                                    {"value": test.value, "floor": test.floor, "modes_real": model.k,
-                                     "silhouette": model.silhouette, "min_silhouette": MIN_SILHOUETTE,
-                                     "ci_low": test.ci_low, "ci_high": test.ci_high,
-                                     "sample_size": test.sample_size, "kind": model.kind,
-                                     "k_chosen_by": "silhouette, k = 2..8" if model.kind == "modes"
-                                     else "no k with silhouette >= 0.25: 5 k-means regions",
-                                     "silhouette_text": sil}))
+        evidence = []
+        for test_one in (_modes_test, _recall_test):
+            out = test_one(real, gen, held, lab, name, cfg, row)
+            if out is None:
+                continue
+            key, test, r, sentence, finding = out
+            reps[key][name] = r
+            row["vs_floor"][key] = test
+            if finding is not None:
+                evidence.append(sentence)
+                findings.append(finding)
+        if evidence:
+            row["_modes_evidence"] = f"class {name}: {'; '.join(evidence)}."
     n = sum(1 for r in table if r.get("_modes_evidence"))
-    return CheckResult(NAME, table, float(n), "classes partially collapsed", findings, replicates={NAME: reps})
+    return CheckResult(NAME, table, float(n), "classes partially collapsed", findings,
+                       replicates={k: v for k, v in reps.items() if v})
+
+
+def _modes_test(real, gen, held, lab, name, cfg, row):
+    """Modes covered by generated vs held-out samples; fills the row's mode counts."""
+    model = fit_modes(real, seed=cfg.seed)
+    if model is None:
+        return None
+    row["modes_real"] = model.k
+    g, h = assign_modes(model, gen), assign_modes(model, held)
+    test, r = floors.floor_test(lambda i: modes_covered(model, g[i]), lambda i: modes_covered(model, h[i]),
+                                len(g), len(h), better="higher", min_effect=floors.MIN_MODES,
+                                replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n, min_n=1)
+    if test is None:
+        return None
+    row.update(modes_covered=int(test.value), modes_covered_floor=int(test.floor))
+    if model.k < 2:
+        return None  # one mode: nothing to collapse partially (total collapse is `collapse`)
+    if not test.worse:
+        return NAME, test, r, "", None
+    what = "real modes" if model.kind == "modes" else \
+        "k-means regions of its real images (no clear modes: silhouette below 0.25)"
+    sentence = (f"covers {int(test.value)} of {model.k} {what} (held-out real images "
+                f"cover {int(test.floor)}, both at n = {test.sample_size})")
+    sil = f"{model.silhouette:.2f}" if model.silhouette is not None else "–"
+    return NAME, test, r, sentence, Finding(
+        NAME, "fail", [name], f"Class {name} collapsed partially: {sentence}; 95% CI of the difference "
+        f"{test.ci_low:+.0f} to {test.ci_high:+.0f} {'modes' if model.kind == 'modes' else 'regions'}.",
+        {"value": test.value, "floor": test.floor, "modes_real": model.k,
+         "silhouette": model.silhouette, "min_silhouette": MIN_SILHOUETTE,
+         "ci_low": test.ci_low, "ci_high": test.ci_high,
+         "sample_size": test.sample_size, "kind": model.kind,
+         "k_chosen_by": "silhouette, k = 2..8" if model.kind == "modes"
+         else "no k with silhouette >= 0.25: 5 k-means regions", "silhouette_text": sil})
+
+
+def _recall_test(real, gen, held, lab, name, cfg, row):
+    """Share of the class's real images inside the generated vs the held-out samples' k-NN manifold."""
+    k = cfg.k
+    if len(real) < 1:
+        return None
+    if len(real) > MAX_FIT:
+        real = real[np.random.default_rng(cfg.seed).choice(len(real), MAX_FIT, replace=False)]
+    test, r = floors.floor_test(recall_statistic(real, gen, k), recall_statistic(real, held, k),
+                                len(gen), len(held), better="higher", min_effect=floors.recall_min_effect,
+                                replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n,
+                                min_n=k + 1)
+    if test is None:
+        return None
+    if not test.worse:
+        return "recall", test, r, "", None
+    sentence = (f"its samples reach {pct(test.value)} of its real images against {pct(test.floor)} for "
+                f"held-out real images (recall, k = {k}, both at n = {test.sample_size})")
+    return "recall", test, r, sentence, Finding(
+        NAME, "fail", [name], f"Class {name} collapsed partially: {sentence}; 95% CI of the difference "
+        f"{100 * test.ci_low:+.1f} to {100 * test.ci_high:+.1f} points (minimum effect "
+        f"{100 * test.min_effect:.1f}: half of what held-out images miss, at least 2).",
+        {"value": test.value, "floor": test.floor, "difference": test.difference,
+         "ci_low": test.ci_low, "ci_high": test.ci_high, "sample_size": test.sample_size,
+         "min_effect": test.min_effect, "k": k, "real_count": int(len(real))})
