@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import gzip
-import tomllib
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datakit.errors import DatakitError
+from datakit.study import tomllib  # tomllib on 3.11+, tomli on 3.10
 from datakit.sources import archive as archive_reader
 from datakit.sources.common import ErrorPolicy
 from datakit.sources.mnist import IMAGES_MAGIC, LABELS_MAGIC, read_idx

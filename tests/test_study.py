@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from datakit.cli import main
 from datakit.errors import StudyError
-from datakit.study import load_study, parse_study, run_study, scaled_train_settings
+from datakit.study import load_study, parse_study, run_study, scaled_train_settings, tomllib
 
 TOY = """
 [study]
@@ -252,7 +252,7 @@ def test_sweep_expands_into_arms_with_levels(tmp_path):
 def test_contrast_pairs_and_curve_rows():
     from datakit.study_results import contrast_pairs
     from datakit.sweep import curve_rows, write_curve_csv
-    study = parse_study(__import__("tomllib").loads(SWEEP))
+    study = parse_study(tomllib.loads(SWEEP))
     arms = [{"arm": a.name, "levels": {"images": 100, **({"size": a.levels["value"]}
                                                           if a.levels else {})}}
             for a in study.arms]
