@@ -50,6 +50,32 @@ print('ok')
     assert out.stdout.strip() == "ok"
 
 
+def test_cli_ingest_stats_and_compose_with_resize_run_without_torch(tmp_path):
+    code = """
+import json
+from datakit.cli import main
+def run(*args):
+    try:
+        main(list(args), prog_name="datakit")
+    except SystemExit as e:
+        assert e.code == 0, (args, e.code)
+run('-q', 'ingest', 'digits', '--size', '8', '--out', 'm')
+run('-q', 'stats', 'm/digits.parquet', '--json')
+run('-q', 'compose', 'm/digits.parquet', '-o', 'c/c.parquet', '--image-size', '20', '--channels', '3',
+    '--holdout', '0.2', '--dedupe', 'near')
+run('-q', 'stats', 'c/c.parquet', '--html', 'c/report.html')
+from datakit.manifest import read_manifest
+m = read_manifest('c/c.parquet')
+assert m.geometry.shape == (20, 20, 3), m.geometry
+assert 'torch' not in sys.modules
+print('ok')
+"""
+    out = _run_without_torch(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "ok"
+    assert (tmp_path / "c" / "report.html").stat().st_size > 1000
+
+
 @pytest.mark.parametrize("args", [["train", "m.parquet", "--out", "r"], ["sample", "r", "--n", "2"],
                                   ["audit", "r"], ["study", "s.toml"], ["demo"],
                                   ["label-issues", "m.parquet"]])
