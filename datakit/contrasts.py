@@ -159,16 +159,54 @@ def adjacent_pairs(levels: dict[str, float]) -> list[tuple[str, str]]:
     return [(a, b) for (va, a), (vb, b) in zip(order, order[1:]) if va != vb]
 
 
-def study_verdict(contrasts: Sequence[dict[str, Any]]) -> list[str]:
-    """The study's verdict: the conclusive contrasts' sentences, then a count of the rest.
+def contrast_finding(c: dict[str, Any]) -> dict[str, Any]:
+    """One contrast as a finding of the study's verdict ({check, severity, classes, sentence,
+    evidence}, the shape of an audit's findings).
 
-    Built only from contrasts, so no sentence ever rests on one seed's point values.
+    One rule: a conclusive contrast in which ``b`` — the arm (or class group) the study sets
+    against ``a``: the treatment, the minority, the next level of a factor — is *worse* than
+    ``a`` is a ``warn``, and its sentence says which is worse and by how much; every other
+    contrast (conclusive and better, or inconclusive) is ``info`` with its own sentence.
     """
-    conclusive = [c["sentence"] for c in contrasts if c["conclusive"]]
-    rest = len(contrasts) - len(conclusive)
+    evidence = {k: c.get(k) for k in ("factor", "a", "b", "metric", "difference", "ci_low",
+                                      "ci_high", "n_seeds", "better")}
+    if not (c["conclusive"] and _b_is_worse(c)):
+        return {"check": "contrast", "severity": "info", "classes": [],
+                "sentence": c["sentence"], "evidence": evidence}
+    name = LABELS.get(c["metric"], c["metric"])
+    where = f"{c['arm']}: " if c.get("arm") else ""
+    sentence = (f"{where}{c['b']} is worse than {c['a']} on {name} ({c['better']} is better): "
+                f"{c['b']} − {c['a']} = {c['difference']:+.3g}, 95% interval "
+                f"[{c['ci_low']:+.3g}, {c['ci_high']:+.3g}] over {c['n_seeds']} seeds (conclusive).")
+    return {"check": "contrast", "severity": "warn", "classes": [], "sentence": sentence,
+            "evidence": evidence}
+
+
+def _b_is_worse(c: dict[str, Any]) -> bool:
+    return (c["difference"] > 0) == (c["better"] == "lower") and c["difference"] != 0
+
+
+def study_findings(contrasts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The study's verdict as findings: the conclusive contrasts (warnings first, see
+    :func:`contrast_finding`), then one ``info`` counting the inconclusive ones.
+
+    Built only from contrasts, so no finding ever rests on one seed's point values.
+    """
     if not contrasts:
-        return ["The study names no contrasts, so it draws no conclusion."]
+        return [{"check": "contrast", "severity": "info", "classes": [], "evidence": {},
+                 "sentence": "The study names no contrasts, so it draws no conclusion."}]
+    out = sorted((contrast_finding(c) for c in contrasts if c["conclusive"]),
+                 key=lambda f: f["severity"] != "warn")
+    rest = sum(not c["conclusive"] for c in contrasts)
     if rest:
-        conclusive.append(f"{rest} of {len(contrasts)} contrasts are inconclusive at this budget "
-                          "(their intervals include 0); more seeds or steps may separate them.")
-    return conclusive
+        out.append({"check": "contrast", "severity": "info", "classes": [],
+                    "evidence": {"inconclusive": rest, "contrasts": len(contrasts)},
+                    "sentence": f"{rest} of {len(contrasts)} contrasts are inconclusive at this "
+                                "budget (their intervals include 0); more seeds or steps may "
+                                "separate them."})
+    return out
+
+
+def study_verdict(contrasts: Sequence[dict[str, Any]]) -> list[str]:
+    """The sentences of :func:`study_findings`, in order (study.json's ``verdict``)."""
+    return [f["sentence"] for f in study_findings(contrasts)]

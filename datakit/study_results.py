@@ -6,7 +6,9 @@ study.json (every path relative to the study folder):
   plateaued, summary (whole-set metrics with floor and interval), per_class (the audit's rows);
 * ``arms``: per arm, its composition levels and each metric's mean and interval over seeds;
 * ``contrasts``: paired differences between arms (:mod:`datakit.contrasts`);
-* ``verdict``: sentences built from the contrasts only;
+* ``verdict``: sentences built from the contrasts only; ``findings``: the same as findings
+  ({check, severity, classes, sentence, evidence}): a conclusive contrast whose ``b`` is worse
+  is a ``warn``, the rest ``info`` (:func:`datakit.contrasts.study_findings`);
 * ``reference``: the one real image set and judge every run is measured against;
 * ``budget``, ``executor`` (``local`` or ``ray``), ``jobs``, ``threads_per_run``,
   ``curve`` (sweeps: the data-efficiency curve).
@@ -216,7 +218,8 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
             **(executor or {"executor": "local"}), "seeds": study.seeds,
             "budget": budget_record(study, records, budget, overrides),
             "reference": reference_record(reference, study, out, applied),
-            "verdict": cs.study_verdict(contrasts), "contrasts": contrasts, "arms": arms,
+            "verdict": cs.study_verdict(contrasts), "findings": cs.study_findings(contrasts),
+            "contrasts": contrasts, "arms": arms,
             "curve": curve, "runs": records}
     summary = out / "study.json"
     atomic_write_bytes(summary, json.dumps(data, indent=2, default=str).encode())

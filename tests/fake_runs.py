@@ -189,6 +189,7 @@ def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
              "seeds": list(range(seeds)),
              "budget": {"description": "40 steps of 8 images per arm and seed."},
              "reference": {"description": "each arm's own held-out images", "manifest": "m"},
-             "verdict": cs.study_verdict(contrasts), "contrasts": contrasts, "arms": arm_rows,
+             "verdict": cs.study_verdict(contrasts), "findings": cs.study_findings(contrasts),
+             "contrasts": contrasts, "arms": arm_rows,
              "curve": [], "runs": records}
     return dirs, audits, study

@@ -83,3 +83,36 @@ def test_verdict_comes_only_from_contrasts():
     no = contrast("f", "a", "b", "recall", _runs([0.4, 0.5, 0.45]), _runs([0.5, 0.4, 0.45]))
     v = study_verdict([yes, no])
     assert v[0] == yes["sentence"] and "1 of 2 contrasts are inconclusive" in v[1]
+
+
+def test_a_conclusive_contrast_where_b_is_worse_is_a_warning():
+    from datakit.contrasts import contrast_finding, study_findings
+    # Planted: the minority's label fidelity is about 0.54 below the majority's on every seed
+    # (class_skew's contrast), and a treatment arm's FD is about 30 higher (lower is better).
+    minority = contrast("class group (skewed)", "majority", "minority", "label_fidelity",
+                        _runs([0.90, 0.88, 0.91], 0.01), _runs([0.36, 0.35, 0.37], 0.01))
+    minority["arm"] = "skewed"
+    fd_worse = contrast("arm", "healthy", "noise", "fd", _runs([40, 41, 43]), _runs([70, 72, 69]))
+    for c, worse, better in ((minority, "minority", "majority"), (fd_worse, "noise", "healthy")):
+        f = contrast_finding(c)
+        assert c["conclusive"] and f["severity"] == "warn" and f["check"] == "contrast"
+        assert f"{worse} is worse than {better} on " in f["sentence"]
+        assert f"{c['difference']:+.3g}" in f["sentence"]  # by how much, as the table prints it
+        assert f["evidence"]["difference"] == c["difference"]
+    assert contrast_finding(minority)["sentence"].startswith(
+        "skewed: minority is worse than majority on label fidelity (higher is better): "
+        "minority − majority = -0.537, 95% interval [")
+    # Controls: conclusive and better (FD lower, label fidelity higher), and inconclusive
+    better_fd = contrast("arm", "noise", "healthy", "fd", _runs([70, 72, 69]), _runs([40, 41, 43]))
+    better_lf = contrast("arm", "a", "b", "label_fidelity", _runs([0.4, 0.41, 0.39], 0.01),
+                         _runs([0.8, 0.81, 0.79], 0.01))
+    null = contrast("arm", "a", "b", "fd", _runs([40, 43, 38]), _runs([41, 39, 42]))
+    assert better_fd["conclusive"] and better_lf["conclusive"] and not null["conclusive"]
+    for c in (better_fd, better_lf, null):
+        f = contrast_finding(c)
+        assert f["severity"] == "info" and f["sentence"] == c["sentence"]
+    # the study's findings list warnings first; the inconclusive ones are counted in one note
+    fs = study_findings([better_fd, null, fd_worse])
+    assert [f["severity"] for f in fs] == ["warn", "info", "info"]
+    assert fs[1]["sentence"] == better_fd["sentence"] and "1 of 3 contrasts" in fs[2]["sentence"]
+    assert study_verdict([better_fd, null, fd_worse]) == [f["sentence"] for f in fs]

@@ -453,6 +453,15 @@ def _command(argv: Sequence[str] | None, relative_to: Path | None) -> str:
     return shlex.join(words)
 
 
+def _study_findings(study: dict[str, Any]) -> list[Finding]:
+    """A study's verdict: its contrasts' findings (written by the study layer); a study.json
+    from before findings had severities gives its verdict sentences as notes."""
+    if "findings" in study:
+        return [Finding(f["check"], f["severity"], f["classes"], f["sentence"], f["evidence"])
+                for f in study["findings"]]
+    return [Finding("study", "info", [], t) for t in study.get("verdict", [])]
+
+
 def render_report(runs: Sequence[RunData], title: str | None = None,
                   intro: str | None = None, factors: Sequence[str] | None = None,
                   study: dict[str, Any] | None = None, relative_to: Path | None = None,
@@ -468,9 +477,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     runs = list(runs)
     if title is None:
         title = f"Audit of {runs[0].label}" if len(runs) == 1 else f"Audit of {len(runs)} runs"
-    # a study's verdict is its contrasts' sentences (written by the study layer)
-    verdict = findings(runs) if study is None else \
-        [Finding("study", "info", [], t) for t in study.get("verdict", [])]
+    verdict = findings(runs) if study is None else _study_findings(study)
     # every fail is shown; warnings and notes fill the top up to VERDICT_TOP
     top = max(VERDICT_TOP, sum(f.severity == "fail" for f in verdict))
     many = len(runs) > COMPACT_ABOVE
