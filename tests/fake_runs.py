@@ -160,7 +160,8 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
 def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
                size: int = 28, per_class: int = 32) -> tuple[list[Path], list[dict], dict]:
     """An arms × seeds study (run folders, audits, study.json's object) built with the study
-    layer's own contrast and arm-summary functions; the last arm collapses class "1"."""
+    layer's own contrast and arm-summary functions; the last arm collapses class "1" and its
+    FD is 20 higher (a conclusive, worse contrast)."""
     from datakit import contrasts as cs
     from datakit.study_results import run_record
     names = {str(c): 40 + 10 * c for c in range(classes)}
@@ -170,7 +171,8 @@ def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
         for s in range(seeds):
             run = make_run(root / "runs" / f"arm{a}" / f"seed{s}", m, per_class=per_class, seed=s,
                            strokes_like=True)
-            audit = fake_audit(m, collapsed=("1",) if a == arms - 1 else (), fd=20.0 + 3 * a + s)
+            last = a == arms - 1  # collapses class "1" and is conclusively further from the reference
+            audit = fake_audit(m, collapsed=("1",) if last else (), fd=20.0 + 3 * a + s + 20 * last)
             dirs.append(run)
             audits.append(audit)
             records.append(run_record(f"arm{a}", s, run, audit, root))

@@ -257,6 +257,17 @@ def test_every_per_class_table_has_a_csv_link(study_page):
     assert len(per_class) == 12
 
 
+def test_a_study_verdict_warns_where_an_arm_is_conclusively_worse(study_page):
+    # the fake arms' FD is 3 per arm higher on every seed, and the last arm's 20 more: arm3
+    # (+29) is conclusively worse than arm0 (a warning); arm1's +3 is within the image noise
+    html = study_page.read_text()
+    verdict = re.search(r'<h2 id="verdict">.*?</ul>', html, flags=re.S).group(0)
+    warns = re.findall(r'<li class="warn"><span class="sev">warn</span> ([^<]*)</li>', verdict)
+    assert any(w.startswith("arm3 is worse than arm0 on FD (lower is better): arm3 − arm0 = +29, "
+                            "95% interval [") for w in warns), warns
+    assert "arm1 is worse" not in html
+
+
 def test_numbers_in_the_verdict_appear_in_the_tables(study_page):
     html = study_page.read_text()
     verdict = re.search(r'<h2 id="verdict">.*?</ul>', html, flags=re.S).group(0)
