@@ -17,6 +17,9 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
 demo: $(STAMP)
 	$(BIN)/datakit demo --out demo
 
