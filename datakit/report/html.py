@@ -40,6 +40,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 #: With more runs than this on one page, runs after each arm's first seed show fewer samples
 #: per class and no animation, so that a 4-arm × 3-seed study stays under 4 MB.
 COMPACT_ABOVE = 4
+#: On such a crowded page each arm's animation is re-encoded below this many bytes (the grids
+#: over time above it show the same samples at full size).
+CROWDED_GIF_BYTES = 100_000
 #: Classes shown with sample grids (the rest are in the table only).
 MAX_GRID_CLASSES = 62
 #: Per-class scatter plots (metric vs training count) per run: the strongest correlations.
@@ -126,7 +129,7 @@ def _page_css() -> Markup:
     return Markup(css)
 
 
-def _training(run: RunData, compact: bool = False) -> dict[str, Any]:
+def _training(run: RunData, compact: bool = False, crowded: bool = False) -> dict[str, Any]:
     """Curves, grids over time (labelled, first to last) and the animation, all inline."""
     # A compact run (a later seed of an arm on a crowded page) shows numbers and tables only;
     # its arm's first run carries the pictures, which keeps a 4-arm × 3-seed page small.
@@ -143,7 +146,8 @@ def _training(run: RunData, compact: bool = False) -> dict[str, Any]:
         except OSError:
             run.problems.append(f"{path.name} cannot be read; it is left out.")
     if run.gif is not None and not compact:
-        ctx["gif"] = evidence.inline_gif(run.gif)
+        ctx["gif"] = evidence.inline_gif(run.gif, CROWDED_GIF_BYTES if crowded
+                                         else evidence.MAX_GIF_BYTES)
     m = run.metrics
     if m is not None and not m.empty:
         last = m.iloc[-1]
@@ -399,8 +403,8 @@ def _shown_path(path: Any, relative_to: Path | None) -> str:
 
 
 def _run_context(run: RunData, index: int, compact: bool = False,
-                 relative_to: Path | None = None, dataset: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
+                 relative_to: Path | None = None, dataset: dict[str, Any] | None = None,
+                 crowded: bool = False) -> dict[str, Any]:
     config = [(k, _shown_path(run.config[k], relative_to) if k == "manifest" else run.config[k])
               for k in CONFIG_KEYS if k in run.config]
     pc = per_class_table(run.audit)
@@ -411,7 +415,7 @@ def _run_context(run: RunData, index: int, compact: bool = False,
         "flagged": int(pc["failed"].sum() + 0) if "failed" in pc else 0,
         "collapsed": int(pc["collapsed"].sum()) if "collapsed" in pc else 0,
         "problems": run.problems,
-        "training": _training(run, compact),
+        "training": _training(run, compact, crowded),
         "quality": _quality(run, compact),
         "links": _links(run, compact),
     }
@@ -503,7 +507,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
         "flagged": flagged_classes(per_class_runs),
         "study": _study_section(study) if study is not None else None,
         "datasets": datasets,
-        "runs": [_run_context(r, i, c, relative_to, ref)
+        "runs": [_run_context(r, i, c, relative_to, ref, crowded=many)
                  for i, (r, c, ref) in enumerate(zip(runs, compact, refs))],
     }
     return _env().get_template("audit.html").render(**ctx)
