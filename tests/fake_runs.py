@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from datakit.report.inline import image_grid
+
 
 def make_run(run_dir: Path, manifest, *, conditional: bool = True, steps: int = 40,
              per_class: int = 6, seed: int = 0, strokes_like: bool = False) -> Path:
@@ -37,9 +39,9 @@ def make_run(run_dir: Path, manifest, *, conditional: bool = True, steps: int = 
                   "images_per_s": 500.0}).to_csv(run_dir / "metrics.csv", index=False)
     (run_dir / "samples").mkdir(exist_ok=True)
     frames = []
-    for s in logged:
-        grid = rng.integers(0, 256, (g.height * 2, g.width * 4), dtype=np.uint8)
-        im = Image.fromarray(grid)
+    for s in logged:  # as the trainer writes them: one row of 8 samples per class, 1 px apart
+        cells = rng.integers(0, 256, (8 * len(names), *g.shape), dtype=np.uint8)
+        im = Image.fromarray(image_grid(cells, 8).squeeze(-1) if g.channels == 1 else image_grid(cells, 8))
         im.save(run_dir / "samples" / f"step_{s:06d}.png")
         frames.append(im)
     frames[0].save(run_dir / "training.gif", save_all=True, append_images=frames[1:], duration=200)

@@ -1,9 +1,11 @@
 """The run-audit report on fake run directories: structure, verdict sentences, escaping, CLI."""
 from __future__ import annotations
 
+import base64
 import json
 import re
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -293,3 +295,34 @@ def test_sample_evidence_is_shown_at_twice_its_pixels(study_page):
     # five grids over time, and the animation inline
     assert html.count("alt=\"samples at step") >= 5 * 4
     assert "data:image/gif;base64," in html and "training.gif" not in html
+    # each grid over time: the class names left of 4 samples a class (of the trainer's 8), at 2×
+    grids = re.findall(r'width="(\d+)" height="(\d+)" alt="samples at step', html)
+    assert grids and set(grids) == {(str(2 * (8 + 6 * 1 + 1 + 4 * 29)), str(2 * (1 + 10 * 29)))}
+    # a crowded page's animations are re-encoded below 100 kB each
+    gifs = re.findall(r'src="data:image/gif;base64,([^"]*)"', html)
+    assert len(gifs) == 4 and all(len(base64.b64decode(g)) <= 100_000 for g in gifs)
+
+
+def test_sample_pictures_keep_black_white_and_move_pixels_by_at_most_half_a_level():
+    from datakit.report.evidence import fewer_levels
+    grey = np.arange(256, dtype=np.uint8)
+    five_bits = fewer_levels(grey, 32)
+    assert len(np.unique(five_bits)) == 32 and five_bits[0] == 0 and five_bits[-1] == 255
+    assert np.abs(five_bits.astype(int) - grey).max() <= 255 / 31 / 2 + 0.5
+    assert np.array_equal(fewer_levels(grey, 256), grey)  # 256 levels: unchanged
+
+
+def test_grid_over_time_is_cut_to_the_first_samples_of_each_class(tmp_path):
+    from PIL import Image
+    from datakit.report.evidence import labelled_grid
+    from datakit.report.inline import image_grid
+    cells = np.zeros((3 * 8, 10, 10, 1), dtype=np.uint8)
+    cells[:, 2:8, 2:8] = 255  # a white square in every cell
+    Image.fromarray(image_grid(cells, 8)[..., 0]).save(tmp_path / "step_000010.png")
+    pic = labelled_grid(tmp_path / "step_000010.png", ["a", "b", "c"], columns=4)
+    # 3 rows of 11 px + 1; 4 columns of 11 px + 1, after a label margin of 8 + 6 px
+    assert (pic.width, pic.height) == (2 * (14 + 1 + 4 * 11), 2 * (1 + 3 * 11))
+    # a grid whose rows are not the classes is shown whole, unlabelled
+    Image.fromarray(np.zeros((40, 90), dtype=np.uint8)).save(tmp_path / "step_000020.png")
+    pic = labelled_grid(tmp_path / "step_000020.png", ["a", "b", "c", "d", "e", "f", "g", "h"], columns=4)
+    assert (pic.width, pic.height) == (2 * 90, 2 * 40)
