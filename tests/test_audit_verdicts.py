@@ -6,6 +6,8 @@ images that are in neither split play a perfect generator.
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -126,3 +128,51 @@ def test_skewed_set_minority_classes_drawn_wrong_are_named_with_an_interval(worl
     good = audit_run(make_run(tmp_path / "good", skewed, world.fresh_images, world.fresh_labels), cfg)
     assert _fails(good) == [] and _failed(good) == {}
     assert not any(f["check"] == "composition" and f["severity"] != "info" for f in good["findings"])
+
+
+# -- the single-run page quotes what its tables show --------------------------------------------
+
+_NUMBER = re.compile(r"(?<![\w.])([+\-−]?\d[\d,]*(?:\.\d+)?)(%| points)?")
+
+
+def _shown(text: str) -> list[tuple[float, int]]:
+    """Numbers of a text as (value, decimals shown); a percentage or "points" as a share.
+    ("95% CI" names the interval; "d points, 95% CI a to b": a and b are points too.)"""
+    text = re.sub(r"points, 95% CI (\S+) to ([^\s);,]+)", r"points, CI \1 points to \2 points", text)
+    text = text.replace("95% CI", "CI")
+    out = []
+    for digits, unit in _NUMBER.findall(text):
+        x = float(digits.replace("−", "-").replace(",", ""))
+        decimals = len(digits.split(".")[1]) if "." in digits else 0
+        out.append((x / 100, decimals + 2) if unit else (x, decimals))
+    return out
+
+
+def _reads_as(quoted: tuple[float, int], cell: tuple[float, int]) -> bool:
+    """A table number reads as a quoted one when either, rounded to the other's shown precision,
+    is the other (the page shows 3 significant digits, a sentence its own)."""
+    (q, qd), (c, cd) = quoted, cell
+    return round(c, qd) == round(q, qd) or round(q, cd) == round(c, cd)
+
+
+def test_numbers_in_a_single_run_verdict_appear_in_its_tables(world, tmp_path):
+    """Every number a single run's verdict sentence quotes (values, floors, intervals of the
+    difference, counts) can be read in the page's tables, to the sentence's precision."""
+    from datakit.report.html import write_report
+    images, labels = world.fresh_images.copy(), world.fresh_labels.copy()
+    fives, threes = np.flatnonzero(labels == 5), np.flatnonzero(labels == 3)
+    images[fives] = images[threes[np.arange(len(fives)) % len(threes)]]  # "5"s that look like 3s
+    sixes = labels == 6
+    images[sixes] = _blurred(images[sixes], 2.5)
+    run = make_run(tmp_path / "run", world.manifest, images, labels)
+    audit = audit_run(run, AuditConfig(**FAST))
+    assert _fails(audit)  # the planted defects are in the verdict
+    html = write_report([run], tmp_path / "report.html", audits=[audit]).read_text()
+    verdict = re.search(r'<h2 id="verdict">.*?(?=<h2 )', html, flags=re.S).group(0)
+    sentences = [re.sub(r"<[^>]+>", "", s) for s in re.findall(r"<li[^>]*>(.*?)</li>", verdict, flags=re.S)]
+    tables = " ".join(re.findall(r"<table.*?</table>", html, flags=re.S))
+    assert sum(len(_shown(s)) for s in sentences) > 10  # values, floors, intervals, counts
+    cells = [n for text in re.findall(r">([^<>]+)<", tables) for n in _shown(text)]
+    missing = [(q, s) for s in sentences for q in _shown(s)
+               if not any(_reads_as(q, c) for c in cells)]
+    assert missing == [], missing

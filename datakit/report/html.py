@@ -252,7 +252,8 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     counts = [c for c in ("train_count", "generated_count") if c in pc]
     rows = []
     for r in pc.to_dict("records") if not pc.empty else []:
-        r["cells"] = [(r.get(c), r.get(f"{c}_floor"), _worse(r, c)) for c in columns]
+        r["cells"] = [(r.get(c), r.get(f"{c}_floor"), _worse(r, c),
+                       _difference(r, c) if _worse(r, c) else None) for c in columns]
         rows.append(r)
     header = ["class"] + counts + [x for c in columns for x in (c, f"{c}_floor")] \
         + ["collapsed", "collapse_evidence", "failed", "failure_reasons"]
@@ -281,14 +282,30 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     }
 
 
+#: Per-class columns decided against their floor, and the audit's name of each check.
+FLOOR_TESTS = {"label_fidelity": "label_fidelity", "fd": "fd", "coverage": "coverage",
+               "generated_share_ratio": "share", "modes_covered": "modes"}
+
+
 def _worse(row: dict[str, Any], column: str) -> bool:
     """Whether a per-class cell is clearly worse than its floor (the audit's own decision)."""
-    reason = {"label_fidelity": "label_fidelity", "fd": "fd", "coverage": "coverage",
-              "generated_share_ratio": "share", "modes_covered": "modes"}.get(column)
+    reason = FLOOR_TESTS.get(column)
     if reason is None:
         return False
     test = (row.get("vs_floor") or {}).get(reason) or {}
     return bool(test.get("worse")) or reason in (row.get("failure_reasons") or [])
+
+
+def _difference(row: dict[str, Any], column: str) -> dict[str, Any] | None:
+    """The failure evidence of a worse cell, as the verdict quotes it: the difference to the
+    floor with its 95% interval, and for FD the value as a multiple of the floor."""
+    test = (row.get("vs_floor") or {}).get(FLOOR_TESTS.get(column, "")) or {}
+    if test.get("difference") is None:
+        return None
+    value, floor = test.get("value"), test.get("floor")
+    ratio = value / floor if column == "fd" and value is not None and floor else None
+    return {"difference": test["difference"], "ci_low": test.get("ci_low"),
+            "ci_high": test.get("ci_high"), "ratio": ratio}
 
 
 def _confusion(conf: dict[str, Any]) -> list[dict[str, Any]]:
