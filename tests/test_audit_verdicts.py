@@ -139,6 +139,7 @@ def _shown(text: str) -> list[tuple[float, int]]:
     """Numbers of a text as (value, decimals shown); a percentage or "points" as a share.
     ("95% CI" names the interval; "d points, 95% CI a to b": a and b are points too.)"""
     text = re.sub(r"points, 95% CI (\S+) to ([^\s);,]+)", r"points, CI \1 points to \2 points", text)
+    text = re.sub(r"(\S+) to (\S+) points", r"\1 points to \2 points", text)
     text = text.replace("95% CI", "CI")
     out = []
     for digits, unit in _NUMBER.findall(text):

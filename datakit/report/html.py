@@ -70,7 +70,8 @@ SHORT = {"train_count": ("train", "training images of the class"),
          "close_pair_share": ("close", "share of sample pairs nearly identical"),
          "memorised_share": ("mem", "share of samples closer to a training image than real images are"),
          "ct": ("C_T", "data-copying statistic (< −3: copying, > 0: underfitting)"),
-         "cas_accuracy": ("CAS", "accuracy on real images of a classifier trained on samples")}
+         "cas_accuracy": ("CAS", "accuracy on real images of a classifier trained on samples"),
+         "recall": ("rec", "recall: share of the class's real images inside its samples' k-NN manifold")}
 
 
 def _env() -> Environment:
@@ -247,7 +248,8 @@ def _memorisation(run: RunData) -> dict[str, Any]:
 
 def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     pc = per_class_table(run.audit)
-    columns = [c for c in PER_CLASS_METRICS
+    _recall_column(pc)
+    columns = [c for c in PER_CLASS_METRICS + ("recall",)
                if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
     counts = [c for c in ("train_count", "generated_count") if c in pc]
     rows = []
@@ -282,9 +284,20 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     }
 
 
+def _recall_column(pc: pd.DataFrame) -> None:
+    """The partial-collapse recall test (audit.json ``vs_floor.recall``) as a per-class column
+    with its floor, so that a recall failure the verdict quotes can be read in the table."""
+    if pc.empty or "vs_floor" not in pc:
+        return
+    tests = [(v or {}).get("recall") or {} for v in pc["vs_floor"]]
+    if any(t.get("value") is not None for t in tests):
+        pc["recall"] = [t.get("value") for t in tests]
+        pc["recall_floor"] = [t.get("floor") for t in tests]
+
+
 #: Per-class columns decided against their floor, and the audit's name of each check.
 FLOOR_TESTS = {"label_fidelity": "label_fidelity", "fd": "fd", "coverage": "coverage",
-               "generated_share_ratio": "share", "modes_covered": "modes"}
+               "generated_share_ratio": "share", "modes_covered": "modes", "recall": "recall"}
 
 
 def _worse(row: dict[str, Any], column: str) -> bool:
