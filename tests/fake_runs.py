@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -159,36 +160,45 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
     return prepare_audit(audit, "fake audit")
 
 
+#: Arm names as long as those of the committed studies (chars74k_composition, class_skew):
+#: a study page's tables must fit at 1280 px with them.
+LONG_ARM_NAMES = ("balanced_acgan", "skewed_acgan", "goodimg_diffaugment", "goodimg_fnt")
+
+
 def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
-               size: int = 28, per_class: int = 32) -> tuple[list[Path], list[dict], dict]:
+               size: int = 28, per_class: int = 32, arm_names: Sequence[str] | None = None,
+               ) -> tuple[list[Path], list[dict], dict]:
     """An arms × seeds study (run folders, audits, study.json's object) built with the study
     layer's own contrast and arm-summary functions; the last arm collapses class "1" and its
-    FD is 20 higher (a conclusive, worse contrast)."""
+    FD is 20 higher (a conclusive, worse contrast). ``arm_names``: the arms' names (default
+    arm0, arm1, ...; :data:`LONG_ARM_NAMES` are as long as the committed studies' ones)."""
+    arm = list(arm_names) if arm_names else [f"arm{a}" for a in range(arms)]
+    assert len(arm) == arms, f"{len(arm)} arm names for {arms} arms"
     from datakit import contrasts as cs
     from datakit.study_results import run_record
     names = {str(c): 40 + 10 * c for c in range(classes)}
     dirs, audits, records, arm_rows = [], [], [], []
     for a in range(arms):
-        m = stroke_manifest(root / "manifests" / f"arm{a}.parquet", names, size, seed=a)
+        m = stroke_manifest(root / "manifests" / f"{arm[a]}.parquet", names, size, seed=a)
         for s in range(seeds):
-            run = make_run(root / "runs" / f"arm{a}" / f"seed{s}", m, per_class=per_class, seed=s,
+            run = make_run(root / "runs" / arm[a] / f"seed{s}", m, per_class=per_class, seed=s,
                            strokes_like=True)
             last = a == arms - 1  # collapses class "1" and is conclusively further from the reference
             audit = fake_audit(m, collapsed=("1",) if last else (), fd=20.0 + 3 * a + s + 20 * last)
             dirs.append(run)
             audits.append(audit)
-            records.append(run_record(f"arm{a}", s, run, audit, root))
+            records.append(run_record(arm[a], s, run, audit, root))
     for a in range(arms):
         metrics = {k: cs.arm_summary([cs.measurement(r["seed"], r["summary"][k]) for r in records
-                                      if r["arm"] == f"arm{a}"]) for k in records[0]["summary"]}
-        arm_rows.append({"arm": f"arm{a}", "manifest": None, "levels": {}, "sweep": None,
+                                      if r["arm"] == arm[a]]) for k in records[0]["summary"]}
+        arm_rows.append({"arm": arm[a], "manifest": None, "levels": {}, "sweep": None,
                          "n_seeds": seeds, "metrics": metrics})
     contrasts = []
     for a in range(1, arms):
         for k in ("fd", "precision"):
-            ra = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == "arm0"]
-            rb = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == f"arm{a}"]
-            contrasts.append(cs.contrast("arm", "arm0", f"arm{a}", k, ra, rb, seed=a))
+            ra = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == arm[0]]
+            rb = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == arm[a]]
+            contrasts.append(cs.contrast("arm", arm[0], arm[a], k, ra, rb, seed=a))
     study = {"study": "fake", "title": "Fake study", "file": None, "executor": "local",
              "seeds": list(range(seeds)),
              "budget": {"description": "40 steps of 8 images per arm and seed."},

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from datakit.report.html import write_report
-from fake_runs import fake_audit, fake_study, make_run
+from fake_runs import LONG_ARM_NAMES, fake_audit, fake_study, make_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -94,9 +94,11 @@ def test_report_loads_in_headless_chromium(tmp_path, make_manifest):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 def test_study_page_loads_fits_and_sorts_in_headless_chromium(tmp_path):
+    # 4 arms × 3 seeds named as long as the committed studies' arms: the class × run tables
+    # hold 12 run columns, as on the real pages, and must still fit at 1280 px
     (tmp_path / "manifests").mkdir()
-    dirs, audits, study = fake_study(tmp_path, arms=2, seeds=2, per_class=32)
+    dirs, audits, study = fake_study(tmp_path, arms=4, seeds=3, per_class=32, arm_names=LONG_ARM_NAMES)
     page = write_report(dirs, tmp_path / "report.html", audits=audits, study=study,
                         relative_paths=True, title="Fake study",
-                        labels=[f"arm{a} (seed {s})" for a in range(2) for s in range(2)])
+                        labels=[f"{a} (seed {s})" for a in LONG_ARM_NAMES for s in range(3)])
     _check(*_load(tmp_path, page))
