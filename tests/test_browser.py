@@ -39,10 +39,20 @@ window.addEventListener('load', function () {
     var after = Array.from(t.tBodies[0].rows).map(function (r) { return r.cells[0].textContent; });
     sorted = {before: before, after: after};
   }
+  // a class x run table sorts by a run column of its last header row (runs under their arm)
+  var heat = null, key = function (r) { return parseFloat(r.cells[1].getAttribute('data-sort')); };
+  Array.from(document.querySelectorAll('table.heatmap')).some(function (h) {
+    var keys = Array.from(h.tBodies[0].rows).map(key);
+    if (keys.some(isNaN) || keys.every(function (k) { return k === keys[0]; })) return false;
+    var head = h.tHead.rows[h.tHead.rows.length - 1];
+    head.cells[1].click();
+    heat = {header_rows: h.tHead.rows.length, before: keys, after: Array.from(h.tBodies[0].rows).map(key)};
+    return true;
+  });
   var pre = document.createElement('pre');
   pre.id = '__probe';
   pre.textContent = JSON.stringify({images: imgs, errors: window.__errors, overflow: overflow,
-                                   sorted: sorted});
+                                   sorted: sorted, heat: heat});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -78,6 +88,8 @@ def _check(probe, html, stderr):
     if probe["sorted"]:
         assert probe["sorted"]["after"] != probe["sorted"]["before"]
         assert sorted(probe["sorted"]["after"]) == sorted(probe["sorted"]["before"])
+    if probe["heat"]:
+        assert probe["heat"]["after"] == sorted(probe["heat"]["before"]) != probe["heat"]["before"]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -101,4 +113,19 @@ def test_study_page_loads_fits_and_sorts_in_headless_chromium(tmp_path):
     page = write_report(dirs, tmp_path / "report.html", audits=audits, study=study,
                         relative_paths=True, title="Fake study",
                         labels=[f"{a} (seed {s})" for a in LONG_ARM_NAMES for s in range(3)])
-    _check(*_load(tmp_path, page))
+    probe, html, stderr = _load(tmp_path, page)
+    _check(probe, html, stderr)
+    assert probe["heat"]["header_rows"] == 2  # each arm heads its three seeds' columns
+    assert html.count('<th class="arm" colspan="3">goodimg_diffaugment</th>') == 4
+
+
+def test_run_columns_are_headed_by_their_arm_over_their_seeds():
+    # (no browser needed) the header rows that keep 12 runs of long arm names within 1280 px
+    from datakit.report.comparison import column_groups
+    groups, seeds = column_groups(["skewed_acgan s0", "skewed_acgan s1", "goodimg_fnt (seed 2)",
+                                   "skewed_acgan s12"])
+    assert groups == [{"name": "skewed_acgan", "span": 2}, {"name": "goodimg_fnt", "span": 1},
+                      {"name": "skewed_acgan", "span": 1}]
+    assert seeds == ["s0", "s1", "s2", "s12"]
+    assert column_groups(["skewed_acgan s0", "run_b"]) is None  # a label without a seed: one row
+    assert column_groups(["seeds0"]) is None and column_groups([]) is None

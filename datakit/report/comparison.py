@@ -3,11 +3,14 @@
 A heatmap is an HTML table (one per metric): rows are classes, columns are runs; each cell
 holds the value, a ✗ when the class is clearly worse than its floor on that check and a C
 when the class collapsed, and a background colour. It reads with scripts and colours off.
+Runs named "arm s0" or "arm (seed 0)" are headed by their arm over their seeds (two header
+rows), so that 12 runs of long arm names fit the page's width.
 """
 from __future__ import annotations
 
 import csv
 import io
+import re
 import urllib.parse
 from typing import Any, Sequence
 
@@ -50,6 +53,26 @@ def _colour(v: float | None, better: str, worse: bool) -> str:
     return f"rgba(76, 114, 176, {alpha:.2f})"
 
 
+#: A run label that names an arm and a seed: "arm s0" or "arm (seed 0)".
+_ARM_SEED = re.compile(r"^(?P<arm>.+?) (?:s(?P<s>\d+)|\(seed (?P<seed>\d+)\))$")
+
+
+def column_groups(labels: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """Header rows for ``labels`` when every one names an arm and a seed: the arms in order,
+    each with how many consecutive columns it spans, and a short seed label ("s0") per column.
+    None when some label does not name a seed (then each column is headed by its label)."""
+    found = [_ARM_SEED.match(lab) for lab in labels]
+    if not found or not all(found):
+        return None
+    groups: list[dict[str, Any]] = []
+    for m in found:
+        if groups and groups[-1]["name"] == m["arm"]:
+            groups[-1]["span"] += 1
+        else:
+            groups.append({"name": m["arm"], "span": 1})
+    return groups, [f"s{m['s'] if m['s'] is not None else m['seed']}" for m in found]
+
+
 def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
     """One heatmap per metric over ``runs`` = [(label, per_class rows)], classes in the first
     run's order. Each cell: {text, colour, worse, collapsed}."""
@@ -75,8 +98,9 @@ def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str,
                               "sort": "" if v is None else repr(v)})
             table.append({"class_name": c, "cells": cells})
         if any(cell["text"] != "–" for row in table for cell in row["cells"]):
+            labels = [lab for lab, _ in runs]
             out.append({"key": key, "header": header, "legend": legend,
-                        "runs": [lab for lab, _ in runs], "rows": table,
+                        "runs": labels, "groups": column_groups(labels), "rows": table,
                         "csv": csv_uri(["class"] + [lab for lab, _ in runs],
                                        [[row["class_name"]] + [cell["sort"] for cell in row["cells"]]
                                         for row in table])})

@@ -1,7 +1,8 @@
 // Click a column header of a sortable table to sort its rows (again: reverse). Cells sort
 // by their data-sort value when they have one, else by their number, else by their text.
+// A table with two header rows (runs under their arm) sorts by the cells of the last one.
 document.querySelectorAll("table.sortable").forEach(function (table) {
-  var head = table.tHead ? table.tHead.rows[0] : null;
+  var head = table.tHead ? table.tHead.rows[table.tHead.rows.length - 1] : null;
   if (!head) return;
   Array.prototype.forEach.call(head.cells, function (th, col) {
     th.classList.add("sorts");
