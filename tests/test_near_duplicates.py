@@ -52,12 +52,17 @@ def _digits(n: int) -> np.ndarray:
     return (np.kron(d, np.ones((4, 4))) * 15).astype(np.uint8)[..., None]
 
 
-def test_edited_copies_are_found_and_distinct_images_are_not():
-    originals = _digits(200)
-    rng = np.random.default_rng(1)
+def _with_edited_copies(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` digits, then a noisy copy of each, then a brighter copy of each."""
+    originals = _digits(n)
+    rng = np.random.default_rng(seed)
     noisy = np.clip(originals.astype(int) + rng.normal(0, 6, originals.shape), 0, 255).astype(np.uint8)
     brighter = np.clip(originals.astype(int) + 20, 0, 255).astype(np.uint8)
-    pixels = np.concatenate([originals, noisy, brighter])
+    return originals, np.concatenate([originals, noisy, brighter])
+
+
+def test_edited_copies_are_found_and_distinct_images_are_not():
+    originals, pixels = _with_edited_copies(200, seed=1)
     groups = near_duplicate_groups(pixels)
     n = len(originals)
     found = [(groups[k] >= 0 and groups[k] == groups[k + n] == groups[k + 2 * n]) for k in range(n)]
@@ -115,11 +120,7 @@ def test_groups_are_the_connected_components_of_close_correlating_pairs():
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from datakit.stats import NEAR_THRESHOLD, thumbnails
-    originals = _digits(300)
-    rng = np.random.default_rng(3)
-    noisy = np.clip(originals.astype(int) + rng.normal(0, 6, originals.shape), 0, 255).astype(np.uint8)
-    brighter = np.clip(originals.astype(int) + 20, 0, 255).astype(np.uint8)
-    pixels = np.concatenate([originals, noisy, brighter])
+    originals, pixels = _with_edited_copies(300, seed=3)
     hashes = perceptual_hash(pixels)
     i, j = np.array(sorted(_brute_force_pairs(hashes, 2))).T
     t = thumbnails(pixels)
