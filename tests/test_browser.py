@@ -49,24 +49,40 @@ window.addEventListener('load', function () {
     heat = {header_rows: h.tHead.rows.length, before: keys, after: Array.from(h.tBodies[0].rows).map(key)};
     return true;
   });
+  // the smallest text in any table: each element holding text of its own, by computed size
+  var smallest = {px: 1e9, what: null};
+  document.querySelectorAll('table *').forEach(function (e) {
+    var own = Array.from(e.childNodes).some(function (n) { return n.nodeType === 3 && n.textContent.trim(); });
+    var px = parseFloat(getComputedStyle(e).fontSize);
+    if (own && px < smallest.px) smallest = {px: px, what: e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 20)};
+  });
   var pre = document.createElement('pre');
   pre.id = '__probe';
   pre.textContent = JSON.stringify({images: imgs, errors: window.__errors, overflow: overflow,
-                                   sorted: sorted, heat: heat});
+                                   sorted: sorted, heat: heat, smallest: smallest});
   document.body.appendChild(pre);
 });
 </script>"""
 
 
-def _load(tmp_path, page):
-    """Load a copy of ``page`` with the probe at 1280 px; returns (probe, html, stderr)."""
+#: 10 pt in CSS pixels: the smallest text a table may hold, on screen and on paper.
+TEN_PT = 10 * 96 / 72
+#: Width of an A4 landscape page inside the print stylesheet's 1 cm margins, in CSS pixels.
+A4_LANDSCAPE = round((297 - 20) / 25.4 * 96)
+
+
+def _load(tmp_path, page, width=1280, print_rules=False):
+    """Load a copy of ``page`` with the probe at ``width`` px; returns (probe, html, stderr).
+    ``print_rules``: apply the print stylesheet on screen (the page as printed, at its width)."""
     html = page.read_text()
     probed = tmp_path / "probed.html"
-    probed.write_text(html.replace("<head>", "<head>" + PROBE, 1))
+    shown = html.replace("@media print {", "@media all {") if print_rules else html
+    assert shown != html or not print_rules, "the page has no print stylesheet"
+    probed.write_text(shown.replace("<head>", "<head>" + PROBE, 1))
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
-           "--window-size=1280,900",
+           f"--window-size={width},900",
            "--enable-logging=stderr", "--v=0", "--dump-dom", probed.as_uri()]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     found = re.search(r'<pre id="__probe">(.*?)</pre>', proc.stdout, flags=re.S)
@@ -84,7 +100,8 @@ def _check(probe, html, stderr):
     n_img = html.count("<img ")
     assert len(probe["images"]) == n_img > 10
     assert all(i["ok"] and i["w"] > 0 for i in probe["images"]), probe["images"]
-    assert probe["overflow"] == []  # at 1280 px every table fits its container
+    assert probe["overflow"] == []  # every table fits its container
+    assert probe["smallest"]["px"] >= TEN_PT - 0.01, probe["smallest"]  # table text >= 10 pt
     if probe["sorted"]:
         assert probe["sorted"]["after"] != probe["sorted"]["before"]
         assert sorted(probe["sorted"]["after"]) == sorted(probe["sorted"]["before"])
@@ -104,19 +121,41 @@ def test_report_loads_in_headless_chromium(tmp_path, make_manifest):
     _check(*_load(tmp_path, page))
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
-def test_study_page_loads_fits_and_sorts_in_headless_chromium(tmp_path):
-    # 4 arms × 3 seeds named as long as the committed studies' arms: the class × run tables
-    # hold 12 run columns, as on the real pages, and must still fit at 1280 px
-    (tmp_path / "manifests").mkdir()
-    dirs, audits, study = fake_study(tmp_path, arms=4, seeds=3, per_class=32, arm_names=LONG_ARM_NAMES)
-    page = write_report(dirs, tmp_path / "report.html", audits=audits, study=study,
+@pytest.fixture(scope="module")
+def long_study_page(tmp_path_factory):
+    """4 arms × 3 seeds named as long as the committed studies' arms: the class × run tables
+    hold 12 run columns and the runs-compared table 12 rows, as on the real pages."""
+    root = tmp_path_factory.mktemp("long_study")
+    (root / "manifests").mkdir()
+    dirs, audits, study = fake_study(root, arms=4, seeds=3, per_class=32, arm_names=LONG_ARM_NAMES)
+    return write_report(dirs, root / "report.html", audits=audits, study=study,
                         relative_paths=True, title="Fake study",
                         labels=[f"{a} (seed {s})" for a in LONG_ARM_NAMES for s in range(3)])
-    probe, html, stderr = _load(tmp_path, page)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.parametrize("width, print_rules", [(1280, False), (1024, False), (A4_LANDSCAPE, True)],
+                         ids=["1280px", "1024px", "A4-landscape-print"])
+def test_study_page_loads_fits_and_sorts_in_headless_chromium(tmp_path, long_study_page, width,
+                                                              print_rules):
+    # every table fits its container with text of at least 10 pt: on a wide and a small
+    # screen, and with the print stylesheet on an A4 landscape page
+    probe, html, stderr = _load(tmp_path, long_study_page, width, print_rules)
     _check(probe, html, stderr)
     assert probe["heat"]["header_rows"] == 2  # each arm heads its three seeds' columns
     assert html.count('<th class="arm" colspan="3">goodimg_diffaugment</th>') == 4
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_the_probe_sees_overflow_and_small_table_text(tmp_path, long_study_page):
+    # control: the same page at 700 px on screen overflows, and 8 pt print table text is caught
+    narrow, _, _ = _load(tmp_path, long_study_page, 700)
+    assert narrow["overflow"]
+    small = tmp_path / "small.html"
+    small.write_text(long_study_page.read_text().replace(
+        "</style>", "@media print { table td { font-size: 8pt; } }\n</style>", 1))
+    printed, _, _ = _load(tmp_path, small, A4_LANDSCAPE, print_rules=True)
+    assert printed["smallest"]["px"] < TEN_PT
 
 
 def test_run_columns_are_headed_by_their_arm_over_their_seeds():

@@ -73,6 +73,25 @@ SHORT = {"train_count": ("train", "training images of the class"),
          "cas_accuracy": ("CAS", "accuracy on real images of a classifier trained on samples"),
          "recall": ("rec", "recall: share of the class's real images inside its samples' k-NN manifold")}
 
+#: Runs-compared table: short header and legend of each column (short, so that 15 columns fit
+#: 1024 px and an A4 page at 10 pt).
+RUNS_SHORT = {"steps": ("steps", "training steps done"),
+              "images": ("images", "training images"),
+              "synthetic_share": ("synth", "share of synthetic images in the training set"),
+              "wild_share": ("wild", "share of wild (photographed) images in the training set"),
+              "handwritten_share": ("hand", "share of handwritten images in the training set"),
+              "skew": ("skew", "imbalance ratio of the training set (max/min class count)"),
+              "fd": ("FD", "Fréchet distance in the judge's features (lower is better)"),
+              "kid": ("KID", "kernel distance in the judge's features, in their squared units (lower is better)"),
+              "precision": ("prec", "precision: share of samples inside the real images' k-NN manifold"),
+              "recall": ("rec", "recall: share of real images inside the samples' k-NN manifold"),
+              "density": ("dens", "density: how many real images' k-NN balls hold each sample, ÷ k (about 1 for real images)"),
+              "coverage": ("cov", "coverage: share of real images with a generated sample nearby"),
+              "fd_floor": ("floor", "FD between held-out and training real images at the same n"),
+              "fd_n": ("n", "generated and held-out images each metric and floor is computed on"),
+              "collapsed_classes": ("coll", "classes that collapsed"),
+              "failed_classes": ("fail", "classes clearly worse than their real-vs-real floor")}
+
 
 def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)),
@@ -416,11 +435,9 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     cols = [c for c in ("run", "steps", "images") if c in df] + shares_present \
         + (["skew"] if "skew" in df else []) + metrics \
         + [c for c in ("fd_floor", "fd_n") if c in df] + ["collapsed_classes", "failed_classes"]
-    short = {"collapsed_classes": "collapsed", "failed_classes": "failed", "kid": "KID",
-             "synthetic_share": "synthetic", "wild_share": "wild", "handwritten_share": "handwritten",
-             "fd_floor": "FD floor", "fd_n": "n", "fd": "FD"}
     records = df.to_dict("records")
-    return {"columns": cols, "short": short, "rows": records, "comparable": comparable,
+    return {"columns": cols, "short": {c: RUNS_SHORT[c][0] for c in cols if c in RUNS_SHORT},
+            "legend": [RUNS_SHORT[c] for c in cols if c in RUNS_SHORT], "rows": records, "comparable": comparable,
             "csv": csv_uri(cols, [[r.get(c) for c in cols] for r in records]),
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
