@@ -247,6 +247,17 @@ def test_study_page_opens_with_the_comparison_and_stays_small(study_page):
     assert str(study_page.parent) not in html and "/tmp/" not in html
 
 
+def test_runs_compared_has_short_headers_explained_by_a_legend(study_page):
+    # short headers keep the 15 columns within 1024 px at 10 pt; the legend names each one
+    html = study_page.read_text()
+    section = html[html.index("4. Runs compared"):html.index('id="datasets"')]
+    assert '<th class="sticky">run</th>' in section and "&#34;" not in section
+    heads = re.findall(r"<th>([^<]*)</th>", section.split("</thead>")[0])
+    assert heads[:2] == ["steps", "images"] and "coll" in heads and "fail" in heads
+    assert all(len(h) <= 6 for h in heads), heads
+    assert re.findall(r"<dt>([^<]*)</dt>", section) == heads
+
+
 def test_every_per_class_table_has_a_csv_link(study_page):
     import urllib.parse
     html = study_page.read_text()
