@@ -1,0 +1,19 @@
+"""The hand-run benchmarks still run: a tiny bench/train end to end (its numbers are not
+checked here — speed targets live in the benchmark's own output, never in unit tests)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+@pytest.mark.slow
+def test_bench_train_runs_on_a_tiny_setting():
+    out = subprocess.run([sys.executable, str(BENCH / "train"), "--width", "8", "--batch-size", "8",
+                          "--steps", "2", "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "share of peak" in out.stdout and "speed-up vs textbook" in out.stdout
