@@ -17,8 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from datakit.progress import log
-from datakit.study import StudyResult, parse_study, run_study
+from datakit._core.progress import log
+from datakit.study.runner import StudyResult, run_study
+from datakit.study.spec import parse_study
 
 
 @dataclass

@@ -4,7 +4,7 @@ Method (Northcutt, Jiang & Chuang, "Confident Learning", JAIR 2021), implemented
 from the paper (cleanlab itself is AGPL; datakit is MIT):
 
 1. Out-of-fold predicted probabilities ``P`` (N×K): the manifest is cut into ``folds``
-   stratified folds; for each, the judge network (:mod:`datakit.audit.judge`) is trained
+   stratified folds; for each, the judge network (:mod:`datakit.judge.network`) is trained
    on the other folds and predicts the held-out one, so no row is scored by a network
    that saw its label.
 2. Per-class thresholds ``t_j``: the mean self-confidence ``P[i, j]`` of the rows
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from datakit.errors import DatakitError, ManifestError, UnknownName
-from datakit.manifest import Manifest
+from datakit.manifest.model import Manifest
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,8 @@ def out_of_fold_probabilities(images: np.ndarray, labels: np.ndarray, classes: l
     """N×K softmax probabilities, each row predicted by a judge trained without its fold."""
     from scipy.special import softmax
 
-    from datakit.audit.judge import Judge, JudgeConfig
-    from datakit.progress import progress
+    from datakit._core.progress import progress
+    from datakit.judge.network import Judge, JudgeConfig
 
     fold = stratified_folds(labels, config.folds, config.seed)
     probs = np.zeros((len(labels), len(classes)))

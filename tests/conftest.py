@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 os.environ.setdefault("DATAKIT_PROGRESS", "0")
@@ -61,7 +60,7 @@ def make_manifest(tmp_path):
 
     Each image is a distinct random pattern, so there are no accidental duplicates.
     """
-    from datakit.manifest import write_manifest
+    from datakit.manifest.write import write_manifest
     from datakit.sources.common import build_table
 
     def _make(counts: dict[str, int] | None = None, *, name: str = "toy", size: int = 8,

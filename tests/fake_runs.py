@@ -70,7 +70,7 @@ def strokes(rng: np.random.Generator, n: int, shape: tuple[int, ...]) -> np.ndar
 
 def stroke_manifest(path: Path, counts: dict[str, int], size: int, seed: int):
     """A manifest of stroke images (see :func:`strokes`), 20% of each class held out as "test"."""
-    from datakit.manifest import write_manifest
+    from datakit.manifest.write import write_manifest
     from datakit.sources.common import build_table
     rng = np.random.default_rng(seed)
     records, images = [], []
@@ -91,8 +91,17 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
                judge_checksum: str | None = None, reference_checksum: str | None = None) -> dict:
     """An audit dictionary built with the audit's own schema (dataclasses + validation), so
     that the report is only ever tested on the shape ``datakit audit`` writes."""
-    from datakit.audit.schema import (SCHEMA_VERSION, ClassRow, Confusion, Finding, FloorTest, Metric,
-                                      Reference, prepare_audit, sort_findings)
+    from datakit.audit.schema import (
+        SCHEMA_VERSION,
+        ClassRow,
+        Confusion,
+        Finding,
+        FloorTest,
+        Metric,
+        Reference,
+        prepare_audit,
+        sort_findings,
+    )
     t = manifest.table
     names = list(manifest.vocabulary)
     counts = {c: int((t["class_name"] == c).sum()) for c in names}
@@ -174,8 +183,8 @@ def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
     arm0, arm1, ...; :data:`LONG_ARM_NAMES` are as long as the committed studies' ones)."""
     arm = list(arm_names) if arm_names else [f"arm{a}" for a in range(arms)]
     assert len(arm) == arms, f"{len(arm)} arm names for {arms} arms"
-    from datakit import contrasts as cs
-    from datakit.study_results import run_record
+    from datakit.study import contrasts as cs
+    from datakit.study.results import run_record
     names = {str(c): 40 + 10 * c for c in range(classes)}
     dirs, audits, records, arm_rows = [], [], [], []
     for a in range(arms):

@@ -1,4 +1,4 @@
-"""Known answers of the per-class floor rules (datakit.audit.floors) and the share expectation."""
+"""Known answers of the per-class floor rules (datakit.audit.stats.floors) and the share expectation."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -6,8 +6,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from datakit.audit import floors
 from datakit.audit.checks import shares
+from datakit.audit.stats import floors
 
 
 # Newcombe (1998), Statistics in Medicine 17:873-890, Table II, method 10 (hybrid score).

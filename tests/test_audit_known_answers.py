@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from datakit.audit import AuditConfig, audit_run, judge_for_manifest, metrics
-from datakit.audit.judge import Judge, split_real
-from datakit.manifest import Manifest, write_manifest
+from datakit.audit import AuditConfig, audit_run, judge_for_manifest
+from datakit.judge import metrics
+from datakit.judge.network import Judge, split_real
+from datakit.manifest.model import Manifest
+from datakit.manifest.write import write_manifest
 from datakit.sources.common import build_table
 from datakit.sources.digits import load_digits_arrays
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from datakit.audit import amplification, calibration, metrics
-from datakit.audit.memorisation import mann_whitney_z
+from datakit.audit.stats import amplification, calibration
+from datakit.audit.stats.memorisation import mann_whitney_z
 from datakit.errors import DatakitError
+from datakit.judge import metrics
 
 
 def _gaussians(n_real=300, n_fake=250, d=8, shift=0.3, seed=0):
@@ -156,7 +157,7 @@ def test_copies_sit_at_distance_zero_and_at_the_radius_of_their_original():
 
 
 def test_close_pair_share_with_zero_radius_is_a_share():
-    from datakit.audit.per_class import close_pair_share
+    from datakit.audit.stats.collapse import close_pair_share
     x = np.repeat(np.arange(5.0)[:, None], 4, axis=0) * np.ones((1, 3))  # 5 points, 4 copies each
     assert close_pair_share(x, 0.0) == pytest.approx(5 * 6 / (20 * 19 / 2))  # the copy pairs only
     assert close_pair_share(np.arange(6.0)[:, None], 0.0) == 0.0
@@ -256,7 +257,7 @@ def _ct_world(seed=0, n_train=600, n_test=300, n_gen=400):
 def test_data_copying_ct_matches_the_transcribed_definition(case):
     from sklearn.cluster import KMeans
 
-    from datakit.audit.memorisation import data_copying_ct
+    from datakit.audit.stats.memorisation import data_copying_ct
     train, test, fresh, rng = _ct_world()
     gen = {"copies": train[rng.choice(len(train), 400)] + rng.normal(size=(400, 3)) * 0.01,
            "fresh": fresh, "noisy": fresh + rng.normal(size=fresh.shape) * 1.0}[case]
@@ -270,7 +271,7 @@ def test_data_copying_ct_matches_the_transcribed_definition(case):
 
 
 def test_data_copying_ct_uses_only_cells_with_more_than_20_generated_samples():
-    from datakit.audit.memorisation import data_copying_ct
+    from datakit.audit.stats.memorisation import data_copying_ct
     train, test, gen, _ = _ct_world()
     assert data_copying_ct(train, test, gen[:20], cells=1)["value"] is None  # 20 is not > 20
     assert data_copying_ct(train, test, gen[:21], cells=1)["cells_used"] == 1

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from datakit.audit import AuditConfig
-from datakit.audit.checks import CheckResult, register_check, registered_checks, unregister_check
 from datakit.audit.checks import modes as modes_check
-from datakit.audit import floors
-from datakit.audit.modes import assign_modes, fit_modes, modes_covered, recall_statistic
+from datakit.audit.registry import CheckResult, register_check, registered_checks, unregister_check
+from datakit.audit.stats import floors
+from datakit.audit.stats.modes import assign_modes, fit_modes, modes_covered, recall_statistic
 
 
 def _blobs(n_per: int, centres: np.ndarray, rng, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:

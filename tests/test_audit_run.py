@@ -9,7 +9,7 @@ import pytest
 
 from datakit.audit import AuditConfig, audit_run
 from datakit.errors import DatakitError, RunDirError
-from datakit.manifest import write_manifest
+from datakit.manifest.write import write_manifest
 from datakit.sources.common import build_table
 from datakit.sources.digits import load_digits_arrays
 
@@ -166,8 +166,8 @@ def test_labels_outside_the_vocabulary_are_refused(digits_manifest, tmp_path):
 @pytest.mark.parametrize("size,channels", [(20, 3), (64, 1), (28, 3)])
 def test_judge_reads_any_store_size_and_channel_count(make_manifest, size, channels):
     """Colour or grey glyphs at any store size go through the judge resized to 32×32."""
-    from datakit.audit.features import to_judge_input
-    from datakit.audit.judge import Judge, JudgeConfig
+    from datakit.judge.features import to_judge_input
+    from datakit.judge.network import Judge, JudgeConfig
     m = make_manifest({"0": 12, "1": 12}, size=size, channels=channels)
     x = to_judge_input(m.images(), channels)
     assert tuple(x.shape) == (24, channels, 32, 32) and -1.0 <= float(x.min()) <= float(x.max()) <= 1.0

@@ -10,10 +10,10 @@ import re
 
 import numpy as np
 import pytest
+from test_audit_known_answers import _blurred, make_run, world  # noqa: F401  (session fixture)
 
 from datakit.audit import AuditConfig, audit_run
-from datakit.manifest import write_manifest
-from test_audit_known_answers import _blurred, make_run, world  # noqa: F401  (session fixture)
+from datakit.manifest.write import write_manifest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

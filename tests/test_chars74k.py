@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from datakit.errors import FormatError, SourceNotFound, UnknownName, UnsafeArchive
-from datakit.manifest import read_manifest
-from datakit.sources import archive as archive_reader, chars74k
+from datakit.manifest.read import read_manifest
+from datakit.sources import chars74k
+from datakit.sources._io import archive as archive_reader
 from datakit.sources.chars74k import ingest_chars74k
 
 FNT = "English/Fnt"
@@ -363,7 +364,7 @@ def test_missing_data_and_wrong_archive(tmp_path):
 
 
 def test_download_fetches_the_official_archive(tmp_path, monkeypatch):
-    import datakit.sources.download as download
+    import datakit.sources._io.download as download
     calls = []
 
     def fake_fetch(source, root, files=None, base_url=None):

@@ -6,9 +6,11 @@ import pytest
 from click.testing import CliRunner
 
 from datakit.cli import main
-from datakit.compose import ComposeConfig, compose, rebuild
+from datakit.composition.build import compose, rebuild
+from datakit.composition.config import ComposeConfig
 from datakit.errors import ChecksumMismatch, CompositionError
-from datakit.manifest import read_manifest, write_manifest
+from datakit.manifest.read import read_manifest
+from datakit.manifest.write import write_manifest
 from datakit.sources.common import build_table
 
 TEN = {str(d): 40 for d in range(10)}

@@ -4,8 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datakit.contrasts import (Measurement, adjacent_pairs, arm_summary, contrast, measurement,
-                               study_verdict)
+from datakit.study.contrasts import (
+    Measurement,
+    adjacent_pairs,
+    arm_summary,
+    contrast,
+    measurement,
+    study_verdict,
+)
 
 
 def _runs(values, se=0.5):
@@ -86,7 +92,7 @@ def test_verdict_comes_only_from_contrasts():
 
 
 def test_a_conclusive_contrast_where_b_is_worse_is_a_warning():
-    from datakit.contrasts import contrast_finding, study_findings
+    from datakit.study.contrasts import contrast_finding, study_findings
     # Planted: the minority's label fidelity is about 0.54 below the majority's on every seed
     # (class_skew's contrast), and a treatment arm's FD is about 30 higher (lower is better).
     minority = contrast("class group (skewed)", "majority", "minority", "label_fidelity",

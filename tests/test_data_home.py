@@ -11,17 +11,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from datakit.cli import main
-from datakit.data_home import data_home_report, get_data_home, source_home
-from datakit.errors import SourceNotFound
-from datakit.ingest import ingest
-from datakit.manifest import read_manifest
 from fake_runs import make_run
 from test_chars74k import name_of, png, write_tgz
 from test_download import _serve_as_official, server  # noqa: F401 (a fixture)
 from test_mnist import TEST_N, TRAIN_N, write_mnist
 from test_svhn import COUNTS, write_svhn
+
+from datakit.cli import main
+from datakit.errors import SourceNotFound
+from datakit.manifest.read import read_manifest
+from datakit.sources.home import get_data_home, source_home
+from datakit.sources.registry import data_home_report, ingest
 
 GOOD = "English/Img/GoodImg/Bmp"
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -186,7 +186,8 @@ def test_download_without_a_path_fills_the_data_home(server, home, tmp_path, mon
 # -- studies -----------------------------------------------------------------------------
 
 def test_study_ingest_without_path_reads_the_data_home(full_home, tmp_path):
-    from datakit.study import _ingest, parse_study
+    from datakit.study.arms import _ingest
+    from datakit.study.spec import parse_study
     study = parse_study({"ingest": {"good": {"source": "chars74k", "subset": "GoodImg",
                                              "workers": 0}},
                          "arm": [{"name": "a", "from": ["good"]}]})
@@ -197,7 +198,7 @@ def test_study_ingest_without_path_reads_the_data_home(full_home, tmp_path):
 
 
 def test_shipped_studies_need_no_datakit_data(monkeypatch):
-    from datakit.study import load_study
+    from datakit.study.spec import load_study
     monkeypatch.delenv("DATAKIT_DATA", raising=False)
     root = Path(__file__).parent.parent / "audits"
     for path in sorted(root.glob("*.toml")):

@@ -5,8 +5,8 @@ import numpy as np
 from click.testing import CliRunner
 
 from datakit.cli import main
-from datakit.compose import compose
-from datakit.manifest import write_manifest
+from datakit.composition.build import compose
+from datakit.manifest.write import write_manifest
 from datakit.report.dataset import composition_section, jinja_environment, render_dataset_report
 from datakit.sources.common import build_table
 

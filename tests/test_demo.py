@@ -25,7 +25,7 @@ def test_quick_demo_writes_a_report_of_three_arms(tmp_path):
     summary = json.loads((out / "study.json").read_text())
     assert [a["arm"] for a in summary["arms"]] == ["handwritten", "synthetic", "mixed"]
     # The arms' training sets are what the demo promises: one domain each, then both.
-    from datakit.manifest import read_manifest
+    from datakit.manifest.read import read_manifest
     domains, judges = {}, set()
     for arm in ("handwritten", "synthetic", "mixed"):
         cfg = json.loads((out / "runs" / arm / "seed0" / "config.json").read_text())

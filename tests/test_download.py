@@ -10,14 +10,14 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from datakit.errors import ChecksumMismatch, SourceNotFound, UnknownName
-from datakit.sources import download
-from datakit.sources.download import download_file, fetch, parse_checksum
-from datakit.sources.mnist import ingest_mnist
-from datakit.sources.svhn import ingest_svhn
 from test_mnist import TEST_N, TRAIN_N, write_mnist
 from test_svhn import COUNTS, write_svhn
+
+from datakit.errors import ChecksumMismatch, SourceNotFound, UnknownName
+from datakit.sources._io import download
+from datakit.sources._io.download import download_file, fetch, parse_checksum
+from datakit.sources.mnist import ingest_mnist
+from datakit.sources.svhn import ingest_svhn
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

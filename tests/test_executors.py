@@ -12,8 +12,9 @@ from click.testing import CliRunner
 
 from datakit.cli import main
 from datakit.errors import StudyError
-from datakit.executors import ExecutorConfig, RunTask, run_task
-from datakit.study import load_study, run_study
+from datakit.study.executors import ExecutorConfig, RunTask, run_task
+from datakit.study.runner import run_study
+from datakit.study.spec import load_study
 
 TINY = """
 [study]
@@ -85,7 +86,7 @@ def test_executor_config_threads_and_record(monkeypatch):
 
 
 def test_the_judge_cache_is_the_configured_one_else_in_the_study_folder(tmp_path, monkeypatch):
-    from datakit.study import _judge_cache
+    from datakit.study.arms import _judge_cache
     monkeypatch.setenv("DATAKIT_CACHE", str(tmp_path / "shared-cache"))
     assert _judge_cache(tmp_path / "s") == tmp_path / "shared-cache"
     monkeypatch.delenv("DATAKIT_CACHE")
@@ -171,7 +172,7 @@ def test_ray_gives_the_numbers_of_the_local_executor(local_study, tmp_path, monk
 def test_a_ray_worker_that_cannot_see_the_study_folder_fails_clearly(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    import datakit.executors as ex
+    import datakit.study.executors as ex
 
     real = ex.write_token
 
@@ -189,7 +190,7 @@ def test_a_ray_worker_that_cannot_see_the_study_folder_fails_clearly(tmp_path, m
 
 def test_a_ray_that_cannot_start_says_what_to_do(monkeypatch):
     ray = pytest.importorskip("ray")
-    import datakit.executors as ex
+    import datakit.study.executors as ex
 
     def fail(**kwargs):
         raise Exception("The current node timed out during startup.")
@@ -204,7 +205,7 @@ def test_a_ray_that_cannot_start_says_what_to_do(monkeypatch):
 
 def test_a_local_ray_that_fails_to_start_is_tried_twice(monkeypatch):
     ray = pytest.importorskip("ray")
-    import datakit.executors as ex
+    import datakit.study.executors as ex
     calls = []
 
     def fail_once(**kwargs):

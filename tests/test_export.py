@@ -10,13 +10,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from datakit.cli import main
-from datakit.export import class_folder_names, export, safe_name
-from datakit.manifest import PARQUET_META_KEY
+from datakit.manifest.export import class_folder_names, export, safe_name
+from datakit.manifest.model import PARQUET_META_KEY
 
 
 @pytest.fixture
 def two_split_manifest(make_manifest, tmp_path):
-    from datakit.compose import compose
+    from datakit.composition.build import compose
     m = make_manifest({"0": 6, "A": 6, "a": 4}, size=8)
     return compose([m.path], tmp_path / "split.parquet", holdout=0.25)
 

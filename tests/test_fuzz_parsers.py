@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import gzip
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datakit.errors import DatakitError
-from datakit.study import tomllib  # tomllib on 3.11+, tomli on 3.10
-from datakit.sources import archive as archive_reader
+from datakit.sources._io import archive as archive_reader
 from datakit.sources.common import ErrorPolicy
 from datakit.sources.mnist import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from datakit.sources.svhn import read_svhn_mat
-from datakit.study import parse_study
+from datakit.study.spec import tomllib
+from datakit.study.spec import parse_study
 
 FAST = settings(max_examples=60, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -88,7 +87,7 @@ def test_study_loader_on_any_structure(data):
 @FAST
 @given(st.binary(max_size=400))
 def test_study_loader_on_any_bytes(tmp_path, data):
-    from datakit.study import load_study
+    from datakit.study.spec import load_study
     path = tmp_path / "s.toml"
     path.write_bytes(data)
     try:

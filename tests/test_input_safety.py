@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import gzip
-import io
 import tarfile
 
 import numpy as np
 import pytest
-
-from datakit.errors import FormatError, RunDirError
-from datakit.audit import audit_run
-from datakit.names import printable
-from datakit.sources.mnist import LABELS_MAGIC, CountMismatch, read_idx
 from test_audit_run import _held_out, _run
 from test_chars74k import fnt_files, ingest, write_tgz
+
+from datakit._core.names import printable
+from datakit.audit import audit_run
+from datakit.errors import FormatError, RunDirError
+from datakit.sources.mnist import LABELS_MAGIC, CountMismatch, read_idx
 
 
 def test_label_count_is_checked_before_inflating(tmp_path):

@@ -10,11 +10,19 @@ from click.testing import CliRunner
 
 from datakit.cli import main
 from datakit.errors import ManifestError
-from datakit.label_issues import (LabelIssuesConfig, confident_joint, confident_classes,
-                                  find_label_issues, label_quality, per_class_thresholds,
-                                  rank_issues, read_issues_csv, stratified_folds,
-                                  write_issues_csv)
-from datakit.manifest import write_manifest
+from datakit.label_issues import (
+    LabelIssuesConfig,
+    confident_classes,
+    confident_joint,
+    find_label_issues,
+    label_quality,
+    per_class_thresholds,
+    rank_issues,
+    read_issues_csv,
+    stratified_folds,
+    write_issues_csv,
+)
+from datakit.manifest.write import write_manifest
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

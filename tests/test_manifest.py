@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from datakit.errors import ManifestError
-from datakit.manifest import COLUMNS, read_manifest
+from datakit.manifest.model import COLUMNS
+from datakit.manifest.read import read_manifest
 
 
 def test_digits_manifest_round_trips(digits_manifest):
@@ -34,7 +35,7 @@ def test_mismatched_sidecar_is_refused(make_manifest):
 
 def test_failed_write_leaves_nothing(tmp_path, make_manifest):
     m = make_manifest({"a": 2})
-    from datakit.manifest import write_manifest
+    from datakit.manifest.write import write_manifest
     bad = m.table.copy()
     bad["domain"] = "moon"
     with pytest.raises(ManifestError, match="Unknown domain"):

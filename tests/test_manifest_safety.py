@@ -15,8 +15,9 @@ from click.testing import CliRunner
 
 from datakit.cli import main
 from datakit.errors import BadName, ManifestError
-from datakit.manifest import read_manifest, write_manifest
-from datakit.manifest_writer import writer_lock
+from datakit.manifest.read import read_manifest
+from datakit.manifest.switch import writer_lock
+from datakit.manifest.write import write_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -180,7 +181,7 @@ def test_second_writer_waits_then_fails_clearly(make_manifest, monkeypatch):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from datakit.manifest_writer import writer_lock
+            from datakit.manifest.switch import writer_lock
             with writer_lock({str(m.path)!r}):
                 print("locked", flush=True)
                 time.sleep(30)
@@ -243,12 +244,12 @@ def test_unwritable_output_is_one_line(tmp_path):
 
 
 def test_any_os_error_is_one_line_naming_the_path(monkeypatch, tmp_path):
-    import datakit.study
+    import datakit.study.spec
 
     def denied(path):
         raise PermissionError(13, "Permission denied", str(tmp_path / "s.toml"))
 
-    monkeypatch.setattr(datakit.study, "load_study", denied)
+    monkeypatch.setattr(datakit.study.spec, "load_study", denied)
     r = CliRunner().invoke(main, ["study", str(tmp_path / "s.toml")])
     assert r.exit_code == 1
     assert r.output == (f"Error: Permission denied: {tmp_path / 's.toml'}. Check the path and that "
@@ -257,6 +258,6 @@ def test_any_os_error_is_one_line_naming_the_path(monkeypatch, tmp_path):
     def interrupted(path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(datakit.study, "load_study", interrupted)
+    monkeypatch.setattr(datakit.study.spec, "load_study", interrupted)
     r = CliRunner().invoke(main, ["study", str(tmp_path / "s.toml")])
     assert r.exit_code == 130 and r.output == ""

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from datakit.errors import FormatError, ManifestError, SourceNotFound, UnknownName
-from datakit.manifest import COLUMNS, read_manifest
+from datakit.manifest.model import COLUMNS
+from datakit.manifest.read import read_manifest
 from datakit.sources.mnist import IMAGES_MAGIC, LABELS_MAGIC, ingest_mnist
 
 TRAIN_N, TEST_N = 30, 10

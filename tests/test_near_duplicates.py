@@ -6,8 +6,13 @@ import tracemalloc
 
 import numpy as np
 
-from datakit.near_duplicates import bands, candidate_pairs, popcount
-from datakit.stats import near_duplicate_groups, perceptual_hash
+from datakit.manifest.duplicates import (
+    bands,
+    candidate_pairs,
+    near_duplicate_groups,
+    perceptual_hash,
+    popcount,
+)
 
 
 def _brute_force_pairs(hashes: np.ndarray, radius: int) -> set[tuple[int, int]]:
@@ -119,7 +124,8 @@ def test_groups_are_the_connected_components_of_close_correlating_pairs():
     correlate at the threshold, joined transitively (classes small enough to be exact)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
-    from datakit.stats import NEAR_THRESHOLD, thumbnails
+
+    from datakit.manifest.duplicates import NEAR_THRESHOLD, thumbnails
     originals, pixels = _with_edited_copies(300, seed=3)
     hashes = perceptual_hash(pixels)
     i, j = np.array(sorted(_brute_force_pairs(hashes, 2))).T
@@ -137,7 +143,7 @@ def test_a_large_hash_class_is_scanned_against_leaders_in_bounded_memory():
     """10,000 distinct images sharing one hash (more than LEADERS_ABOVE) with 500 planted
     near copies among them: every copy joins its original, no distinct image is merged, and
     no pair list is made (all the pairs of one hash would be 55 million)."""
-    from datakit.near_duplicates import LEADERS_ABOVE, near_groups
+    from datakit.manifest.duplicates import LEADERS_ABOVE, near_groups
     rng = np.random.default_rng(4)
     k, planted, d = 10_000, 500, 64
     distinct = rng.normal(size=(k, d)).astype(np.float32)

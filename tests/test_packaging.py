@@ -33,12 +33,12 @@ def _run_without_torch(code: str, tmp_path) -> subprocess.CompletedProcess:
 
 def test_curation_runs_without_torch(tmp_path):
     code = """
-import datakit.cli, datakit.stats, datakit.compose, datakit.export, datakit.label_issues
+import datakit.cli, datakit.manifest.stats, datakit.composition, datakit.manifest.export, datakit.label_issues
 import datakit.sources.mnist, datakit.sources.svhn, datakit.sources.chars74k, datakit.sources.folder
 import datakit.report.dataset
 from datakit.sources.digits import ingest_digits
-from datakit.compose import compose
-from datakit.export import export
+from datakit.composition import compose
+from datakit.manifest.export import export
 m = ingest_digits(size=8, out='m')
 c = compose([m.path], 'm/c.parquet', holdout=0.2, classes='0,1')
 export(c, 'tree', 'imagefolder')

@@ -109,7 +109,7 @@ def test_draw_refuses_a_class_missing_from_the_pool(pool):
 
 
 def test_unseen_drops_pool_images_equal_to_manifest_images(pool):
-    from datakit.manifest import pixel_sha256
+    from datakit.manifest.model import pixel_sha256
     images = pool[0][:20]
     keep = planted.unseen(images, set(pixel_sha256(images[:5])))
     assert not keep[:5].any() and keep.sum() >= 10  # the first 5 (and any pixel-equal twins) go

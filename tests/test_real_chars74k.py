@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import real_data_dir
-from datakit.manifest import CHARS62
+
+from datakit.manifest.model import CHARS62
 from datakit.sources.chars74k import ingest_chars74k
 
 pytestmark = pytest.mark.realdata

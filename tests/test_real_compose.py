@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import real_data_dir
-from datakit.compose import compose
+
+from datakit.composition.build import compose
 from datakit.report.dataset import render_dataset_report
 
 pytestmark = pytest.mark.realdata

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import pytest
-
-from datakit.manifest import read_manifest
-from datakit.sources import download
-from datakit.sources.mnist import ingest_mnist
 from conftest import real_data_dir
+
+from datakit.manifest.read import read_manifest
+from datakit.sources._io import download
+from datakit.sources.mnist import ingest_mnist
 
 pytestmark = pytest.mark.realdata
 

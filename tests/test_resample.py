@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datakit.resample import resize_bilinear
+from datakit.composition.geometry import resize_bilinear
 
 
 def test_shrinking_averages_with_the_stretched_triangle():

@@ -7,9 +7,10 @@ import pytest
 from click.testing import CliRunner
 
 from datakit.cli import main
-from datakit.manifest import write_manifest
+from datakit.manifest.duplicates import perceptual_hash
+from datakit.manifest.stats import balance, compute_stats, format_stats_table
+from datakit.manifest.write import write_manifest
 from datakit.sources.common import build_table
-from datakit.stats import balance, compute_stats, format_stats_table, perceptual_hash
 
 
 def smooth_images(n, size=16, seed=0):
@@ -102,7 +103,7 @@ def test_exact_near_duplicates_and_leakage(tmp_path):
 def test_mnist_sized_batch_has_no_false_duplicates():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, (5000, 28, 28, 1), dtype=np.uint8)
-    from datakit.manifest import pixel_sha256
+    from datakit.manifest.model import pixel_sha256
     n = len(pixels)
     table = pd.DataFrame({"id": [f"i{i}" for i in range(n)], "class_name": [str(i % 10) for i in range(n)],
                           "subset": "train", "domain": "handwritten", "split": "train",

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import datakit.manifest as manifest_module
-import datakit.pixel_spill as pixel_spill
-from datakit.compose import compose
-from datakit.errors import FormatError, ManifestError
-from datakit.sources import decode_pool
-from datakit.manifest import read_manifest, write_manifest, write_manifest_chunks
-from datakit.pixel_spill import PixelSpill, in_order
-from datakit.store_reader import StoreReader
-from datakit.sources.common import build_table
 from test_chars74k import FNT, fnt_files, write_tgz, write_tree
 from test_folder import make_tree
+
+import datakit.manifest.store as pixel_spill
+import datakit.manifest.write as manifest_module
+from datakit.composition.build import compose
+from datakit.errors import FormatError, ManifestError
+from datakit.manifest.read import read_manifest
+from datakit.manifest.store import PixelSpill, StoreReader, in_order
+from datakit.manifest.write import write_manifest, write_manifest_chunks
+from datakit.sources._io import decode as decode_pool
+from datakit.sources.common import build_table
 
 
 def _table_and_pixels(n=150, shape=(8, 8, 1), seed=0):
@@ -70,7 +70,7 @@ def test_compose_converts_a_chunk_at_a_time_with_the_same_result(tmp_path, make_
     parent = make_manifest({"0": 120, "1": 90}, size=12, channels=1)
     whole = compose([parent], tmp_path / "whole.parquet", image_size=16, channels=3,
                     polarity="light-on-dark")
-    import datakit.compose as composer
+    import datakit.composition.build as composer
     sizes, convert = [], composer._convert
     monkeypatch.setattr(composer, "_convert",
                         lambda images, *a: sizes.append(len(images)) or convert(images, *a))
@@ -253,7 +253,7 @@ def test_compose_of_60k_mnist_stays_within_its_output_plus_500_mb(tmp_path):
     code = (
         _PEAK_MB +
         "from datakit.sources.mnist import ingest_mnist\n"
-        "from datakit.compose import compose\n"
+        "from datakit.composition import compose\n"
         f"m = ingest_mnist({str(mnist)!r}, split='train', out={str(tmp_path)!r})\n"
         f"c = compose([m], {str(tmp_path / 'c.parquet')!r}, image_size=32, channels=3)\n"
         "print(peak_mb(), c.pixels.nbytes // 2**20)\n")
@@ -268,7 +268,7 @@ def test_compose_of_60k_mnist_stays_within_its_output_plus_500_mb(tmp_path):
 _FNT_PEAKS = _PEAK_MB + """
 import json, sys
 import datakit.sources.chars74k as chars74k
-import datakit.stats as stats
+import datakit.manifest.write as stats
 
 peaks = {"start": peak_mb()}
 def at(stage, fn):  # the peak so far when ``fn`` is first called

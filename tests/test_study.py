@@ -9,7 +9,10 @@ from click.testing import CliRunner
 
 from datakit.cli import main
 from datakit.errors import StudyError
-from datakit.study import load_study, parse_study, run_study, scaled_train_settings, tomllib
+from datakit.study.spec import tomllib
+from datakit.study.arms import scaled_train_settings
+from datakit.study.runner import run_study
+from datakit.study.spec import load_study, parse_study
 
 TOY = """
 [study]
@@ -70,7 +73,7 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     cfg = json.loads((first.runs["small/seed1"] / "config.json").read_text())
     assert cfg["steps"] == 4 and cfg["steps_done"] == 4 and cfg["seed"] == 1  # 40 x budget 0.1
     assert cfg["plateaued"] is False
-    from datakit.manifest import read_manifest
+    from datakit.manifest.read import read_manifest
     assert read_manifest(cfg["manifest"]).stats["split_counts"] == {"test": 30, "train": 90}
     summary = json.loads(first.summary.read_text())
     assert str(tmp_path) not in first.summary.read_text()
@@ -99,7 +102,7 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     assert again.report.exists()
 
     # A different budget changes the settings, so the finished run no longer matches.
-    from datakit.study import _resumable, _run_matches
+    from datakit.study.arms import _resumable, _run_matches
     small = first.runs["small/seed0"]
     m = read_manifest(json.loads((small / "config.json").read_text())["manifest"])
     same = {**scaled_train_settings(study.train, {}, 0.1, "cpu"), "seed": 0}
@@ -200,7 +203,7 @@ def test_cli_study_errors(tmp_path):
 
 
 def test_overrides_parse_as_toml_values():
-    from datakit.study import parse_overrides
+    from datakit.study.spec import parse_overrides
     assert parse_overrides(["width=16", "augment=diffaugment", "ema=true", "lr_g=1e-4"]) == {
         "width": 16, "augment": "diffaugment", "ema": True, "lr_g": 1e-4}
     with pytest.raises(StudyError, match=r"Bad --set 'width'; write KEY=VALUE"):
@@ -250,8 +253,8 @@ def test_sweep_expands_into_arms_with_levels(tmp_path):
 
 
 def test_contrast_pairs_and_curve_rows():
-    from datakit.study_results import contrast_pairs
-    from datakit.sweep import curve_rows, write_curve_csv
+    from datakit.study.results import contrast_pairs
+    from datakit.study.sweep import curve_rows
     study = parse_study(tomllib.loads(SWEEP))
     arms = [{"arm": a.name, "levels": {"images": 100, **({"size": a.levels["value"]}
                                                           if a.levels else {})}}
@@ -266,7 +269,7 @@ def test_contrast_pairs_and_curve_rows():
 
 
 def test_curve_csv_columns(tmp_path):
-    from datakit.sweep import write_curve_csv
+    from datakit.study.sweep import write_curve_csv
     p = write_curve_csv(tmp_path / "curve.csv", [
         {"sweep": "d", "factor": "size", "value": 100, "metric": "fd", "mean": 5.0,
          "ci_low": 4.0, "ci_high": 6.0, "n_seeds": 3}])
@@ -275,7 +278,7 @@ def test_curve_csv_columns(tmp_path):
 
 
 def test_reference_goes_to_the_audit_config(tmp_path):
-    from datakit.study import _audit_config
+    from datakit.study.runner import _audit_config
     cfg = _audit_config({"cas": False}, {}, "cpu", tmp_path / "ref.parquet")
     assert cfg.judge_manifest == str((tmp_path / "ref.parquet").resolve())
     # reference_manifest arrives with the audit rewrite; until then only the judge is shared
@@ -283,7 +286,7 @@ def test_reference_goes_to_the_audit_config(tmp_path):
 
 
 def test_minority_vs_majority_contrast_within_an_arm():
-    from datakit.study_results import class_group_contrasts
+    from datakit.study.results import class_group_contrasts
     study = parse_study({"ingest": {"d": {"source": "digits"}},
                          "arm": [{"name": "skewed", "from": ["d"]}],
                          "compare": {"class_groups": {"majority": ["0", "1"],

@@ -17,9 +17,10 @@ import json
 import numpy as np
 import pytest
 
-from datakit.manifest import write_manifest
+from datakit.manifest.write import write_manifest
 from datakit.sources.common import build_table
-from datakit.study import load_study, run_study
+from datakit.study.runner import run_study
+from datakit.study.spec import load_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

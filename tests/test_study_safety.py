@@ -6,8 +6,9 @@ from click.testing import CliRunner
 
 from datakit.cli import main
 from datakit.errors import StudyError
-from datakit.study import _remove_stale_run, load_study
-from datakit.train.rundir import MARKER, RunDir
+from datakit.study.arms import _remove_stale_run
+from datakit.study.spec import load_study
+from datakit.training.rundir import MARKER, RunDir
 
 ARM = '[[arm]]\nname = "a"\nfrom = ["d"]\n'
 DIGITS = '[ingest.d]\nsource = "digits"\n'

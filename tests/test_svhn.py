@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 
 from datakit.errors import FormatError, SourceNotFound, UnknownName
-from datakit.manifest import read_manifest
+from datakit.manifest.read import read_manifest
 from datakit.sources.svhn import ingest_svhn, read_svhn_mat, scan_mat_file
 
 COUNTS = {"train": 24, "test": 12, "extra": 6}

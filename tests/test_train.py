@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from datakit.cli import main
-from datakit.train import TrainConfig, sample, train
-from datakit.train.augment import diff_augment
-from datakit.train.models import build_models
-from datakit.train.rundir import METRICS_COLUMNS, read_metrics
+from datakit.training import TrainConfig, sample, train
+from datakit.training.augment import diff_augment
+from datakit.training.models import build_models
+from datakit.training.rundir import METRICS_COLUMNS, read_metrics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -54,7 +54,7 @@ def check_run_dir(run, *, model, size, channels, classes, n_generate=3):
     if cfg["conditional"] and cfg["label_dist"] == "uniform":
         assert gen["labels"].tolist() == sorted(list(range(len(classes))) * n_generate)
     elif cfg["conditional"]:  # label_dist "train": the training shares (known answers below)
-        from datakit.train.loop import generation_counts
+        from datakit.training.loop import generation_counts
         shares = torch.tensor(cfg["train_class_counts"], dtype=torch.float64)
         expected = generation_counts(n_generate, shares / shares.sum()).tolist()
         assert np.bincount(gen["labels"], minlength=len(classes)).tolist() == expected
@@ -197,8 +197,8 @@ def test_bad_options_and_manifests(make_manifest, tmp_path):
 
 
 def test_label_dist_train_follows_class_shares_and_uniform_does_not(make_manifest):
-    from datakit.train.data import load_training_set
-    from datakit.train.loop import _label_probabilities
+    from datakit.training.data import load_training_set
+    from datakit.training.loop import _label_probabilities
 
     m = make_manifest({"0": 6, "1": 2, "2": 2}, size=28)
     data = load_training_set(m)
@@ -210,7 +210,7 @@ def test_label_dist_train_follows_class_shares_and_uniform_does_not(make_manifes
 
 
 def test_generated_labels_follow_the_label_dist(make_manifest, tmp_path):
-    from datakit.train.loop import generation_counts
+    from datakit.training.loop import generation_counts
 
     assert generation_counts(5, torch.full((3,), 1 / 3)).tolist() == [5, 5, 5]
     assert generation_counts(3, torch.tensor([0.6, 0.2, 0.2])).tolist() == [5, 2, 2]  # 5.4, 1.8, 1.8

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from datakit.errors import TrainingError
-from datakit.train import TrainConfig
-from datakit.train.probe import PlateauState, update_plateau
+from datakit.training import TrainConfig
+from datakit.training.probe import PlateauState, update_plateau
 
 
 def test_plateau_counts_probes_without_real_improvement():
@@ -35,8 +35,8 @@ def test_plateau_settings_are_checked():
 
 @pytest.mark.slow
 def test_training_stops_on_a_plateau_and_says_so(digits_manifest, tmp_path, one_torch_thread):
-    from datakit.train import train
-    from datakit.train.rundir import read_metrics
+    from datakit.training import train
+    from datakit.training.rundir import read_metrics
     # A tolerance of 1000% cannot be met: the run stops after the first probe + patience.
     run = train(TrainConfig(manifest=str(digits_manifest.path), out=str(tmp_path / "run"), steps=200,
                             width=8, batch_size=16, n_generate=4, probe_every=5, probe_samples=40,

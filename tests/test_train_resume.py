@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from datakit.errors import TrainingError
-from datakit.train import TrainConfig, train
-from datakit.train.loop import NAN_AT_STEP_ENV
-from datakit.train.rundir import read_metrics
+from datakit.training import TrainConfig, train
+from datakit.training.loop import NAN_AT_STEP_ENV
+from datakit.training.rundir import read_metrics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -150,7 +150,7 @@ def test_ddp_two_gloo_processes(make_manifest, tmp_path):
 
 def test_each_process_takes_the_gpu_of_its_local_rank_not_its_global_rank(monkeypatch):
     # Host 2 of a two-host torchrun job: global ranks 2 and 3 are local ranks 0 and 1.
-    from datakit.train.loop import resolve_device
+    from datakit.training.loop import resolve_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
     assert resolve_device("cpu", local_rank=1) == torch.device("cpu")
@@ -158,8 +158,8 @@ def test_each_process_takes_the_gpu_of_its_local_rank_not_its_global_rank(monkey
 
 def test_ranks_that_found_different_checkpoints_all_refuse(tmp_path, monkeypatch):
     # Two hosts whose run folders are not shared: rank 0 sees step 40, rank 1 sees nothing.
-    from datakit.train import distributed, loop
-    from datakit.train.rundir import RunDir
+    from datakit.training import distributed, loop
+    from datakit.training.rundir import RunDir
     procs = distributed.Processes(rank=1, world_size=2, local_rank=0)
     monkeypatch.setattr(loop, "_checkpoint_to_resume", lambda *a: None)
     monkeypatch.setattr(distributed, "gather_objects", lambda obj, p: [(None, 40), obj])

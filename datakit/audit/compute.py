@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from datakit import __version__
-from datakit.audit import calibration
-from datakit.audit.checks import CheckResult, registered_checks
+from datakit._core.version import __version__
+from datakit.audit.checks import BUILTINS  # noqa: F401  (importing it registers the built-in checks)
+from datakit.audit.features import AuditFeatures, build_features
+from datakit.audit.registry import CheckResult, registered_checks
 from datakit.audit.schema import FAILURE_REASONS, SCHEMA_VERSION, ClassRow, FloorTest, sort_findings
-from datakit.audit.shared_features import AuditFeatures, build_features
+from datakit.audit.stats import calibration
 
 if TYPE_CHECKING:
-    from datakit.audit.run import AuditConfig, RunInputs
+    from datakit.audit.config import AuditConfig
+    from datakit.audit.inputs import RunInputs
 
 
 def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
@@ -81,7 +83,7 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
 
 
 def _run_timed_checks(f: AuditFeatures, cfg, timing: dict[str, float]) -> None:
-    """Run every registered check in order (as :func:`run_checks`), timing each."""
+    """Run every registered check in order, timing each; each sees the earlier results in ``f.results``."""
     for name, check in registered_checks().items():
         t = time.perf_counter()
         f.results[name] = check(f, cfg)

@@ -1,95 +1,183 @@
-"""Judge inputs and judge outputs: pixels in, features / class logits / domain logits out.
+"""The audit's shared stage: everything the checks read, computed once.
 
-Every image the audit looks at (training, held-out, generated) goes through the same two
-steps: :func:`to_judge_input` (uint8 N×H×W×C at any store size -> float N×C×32×32 in
-[-1, 1]) and :func:`embed` (batched forward pass through the judge network, on its device).
+The judge, the real training / held-out split, the judge's embeddings of the reference
+(training split of the reference manifest), the held-out real images (its held-out split),
+the generated samples and the run's own training images (for memorisation and shares),
+and the judge's readings of held-out and generated images in the run's class vocabulary.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-JUDGE_SIZE = 32  # every image is resized to 32×32 inside the judge
+from datakit.audit.schema import Reference
+from datakit.errors import DatakitError
+from datakit.judge import metrics
+from datakit.judge.features import Embedding
+from datakit.judge.network import Judge, JudgeConfig, judge_for_manifest, resolve_device, split_real
+from datakit.manifest.model import Manifest
+from datakit.manifest.read import read_manifest
+
+if TYPE_CHECKING:
+    from datakit.audit.config import AuditConfig
+    from datakit.audit.inputs import RunInputs
+
+
+def _sample(n: int, cap: int, rng: np.random.Generator) -> np.ndarray:
+    return np.arange(n) if n <= cap else np.sort(rng.choice(n, cap, replace=False))
+
+
+def read_in_run_vocabulary(class_logits: np.ndarray, judge_classes: list[str],
+                           run_classes: list[str], judge_manifest: Manifest) -> np.ndarray:
+    """The judge's reading of each sample as a label of the run's vocabulary.
+
+    A judge trained on another manifest may know more classes, or order them differently:
+    each sample is read as the most likely of the run's own classes, matched by name.
+    """
+    if list(judge_classes) == list(run_classes):
+        return class_logits.argmax(1).astype(np.int64)
+    missing = [c for c in run_classes if c not in judge_classes]
+    if missing:
+        raise DatakitError(
+            f"The judge manifest {judge_manifest.path} has no class {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''} of the run's vocabulary; choose a judge "
+            "manifest that holds every class of the runs it measures.")
+    columns = [list(judge_classes).index(c) for c in run_classes]
+    return class_logits[:, columns].argmax(1).astype(np.int64)
+
+
+def _labels_in_run_vocabulary(m: Manifest, positions: np.ndarray, run_classes: list[str]) -> np.ndarray:
+    """Labels of manifest rows at table ``positions`` as codes of the run's vocabulary (-1: unknown)."""
+    names = m.table["class_name"].astype(str).to_numpy()[positions]
+    code = {c: i for i, c in enumerate(run_classes)}
+    return np.array([code.get(n, -1) for n in names], np.int64)
 
 
 @dataclass
-class Embedding:
-    """What the judge says about a set of images (numpy arrays, one row per image).
+class AuditFeatures:
+    """What every check reads (numpy arrays; labels are codes of the run's vocabulary)."""
 
-    Attributes:
-        features: penultimate-layer activations (N×D float64), the audit's feature space.
-        class_logits: N×K class scores.
-        domain_logits: N×M domain scores, or None when the judge has no domain head.
-    """
-
-    features: np.ndarray
-    class_logits: np.ndarray
-    domain_logits: np.ndarray | None
+    run: "RunInputs"
+    classes: list[str]
+    judge: Judge
+    judge_manifest: Manifest
+    reference_manifest: Manifest
+    reference: Embedding              # reference manifest, training split (sampled)
+    reference_labels: np.ndarray
+    held: Embedding                   # reference manifest, held-out split
+    held_labels: np.ndarray
+    held_pred: np.ndarray
+    held_store_rows: np.ndarray       # pixel-store rows of the held-out images (reference manifest)
+    generated: Embedding              # sampled generated images
+    generated_images: np.ndarray
+    generated_index: np.ndarray       # positions in generated.npz
+    generated_labels: np.ndarray      # conditioning labels (-1: unconditional)
+    generated_pred: np.ndarray
+    train: Embedding                  # the run's own training images (sampled)
+    train_labels: np.ndarray
+    train_ids: list[str]
+    train_sha: set[str]
+    train_counts: np.ndarray          # the run's full training split, per class
+    own_held: Embedding               # the run's own held-out images (C_T)
+    reference_info: Reference
+    device: Any
+    warnings: list[str] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)   # CheckResults of earlier checks
 
     @property
-    def predicted_class(self) -> np.ndarray:
-        return self.class_logits.argmax(1).astype(np.int64)
+    def conditional(self) -> bool:
+        return bool(self.run.conditional)
 
     @property
-    def predicted_domain(self) -> np.ndarray | None:
-        return None if self.domain_logits is None else self.domain_logits.argmax(1).astype(np.int64)
+    def assigned(self) -> np.ndarray:
+        """The class each generated sample counts for: its conditioning label, else the judge's reading."""
+        return self.generated_labels if self.conditional else self.generated_pred
 
-    def take(self, index: np.ndarray) -> "Embedding":
-        """The rows ``index`` of this embedding."""
-        return Embedding(self.features[index], self.class_logits[index],
-                         None if self.domain_logits is None else self.domain_logits[index])
+    @cached_property
+    def reference_radii(self) -> np.ndarray:
+        return metrics.knn_radii(self.reference.features, self.k, device=self.device,
+                                 chunk_elems=self.chunk_elems)
 
-    def __len__(self) -> int:
-        return len(self.features)
-
-
-def to_judge_input(images: np.ndarray | torch.Tensor, channels: int,
-                   device: torch.device | str = "cpu") -> torch.Tensor:
-    """Convert uint8 N×H×W×C images to the judge's float N×channels×32×32 input in [-1, 1].
-
-    Grey images are repeated to 3 channels and colour images averaged to 1 when the
-    judge expects the other; any size is resized (area-averaged down, bilinear up).
-    """
-    # torch.tensor copies: pixel stores are read-only memory maps, which torch will not wrap.
-    x = torch.tensor(np.asarray(images)) if not isinstance(images, torch.Tensor) else images
-    if x.ndim == 3:  # N×H×W: one grey channel
-        x = x[..., None]
-    x = x.to(device=device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-    c = x.shape[1]
-    if c != channels:
-        x = x.mean(1, keepdim=True) if channels == 1 else x.expand(-1, channels, -1, -1) if c == 1 \
-            else x[:, :channels]
-    h, w = x.shape[2:]
-    if (h, w) != (JUDGE_SIZE, JUDGE_SIZE):
-        if h >= JUDGE_SIZE and w >= JUDGE_SIZE:
-            x = F.interpolate(x, size=(JUDGE_SIZE, JUDGE_SIZE), mode="area")
-        else:
-            x = F.interpolate(x, size=(JUDGE_SIZE, JUDGE_SIZE), mode="bilinear", align_corners=False)
-    return x.contiguous()
+    k: int = 5
+    chunk_elems: int = metrics.DEFAULT_CHUNK_ELEMS
 
 
-@torch.no_grad()
-def embed(net: torch.nn.Module, images: np.ndarray, *, channels: int,
-          device: torch.device | str = "cpu", batch_size: int = 1024) -> Embedding:
-    """Run ``net`` (a :class:`datakit.audit.judge.JudgeNet`) over ``images`` in batches.
+def _relative(path: Path, run_dir: Path) -> str:
+    audit_dir = (run_dir / "audit").resolve()
+    try:
+        return os.path.relpath(path.resolve(), audit_dir)
+    except ValueError:  # another drive
+        return str(path.resolve())
 
-    Pixels travel to the device one batch at a time, so memory stays bounded however
-    many images there are (``images`` may be a memory-mapped pixel store).
-    """
-    net.eval()
-    feats, logits, dlogits = [], [], []
-    for i in range(0, len(images), batch_size):
-        x = to_judge_input(np.asarray(images[i:i + batch_size]), channels, device)
-        f, cl, dl = net(x)
-        feats.append(f.double().cpu().numpy())
-        logits.append(cl.double().cpu().numpy())
-        if dl is not None:
-            dlogits.append(dl.double().cpu().numpy())
-    d = feats[0].shape[1] if feats else net.feature_dim
-    k = logits[0].shape[1] if logits else net.num_classes
-    return Embedding(np.concatenate(feats) if feats else np.zeros((0, d)),
-                     np.concatenate(logits) if logits else np.zeros((0, k)),
-                     (np.concatenate(dlogits) if dlogits else None) if net.num_domains > 1 else None)
+
+def build_features(run: "RunInputs", cfg: "AuditConfig") -> AuditFeatures:
+    """Train or load the judge, split and sample the real sets, embed everything once."""
+    rng = np.random.default_rng(cfg.seed)
+    m = run.manifest
+    device = resolve_device(cfg.device)
+    judge_cfg = JudgeConfig(**{**cfg.judge.__dict__, "device": str(device)})
+    judge_m = read_manifest(cfg.judge_manifest) if cfg.judge_manifest else m
+    judge = judge_for_manifest(judge_m, judge_cfg, use_cache=cfg.use_cache)
+    ref_m = read_manifest(cfg.reference_manifest) if cfg.reference_manifest else m
+    own = ref_m.checksum == m.checksum
+    classes = list(m.vocabulary)
+    missing = [c for c in classes if c not in set(ref_m.vocabulary)]
+    if missing:
+        raise DatakitError(f"The reference manifest {ref_m.path} has no class {', '.join(missing[:5])}"
+                           f"{' ...' if len(missing) > 5 else ''} of the run's vocabulary; choose a "
+                           "reference manifest that holds every class of the run.")
+
+    def read(emb_logits):
+        return read_in_run_vocabulary(emb_logits, judge.classes, classes, judge_m)
+
+    # 1) the run's own training set: memorisation and shares always compare with it
+    own_split = split_real(m, judge_cfg.held_out_share, judge_cfg.seed)
+    t = m.table
+    rows = t["row"].to_numpy()
+    train_pos = own_split.train_rows[_sample(len(own_split.train_rows), cfg.max_reference, rng)]
+    train = judge.embed(m.images(rows[train_pos]))
+    train_counts = np.bincount(t["label"].to_numpy(np.int64)[own_split.train_rows], minlength=len(classes))
+    # 2) the reference: the same images, or another manifest's splits
+    if own:
+        ref_split, reference, ref_pos = own_split, train, train_pos
+        held_pos = own_split.held_rows
+        held = judge.embed(m.images(rows[held_pos]))
+        own_held = held
+    else:
+        ref_split = split_real(ref_m, judge_cfg.held_out_share, judge_cfg.seed)
+        keep = lambda pos: pos[_labels_in_run_vocabulary(ref_m, pos, classes) >= 0]  # noqa: E731
+        r_rows = ref_m.table["row"].to_numpy()
+        ref_pos = keep(ref_split.train_rows)
+        ref_pos = ref_pos[_sample(len(ref_pos), cfg.max_reference, rng)]
+        held_pos = keep(ref_split.held_rows)
+        reference = judge.embed(ref_m.images(r_rows[ref_pos]))
+        held = judge.embed(ref_m.images(r_rows[held_pos]))
+        own_held = judge.embed(m.images(rows[own_split.held_rows]))
+    # 3) the generated samples
+    gen_idx = _sample(len(run.images), cfg.max_generated, rng)
+    gen_images = run.images[gen_idx]
+    generated = judge.embed(gen_images)
+    info = Reference(manifest=_relative(ref_m.path, run.run_dir), checksum=ref_m.checksum, own=own,
+                     reference_count=int(len(reference)), held_out_count=int(len(held)),
+                     held_out_source=ref_split.how)
+    f = AuditFeatures(
+        run=run, classes=classes, judge=judge, judge_manifest=judge_m, reference_manifest=ref_m,
+        reference=reference, reference_labels=_labels_in_run_vocabulary(ref_m, ref_pos, classes),
+        held=held, held_labels=_labels_in_run_vocabulary(ref_m, held_pos, classes),
+        held_pred=read(held.class_logits),
+        held_store_rows=(rows if own else ref_m.table["row"].to_numpy())[held_pos], generated=generated, generated_images=gen_images,
+        generated_index=gen_idx, generated_labels=run.labels[gen_idx],
+        generated_pred=read(generated.class_logits), train=train,
+        train_labels=t["label"].to_numpy(np.int64)[train_pos],
+        train_ids=t["id"].astype(str).to_numpy()[train_pos].tolist(),
+        train_sha=set(t["sha256"].to_numpy()[own_split.train_rows]), train_counts=train_counts,
+        own_held=own_held, reference_info=info, device=device, k=cfg.k, chunk_elems=cfg.chunk_elems)
+    if "carve" in ref_split.how:
+        f.warnings.append(f"{ref_m.path.name} has no \"test\" split; held-out real images are "
+                          f"{ref_split.how}.")
+    return f

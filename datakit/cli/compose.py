@@ -47,7 +47,7 @@ def compose_cmd(manifests, out, channels, as_json, **options):
             --classes digits --fraction domain=synthetic:0.3 --image-size 32
         datakit compose mnist.parquet -o skewed.parquet --skew step:0.1 --holdout 0.2
     """
-    from datakit.compose import compose
+    from datakit.composition.build import compose
 
     m = compose(list(manifests), out, channels=int(channels) if channels else None, **options)
     if as_json:
@@ -79,7 +79,7 @@ def rebuild_cmd(manifest, out, parents, as_json):
     Example:
         datakit rebuild skewed.parquet -o skewed-again.parquet
     """
-    from datakit.compose import rebuild
+    from datakit.composition.build import rebuild
 
     m = rebuild(manifest, out, parents=list(parents) or None)
     identical = m.checksum == _checksum(manifest)
@@ -91,5 +91,5 @@ def rebuild_cmd(manifest, out, parents, as_json):
 
 
 def _checksum(path) -> str:
-    from datakit.manifest import read_manifest
+    from datakit.manifest.read import read_manifest
     return read_manifest(path).checksum

@@ -23,7 +23,8 @@ def data_home_cmd(as_json):
         datakit data-home --json
         DATAKIT_DATA=../shared/data datakit ingest chars74k --subset GoodImg
     """
-    from datakit.data_home import data_home_report, get_data_home
+    from datakit.sources.home import get_data_home
+    from datakit.sources.registry import data_home_report
 
     if as_json:
         print_json(data_home_report())

@@ -27,8 +27,8 @@ def export_cmd(manifest, fmt, out, overwrite, as_json):
         datakit export data_manifests/mnist.parquet --format hf --out mnist_hf
         datakit export mix.parquet --format imagefolder --out mix_tree
     """
-    from datakit.export import export
-    from datakit.manifest import read_manifest
+    from datakit.manifest.export import export
+    from datakit.manifest.read import read_manifest
 
     result = export(read_manifest(manifest), out, fmt, overwrite=overwrite)
     if as_json:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
+from datakit._core.names import printable
 from datakit.cli.base import json_option, main, manifest_summary, print_json
-from datakit.manifest import Manifest
-from datakit.names import printable
+from datakit.manifest.model import Manifest
 
 OUT_HELP = "Output folder or .parquet path (default: data_manifests/)."
 ON_ERROR = click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
@@ -20,8 +20,8 @@ DATA_PATH = click.argument("path", type=click.Path(), required=False)
 
 
 def _check_name(ctx, param, value):
+    from datakit._core.names import check_name
     from datakit.errors import DatakitError
-    from datakit.names import check_name
     try:
         return None if value is None else check_name(value, "--name")
     except DatakitError as e:

@@ -40,7 +40,7 @@ def label_issues_cmd(manifest, out, folds, score, epochs, device, seed, top, as_
     """
     needs_torch("label-issues")
     from datakit.label_issues import LabelIssuesConfig, find_label_issues, write_issues_csv
-    from datakit.manifest import read_manifest
+    from datakit.manifest.read import read_manifest
 
     m = read_manifest(manifest)
     cfg = LabelIssuesConfig(folds=folds, score=score, epochs=epochs, seed=seed, device=device)

@@ -29,8 +29,8 @@ def stats_cmd(manifests, as_json, html, label_issues, min_count, seed):
         datakit stats mnist.parquet --json --min-count 100
         datakit stats mnist.parquet --html audit.html --label-issues issues.csv
     """
-    from datakit.manifest import read_manifest
-    from datakit.stats import format_stats_table, manifest_stats
+    from datakit.manifest.read import read_manifest
+    from datakit.manifest.stats import format_stats_table, manifest_stats
 
     if label_issues and not html:
         raise click.UsageError("--label-issues is shown on the page: pass --html too.")

@@ -45,7 +45,9 @@ def study_cmd(study_file, budget, device, out, overrides, executor, jobs, thread
         RAY_ADDRESS=head:6379 datakit study audits/mnist_size.toml --executor ray --out /nfs/s
     """
     needs_torch("study")
-    from datakit.study import check_budget, load_study, parse_overrides, run_study
+    from datakit.study.arms import check_budget
+    from datakit.study.runner import run_study
+    from datakit.study.spec import load_study, parse_overrides
 
     check_budget(budget)
     result = run_study(load_study(study_file), out=out, budget=budget, device=device,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from datakit.cli.base import json_option, main, needs_torch, print_json
-from datakit.train.config import AUGMENTS, DEVICES, LABEL_DISTS, MODELS, TrainConfig
+from datakit.training.config import AUGMENTS, DEVICES, LABEL_DISTS, MODELS, TrainConfig
 
 _D = TrainConfig.__dataclass_fields__  # defaults live only in TrainConfig
 
@@ -86,7 +86,7 @@ def train_cmd(manifest, as_json, **options):
         torchrun --nproc_per_node=2 -m datakit train m.parquet --out runs/ddp
     """
     needs_torch("train")
-    from datakit.train import train
+    from datakit.training import train
 
     run_dir = train(TrainConfig(manifest=manifest, **options))
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone reports
@@ -118,7 +118,7 @@ def sample_cmd(run_dir, n, class_name, out, seed, device, as_json):
         datakit sample runs/acgan --n 100 --class 7 --out sevens.png
     """
     needs_torch("sample")
-    from datakit.train import sample
+    from datakit.training import sample
 
     path = sample(run_dir, n, class_name=class_name, out=out, seed=seed, device=device)
     if as_json:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
+from datakit._core.names import printable
 from datakit.cli.base import json_option, main, print_json
 from datakit.errors import ManifestError
-from datakit.names import printable
 
 
 @main.command("verify")
@@ -19,7 +19,7 @@ def verify_cmd(manifests, as_json):
     Example:
         datakit verify data_manifests/mnist.parquet
     """
-    from datakit.verify import verify_manifest
+    from datakit.manifest.verify import verify_manifest
 
     failed, objects = [], []
     for path in manifests:

@@ -35,11 +35,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from datakit.atomic import atomic_write_text  # noqa: E402
+from datakit._core.atomic import atomic_write_text
 from datakit.errors import DatakitError  # noqa: E402
-from datakit.manifest import Manifest, read_manifest  # noqa: E402
+from datakit.manifest.model import Manifest
+from datakit.manifest.read import read_manifest
+from datakit.manifest.stats import manifest_stats
 from datakit.report.inline import array_data_uri, figure_data_uri, grid_data_uri  # noqa: E402
-from datakit.stats import manifest_stats  # noqa: E402
 
 TEMPLATES = Path(__file__).parent / "templates"
 DPI = 80

@@ -23,7 +23,7 @@ def _counts(series: pd.Series) -> str:
 
 def composition_facts(manifest, train: pd.DataFrame) -> dict[str, Any]:
     """Shares and balance of the training rows, as small tables for the report."""
-    from datakit.stats import balance
+    from datakit.manifest.stats import balance
     n = max(1, len(train))
     parts = []
     for col in ("domain", "dataset", "subset", "split"):

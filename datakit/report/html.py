@@ -10,9 +10,7 @@ Figures are inline data URIs; jinja2 autoescapes every string that comes from da
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import io
 import json
 import os
 from pathlib import Path
@@ -23,17 +21,25 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from datakit.atomic import atomic_write_text
-from datakit.report import figures
-from datakit.report.datasheet import composition_facts, datasheet
-from datakit.report import evidence
-from datakit.report.comparison import csv_uri, flagged_classes, heatmaps
-from datakit.report.inline import grid_data_uri, png_data_uri, shown_size
-from datakit.report.numbers import fmt, pct
-from datakit.report.run_data import (PER_CLASS_METRICS, RunData,
-                                     count_correlations, judge_accuracy, load_run,
-                                     memorisation_pairs, per_class_table, shares, summary_metrics)
+from datakit._core.version import __version__
+from datakit._core.atomic import atomic_write_text
 from datakit.audit.schema import Finding
+from datakit.report import evidence, figures
+from datakit.report.comparison import csv_uri, flagged_classes, heatmaps
+from datakit.report.datasheet import composition_facts, datasheet
+from datakit.report.inline import grid_data_uri, shown_size
+from datakit.report.numbers import fmt, pct
+from datakit.report.run_data import (
+    PER_CLASS_METRICS,
+    RunData,
+    count_correlations,
+    judge_accuracy,
+    load_run,
+    memorisation_pairs,
+    per_class_table,
+    shares,
+    summary_metrics,
+)
 from datakit.report.verdict import findings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -524,7 +530,6 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     and each metric across arms. ``relative_to``: show paths relative to this folder.
     ``command``: the command line that made the page (default ``sys.argv``).
     """
-    import datakit
     runs = list(runs)
     if title is None:
         title = f"Audit of {runs[0].label}" if len(runs) == 1 else f"Audit of {len(runs)} runs"
@@ -545,7 +550,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     ctx = {
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": _command(command, relative_to), "version": datakit.__version__,
+        "command": _command(command, relative_to), "version": __version__,
         "css": _page_css(), "script": Markup((TEMPLATES / "sort.js").read_text()),
         "findings": verdict[:top],
         "more_findings": verdict[top:],
@@ -562,7 +567,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
 
 def _study_section(study: dict[str, Any]) -> dict[str, Any]:
     """What the study part of the page shows: contrasts, arms with intervals, budget, runs."""
-    from datakit.contrasts import LABELS
+    from datakit.study.contrasts import LABELS
     arms = study.get("arms") or []
     metrics = list(dict.fromkeys(m for a in arms for m in a.get("metrics", {})))
     seeds: dict[str, dict[str, list[float]]] = {}
@@ -653,9 +658,9 @@ def audit_runs(run_dirs: Sequence[str | os.PathLike], config: Any = None,
     With ``reuse``, keep an existing ``audit/audit.json`` that is newer than the run's
     ``generated.npz`` and was made with the same settings, instead of recomputing it.
     """
+    from datakit._core.progress import log
     from datakit.audit import audit_run
     from datakit.errors import RunDirError
-    from datakit.progress import log
 
     if not run_dirs:
         raise RunDirError("No run directory given. Pass one or more folders written by `datakit train`.")
@@ -698,7 +703,7 @@ def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
     Returns:
         (path of the report, the audit dictionaries in run order).
     """
-    from datakit.progress import log
+    from datakit._core.progress import log
 
     audits = audit_runs(run_dirs, config=config, reuse=reuse)
     out = Path(out) if out is not None else default_report_path(run_dirs)

@@ -2,7 +2,7 @@
 
 Every number on a page (tables, figure labels, CSV cells excepted) goes through :func:`fmt`,
 so a value quoted by a verdict sentence reads the same in the tables. Contrast sentences
-(:mod:`datakit.contrasts`) quote differences as ``+.3g``: :func:`fmt` with ``signed=True``.
+(:mod:`datakit.study.contrasts`) quote differences as ``+.3g``: :func:`fmt` with ``signed=True``.
 """
 from __future__ import annotations
 

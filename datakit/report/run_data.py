@@ -137,7 +137,7 @@ def load_run(run_dir: str | Path, audit: dict[str, Any] | None = None,
     mpath = config.get("manifest")
     if mpath:
         from datakit.errors import DatakitError
-        from datakit.manifest import read_manifest
+        from datakit.manifest.read import read_manifest
         try:
             run.manifest = read_manifest(mpath)
         except DatakitError as e:

@@ -12,8 +12,8 @@ Hnd        English/Hnd/Img/SampleNNN           EnglishHnd.tgz  handwritten      
 =========  ==================================  ==============  ===============  ========
 
 Images are read from the extracted tree or straight from the ``.tgz`` archives (never
-extracted to disk, :mod:`datakit.sources.archive`), and decoded in parallel
-(:mod:`datakit.sources.decode_pool`: all cores, deterministic order), their pixels spilled
+extracted to disk, :mod:`datakit.sources._io.archive`), and decoded in parallel
+(:mod:`datakit.sources._io.decode`: all cores, deterministic order), their pixels spilled
 to disk as they come and written to the store a chunk at a time: memory holds a chunk,
 not the output.
 Chars74K has no official split: every row is ``train``; ``datakit compose`` makes splits.
@@ -26,16 +26,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
-from datakit.data_home import not_in_home, source_home
+from datakit._core.progress import log
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
-from datakit.manifest import CHARS62, Manifest
-from datakit.progress import log
-from datakit.sources.archive import archive_files, tree_files
-from datakit.sources.common import (ErrorPolicy, IngestSpill, finish_chunks, output_path,
-                                    records_in_path_order)
-from datakit.sources.decode_pool import decode_into
-from datakit.sources.images import FitOptions
+from datakit.manifest.model import CHARS62, Manifest
+from datakit.sources._io.archive import archive_files, tree_files
+from datakit.sources._io.decode import decode_into
+from datakit.sources._io.images import FitOptions
+from datakit.sources.common import ErrorPolicy, IngestSpill, finish_chunks, output_path, records_in_path_order
+from datakit.sources.home import not_in_home, source_home
 
 DATASET = "chars74k"
 
@@ -183,7 +181,7 @@ def ingest_chars74k(path: str | os.PathLike | None = None, *, subset: str, class
 
     Args:
         path: an archive, the folder holding the archives, or the extracted tree
-            (default: ``DATA_HOME/chars74k``, see :mod:`datakit.data_home`).
+            (default: ``DATA_HOME/chars74k``, see :mod:`datakit.sources.home`).
         subset: GoodImg, BadImg (= BadImag), Fnt or Hnd, any case.
         classes: ``digits``, ``upper``, ``lower`` or ``all``; labels index this vocabulary.
         size: side of the square store images (aspect kept by padding with the border colour).
@@ -205,7 +203,7 @@ def ingest_chars74k(path: str | os.PathLike | None = None, *, subset: str, class
     policy = ErrorPolicy(on_error)
     root = Path(path) if path is not None else source_home(DATASET)
     if download:
-        from datakit.sources.download import fetch
+        from datakit.sources._io.download import fetch
         fetch("chars74k", root.parent if root.is_file() else root, files=[sub.download])
     kind, where = locate(root, sub) if path is not None else locate_in_home(root, sub)
     opts = FitOptions(size=size, channels=channels, crop_ink=sub.crop_ink)

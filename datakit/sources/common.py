@@ -10,11 +10,11 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from datakit._core.names import check_name, describe_os_error, inside, printable
 from datakit.errors import DatakitError, ManifestError, UnknownName
-from datakit.names import check_name, describe_os_error, inside, printable
-from datakit.manifest import (Manifest, manifest_paths, pixel_sha256, write_manifest,
-                              write_manifest_chunks)
-from datakit.pixel_spill import PixelSpill
+from datakit.manifest.model import Manifest, manifest_paths, pixel_sha256
+from datakit.manifest.store import PixelSpill
+from datakit.manifest.write import write_manifest, write_manifest_chunks
 
 DEFAULT_OUT = Path("data_manifests")
 ON_ERROR = ("raise", "skip")

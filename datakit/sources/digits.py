@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from datakit.errors import UnknownName
-from datakit.manifest import Manifest
+from datakit.manifest.model import Manifest
 from datakit.sources.common import ErrorPolicy, finish
 
 DATASET = "digits"

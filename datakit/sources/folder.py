@@ -7,7 +7,7 @@
 One class per sub-folder of ROOT, the class name being the folder name; files may sit in
 deeper folders of a class. Any format PIL reads is accepted, with the same checks as
 Chars74K (decompression bombs, oversized files, corrupt files: ``--on-error``) and the
-same parallel decode (:mod:`datakit.sources.decode_pool`), spilled to disk and written a
+same parallel decode (:mod:`datakit.sources._io.decode`), spilled to disk and written a
 chunk at a time (memory holds a chunk, not the output). Hidden files and folders
 (names starting with ".") and loose files beside the class folders are passed over.
 A folder tree has no split: every row is ``train``; ``datakit compose`` makes splits.
@@ -19,14 +19,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
+from datakit._core.progress import log
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
-from datakit.manifest import Manifest
-from datakit.progress import log
-from datakit.sources.archive import tree_files
-from datakit.sources.common import (ErrorPolicy, IngestSpill, finish_chunks, output_path,
-                                    records_in_path_order)
-from datakit.sources.decode_pool import decode_into
-from datakit.sources.images import FitOptions
+from datakit.manifest.model import Manifest
+from datakit.sources._io.archive import tree_files
+from datakit.sources._io.decode import decode_into
+from datakit.sources._io.images import FitOptions
+from datakit.sources.common import ErrorPolicy, IngestSpill, finish_chunks, output_path, records_in_path_order
 
 DATASET = "folder"
 DOMAINS = ("wild", "synthetic", "handwritten")

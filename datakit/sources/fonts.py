@@ -27,9 +27,9 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from datakit._core.progress import progress
 from datakit.errors import DatakitError, SourceNotFound
-from datakit.manifest import CHARS62, Manifest
-from datakit.progress import progress
+from datakit.manifest.model import CHARS62, Manifest
 from datakit.sources.chars74k import class_vocabulary
 from datakit.sources.common import ErrorPolicy, finish
 

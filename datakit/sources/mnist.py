@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
 import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from datakit.data_home import not_in_home, source_home
+from datakit._core.names import describe_os_error
+from datakit._core.progress import log
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
-from datakit.manifest import Geometry, Manifest
-from datakit.names import describe_os_error
-from datakit.progress import log
+from datakit.manifest.model import Geometry, Manifest
 from datakit.sources.common import ErrorPolicy, finish
+from datakit.sources.home import not_in_home, source_home
 
 DATASET = "mnist"
 DOMAIN = "handwritten"
@@ -228,7 +228,7 @@ def ingest_mnist(path: str | os.PathLike | None = None, *, split: str = "all",
 
     Args:
         path: the folder holding ``train-images-idx3-ubyte[.gz]`` and the three others
-            (default: ``DATA_HOME/mnist``, see :mod:`datakit.data_home`).
+            (default: ``DATA_HOME/mnist``, see :mod:`datakit.sources.home`).
         split: ``train``, ``test`` or ``all`` (both).
         out: output folder or ``.parquet`` path (default ``data_manifests/``).
         name: manifest name (default ``mnist``, or ``mnist-train`` / ``mnist-test``).
@@ -249,7 +249,7 @@ def ingest_mnist(path: str | os.PathLike | None = None, *, split: str = "all",
     splits = ["train", "test"] if split == "all" else [split]
     # 2. Download if asked.
     if download:
-        from datakit.sources.download import fetch
+        from datakit.sources._io.download import fetch
         fetch("mnist", folder, files=[stem + ".gz" for s in splits for stem in FILES[s]])
     if path is None:  # the data home: say where we looked and that --download fills it
         missing = missing_files(folder, split)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from datakit.data_home import not_in_home, source_home
+from datakit._core.progress import log
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
-from datakit.manifest import Geometry, Manifest
-from datakit.progress import log
+from datakit.manifest.model import Geometry, Manifest
 from datakit.sources.common import ErrorPolicy, finish
+from datakit.sources.home import not_in_home, source_home
 
 DATASET = "svhn"
 DOMAIN = "wild"
@@ -216,7 +216,7 @@ def ingest_svhn(path: str | os.PathLike | None = None, *, split: str = "all",
 
     Args:
         path: the folder holding ``train_32x32.mat``, ``test_32x32.mat``, ``extra_32x32.mat``
-            (default: ``DATA_HOME/svhn``, see :mod:`datakit.data_home`).
+            (default: ``DATA_HOME/svhn``, see :mod:`datakit.sources.home`).
         split: ``train``, ``test``, ``extra``, or ``all``: every split whose file is in
             ``path`` (with ``download``: all three; extra is 1.3 GB).
         out: output folder or ``.parquet`` path (default ``data_manifests/``).
@@ -238,7 +238,7 @@ def ingest_svhn(path: str | os.PathLike | None = None, *, split: str = "all",
     # 2. Download if asked.
     wanted = list(FILES) if split == "all" else [split]
     if download:
-        from datakit.sources.download import fetch
+        from datakit.sources._io.download import fetch
         fetch("svhn", folder, files=[FILES[s] for s in wanted])
     present = files_present(folder)
     if path is None and not (present if split == "all" else split in present):

@@ -51,7 +51,7 @@ def unseen(pool_images: np.ndarray, known_sha256: set[str]) -> np.ndarray:
     a pool image equal to a training image would be an "exact copy" that no model made, so
     every generator pool is drawn from the unseen images only.
     """
-    from datakit.manifest import pixel_sha256
+    from datakit.manifest.model import pixel_sha256
     return np.array([h not in known_sha256 for h in pixel_sha256(pool_images)], bool)
 
 

@@ -2,9 +2,9 @@
 held-out real images; its floor is the judge's accuracy (the same network trained on real)."""
 from __future__ import annotations
 
-from datakit.audit.cas import classification_accuracy_score
-from datakit.audit.checks import CheckResult
-from datakit.audit.judge import JudgeConfig
+from datakit.audit.registry import CheckResult
+from datakit.audit.stats.cas import classification_accuracy_score
+from datakit.judge.network import JudgeConfig
 
 NAME = "cas"
 

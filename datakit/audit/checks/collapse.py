@@ -3,7 +3,7 @@
 Per class: diversity (mean pairwise feature distance of generated samples over that of
 the class's training images) and the share of generated pairs closer than one real
 nearest-neighbour radius, each beside the same numbers for held-out real images. The rule
-(:class:`datakit.audit.per_class.CollapseRule`) marks a class collapsed when diversity
+(:class:`datakit.audit.stats.collapse.CollapseRule`) marks a class collapsed when diversity
 falls below half of real or most pairs are near-duplicates; a class with no or one
 generated sample is collapsed too (dropped mode). Partial collapse is the ``modes`` check.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import metrics
-from datakit.audit.checks import CheckResult
-from datakit.audit.per_class import CollapseRule, close_pair_share, collapse_verdict
+from datakit.audit.registry import CheckResult
 from datakit.audit.schema import Finding
+from datakit.audit.stats.collapse import CollapseRule, close_pair_share, collapse_verdict
+from datakit.judge import metrics
 
 NAME = "collapse"
 

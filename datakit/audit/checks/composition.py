@@ -6,7 +6,7 @@ label fidelity, FD (excess over its floor, relative to the floor), coverage and 
 minority mean of each class's difference to its floor is compared with the majority mean;
 the interval of that gap comes from the per-class bootstrap replicates (images resampled
 within every class), so it says how much the gap would move with other samples of the same
-classes. As for the per-class floor tests (:func:`datakit.audit.floors.is_worse`), minority
+classes. As for the per-class floor tests (:func:`datakit.audit.stats.floors.is_worse`), minority
 classes come out worse only when the whole interval of the gap lies beyond the same minimum
 effect (10 points; FD half the floor; share 0.5 of the expected share). Rank correlations with the training count are reported only on a skewed set, and
 worded as an association across classes, never as a cause.
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import floors, links
-from datakit.audit.calibration import percentile_interval
-from datakit.audit.checks import CheckResult, names
+from datakit.audit.registry import CheckResult, names
 from datakit.audit.schema import Finding
+from datakit.audit.stats import floors, links
+from datakit.audit.stats.calibration import percentile_interval
 
 NAME = "composition"
 MIN_SKEW = 1.5

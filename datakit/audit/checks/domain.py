@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import amplification, floors, links
-from datakit.audit.checks import CheckResult, pct
-from datakit.audit.judge import split_real
+from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
+from datakit.audit.stats import amplification, floors, links
+from datakit.judge.network import split_real
 
 NAME = "domain"
 #: A domain drifts when its generated share is this many times its training share (or 1/this).

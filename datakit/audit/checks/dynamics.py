@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from datakit.audit.checks import CheckResult, pct
+from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
 
 NAME = "dynamics"

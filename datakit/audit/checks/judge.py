@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit.checks import CheckResult, names, pct
+from datakit.audit.registry import CheckResult, names, pct
 from datakit.audit.schema import Confusion, Finding
 
 NAME = "judge"

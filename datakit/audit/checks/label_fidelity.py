@@ -5,16 +5,16 @@ c, against the judge's accuracy on held-out real images of c (the floor). Propor
 not biased by sample size, so all samples of each side are used; the interval of the
 difference is Newcombe's hybrid score interval (valid at 0/n and n/n). A class fails when
 the whole interval lies at least ten points below 0
-(:data:`datakit.audit.floors.MIN_POINTS`), and only with at least
-:data:`datakit.audit.floors.MIN_CLASS_N` images on each side.
+(:data:`datakit.audit.stats.floors.MIN_POINTS`), and only with at least
+:data:`datakit.audit.stats.floors.MIN_CLASS_N` images on each side.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import floors
-from datakit.audit.checks import CheckResult, pct
+from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
+from datakit.audit.stats import floors
 
 NAME = "label_fidelity"
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import calibration, memorisation, metrics
-from datakit.audit.checks import CheckResult, pct
+from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
-from datakit.manifest import pixel_sha256
+from datakit.audit.stats import calibration, memorisation
+from datakit.judge import metrics
+from datakit.manifest.model import pixel_sha256
 
 NAME = "memorisation"
 #: C_T below this: generated samples sit closer to training images than fresh real ones do.
@@ -59,7 +60,7 @@ def check(f, cfg) -> CheckResult:
 def _own_held_labels(f) -> np.ndarray:
     if f.reference_info.own:
         return f.held_labels
-    from datakit.audit.judge import split_real
+    from datakit.judge.network import split_real
     m = f.run.manifest
     split = split_real(m, f.judge.config.held_out_share, f.judge.config.seed)
     return m.table["label"].to_numpy(np.int64)[split.held_rows]

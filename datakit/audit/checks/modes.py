@@ -1,18 +1,18 @@
 """Partial collapse: a class's generated samples reach only part of its real images.
 
 Two floor tests per class, each on generated and held-out samples of the class at the same
-n, decided by a bootstrap interval (:func:`datakit.audit.floors.is_worse`):
+n, decided by a bootstrap interval (:func:`datakit.audit.stats.floors.is_worse`):
 
 - **modes covered.** Modes come from the class's real (reference) features
-  (:mod:`datakit.audit.modes`: k-means, k by silhouette; a class without clear modes,
+  (:mod:`datakit.audit.stats.modes`: k-means, k by silhouette; a class without clear modes,
   silhouette < 0.25, is cut into 5 k-means regions instead); the floor is the held-out
   count. Collapsed when the interval of the difference lies wholly at or below -1
   ("covers 2 of 5 real modes", or "of 5 regions of its real images").
 - **recall.** The share of the class's real images inside the generated samples' k-NN
-  manifold (:func:`datakit.audit.modes.recall_statistic`). Samples from 2 of a class's 5
+  manifold (:func:`datakit.audit.stats.modes.recall_statistic`). Samples from 2 of a class's 5
   pixel-space styles still land in every feature-space region, so the count above misses
   them, but they leave real images of the dropped styles unreached. Collapsed when the
-  interval lies wholly below minus :func:`datakit.audit.floors.recall_min_effect` (half the
+  interval lies wholly below minus :func:`datakit.audit.stats.floors.recall_min_effect` (half the
   floor's miss rate, at least 2 points). The bootstrap is conservative here: a resample
   holds ~63% distinct samples, whose k-NN balls are wider, so the replicates lean toward
   zero and the interval can lie just beside its estimate (seen on real GAN runs: -26.5
@@ -25,10 +25,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import floors
-from datakit.audit.checks import CheckResult, pct
-from datakit.audit.modes import MAX_FIT, MIN_SILHOUETTE, assign_modes, fit_modes, modes_covered, recall_statistic
+from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
+from datakit.audit.stats import floors
+from datakit.audit.stats.modes import (
+    MAX_FIT,
+    MIN_SILHOUETTE,
+    assign_modes,
+    fit_modes,
+    modes_covered,
+    recall_statistic,
+)
 
 NAME = "modes"
 

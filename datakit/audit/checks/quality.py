@@ -8,7 +8,7 @@ runs audited against the same reference, compare like with like.
 
 Per class: the class's FD and coverage against its training images, generated vs
 held-out real images of the class at the same n, decided by an interval
-(:mod:`datakit.audit.floors`: bootstrap for FD; for coverage, the hull of the bootstrap
+(:mod:`datakit.audit.stats.floors`: bootstrap for FD; for coverage, the hull of the bootstrap
 and Newcombe's interval). A class with fewer than ``floors.MIN_CLASS_N`` generated or
 held-out images is not tested against its floors; an ``info`` finding says so.
 """
@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from datakit.audit import calibration, floors, metrics
-from datakit.audit.checks import CheckResult, pct
+from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding, Metric
+from datakit.audit.stats import calibration, floors
+from datakit.judge import metrics
 
 NAME = "quality"
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from datakit.audit import amplification, floors
-from datakit.audit.checks import CheckResult
+from datakit.audit.registry import CheckResult
 from datakit.audit.schema import Finding
+from datakit.audit.stats import amplification, floors
 
 NAME = "shares"
 

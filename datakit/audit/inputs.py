@@ -1,0 +1,95 @@
+"""A run directory read for the audit: its config, its manifest and its generated samples, checked."""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datakit.errors import DatakitError, RunDirError
+from datakit.manifest.model import Manifest
+from datakit.manifest.read import read_manifest
+
+
+@dataclass
+class RunInputs:
+    """What the audit reads from a run directory."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    images: np.ndarray
+    labels: np.ndarray
+    manifest: Manifest
+    conditional: bool
+
+
+def load_run(run_dir: str | os.PathLike) -> RunInputs:
+    """Read config.json, generated.npz and the training manifest of a run, checking they agree."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirError(f"Run directory {run_dir} does not exist. "
+                          "Pass the folder written by `datakit train`.")
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise RunDirError(f"{cfg_path} is missing, so the run's manifest is unknown. "
+                          "Pass a run directory written by `datakit train`.")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except ValueError as e:
+        raise RunDirError(f"{cfg_path} is not valid JSON ({e}).") from e
+    if not config.get("manifest"):
+        raise RunDirError(f"{cfg_path} does not name the training manifest (key \"manifest\").")
+    gen_path = run_dir / "generated.npz"
+    if not gen_path.exists():
+        raise RunDirError(f"{gen_path} is missing: the run has no final samples to audit. "
+                          "Let `datakit train` finish (it writes generated.npz last).")
+    try:
+        with np.load(gen_path) as z:
+            images, labels = z["images"], z["labels"]
+    except KeyError as e:
+        raise RunDirError(f"{gen_path} lacks the array {e}; it needs `images` and `labels`.") from e
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise RunDirError(f"{gen_path} cannot be read ({e}).") from e
+    try:
+        manifest = read_manifest(config["manifest"])
+    except DatakitError as e:
+        raise RunDirError(f"The training manifest named in {cfg_path} cannot be read: {e}") from e
+    if config.get("manifest_checksum") and config["manifest_checksum"] != manifest.checksum:
+        raise RunDirError(f"The manifest {manifest.path} has changed since the run was trained "
+                          f"(checksum differs from {cfg_path}); audit against the original manifest.")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != manifest.geometry.shape:
+        raise RunDirError(f"{gen_path} holds images of {images.dtype} {images.shape}; expected uint8 "
+                          f"N×{'×'.join(map(str, manifest.geometry.shape))} (the manifest's geometry).")
+    labels = _check_labels(labels, gen_path)
+    if len(labels) != len(images):
+        raise RunDirError(f"{gen_path} has {len(images)} images but {len(labels)} labels.")
+    bad = labels[(labels < -1) | (labels >= len(manifest.vocabulary))]
+    if len(bad):
+        raise RunDirError(f"{gen_path} has label {int(bad[0])}, outside the manifest's "
+                          f"{len(manifest.vocabulary)} classes (0..{len(manifest.vocabulary) - 1}, "
+                          "or -1 for unconditional samples).")
+    if len(images) < 2:
+        raise RunDirError(f"{gen_path} holds {len(images)} image(s); the audit needs at least 2.")
+    conditional = bool(config.get("conditional", bool((labels >= 0).all())))
+    return RunInputs(run_dir, config, images, labels, manifest, conditional)
+
+
+def _check_labels(labels: np.ndarray, gen_path: Path) -> np.ndarray:
+    """generated.npz's labels: one integer per image (shape (N,)), no NaN, as int64."""
+    if labels.ndim != 1:
+        raise RunDirError(f"{gen_path} holds labels of shape {labels.shape}; expected one label "
+                          "per image, shape (N,). Write them with labels.reshape(-1).")
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+            raise RunDirError(f"{gen_path} holds labels that are NaN, infinite or not whole "
+                              "numbers; expected class indices (int64, -1 for unconditional).")
+    elif labels.dtype.kind not in "iu":
+        raise RunDirError(f"{gen_path} holds labels of type {labels.dtype}; expected int64 "
+                          "class indices.")
+    return labels.astype(np.int64)

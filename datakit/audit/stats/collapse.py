@@ -1,0 +1,49 @@
+"""The total mode-collapse verdict of one class: its diversity ratio and close-pair share.
+
+Used by :mod:`datakit.audit.checks.collapse`; the other per-class metrics live in the checks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from datakit.judge import metrics
+
+
+@dataclass
+class CollapseRule:
+    """A class is collapsed when its generated samples are this much less diverse than real ones."""
+
+    max_diversity_ratio: float = 0.5   # generated / real mean pairwise distance below this
+    max_close_pair_share: float = 0.5  # or more than this share of pairs closer than a real NN radius
+
+
+def close_pair_share(features: np.ndarray, radius: float, max_samples: int = 2000, seed: int = 0) -> float:
+    """Share of distinct sample pairs within ``radius`` of each other (``<=``, as the PRDC balls).
+
+    Only pairs of two different samples count, so the share lies in [0, 1] for any
+    radius; with a radius of 0 (a real class with duplicate images) exact copies among
+    the samples still count as close. NaN with fewer than two samples or no radius.
+    """
+    d = metrics.pairwise_distances(features, max_samples=max_samples, seed=seed)
+    if d is None or not np.isfinite(radius):
+        return float("nan")
+    i, j = torch.triu_indices(len(d), len(d), offset=1)
+    return float((d[i, j] <= radius).double().mean())
+
+
+def collapse_verdict(class_name: str, generated_count: int, diversity_ratio: float,
+                     close_share: float, rule: CollapseRule) -> tuple[bool, str]:
+    """Decide collapse for one class and say why, in one sentence."""
+    if generated_count == 0:
+        return True, f"class {class_name}: no generated sample belongs to this class (mode dropped)."
+    if generated_count == 1:
+        return True, f"class {class_name}: a single generated sample, so no variety at all."
+    collapsed = bool(diversity_ratio < rule.max_diversity_ratio or close_share > rule.max_close_pair_share)
+    return collapsed, (
+        f"class {class_name}: diversity {diversity_ratio:.2f} of real, {close_share:.0%} of "
+        f"generated pairs within one real-image nearest-neighbour radius of each other "
+        f"({generated_count} samples) -> {'collapsed' if collapsed else 'not collapsed'} "
+        f"(thresholds: diversity < {rule.max_diversity_ratio:g} or pairs > {rule.max_close_pair_share:.0%}).")

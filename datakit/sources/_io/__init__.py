@@ -1,0 +1,1 @@
+"""Reading original files: tar archives and folder trees, checksummed downloads, parallel image decoding."""

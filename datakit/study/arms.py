@@ -1,0 +1,229 @@
+"""What one study run needs: its arm's manifest (ingested or composed, reused when done), its training
+settings and budget, the shared reference and judge, and the training run itself."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datakit._core.names import describe_os_error, inside
+from datakit._core.progress import log
+from datakit.errors import DatakitError, StudyError
+from datakit.study.spec import ArmSpec, IngestSpec, Study
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def _existing(path: Path):
+    from datakit.manifest.read import read_manifest
+    if not path.with_suffix(".json").exists():
+        return None
+    try:
+        return read_manifest(path)
+    except DatakitError:
+        return None
+
+
+def _ingest(spec: IngestSpec, folder: Path):
+    from datakit.sources.home import HOME_SOURCES, source_home
+    from datakit.sources.registry import ingest
+    # Without a path the files come from the data home, so its folder keys the reuse.
+    where = spec.path or (str(source_home(spec.source)) if spec.source in HOME_SOURCES else None)
+    out = inside(folder, folder / f"{spec.name}-{_digest([spec.source, where, spec.options])}.parquet",
+                 "ingest manifest")
+    return _reuse_or_make(out, f"ingest {spec.name}", f"{spec.source} {where or ''}",
+                          lambda: ingest(spec.source, spec.path, out=out, **spec.options))
+
+
+def _reuse_or_make(out: Path, step: str, what: str, make):
+    """The manifest at ``out`` if a previous run wrote it, else ``make()`` (logged either way)."""
+    m = _existing(out)
+    if m is not None:
+        log(f"[{step}] reusing {out}")
+        return m
+    log(f"[{step}] {what}")
+    return make()
+
+
+def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
+    from datakit.composition.build import compose
+    from datakit.manifest.read import read_manifest
+    if arm.manifest:
+        return read_manifest(arm.manifest)
+    ms = [parents[s] for s in arm.sources]
+    if len(ms) == 1 and not arm.compose:
+        return ms[0]
+    out = inside(folder, folder / f"{arm.name}-{_digest([[m.checksum for m in ms], arm.compose])}.parquet",
+                 "composed manifest")
+    return _reuse_or_make(out, f"compose {arm.name}", f"from {', '.join(arm.sources)}",
+                          lambda: compose(ms, out, **arm.compose))
+
+
+def check_budget(budget: float) -> None:
+    """``--budget`` must be a finite positive number (it multiplies training steps)."""
+    if not (isinstance(budget, (int, float)) and math.isfinite(budget) and budget > 0):
+        raise StudyError(f"--budget must be positive, got {budget}; give a finite number such as 0.05.")
+
+
+def scaled_train_settings(shared: dict[str, Any], arm: dict[str, Any], budget: float,
+                          device: str | None) -> dict[str, Any]:
+    """The arm's training settings with steps (or epochs) scaled by ``budget``.
+
+    Logging and sample-grid intervals not set by the study follow the scaled length
+    (about 50 log rows and 8 grids), so a short CPU run still has curves and a gif.
+    """
+    from datakit.training.config import DEFAULT_STEPS
+    s = {**shared, **arm}
+    check_budget(budget)
+    if s.get("steps") is not None and not (isinstance(s["steps"], int) and s["steps"] >= 1):
+        raise StudyError(f"steps must be an integer of at least 1, got {s['steps']!r}.")
+    if s.get("epochs") is not None:
+        s["epochs"] = float(s["epochs"]) * budget
+        approx = None
+    else:
+        s["steps"] = max(1, int(round(int(s.get("steps") or DEFAULT_STEPS) * budget)))
+        approx = s["steps"]
+    if approx:
+        s.setdefault("log_every", max(1, approx // 50))
+        s.setdefault("sample_every", max(1, approx // 8))
+        s.setdefault("checkpoint_every", max(1, approx // 4))
+    if device:
+        s["device"] = device
+    return s
+
+
+def _run_matches(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
+    """True when run_dir holds a finished run of the same manifest with the same settings."""
+    return (run_dir / "generated.npz").exists() and _same_run(run_dir, settings, manifest)
+
+
+def _resumable(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
+    """True when run_dir holds an unfinished run of the same manifest and settings with a
+    checkpoint, which the trainer can continue (``resume``) instead of starting over."""
+    return (not (run_dir / "generated.npz").exists()
+            and (run_dir / "checkpoints" / "last.pt").exists()
+            and _same_run(run_dir, settings, manifest))
+
+
+def _same_run(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        return False
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except ValueError:
+        return False
+    if cfg.get("manifest_checksum") != manifest.checksum:
+        return False
+    ignore = {"device", "out", "manifest", "resume"}
+    return all(cfg.get(k) == v for k, v in settings.items() if k not in ignore and k in cfg)
+
+
+def _remove_stale_run(run_dir: Path) -> None:
+    """Delete ``run_dir`` only if datakit made it (its marker file says so); else refuse.
+
+    A folder without the marker may be the user's own (notes, another tool's run): it is
+    never deleted. An empty folder is left for the trainer to fill.
+    """
+    from datakit.training.rundir import MARKER
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        raise StudyError(f"{run_dir} is in the way of the run folder and was not made by "
+                         "datakit; move it away, or pass another --out.")
+    if not any(run_dir.iterdir()):
+        return
+    if not (run_dir / MARKER).is_file():
+        raise StudyError(f"{run_dir} holds files that datakit did not write (no {MARKER} "
+                         "marker), so it was left alone; move them away, or pass another --out.")
+    log(f"[train] {run_dir} holds a different or unfinished run: replacing it")
+    try:
+        shutil.rmtree(run_dir)
+    except OSError as e:
+        raise StudyError(f"Cannot remove the stale run {run_dir} ({describe_os_error(e)}); "
+                         "remove it by hand.") from e
+
+
+def train_run(name: str, manifest, settings: dict[str, Any], run_dir: Path) -> Path:
+    """Train run ``name`` ("ARM/seedK") into ``run_dir``: reuse a finished run with the same
+    manifest and settings, resume an unfinished one from its checkpoint, else start over."""
+    from datakit.training import TrainConfig, train
+    what = f"train {name}"
+    if _run_matches(run_dir, settings, manifest):
+        log(f"[{what}] reusing {run_dir} (same manifest and settings)")
+        return run_dir
+    resume = _resumable(run_dir, settings, manifest)
+    if resume:
+        log(f"[{what}] resuming the unfinished run in {run_dir} from its checkpoint")
+    else:
+        if run_dir.exists():
+            _remove_stale_run(run_dir)
+        log(f"[{what}] {settings.get('model', 'acgan')}, "
+            f"{settings.get('steps') or str(settings.get('epochs')) + ' epochs'} "
+            f"on {len(manifest):,} images")
+    train(TrainConfig(manifest=str(Path(manifest.path).resolve()), out=str(run_dir),
+                      resume=resume, **settings))
+    return run_dir
+
+
+def _prepare_manifests(study: Study, folder: Path) -> tuple[dict[str, Any], "Reference"]:
+    """Every arm's manifest (ingested and composed once, or reused) and the reference."""
+    needed = {s for a in study.arms for s in a.sources}
+    parents = {name: _ingest(spec, folder) for name, spec in study.ingests.items() if name in needed}
+    manifests = {arm.name: _arm_manifest(arm, parents, folder) for arm in study.arms}
+    return manifests, _reference_manifest(study, manifests, folder)
+
+
+def _judge_cache(out: Path) -> Path:
+    """The judge cache of a study's tasks: DATAKIT_CACHE when set, else ``<study>/cache``
+    (a folder every worker sees, since the study folder must be shared)."""
+    root = os.environ.get("DATAKIT_CACHE")
+    return Path(root).resolve() if root else (out / "cache").resolve()
+
+
+def _train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
+    """Train (or find cached) the reference's judge once, before the runs, as each audit
+    would (same settings, same cache key), so that every task only loads it."""
+    from datakit.judge.network import JudgeConfig, judge_for_manifest, resolve_device
+    from datakit.manifest.read import read_manifest
+    from datakit.study.executors import _judge_cache as cache_env
+
+    if not audit_cfg.use_cache:
+        return  # every audit trains its own judge
+    import torch
+    # A Ray driver may have no GPU while its workers do: the judge then trains on the CPU
+    # here (the cache key does not depend on the device), and every audit loads that one.
+    device = "auto" if audit_cfg.device.startswith("cuda") and not torch.cuda.is_available() \
+        else audit_cfg.device
+    judge_cfg = JudgeConfig(**{**audit_cfg.judge.__dict__, "device": str(resolve_device(device))})
+    with cache_env(str(cache)):
+        judge_for_manifest(read_manifest(reference.path), judge_cfg, use_cache=True)
+
+
+@dataclass
+class Reference:
+    """The one real image set (and judge) every arm is measured against."""
+
+    name: str          # an arm name, or "union"
+    path: Path         # its manifest (.parquet)
+    checksum: str
+
+
+def _reference_manifest(study: Study, manifests: dict[str, Any], folder: Path) -> Reference:
+    """The reference manifest: a named arm's, or the union of every arm's (composed once,
+    exact duplicates dropped, so an image shared by several arms counts once)."""
+    from datakit.composition.build import compose
+
+    if study.reference != "union":
+        m = manifests[study.reference]
+        return Reference(study.reference, Path(m.path), m.checksum)
+    ms = list({m.checksum: m for m in manifests.values()}.values())
+    out = folder / f"union-{_digest(sorted(m.checksum for m in ms))}.parquet"
+    m = _reuse_or_make(out, "compose union", f"the union of {len(ms)} arm manifests",
+                       lambda: compose(ms, out, dedupe="exact"))
+    return Reference("union", Path(m.path), m.checksum)

@@ -1,0 +1,134 @@
+"""``run_study``: every arm and seed of a study trained and audited (reusing what is done), then study.json and the report."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from datakit._core.names import inside
+from datakit._core.progress import log
+from datakit.study.arms import (
+    _judge_cache,
+    _prepare_manifests,
+    _train_shared_judge,
+    check_budget,
+    scaled_train_settings,
+)
+from datakit.study.executors import RunTask
+from datakit.study.spec import Study, _split_overrides
+
+
+@dataclass
+class StudyResult:
+    """What :func:`run_study` produced: the report, study.json and every run ("ARM/seedK")."""
+
+    report: Path
+    summary: Path
+    runs: dict[str, Path]
+    audits: dict[str, dict[str, Any]]
+
+
+def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: float = 1.0,
+              device: str | None = None, overrides: dict[str, Any] | None = None,
+              executor: str | None = None, jobs: int | None = None,
+              threads: int | None = None) -> StudyResult:
+    """Run every arm of ``study`` once per seed (ingest → compose → train → audit), compare
+    the arms with contrasts, and write ``report.html``, ``study.json`` (and ``curve.csv``
+    for sweeps) in the study folder.
+
+    The ingests and compositions the runs need, and the shared judge, are made first, here;
+    then every run (arm × seed: train + audit) is one task of the executor
+    (:mod:`datakit.study.executors`), which gives the same runs and numbers in any executor.
+
+    Args:
+        study: a parsed study (:func:`load_study`).
+        out: the study folder (default ``studies/<name>``): ``manifests/``,
+            ``runs/<arm>/seed<k>/``, ``report.html``, ``study.json`` and ``curve.csv`` go there.
+            Under Ray it must be on storage every worker sees, at the same path.
+        budget: multiplies every arm's training steps (e.g. 0.05 on a CPU).
+        device: ``auto``, ``cpu`` or ``cuda`` for training and audit (default: the study's).
+        overrides: training settings that replace the study's for every arm (e.g. a
+            smaller ``width`` for a CPU run; recorded in each run's config.json), and audit
+            settings as ``audit.NAME`` (e.g. ``audit.cas = False``).
+        executor, jobs, threads: ``local`` or ``ray``, runs at once under ``local``, torch
+            threads per run (default: the study's [study] values, else local, 1, automatic).
+    """
+    from datakit.study.executors import ExecutorConfig, execute, require_ray, write_token
+    from datakit.study.results import write_study_outputs
+
+    check_budget(budget)  # before any work starts
+    train_overrides, audit_overrides = _split_overrides(overrides)
+    chosen = {"name": executor, "jobs": jobs, "threads": threads}
+    spec = {"name": study.executor.get("executor", "local"), "jobs": study.executor.get("jobs", 1),
+            "threads": study.executor.get("threads", 0),
+            **{k: v for k, v in chosen.items() if v is not None}}
+    plan = ExecutorConfig(**spec)
+    plan.validate()
+    if plan.name == "ray":
+        require_ray()  # before any work
+    out = Path(out) if out is not None else Path("studies") / study.name
+    mdir, rdir = out / "manifests", out / "runs"
+    mdir.mkdir(parents=True, exist_ok=True)
+
+    # 1) the data every run reads: ingests, compositions and the reference, made once
+    manifests, reference = _prepare_manifests(study, mdir)
+    # 2) the shared judge, trained once into the cache every task reads
+    audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path)
+    cache = _judge_cache(out)
+    _train_shared_judge(reference, audit_cfg, cache)
+    # 3) one task per run (arm × seed), executed where the plan says
+    token, token_value = write_token(out)
+    tasks, runs = [], {}
+    for arm in study.arms:
+        for seed in study.seeds:
+            settings = scaled_train_settings(study.train, {**arm.train, **train_overrides},
+                                             budget, device)
+            settings["seed"] = seed
+            runs[(arm.name, seed)] = inside(rdir, rdir / arm.name / f"seed{seed}", "run folder")
+            tasks.append(RunTask(
+                arm.name, seed, str(Path(manifests[arm.name].path).resolve()), settings,
+                str(runs[(arm.name, seed)].resolve()), audit_cfg.to_dict(), str(cache),
+                str(token), token_value, plan.threads_per_run(),
+                _trains_on_cuda(settings.get("device", "auto"))))
+    log(f"== {len(tasks)} runs ({len(study.arms)} arms × {len(study.seeds)} seeds), executor "
+        f"{plan.name}" + (f", {plan.jobs} at once" if plan.jobs > 1 else "")
+        + f", {plan.threads_per_run()} threads each")
+    audits = [o.audit for o in execute(tasks, plan)]
+    # 4) study.json, curve.csv and the report
+    replaced = {**train_overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}
+    report, summary = write_study_outputs(study, out, runs, audits, manifests, reference,
+                                          budget=budget, overrides=replaced,
+                                          executor=plan.record())
+    log(f"Study report: {report}")
+    return StudyResult(report, summary, {f"{a}/seed{s}": p for (a, s), p in runs.items()},
+                       {f"{a}/seed{s}": au for (a, s), au in zip(runs, audits)})
+
+
+def _trains_on_cuda(device: str) -> bool:
+    """Whether a run with this --device trains on a GPU (auto: when this machine has one)."""
+    if device == "cuda":
+        return True
+    if device != "auto":
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
+def _audit_config(audit: dict[str, Any], overrides: dict[str, Any], device: str | None,
+                  reference: Path):
+    """The study's AuditConfig: one judge and one real image set (the reference) for every run.
+
+    ``AuditConfig.reference_manifest`` is being added by the audit rewrite (issue 9); until it
+    lands only the judge is shared and each run's quality is compared with its own real images.
+    """
+    from datakit.audit import AuditConfig
+
+    settings = {**audit, **overrides, **({"device": device} if device else {}),
+                "judge_manifest": str(Path(reference).resolve())}
+    if "reference_manifest" in AuditConfig.__dataclass_fields__:
+        settings["reference_manifest"] = settings["judge_manifest"]
+    else:
+        log("Note: this audit has no reference_manifest yet; every run is measured by the "
+            "reference's judge against its own real images.")
+    return AuditConfig.from_dict(settings)

@@ -1,0 +1,114 @@
+"""Sweeps: a series of study arms along one factor, and the data-efficiency curve they give.
+
+A sweep is declared once and expands into one arm per value::
+
+    [[sweep]]
+    name = "mnist"                        # arms are named <name>_<value>: mnist_500, ...
+    from = ["mnist"]                      # as in [[arm]]: ingest names (or `manifest`)
+    factor = "size"                       # a compose option (size, skew, fraction, ...)
+    values = [500, 1000, 2000]            #   or a training setting (width, augment, steps, ...)
+    compose = { split = "train", holdout = 0.2, seed = 0 }   # shared by every arm (optional)
+    train = { }                                              # shared by every arm (optional)
+
+Each value is set as that compose option (when ``factor`` is a ComposeConfig field) or that
+training setting (a TrainConfig field). The sweep's arms are ordinary arms afterwards; they
+remember their level (``ArmSpec.levels``) so the study can draw the metric against it
+(:func:`curve_rows`) and contrast neighbouring values.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from datakit.errors import StudyError
+
+SWEEP_KEYS = {"name", "from", "manifest", "factor", "values", "compose", "train"}
+#: Columns of curve.csv.
+CURVE_COLUMNS = ["sweep", "factor", "value", "metric", "mean", "ci_low", "ci_high", "n_seeds"]
+
+
+def _arm_name(sweep: str, value: Any) -> str:
+    text = re.sub(r"[^A-Za-z0-9_.+-]+", "-", str(value)).strip("-")
+    return f"{sweep}_{text}"
+
+
+def expand_sweeps(raw: Sequence[dict[str, Any]], where: str
+                  ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``[[sweep]]`` tables -> (raw ``[[arm]]`` tables, {arm name: {sweep, factor, value}}).
+
+    Raises :class:`StudyError` naming the sweep and key for a malformed table.
+    """
+    from datakit.composition.config import ComposeConfig
+    from datakit.training import TrainConfig
+
+    compose_fields = {f.name for f in fields(ComposeConfig)}
+    train_fields = {f.name for f in fields(TrainConfig)} - {"manifest", "out", "resume", "seed"}
+    arms: list[dict[str, Any]] = []
+    levels: dict[str, dict[str, Any]] = {}
+    for i, s in enumerate(raw):
+        swhere = f"{where} sweep {i + 1}"
+        if not isinstance(s, dict):
+            raise StudyError(f"{swhere} must be a [[sweep]] table.")
+        unknown = sorted(set(s) - SWEEP_KEYS)
+        if unknown:
+            raise StudyError(f"{swhere}: unknown key(s) {', '.join(unknown)}; valid keys: "
+                             f"{', '.join(sorted(SWEEP_KEYS))}.")
+        name, factor, values = s.get("name"), s.get("factor"), s.get("values")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise StudyError(f"{swhere} needs a `name` of letters, digits and _.+- (it prefixes "
+                             f"its arms' names), got {name!r}.")
+        if factor not in compose_fields | train_fields:
+            raise StudyError(f"{swhere} ({name}): factor {factor!r} is neither a compose option "
+                             f"nor a training setting; use e.g. size, skew, fraction, width, augment.")
+        if not isinstance(values, list) or len(values) < 2:
+            raise StudyError(f"{swhere} ({name}) needs `values`, a list of at least two levels "
+                             f"of {factor}, e.g. values = [500, 1000, 2000].")
+        where_to = "compose" if factor in compose_fields else "train"
+        for value in values:
+            arm = {k: v for k, v in s.items() if k in ("from", "manifest")}
+            arm["name"] = _arm_name(name, value)
+            arm["compose"] = dict(s.get("compose") or {})
+            arm["train"] = dict(s.get("train") or {})
+            arm[where_to][factor] = value
+            arms.append(arm)
+            levels[arm["name"]] = {"sweep": name, "factor": factor, "value": value}
+    return arms, levels
+
+
+def curve_rows(arms: dict[str, dict[str, Any]], levels: dict[str, dict[str, Any]]
+               ) -> list[dict[str, Any]]:
+    """The data-efficiency curve: one row per (sweep arm, metric) with the arm's mean and
+    interval over seeds, ordered by sweep, metric and level.
+
+    Args:
+        arms: study.json's ``arms`` as {arm: {"metrics": {metric: {mean, ci_low, ci_high,
+            n_seeds}}}}.
+        levels: {arm: {sweep, factor, value}} from :func:`expand_sweeps`.
+    """
+    rows = []
+    for arm, level in levels.items():
+        for metric, m in (arms.get(arm) or {}).get("metrics", {}).items():
+            rows.append({"sweep": level["sweep"], "factor": level["factor"],
+                         "value": level["value"], "metric": metric, **{
+                             k: m.get(k) for k in ("mean", "ci_low", "ci_high", "n_seeds")}})
+    return sorted(rows, key=lambda r: (r["sweep"], r["metric"], _sort_key(r["value"])))
+
+
+def _sort_key(v: Any) -> tuple:
+    return (0, float(v), "") if isinstance(v, (int, float)) else (1, 0.0, str(v))
+
+
+def write_curve_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write curve.csv atomically (columns :data:`CURVE_COLUMNS`)."""
+    from datakit.training.rundir import atomic_write_bytes
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, CURVE_COLUMNS, lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(Path(path), buf.getvalue().encode())
+    return Path(path)
