@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.datakit-installed
 
-.PHONY: install test test-fast demo bench clean
+.PHONY: install test test-fast demo docs bench clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/datakit demo --out demo
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest
