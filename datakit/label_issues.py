@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from datakit._core.progress import progress
 from datakit.errors import DatakitError, ManifestError, UnknownName
 from datakit.manifest.model import Manifest
 
@@ -160,8 +161,9 @@ def out_of_fold_probabilities(images: np.ndarray, labels: np.ndarray, classes: l
     """N×K softmax probabilities, each row predicted by a judge trained without its fold."""
     from scipy.special import softmax
 
-    from datakit._core.progress import progress
+    # The judge needs PyTorch; reading and writing issue CSVs (``stats --html``) does not.
     from datakit.judge.network import Judge, JudgeConfig
+
 
     fold = stratified_folds(labels, config.folds, config.seed)
     probs = np.zeros((len(labels), len(classes)))

@@ -364,14 +364,13 @@ def test_missing_data_and_wrong_archive(tmp_path):
 
 
 def test_download_fetches_the_official_archive(tmp_path, monkeypatch):
-    import datakit.sources._io.download as download
     calls = []
 
     def fake_fetch(source, root, files=None, base_url=None):
         calls.append((source, Path(root), files))
         return [write_tgz(Path(root) / files[0], FNT, fnt_files(samples=(3,)))]
 
-    monkeypatch.setattr(download, "fetch", fake_fetch)
+    monkeypatch.setattr(chars74k, "fetch", fake_fetch)
     m = ingest(tmp_path / "dl", tmp_path / "o", download=True)
     assert calls == [("chars74k", tmp_path / "dl", ["EnglishFnt.tgz"])]
     assert len(m) == 2

@@ -150,7 +150,7 @@ def test_ddp_two_gloo_processes(make_manifest, tmp_path):
 
 def test_each_process_takes_the_gpu_of_its_local_rank_not_its_global_rank(monkeypatch):
     # Host 2 of a two-host torchrun job: global ranks 2 and 3 are local ranks 0 and 1.
-    from datakit.training.loop import resolve_device
+    from datakit._core.device import resolve_device
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
     assert resolve_device("cpu", local_rank=1) == torch.device("cpu")

@@ -25,8 +25,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from datakit._core.atomic import temp_path
+from datakit._core.device import resolve_device
 from datakit._core.progress import log
 from datakit.errors import DatakitError, ManifestError
+from datakit.judge.cache import cache_dir
 from datakit.judge.features import Embedding, embed, to_judge_input
 from datakit.manifest.model import Manifest
 
@@ -54,16 +56,6 @@ class JudgeConfig:
         d.pop("device")
         d.pop("min_accuracy")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; anything else is passed to torch."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as e:
-        raise DatakitError(f"Unknown device {device!r}; use auto, cpu or cuda[:N].") from e
 
 
 class JudgeNet(nn.Module):
@@ -236,12 +228,6 @@ class Judge:
         judge.net.load_state_dict(blob["state_dict"])
         judge.net.to(judge.device).eval()
         return judge
-
-
-def cache_dir() -> Path:
-    """$DATAKIT_CACHE/judges, else ~/.cache/datakit/judges."""
-    root = os.environ.get("DATAKIT_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "datakit") / "judges"
 
 
 def judge_for_manifest(manifest: Manifest, config: JudgeConfig | None = None, *,

@@ -16,11 +16,11 @@ from datakit.manifest.model import (
     manifest_paths,
     pixel_sha256,
 )
+from datakit.manifest.switch import recover_if_interrupted
 
 
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Read a manifest written by :func:`write_manifest`, checking its three files agree."""
-    from datakit.manifest.switch import recover_if_interrupted
     parquet, sidecar, pixels = manifest_paths(path)
     recover_if_interrupted(parquet)
     if not parquet.exists() and not sidecar.exists():

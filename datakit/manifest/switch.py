@@ -39,12 +39,12 @@ import pandas as pd
 
 from datakit._core.atomic import remove_stale_temps, temp_name, write_npy
 from datakit.errors import ManifestError
+from datakit.manifest.model import manifest_paths, parquet_schema
 
 DEFAULT_LOCK_TIMEOUT = 120.0
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path, Path]:
-    from datakit.manifest.model import manifest_paths
     return manifest_paths(path)
 
 
@@ -199,7 +199,6 @@ class ManifestWriter:
 
     def commit(self, table: pd.DataFrame, meta: dict[str, Any], *, default: Any = None) -> None:
         """Write table and sidecar, then switch all three in (sidecar last)."""
-        from datakit.manifest.model import parquet_schema
         table.to_parquet(self.parquet_tmp, index=False,
                          schema=parquet_schema(table, meta["classes"], meta["geometry"]))
         meta = {**meta, "write_id": self.write_id}

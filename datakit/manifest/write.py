@@ -25,7 +25,9 @@ from datakit.manifest.model import (
     pixel_sha256,
     table_checksum,
 )
+from datakit.manifest.stats import compute_stats
 from datakit.manifest.store import StoreReader
+from datakit.manifest.switch import ManifestWriter
 
 
 def _validate(table: pd.DataFrame, pixels: np.ndarray) -> None:
@@ -70,7 +72,6 @@ def write_manifest(path: str | os.PathLike, table: pd.DataFrame, pixels: np.ndar
     parquet = manifest_paths(path)[0]
     check_name(parquet.name[: -len(".parquet")], "manifest name")
     table, full = _table_and_sidecar(parquet, table, pixels, meta, compute_statistics, classes)
-    from datakit.manifest.switch import ManifestWriter
     with ManifestWriter(parquet) as writer:  # OSError (disk full, read-only) is the caller's to word
         writer.write_store(pixels)
         writer.commit(table, full, default=_json_default)
@@ -89,7 +90,6 @@ def write_manifest_chunks(path: str | os.PathLike, table: pd.DataFrame,
     the written store back a chunk at a time (:class:`~datakit.manifest.store.StoreReader`:
     its pages do not stay in this process). Same files, byte for byte, as write_manifest.
     """
-    from datakit.manifest.switch import ManifestWriter
     parquet = manifest_paths(path)[0]
     check_name(parquet.name[: -len(".parquet")], "manifest name")
     shape = (len(table), *(int(x) for x in image_shape))
@@ -153,7 +153,6 @@ def _table_and_sidecar(parquet: Path, table: pd.DataFrame, pixels: np.ndarray,
         "checksum": content_checksum(table, pixels),
     })
     if compute_statistics:
-        from datakit.manifest.stats import compute_stats
         full["stats"] = compute_stats(table, pixels, classes=classes)
     full["table_checksum"] = table_checksum(table)
     full["store_rows"] = int(len(pixels))

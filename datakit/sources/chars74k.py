@@ -31,6 +31,7 @@ from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownNam
 from datakit.manifest.model import CHARS62, Manifest
 from datakit.sources._io.archive import archive_files, tree_files
 from datakit.sources._io.decode import decode_into
+from datakit.sources._io.download import fetch
 from datakit.sources._io.images import FitOptions
 from datakit.sources.common import ErrorPolicy, IngestSpill, finish_chunks, output_path, records_in_path_order
 from datakit.sources.home import not_in_home, source_home
@@ -203,7 +204,6 @@ def ingest_chars74k(path: str | os.PathLike | None = None, *, subset: str, class
     policy = ErrorPolicy(on_error)
     root = Path(path) if path is not None else source_home(DATASET)
     if download:
-        from datakit.sources._io.download import fetch
         fetch("chars74k", root.parent if root.is_file() else root, files=[sub.download])
     kind, where = locate(root, sub) if path is not None else locate_in_home(root, sub)
     opts = FitOptions(size=size, channels=channels, crop_ink=sub.crop_ink)

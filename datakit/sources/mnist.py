@@ -21,6 +21,7 @@ from datakit._core.names import describe_os_error
 from datakit._core.progress import log
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
 from datakit.manifest.model import Geometry, Manifest
+from datakit.sources._io.download import fetch
 from datakit.sources.common import ErrorPolicy, finish
 from datakit.sources.home import not_in_home, source_home
 
@@ -249,7 +250,6 @@ def ingest_mnist(path: str | os.PathLike | None = None, *, split: str = "all",
     splits = ["train", "test"] if split == "all" else [split]
     # 2. Download if asked.
     if download:
-        from datakit.sources._io.download import fetch
         fetch("mnist", folder, files=[stem + ".gz" for s in splits for stem in FILES[s]])
     if path is None:  # the data home: say where we looked and that --download fills it
         missing = missing_files(folder, split)

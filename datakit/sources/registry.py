@@ -6,7 +6,13 @@ from typing import Any, Callable
 
 from datakit.errors import UnknownName
 from datakit.manifest.model import Manifest
+from datakit.sources import chars74k, mnist, svhn
+from datakit.sources.chars74k import ingest_chars74k
+from datakit.sources.digits import ingest_digits
+from datakit.sources.fonts import ingest_fonts
 from datakit.sources.home import HOME_SOURCES, get_data_home
+from datakit.sources.mnist import ingest_mnist
+from datakit.sources.svhn import ingest_svhn
 
 
 def data_home_report(data_home: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -15,7 +21,6 @@ def data_home_report(data_home: str | os.PathLike | None = None) -> dict[str, An
     ``present`` means a plain ``datakit ingest SOURCE`` (for chars74k: with at least one
     ``--subset``) would find its files; chars74k also lists the ``subsets`` found.
     """
-    from datakit.sources import chars74k, mnist, svhn
     home = get_data_home(data_home)
     found = {"mnist": mnist.files_present, "svhn": svhn.files_present,
              "chars74k": chars74k.subsets_present}
@@ -36,19 +41,14 @@ SOURCES = ("mnist", "svhn", "chars74k", "digits", "fonts")
 def source_function(source: str) -> Callable[..., Manifest]:
     """The ingest function of ``source`` (its keyword parameters are the source's options)."""
     if source == "mnist":
-        from datakit.sources.mnist import ingest_mnist
         return ingest_mnist
     if source == "svhn":
-        from datakit.sources.svhn import ingest_svhn
         return ingest_svhn
     if source == "chars74k":
-        from datakit.sources.chars74k import ingest_chars74k
         return ingest_chars74k
     if source == "digits":
-        from datakit.sources.digits import ingest_digits
         return ingest_digits
     if source == "fonts":
-        from datakit.sources.fonts import ingest_fonts
         return ingest_fonts
     raise UnknownName(f"Unknown source {source!r}; use one of: {', '.join(SOURCES)}.")
 

@@ -17,6 +17,7 @@ import numpy as np
 from datakit._core.progress import log
 from datakit.errors import DatakitError, FormatError, SourceNotFound, UnknownName
 from datakit.manifest.model import Geometry, Manifest
+from datakit.sources._io.download import fetch
 from datakit.sources.common import ErrorPolicy, finish
 from datakit.sources.home import not_in_home, source_home
 
@@ -238,7 +239,6 @@ def ingest_svhn(path: str | os.PathLike | None = None, *, split: str = "all",
     # 2. Download if asked.
     wanted = list(FILES) if split == "all" else [split]
     if download:
-        from datakit.sources._io.download import fetch
         fetch("svhn", folder, files=[FILES[s] for s in wanted])
     present = files_present(folder)
     if path is None and not (present if split == "all" else split in present):

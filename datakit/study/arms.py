@@ -5,16 +5,25 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datakit._core.device import resolve_device
 from datakit._core.names import describe_os_error, inside
 from datakit._core.progress import log
+from datakit.composition.build import compose
 from datakit.errors import DatakitError, StudyError
+from datakit.judge.cache import cache_at, cache_root
+from datakit.judge.network import JudgeConfig, judge_for_manifest
+from datakit.manifest.read import read_manifest
+from datakit.sources.home import HOME_SOURCES, source_home
+from datakit.sources.registry import ingest
 from datakit.study.spec import ArmSpec, IngestSpec, Study
+from datakit.training import TrainConfig, train
+from datakit.training.config import DEFAULT_STEPS
+from datakit.training.rundir import MARKER
 
 
 def _digest(obj: Any) -> str:
@@ -22,7 +31,6 @@ def _digest(obj: Any) -> str:
 
 
 def _existing(path: Path):
-    from datakit.manifest.read import read_manifest
     if not path.with_suffix(".json").exists():
         return None
     try:
@@ -32,8 +40,6 @@ def _existing(path: Path):
 
 
 def _ingest(spec: IngestSpec, folder: Path):
-    from datakit.sources.home import HOME_SOURCES, source_home
-    from datakit.sources.registry import ingest
     # Without a path the files come from the data home, so its folder keys the reuse.
     where = spec.path or (str(source_home(spec.source)) if spec.source in HOME_SOURCES else None)
     out = inside(folder, folder / f"{spec.name}-{_digest([spec.source, where, spec.options])}.parquet",
@@ -53,8 +59,6 @@ def _reuse_or_make(out: Path, step: str, what: str, make):
 
 
 def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
-    from datakit.composition.build import compose
-    from datakit.manifest.read import read_manifest
     if arm.manifest:
         return read_manifest(arm.manifest)
     ms = [parents[s] for s in arm.sources]
@@ -79,7 +83,6 @@ def scaled_train_settings(shared: dict[str, Any], arm: dict[str, Any], budget: f
     Logging and sample-grid intervals not set by the study follow the scaled length
     (about 50 log rows and 8 grids), so a short CPU run still has curves and a gif.
     """
-    from datakit.training.config import DEFAULT_STEPS
     s = {**shared, **arm}
     check_budget(budget)
     if s.get("steps") is not None and not (isinstance(s["steps"], int) and s["steps"] >= 1):
@@ -132,7 +135,6 @@ def _remove_stale_run(run_dir: Path) -> None:
     A folder without the marker may be the user's own (notes, another tool's run): it is
     never deleted. An empty folder is left for the trainer to fill.
     """
-    from datakit.training.rundir import MARKER
     if run_dir.is_symlink() or not run_dir.is_dir():
         raise StudyError(f"{run_dir} is in the way of the run folder and was not made by "
                          "datakit; move it away, or pass another --out.")
@@ -152,7 +154,6 @@ def _remove_stale_run(run_dir: Path) -> None:
 def train_run(name: str, manifest, settings: dict[str, Any], run_dir: Path) -> Path:
     """Train run ``name`` ("ARM/seedK") into ``run_dir``: reuse a finished run with the same
     manifest and settings, resume an unfinished one from its checkpoint, else start over."""
-    from datakit.training import TrainConfig, train
     what = f"train {name}"
     if _run_matches(run_dir, settings, manifest):
         log(f"[{what}] reusing {run_dir} (same manifest and settings)")
@@ -182,16 +183,12 @@ def _prepare_manifests(study: Study, folder: Path) -> tuple[dict[str, Any], "Ref
 def _judge_cache(out: Path) -> Path:
     """The judge cache of a study's tasks: DATAKIT_CACHE when set, else ``<study>/cache``
     (a folder every worker sees, since the study folder must be shared)."""
-    root = os.environ.get("DATAKIT_CACHE")
-    return Path(root).resolve() if root else (out / "cache").resolve()
+    return cache_root(default=out / "cache").resolve()
 
 
 def _train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
     """Train (or find cached) the reference's judge once, before the runs, as each audit
     would (same settings, same cache key), so that every task only loads it."""
-    from datakit.judge.network import JudgeConfig, judge_for_manifest, resolve_device
-    from datakit.manifest.read import read_manifest
-    from datakit.study.executors import _judge_cache as cache_env
 
     if not audit_cfg.use_cache:
         return  # every audit trains its own judge
@@ -201,7 +198,7 @@ def _train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
     device = "auto" if audit_cfg.device.startswith("cuda") and not torch.cuda.is_available() \
         else audit_cfg.device
     judge_cfg = JudgeConfig(**{**audit_cfg.judge.__dict__, "device": str(resolve_device(device))})
-    with cache_env(str(cache)):
+    with cache_at(cache):
         judge_for_manifest(read_manifest(reference.path), judge_cfg, use_cache=True)
 
 
@@ -217,7 +214,6 @@ class Reference:
 def _reference_manifest(study: Study, manifests: dict[str, Any], folder: Path) -> Reference:
     """The reference manifest: a named arm's, or the union of every arm's (composed once,
     exact duplicates dropped, so an image shared by several arms counts once)."""
-    from datakit.composition.build import compose
 
     if study.reference != "union":
         m = manifests[study.reference]

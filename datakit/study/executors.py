@@ -29,9 +29,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from datakit._core.progress import log
+from datakit.audit import AuditConfig
 from datakit.errors import DatakitError, StudyError
+from datakit.judge.cache import cache_at
+from datakit.manifest.read import read_manifest
+from datakit.report.html import audit_runs
+from datakit.study.arms import train_run
+from datakit.study.spec import EXECUTORS
+from datakit.training.rundir import atomic_write_bytes
 
-EXECUTORS = ("local", "ray")
 #: The file a study writes in its folder so that a worker can prove it sees that folder.
 TOKEN_NAME = ".datakit-study-token"
 RAY_MISSING = "--executor ray needs Ray: pip install 'datakit[ray]'"
@@ -114,13 +120,9 @@ class RunOutcome:
 
 def run_task(task: RunTask) -> RunOutcome:
     """Check the study folder is visible, then train and audit one run."""
-    from datakit.audit import AuditConfig
-    from datakit.manifest.read import read_manifest
-    from datakit.report.html import audit_runs
-    from datakit.study.arms import train_run
 
     check_shared_storage(task)
-    with _judge_cache(task.cache), _torch_threads(task.threads):
+    with cache_at(task.cache), _torch_threads(task.threads):
         manifest = read_manifest(task.manifest)
         run_dir = train_run(task.name, manifest, dict(task.settings), Path(task.run_dir))
         audit = audit_runs([run_dir], config=AuditConfig.from_dict(task.audit), reuse=True)[0]
@@ -129,7 +131,6 @@ def run_task(task: RunTask) -> RunOutcome:
 
 def write_token(folder: Path) -> tuple[Path, str]:
     """Write the study folder's token file (a fresh random value); returns (path, value)."""
-    from datakit.training.rundir import atomic_write_bytes
     value = uuid.uuid4().hex
     path = folder.resolve() / TOKEN_NAME
     atomic_write_bytes(path, value.encode())
@@ -150,20 +151,6 @@ def check_shared_storage(task: RunTask) -> None:
             f"{token.parent} (its {token.name} {why}). The study folder must be on shared "
             "storage that every worker mounts at the same path (e.g. NFS); pass such a folder "
             "with --out.")
-
-
-@contextlib.contextmanager
-def _judge_cache(folder: str) -> Iterator[None]:
-    """Point DATAKIT_CACHE (the judge cache) at ``folder`` for the duration of a task."""
-    before = os.environ.get("DATAKIT_CACHE")
-    os.environ["DATAKIT_CACHE"] = folder
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("DATAKIT_CACHE", None)
-        else:
-            os.environ["DATAKIT_CACHE"] = before
 
 
 @contextlib.contextmanager

@@ -20,8 +20,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datakit.study import contrasts as cs
+import datakit.study.contrasts as cs
+from datakit.audit import AuditConfig
+from datakit.report.html import write_report
+from datakit.report.run_data import summary_metrics
 from datakit.study.sweep import curve_rows, write_curve_csv
+from datakit.training.rundir import atomic_write_bytes
 
 if TYPE_CHECKING:
     from datakit.study.arms import Reference
@@ -51,7 +55,6 @@ def composition_levels(manifest) -> dict[str, float]:
 def run_record(arm: str, seed: int, run_dir: Path, audit: dict[str, Any], base: Path
                ) -> dict[str, Any]:
     """One entry of study.json's ``runs``."""
-    from datakit.report.run_data import summary_metrics
     cfg = json.loads((run_dir / "config.json").read_text())
     summary = summary_metrics(audit)
     for name, entry in (audit.get("summary") or {}).items():
@@ -202,9 +205,6 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
                         *, budget: float, overrides: dict[str, Any],
                         executor: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write study.json, curve.csv (sweeps) and report.html; returns (report, study.json)."""
-    from datakit.audit import AuditConfig
-    from datakit.report.html import write_report
-    from datakit.training.rundir import atomic_write_bytes
 
     records = [run_record(a, s, p, au, out) for ((a, s), p), au in zip(runs.items(), audits)]
     arms = arm_records(study, records, manifests, out)

@@ -8,6 +8,7 @@ from typing import Any
 
 from datakit._core.names import inside
 from datakit._core.progress import log
+from datakit.audit import AuditConfig
 from datakit.study.arms import (
     _judge_cache,
     _prepare_manifests,
@@ -15,7 +16,8 @@ from datakit.study.arms import (
     check_budget,
     scaled_train_settings,
 )
-from datakit.study.executors import RunTask
+from datakit.study.executors import ExecutorConfig, RunTask, execute, require_ray, write_token
+from datakit.study.results import write_study_outputs
 from datakit.study.spec import Study, _split_overrides
 
 
@@ -54,8 +56,6 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
         executor, jobs, threads: ``local`` or ``ray``, runs at once under ``local``, torch
             threads per run (default: the study's [study] values, else local, 1, automatic).
     """
-    from datakit.study.executors import ExecutorConfig, execute, require_ray, write_token
-    from datakit.study.results import write_study_outputs
 
     check_budget(budget)  # before any work starts
     train_overrides, audit_overrides = _split_overrides(overrides)
@@ -122,7 +122,6 @@ def _audit_config(audit: dict[str, Any], overrides: dict[str, Any], device: str 
     ``AuditConfig.reference_manifest`` is being added by the audit rewrite (issue 9); until it
     lands only the judge is shared and each run's quality is compared with its own real images.
     """
-    from datakit.audit import AuditConfig
 
     settings = {**audit, **overrides, **({"device": device} if device else {}),
                 "judge_manifest": str(Path(reference).resolve())}

@@ -62,7 +62,12 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
     import tomli as tomllib  # type: ignore[no-redef]
 from datakit._core.names import check_name, describe_os_error, printable
 from datakit._core.typecheck import check_types, dataclass_hints, signature_hints
+from datakit.audit import AuditConfig
+from datakit.composition.config import ComposeConfig
 from datakit.errors import DatakitError, StudyError
+from datakit.sources.registry import SOURCES, source_function
+from datakit.study.sweep import expand_sweeps
+from datakit.training import TrainConfig
 
 _STUDY_KEYS = {"name", "title", "description", "seeds", "executor", "jobs", "threads"}
 
@@ -73,6 +78,8 @@ _ARM_KEYS = {"name", "from", "manifest", "compose", "train"}
 _INGEST_KEYS = {"source", "path"}
 
 
+#: Where a study's runs execute (:mod:`datakit.study.executors`).
+EXECUTORS = ("local", "ray")
 FACTORS = ("images", "synthetic_share", "wild_share", "handwritten_share", "skew")
 
 
@@ -165,7 +172,6 @@ def _name(value: Any, what: str, where: str) -> str:
 
 
 def _parse_ingest(iname: str, spec: Any, where: str, base: Path) -> IngestSpec:
-    from datakit.sources.registry import SOURCES, source_function
     iwhere = f"{where} [ingest.{printable(iname)}]"
     _name(iname, "ingest name", iwhere)
     spec = _table(spec, iwhere)
@@ -189,7 +195,6 @@ def _parse_ingest(iname: str, spec: Any, where: str, base: Path) -> IngestSpec:
 
 def _check_train(settings: dict[str, Any], where: str) -> None:
     """The merged training settings of an arm must make a valid TrainConfig."""
-    from datakit.training import TrainConfig
     try:
         TrainConfig(manifest="", out="", **settings).validate()
     except DatakitError as e:
@@ -197,8 +202,6 @@ def _check_train(settings: dict[str, Any], where: str) -> None:
 
 
 def _parse_arm(i: int, a: Any, where: str, base: Path, ingests: dict, shared_train: dict) -> ArmSpec:
-    from datakit.composition.config import ComposeConfig
-    from datakit.training import TrainConfig
     awhere = f"{where} arm {i + 1}"
     a = _table(a, awhere)
     _check_keys(a, _ARM_KEYS, awhere)
@@ -241,8 +244,6 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
 
     Every key, type, range and name is checked here, before any work starts.
     """
-    from datakit.audit import AuditConfig
-    from datakit.training import TrainConfig
 
     where = str(path) if path else "the study"
     base = path.parent if path else Path.cwd()
@@ -266,7 +267,6 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
     audit = _table(data.get("audit"), f"{where} [audit]")
     _check_fields(audit, AuditConfig, f"{where} [audit]")
 
-    from datakit.study.sweep import expand_sweeps
     raw_arms = data.get("arm") or []
     if not isinstance(raw_arms, list):
         raise StudyError(f"{where}: `arm` must be a list of [[arm]] tables.")
@@ -318,7 +318,6 @@ def _parse_seeds(head: dict[str, Any], where: str) -> list[int]:
 
 def _parse_executor(head: dict[str, Any], where: str) -> dict[str, Any]:
     """[study] executor ("local" or "ray"), jobs and threads (see datakit.study.executors)."""
-    from datakit.study.executors import EXECUTORS
     out = {k: head[k] for k in ("executor", "jobs", "threads") if k in head}
     if out.get("executor", "local") not in EXECUTORS:
         raise StudyError(f"{where} [study]: executor = {out['executor']!r} is not one of "
@@ -401,8 +400,6 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 def _split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """--set values as (training settings, audit settings), checked before any work."""
-    from datakit.audit import AuditConfig
-    from datakit.training import TrainConfig
 
     overrides = dict(overrides or {})
     audit_overrides = {k[len("audit."):]: overrides.pop(k) for k in list(overrides)

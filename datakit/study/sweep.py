@@ -24,7 +24,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
+from datakit.composition.config import ComposeConfig
 from datakit.errors import StudyError
+from datakit.training import TrainConfig
+from datakit.training.rundir import atomic_write_bytes
 
 SWEEP_KEYS = {"name", "from", "manifest", "factor", "values", "compose", "train"}
 #: Columns of curve.csv.
@@ -42,8 +45,6 @@ def expand_sweeps(raw: Sequence[dict[str, Any]], where: str
 
     Raises :class:`StudyError` naming the sweep and key for a malformed table.
     """
-    from datakit.composition.config import ComposeConfig
-    from datakit.training import TrainConfig
 
     compose_fields = {f.name for f in fields(ComposeConfig)}
     train_fields = {f.name for f in fields(TrainConfig)} - {"manifest", "out", "resume", "seed"}
@@ -104,7 +105,6 @@ def _sort_key(v: Any) -> tuple:
 
 def write_curve_csv(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     """Write curve.csv atomically (columns :data:`CURVE_COLUMNS`)."""
-    from datakit.training.rundir import atomic_write_bytes
 
     buf = io.StringIO()
     writer = csv.DictWriter(buf, CURVE_COLUMNS, lineterminator="\n", extrasaction="ignore")

@@ -19,6 +19,8 @@ from PIL import Image, ImageFilter
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
+from datakit.manifest.model import pixel_sha256
+
 
 @dataclass
 class PlantedSet:
@@ -51,7 +53,6 @@ def unseen(pool_images: np.ndarray, known_sha256: set[str]) -> np.ndarray:
     a pool image equal to a training image would be an "exact copy" that no model made, so
     every generator pool is drawn from the unseen images only.
     """
-    from datakit.manifest.model import pixel_sha256
     return np.array([h not in known_sha256 for h in pixel_sha256(pool_images)], bool)
 
 

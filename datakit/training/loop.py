@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from datakit._core.version import __version__
+import datakit.training.distributed as distributed
+from datakit._core.device import resolve_device
 from datakit._core.progress import log, progress
+from datakit._core.version import __version__
 from datakit.errors import TrainingError
 from datakit.manifest.read import read_manifest
-from datakit.training import distributed
 from datakit.training.augment import diff_augment
 from datakit.training.checkpoint import load_checkpoint, save_checkpoint
 from datakit.training.config import TrainConfig
@@ -43,16 +44,6 @@ NAN_AT_STEP_ENV = "DATAKIT_TRAIN_NAN_AT_STEP"
 #: Config fields that must not change when a run is resumed.
 RESUME_FIXED = ("model", "manifest_checksum", "z_dim", "width", "image_size", "channels",
                 "num_classes")
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise TrainingError("--device cuda was asked for but PyTorch sees no CUDA GPU; "
-                                "use --device cpu or --device auto.")
-        return torch.device("cuda", local_rank)
-    return torch.device("cpu")
 
 
 def train(config: TrainConfig) -> Path:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from datakit._core.device import resolve_device
 from datakit.errors import RunDirError, TrainingError
 from datakit.training.checkpoint import load_checkpoint
 from datakit.training.models import build_models
@@ -75,7 +76,6 @@ def sample(run_dir: str | os.PathLike, n: int, class_name: str | None = None,
     Returns:
         The path written.
     """
-    from datakit.training.loop import resolve_device
 
     if n < 1:
         raise TrainingError(f"--n must be at least 1, got {n}.")
