@@ -24,11 +24,13 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from datakit._core.atomic import temp_path
 from datakit._core.progress import progress
 from datakit.errors import DatakitError, ManifestError, UnknownName
 from datakit.manifest.model import Manifest
@@ -223,16 +225,10 @@ def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = Non
 
 def write_issues_csv(result: LabelIssues, path: str | os.PathLike) -> str:
     """Write the ranked issues table as CSV (atomically); returns the path."""
-    from pathlib import Path
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with temp_path(path) as tmp:
         result.issues.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return str(path)
 
 

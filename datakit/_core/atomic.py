@@ -120,9 +120,3 @@ def write_npy(f, array: np.ndarray) -> None:
     np.lib.format.write_array(f, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def atomic_save_npy(path: str | os.PathLike, array: np.ndarray) -> Path:
-    """``np.save`` atomically (no pickles); return ``path``."""
-    path = Path(path)
-    with temp_path(path) as tmp, open(tmp, "wb") as f:
-        write_npy(f, array)
-    return path

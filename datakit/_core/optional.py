@@ -2,19 +2,9 @@
 training, audits, studies and label-issue search need it (``pip install 'datakit[train]'``)."""
 from __future__ import annotations
 
-import importlib.util
-
 from datakit.errors import MissingDependency
 
 TRAIN_EXTRA = "pip install 'datakit[train]'"
-
-
-def has_torch() -> bool:
-    """Whether PyTorch can be imported (without importing it)."""
-    try:
-        return importlib.util.find_spec("torch") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def require_torch(what: str) -> None:

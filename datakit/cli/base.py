@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
-from datakit._core.version import __version__
 from datakit._core.names import describe_os_error, printable
+from datakit._core.version import __version__
 from datakit.errors import DatakitError
 
 
@@ -101,14 +101,6 @@ def json_option(shape: str):
     return click.option("--json", "as_json", is_flag=True, help=f"Print {shape} as JSON on stdout.")
 
 
-def emit(as_json: bool, obj: Any, text: str | None = None) -> None:
-    """Print ``obj`` as JSON (``--json``) or ``text`` (when given) as plain lines."""
-    if as_json:
-        print_json(obj)
-    elif text is not None:
-        click.echo(text)
-
-
 def manifest_summary(m) -> dict[str, Any]:
     """The JSON object of a written manifest (ingest, compose, rebuild, export print it)."""
     s = m.stats
@@ -124,10 +116,6 @@ def print_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def out_option(default_help: str):
-    return click.option("--out", "-o", type=click.Path(), default=None, help=default_help)
-
-
 def echo_err(message: str) -> None:
     """A message for the user, through the ``datakit`` logger (stderr)."""
     logging.getLogger("datakit").info(message)
@@ -139,5 +127,3 @@ def needs_torch(command: str) -> None:
     require_torch(f"datakit {command}")
 
 
-def is_tty() -> bool:
-    return sys.stdout.isatty()

@@ -11,10 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-#: Compose operations that keep only part of their input.
-_SAMPLING_OPS = {"subsample", "skew", "select", "dedupe", "split", "mix", "max_per_class",
-                 "drop_classes", "class_counts", "fraction", "weights", "size"}
-
 
 def _counts(series: pd.Series) -> str:
     vc = series.value_counts()

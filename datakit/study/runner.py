@@ -117,17 +117,8 @@ def _trains_on_cuda(device: str) -> bool:
 
 def _audit_config(audit: dict[str, Any], overrides: dict[str, Any], device: str | None,
                   reference: Path):
-    """The study's AuditConfig: one judge and one real image set (the reference) for every run.
-
-    ``AuditConfig.reference_manifest`` is being added by the audit rewrite (issue 9); until it
-    lands only the judge is shared and each run's quality is compared with its own real images.
-    """
-
+    """The study's AuditConfig: one judge and one real image set (the reference) for every run."""
+    reference = str(Path(reference).resolve())
     settings = {**audit, **overrides, **({"device": device} if device else {}),
-                "judge_manifest": str(Path(reference).resolve())}
-    if "reference_manifest" in AuditConfig.__dataclass_fields__:
-        settings["reference_manifest"] = settings["judge_manifest"]
-    else:
-        log("Note: this audit has no reference_manifest yet; every run is measured by the "
-            "reference's judge against its own real images.")
+                "judge_manifest": reference, "reference_manifest": reference}
     return AuditConfig.from_dict(settings)

@@ -18,19 +18,7 @@ LABEL_DISTS = ("uniform", "train")
 DEVICES = ("auto", "cpu", "cuda")
 IMAGE_SIZES = (28, 32, 64)
 CHANNELS = (1, 3)
-# Where the defaults come from: bench/ttq (training CPU-seconds until a judge trained on MNIST
-# 32x32 reads 90% of 100 generated images per class as their class; 1 torch thread; machine
-# shared and loaded, so CPU time, not wall time). Each trial: acgan, batch 64, no EMA, seed 0.
-#   width 64, lr 2e-4/2e-4 (old defaults)  ~53 img/CPU-s; 35% at 120 s (issue 10, 2 threads:
-#                                            57% at 63 s, 69% at 373 s, 76% at 439 s)
-#   width 32, lr 2e-4/2e-4                 stopped before its first probe (machine too loaded)
-#   width 16, lr 2e-4/2e-4                 ~370 img/CPU-s; 37% at 17 s, 48% at 38 s, 43% at 64 s
-#   width 16, lr 1e-3/1e-3 (new defaults)  ~515 img/CPU-s; 47% at 18 s, 64% at 39 s, 72% at 64 s,
-#                                            84% at 90 s, 89.7% at 118 s, 91.4% at 147 s
-#   baseline (PyTorch-GAN-style ACGAN)     ~86 img/CPU-s; 12% at 61 s, 10% at 121 s, 11% at 181 s,
-#                                            19% at 242 s (stopped; never near 90%)
-# Batch size, EMA and the D/G balance were kept (not measured: the machine allowed too few
-# trials); see the issue 10 report for the full table.
+# The defaults (width 16, lr 1e-3) were chosen by bench/ttq: docs/training.md has the measurements.
 #: Length of a run when neither ``steps`` nor ``epochs`` is given.
 DEFAULT_STEPS = 2000
 

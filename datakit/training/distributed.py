@@ -60,11 +60,6 @@ def wrap(module: nn.Module, procs: Processes, device: torch.device) -> nn.Module
     return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The network inside a DDP wrapper (for state dicts and sampling)."""
-    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-
-
 def gather_objects(obj: Any, procs: Processes) -> list[Any]:
     """Every rank's ``obj`` in rank order (collective: all ranks must call it)."""
     if not procs.distributed:

@@ -103,6 +103,3 @@ def worst_examples(generated_nn_distance: np.ndarray, generated_nn_index: np.nda
              "distance": float(generated_nn_distance[i])} for i in idx]
 
 
-def train_nn_distances(train: np.ndarray, **kwargs) -> np.ndarray:
-    """Each training image's distance to its nearest other training image."""
-    return metrics.knn_radii(train, 1, **kwargs)
