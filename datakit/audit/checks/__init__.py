@@ -25,6 +25,7 @@ BUILTINS = (
     "dynamics",
     "cas",
     "composition",
+    "vendi",
 )
 
 for _module in BUILTINS:
