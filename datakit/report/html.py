@@ -24,6 +24,7 @@ from markupsafe import Markup
 from datakit._core.version import __version__
 from datakit._core.atomic import atomic_write_text
 from datakit.audit.declare import MetricSpec, declared_metrics
+from datakit.audit.many import audit_runs
 from datakit.audit.schema import Finding
 from datakit.report import evidence, figures
 from datakit.report.comparison import csv_uri, flagged_classes, heatmaps
@@ -644,51 +645,6 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
 def default_report_path(run_dirs: Sequence[str | os.PathLike]) -> Path:
     """RUN_DIR/audit/report.html for one run, ./audit_report.html for several."""
     return Path(run_dirs[0]) / "audit" / "report.html" if len(run_dirs) == 1 else Path("audit_report.html")
-
-
-def _same_settings(recorded: dict[str, Any] | None, config: Any) -> bool:
-    """Whether an audit.json's recorded settings are those of ``config`` (None: defaults)."""
-    from datakit.audit import AuditConfig
-
-    wanted = json.loads(json.dumps((config or AuditConfig()).to_dict(), default=str))
-    return recorded == wanted
-
-
-def audit_runs(run_dirs: Sequence[str | os.PathLike], config: Any = None,
-               reuse: bool = False) -> list[dict[str, Any]]:
-    """Audit every run (``datakit.audit.audit_run``); returns the audit dictionaries in order.
-
-    With ``reuse``, keep an existing ``audit/audit.json`` that is newer than the run's
-    ``generated.npz`` and was made with the same settings, instead of recomputing it.
-    """
-    from datakit._core.progress import log
-    from datakit.audit import audit_run
-    from datakit.errors import RunDirError
-
-    if not run_dirs:
-        raise RunDirError("No run directory given. Pass one or more folders written by `datakit train`.")
-    audits = []
-    for d in run_dirs:
-        d = Path(d)
-        if not d.is_dir():
-            raise RunDirError(f"Run directory {d} does not exist. Pass a folder written by "
-                              "`datakit train`.")
-        existing = d / "audit" / "audit.json"
-        generated = d / "generated.npz"
-        if reuse and existing.exists() and generated.exists() \
-                and existing.stat().st_mtime >= generated.stat().st_mtime:
-            from datakit.audit.schema import AuditSchemaError, read_audit
-            try:
-                previous = read_audit(existing)
-            except AuditSchemaError:  # an older schema: audit again
-                previous = {"config": None}
-            if _same_settings(previous.get("config"), config):
-                log(f"Reusing {existing}")
-                audits.append(previous)
-                continue
-        log(f"Auditing {d} ...")
-        audits.append(audit_run(d, config))
-    return audits
 
 
 def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,

@@ -116,7 +116,7 @@ def run_task(task: RunTask) -> RunOutcome:
     """Check the study folder is visible, then train and audit one run."""
     from datakit.audit import AuditConfig
     from datakit.manifest.read import read_manifest
-    from datakit.report.html import audit_runs
+    from datakit.audit.many import audit_runs
     from datakit.study.arms import train_run
 
     check_shared_storage(task)
