@@ -102,7 +102,7 @@ def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str,
                               "worse": worse, "collapsed": bool(r.get("collapsed")),
                               "sort": "" if v is None else repr(v)})
             table.append({"class_name": c, "cells": cells})
-        if any(cell["text"] != "–" for row in table for cell in row["cells"]):
+        if any(cell["sort"] != "" for row in table for cell in row["cells"]):  # a metric with values
             labels = [lab for lab, _ in runs]
             out.append({"key": key, "header": header, "legend": legend,
                         "runs": labels, "groups": column_groups(labels), "rows": table,
