@@ -91,6 +91,7 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
                judge_checksum: str | None = None, reference_checksum: str | None = None) -> dict:
     """An audit dictionary built with the audit's own schema (dataclasses + validation), so
     that the report is only ever tested on the shape ``datakit audit`` writes."""
+    from datakit.audit.declare import row_keys
     from datakit.audit.schema import (
         SCHEMA_VERSION,
         ClassRow,
@@ -115,11 +116,14 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
         evidence = f"class {c}: diversity {0.1 if c in collapsed else 0.9:.2f} of real"
         rows.append(ClassRow(
             class_name=c, label=i, train_count=counts[c], train_share=train_share[c], reference_count=counts[c],
-            held_out_count=3, generated_count=6, generated_share=gen_share[c], generated_share_ratio=ratio,
-            label_fidelity=0.8, label_fidelity_floor=0.95, fd=10.0 + 100.0 / (1 + counts[c]), fd_floor=8.0,
-            coverage=0.5, coverage_floor=0.6, diversity_ratio=0.1 if c in collapsed else 0.9,
-            diversity_floor=1.0, close_pair_share=0.0, close_pair_share_floor=0.0, modes_real=2,
-            modes_covered=2, modes_covered_floor=2, memorised_share=0.0, ct=None, cas_accuracy=None,
+            held_out_count=3, generated_count=6,
+            metrics={**{k: None for k in row_keys()},  # every declared metric; these set:
+                     **dict(generated_share=gen_share[c], generated_share_ratio=ratio,
+                            label_fidelity=0.8, label_fidelity_floor=0.95,
+                            fd=10.0 + 100.0 / (1 + counts[c]), fd_floor=8.0, coverage=0.5,
+                            coverage_floor=0.6, diversity_ratio=0.1 if c in collapsed else 0.9,
+                            diversity_floor=1.0, close_pair_share=0.0, close_pair_share_floor=0.0,
+                            modes_real=2, modes_covered=2, modes_covered_floor=2, memorised_share=0.0)},
             collapsed=c in collapsed, collapse_evidence=evidence, failed=False, failure_reasons=[],
             vs_floor={"share": share}))
         if c in collapsed:

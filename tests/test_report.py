@@ -148,7 +148,7 @@ def test_report_tolerates_missing_optional_parts(tmp_path, toy):
 @pytest.fixture
 def fake_audit_run(monkeypatch, toy):
     """Stand in for the audit computation (tested on its own) so the CLI is tested alone."""
-    import datakit.audit
+    import datakit.audit.many
 
     def audit_run(run_dir, config=None):
         audit = fake_audit(toy)
@@ -157,7 +157,7 @@ def fake_audit_run(monkeypatch, toy):
         path.write_text(json.dumps(audit))
         return audit
 
-    monkeypatch.setattr(datakit.audit, "audit_run", audit_run)
+    monkeypatch.setattr(datakit.audit.many, "audit_run", audit_run)
 
 
 def test_cli_audit_writes_the_default_report_and_prints_json(tmp_path, toy, fake_audit_run):
@@ -179,14 +179,14 @@ def test_cli_audit_several_runs(tmp_path, toy, fake_audit_run):
 
 
 def test_cli_audit_judge_manifest_reaches_the_audit(tmp_path, toy, monkeypatch):
-    import datakit.audit
+    import datakit.audit.many
     seen = []
 
     def audit_run(run_dir, config=None):
         seen.append(config.judge_manifest)
         return fake_audit(toy)
 
-    monkeypatch.setattr(datakit.audit, "audit_run", audit_run)
+    monkeypatch.setattr(datakit.audit.many, "audit_run", audit_run)
     a, b = make_run(tmp_path / "a", toy), make_run(tmp_path / "b", toy)
     result = CliRunner().invoke(main, ["audit", str(a), str(b), "--judge-manifest", str(toy.path),
                                        "--out", str(tmp_path / "cmp.html")])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,12 +16,17 @@ from datakit._core.version import __version__
 from datakit.audit.checks import BUILTINS  # noqa: F401  (importing it registers the built-in checks)
 from datakit.audit.features import AuditFeatures, build_features
 from datakit.audit.registry import CheckResult, registered_checks
-from datakit.audit.schema import FAILURE_REASONS, SCHEMA_VERSION, ClassRow, FloorTest, sort_findings
+from datakit.audit import declare
+from datakit.audit.schema import SCHEMA_VERSION, AuditSchemaError, ClassRow, FloorTest, sort_findings
 from datakit.audit.stats import calibration
 
 if TYPE_CHECKING:
     from datakit.audit.config import AuditConfig
     from datakit.audit.inputs import RunInputs
+
+
+#: Top-level audit.json parts a check may fill (``CheckResult.sections``).
+SECTIONS = ("summary", "amplification", "domains", "composition", "memorisation", "cas", "judge")
 
 
 def build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
@@ -48,9 +52,13 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     _run_timed_checks(f, cfg, timing)
     results = f.results
     per_class = class_rows(f, results)
-    sections: dict[str, Any] = {"summary": {}, "amplification": None, "domains": None, "composition": None,
-                                "memorisation": None, "cas": None, "judge": None}
-    for r in results.values():
+    sections: dict[str, Any] = {k: None for k in SECTIONS}
+    sections["summary"] = {}
+    for name, r in results.items():
+        unknown = [k for k in r.sections if k not in SECTIONS]
+        if unknown:
+            raise AuditSchemaError(f"Check {name!r} returned section(s) {', '.join(unknown)}, which "
+                                   f"audit.json does not have; a check may fill: {', '.join(SECTIONS)}.")
         sections.update(r.sections)
     findings = sort_findings([x for r in results.values() for x in r.findings])
     warnings = f.warnings + _warnings(f, per_class, cfg)  # f.warnings: also the checks' own
@@ -90,40 +98,61 @@ def _run_timed_checks(f: AuditFeatures, cfg, timing: dict[str, float]) -> None:
         timing[f"{name}_s"] = time.perf_counter() - t
 
 
-_ROW_FIELDS = [x.name for x in fields(ClassRow)]
+#: Per-class keys a check's table may hold besides its declared metrics: the row's class,
+#: its floor tests, the collapse decision, and partial-collapse evidence (the modes check).
+DECISION_KEYS = ("class_name", "vs_floor", "collapsed", "collapse_evidence", "_modes_evidence")
 
 
-def class_rows(f: AuditFeatures, results: dict[str, CheckResult]) -> list[dict[str, Any]]:
+def class_rows(f: AuditFeatures, results: dict[str, CheckResult]) -> list[ClassRow]:
     """Merge every check's per-class table into one :class:`ClassRow` per class, and decide
-    ``collapsed`` (total or partial) and ``failed`` (any floor test worse) from them."""
+    ``collapsed`` (total or partial) and ``failed`` (any floor test worse) from them.
+
+    A table key no registered check declared (:mod:`datakit.audit.declare`), or a floor test
+    no check declared, is an error naming the check and the key."""
+    keys, tests, reasons = declare.row_keys(), declare.floor_tests(), declare.failure_reasons()
+    by_class: dict[str, list[tuple[str, dict[str, Any]]]] = {str(c): [] for c in f.classes}
+    for check, r in results.items():
+        for t in r.table or []:
+            for k in t:
+                if k not in DECISION_KEYS and k not in keys:
+                    raise AuditSchemaError(
+                        f"Check {check!r} returned per-class key {k!r}, which no registered check "
+                        "declares; declare it in the check's metrics (register_check(..., metrics=...)).")
+            for k in t.get("vs_floor") or {}:
+                if k not in tests:
+                    raise AuditSchemaError(
+                        f"Check {check!r} returned floor test {k!r}, which no registered check declares "
+                        "as a metric's failure_reason or floor_test.")
+            by_class[str(t["class_name"])].append((check, t))
     rows = []
     for lab, name in enumerate(f.classes):
-        row: dict[str, Any] = {k: None for k in _ROW_FIELDS}
-        row.update(class_name=name, label=lab, vs_floor={}, train_count=int(f.train_counts[lab]),
-                   train_share=float(f.train_counts[lab] / max(1, f.train_counts.sum())),
-                   reference_count=int((f.reference_labels == lab).sum()),
-                   held_out_count=int((f.held_labels == lab).sum()),
-                   generated_count=int((f.assigned == lab).sum()), collapsed=False, collapse_evidence="")
-        extra: dict[str, Any] = {}
-        for r in results.values():
-            for t in r.table or []:
-                if t["class_name"] != name:
-                    continue
-                for k, v in t.items():
-                    if k == "vs_floor":
-                        row["vs_floor"].update(v)
-                    elif k.startswith("_"):
-                        extra[k] = v
-                    elif k in row:
-                        row[k] = v
-        partial = extra.get("_modes_evidence")
-        row["collapsed"] = bool(row["collapsed"]) or partial is not None
+        metrics: dict[str, Any] = {k: None for k in keys}
+        vs_floor: dict[str, FloorTest] = {}
+        collapsed, evidence, partial = False, "", None
+        for _, t in by_class[str(name)]:
+            for k, v in t.items():
+                if k == "vs_floor":
+                    vs_floor.update(v)
+                elif k == "collapsed":
+                    collapsed = v
+                elif k == "collapse_evidence":
+                    evidence = v
+                elif k == "_modes_evidence":
+                    partial = v
+                elif k != "class_name":
+                    metrics[k] = v
+        collapsed = bool(collapsed) or partial is not None
         if partial:
-            row["collapse_evidence"] = (row["collapse_evidence"] + " " if row["collapse_evidence"] else "") + partial
-        tests: dict[str, FloorTest] = row["vs_floor"]
-        row["failure_reasons"] = [k for k in FAILURE_REASONS if k in tests and tests[k].worse]
-        row["failed"] = bool(row["failure_reasons"])
-        rows.append(ClassRow(**row))
+            evidence = (evidence + " " if evidence else "") + partial
+        failure_reasons = [k for k in reasons if k in vs_floor and vs_floor[k].worse]
+        rows.append(ClassRow(
+            class_name=name, label=lab, train_count=int(f.train_counts[lab]),
+            train_share=float(f.train_counts[lab] / max(1, f.train_counts.sum())),
+            reference_count=int((f.reference_labels == lab).sum()),
+            held_out_count=int((f.held_labels == lab).sum()),
+            generated_count=int((f.assigned == lab).sum()), metrics=metrics, collapsed=collapsed,
+            collapse_evidence=evidence, failed=bool(failure_reasons), failure_reasons=failure_reasons,
+            vs_floor=vs_floor))
     return rows
 
 

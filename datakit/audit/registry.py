@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from datakit.audit.declare import MetricSpec, declare, forget
 from datakit.audit.schema import Finding
 from datakit.errors import BadName, UnknownName
 
@@ -51,16 +52,22 @@ Check = Callable[["AuditFeatures", "AuditConfig"], CheckResult]
 _REGISTRY: dict[str, Check] = {}
 
 
-def register_check(name: str, check: Check) -> Check:
+def register_check(name: str, check: Check, metrics: tuple[MetricSpec, ...] = ()) -> Check:
     """Add ``check`` under ``name``, to run after those already registered; returns it.
 
-    The built-in checks register first, through this same function, when
-    :mod:`datakit.audit.checks` is imported (which importing anything under
+    ``metrics``: the per-class metrics its table writes (:class:`MetricSpec`); audit.json's
+    per-class rows, failure reasons and the report's tables read them, and a table key no
+    check declared is an error. The built-in checks register first, through this same
+    function, when :mod:`datakit.audit.checks` is imported (which importing anything under
     :mod:`datakit.audit` does). A name already taken is an error: unregister it first.
     """
     if name in _REGISTRY:
         raise BadName(f"An audit check named {name!r} is already registered; "
                       f"unregister_check({name!r}) first, or choose another name.")
+    try:
+        declare(name, tuple(metrics))
+    except ValueError as e:
+        raise BadName(str(e)) from None
     _REGISTRY[name] = check
     return check
 
@@ -70,6 +77,7 @@ def unregister_check(name: str) -> None:
     if name not in _REGISTRY:
         raise UnknownName(f"No audit check named {name!r}; registered: {', '.join(_REGISTRY)}.")
     del _REGISTRY[name]
+    forget(name)
 
 
 def registered_checks() -> dict[str, Check]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from datakit.audit import declare
 from datakit.errors import DatakitError
 
 #: Bumped whenever a key changes meaning or disappears; the report refuses other versions.
@@ -35,9 +36,6 @@ SCHEMA_VERSION = 2
 
 #: Severities of a finding, most severe first: ``fail`` is a defect the user must act on.
 SEVERITIES = ("fail", "warn", "info")
-
-#: Names a class's ``failure_reasons`` may hold (one per floor comparison).
-FAILURE_REASONS = ("label_fidelity", "coverage", "fd", "modes", "recall", "share")
 
 TOP_KEYS = ("schema_version", "run", "reference", "judge", "summary", "per_class", "findings",
             "checks", "amplification", "domains", "composition", "memorisation", "cas",
@@ -113,9 +111,20 @@ class FloorTest:
     worse: bool
 
 
+#: A per-class row's keys before its metrics, and after them (audit.json keeps this order).
+ROW_IDENTITY = ("class_name", "label", "train_count", "train_share", "reference_count", "held_out_count",
+                "generated_count")
+ROW_DECISIONS = ("collapsed", "collapse_evidence", "failed", "failure_reasons", "vs_floor")
+
+
 @dataclass
 class ClassRow:
-    """One class of the run: every per-class metric beside its floor, and the decisions."""
+    """One class of the run: every per-class metric beside its floor, and the decisions.
+
+    ``metrics`` holds the per-class keys the registered checks declare
+    (:func:`datakit.audit.declare.row_keys`: values and floors, in order); in audit.json they
+    sit flat in the row, between the identity fields and the decisions (:meth:`to_dict`).
+    """
 
     class_name: str
     label: int
@@ -124,29 +133,51 @@ class ClassRow:
     reference_count: int
     held_out_count: int
     generated_count: int
-    generated_share: float | None
-    generated_share_ratio: float | None
-    label_fidelity: float | None
-    label_fidelity_floor: float | None
-    fd: float | None
-    fd_floor: float | None
-    coverage: float | None
-    coverage_floor: float | None
-    diversity_ratio: float | None
-    diversity_floor: float | None
-    close_pair_share: float | None
-    close_pair_share_floor: float | None
-    modes_real: int | None
-    modes_covered: int | None
-    modes_covered_floor: int | None
-    memorised_share: float | None
-    ct: float | None
-    cas_accuracy: float | None
+    metrics: dict[str, float | int | None]
     collapsed: bool
     collapse_evidence: str
     failed: bool
     failure_reasons: list[str]
-    vs_floor: dict[str, dict[str, Any]]   # failure reason -> FloorTest as a dict
+    vs_floor: dict[str, Any]   # floor test name -> FloorTest (a dict once read)
+
+    def __post_init__(self):
+        keys = declare.row_keys()
+        missing = [k for k in keys if k not in self.metrics]
+        unknown = [k for k in self.metrics if k not in keys]
+        if missing or unknown:
+            raise AuditSchemaError(f"Per-class row of class {self.class_name!r} does not match the "
+                                   "registered checks' metrics"
+                                   f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                                   f"{'; undeclared ' + ', '.join(unknown) if unknown else ''}.")
+        self.metrics = {k: self.metrics[k] for k in keys}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as audit.json holds it: identity, metrics, decisions, flat."""
+        return {**{k: getattr(self, k) for k in ROW_IDENTITY}, **self.metrics,
+                **{k: getattr(self, k) for k in ROW_DECISIONS}}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "ClassRow":
+        """A row of audit.json, checked against this schema and the registered metrics."""
+        if not isinstance(d, dict):
+            raise AuditSchemaError(f"{where} should be an object, got {type(d).__name__}.")
+        fixed = ROW_IDENTITY + ROW_DECISIONS
+        keys = declare.row_keys()
+        missing = [k for k in fixed + tuple(keys) if k not in d]
+        unknown = [k for k in d if k not in fixed and k not in keys]
+        if missing or unknown:
+            raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
+                                   f"{'; missing ' + ', '.join(missing) if missing else ''}"
+                                   f"{'; unknown ' + ', '.join(unknown) if unknown else ''}.")
+        return cls(**{k: d[k] for k in fixed}, metrics={k: d[k] for k in keys})
+
+    def __getitem__(self, key: str) -> Any:
+        """A field or a declared metric by its audit.json key."""
+        if key in self.metrics:
+            return self.metrics[key]
+        if key in ROW_IDENTITY or key in ROW_DECISIONS:
+            return getattr(self, key)
+        raise KeyError(key)
 
 
 @dataclass
@@ -174,6 +205,8 @@ class Reference:
 
 def _clean(o: Any) -> Any:
     """JSON-safe: dataclasses -> dicts, NaN/inf -> None, numpy scalars/arrays -> Python."""
+    if isinstance(o, ClassRow):
+        return _clean(o.to_dict())
     if is_dataclass(o) and not isinstance(o, type):
         return _clean(asdict(o))
     if isinstance(o, dict):
@@ -222,11 +255,17 @@ def validate_audit(audit: dict[str, Any], where: str = "audit") -> dict[str, Any
     for name, m in audit["summary"].items():
         _construct(Metric, m, f"{where}: summary.{name}")
     for i, row in enumerate(audit["per_class"]):
-        r = _construct(ClassRow, row, f"{where}: per_class[{i}]")
-        bad = [x for x in r.failure_reasons if x not in FAILURE_REASONS]
+        r = ClassRow.from_dict(row, f"{where}: per_class[{i}]")
+        reasons = declare.failure_reasons()
+        bad = [x for x in r.failure_reasons if x not in reasons]
         if bad:
             raise AuditSchemaError(f"{where}: per_class[{i}] has failure reason(s) {', '.join(bad)}; "
-                                   f"valid reasons: {', '.join(FAILURE_REASONS)}.")
+                                   f"valid reasons: {', '.join(reasons)}.")
+        tests = declare.floor_tests()
+        bad = [x for x in r.vs_floor if x not in tests]
+        if bad:
+            raise AuditSchemaError(f"{where}: per_class[{i}] has floor test(s) {', '.join(bad)} no "
+                                   f"registered check declares; declared: {', '.join(tests)}.")
         for reason, test in r.vs_floor.items():
             _construct(FloorTest, test, f"{where}: per_class[{i}].vs_floor.{reason}")
     order = []

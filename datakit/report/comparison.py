@@ -14,25 +14,29 @@ import re
 import urllib.parse
 from typing import Any, Sequence
 
+from datakit.audit.declare import declared_metrics
 from datakit.report.numbers import fmt
 
-#: Heatmap metrics: (key, short header, legend, failure reason, better).
-HEATMAP_METRICS = (
-    ("label_fidelity", "label fidelity", "share of a class's samples the judge reads as that class",
-     "label_fidelity", "higher"),
-    ("fd_over_floor", "FD / floor", "per-class Fréchet distance divided by its real-vs-real floor "
-     "(1 = as close as held-out real images)", "fd", "lower"),
-    ("coverage", "coverage", "share of real images of the class with a generated sample nearby",
-     "coverage", "higher"),
-    ("generated_share_ratio", "share ratio", "generated share ÷ training share (1 = kept)",
-     "share", "equal"),
-)
+def heatmap_metrics() -> list[tuple[str, str, str, str | None, str]]:
+    """Heatmap metrics, from the registered checks' declarations: (key, header, legend, the
+    floor test whose ✗ it shows, better). A metric declared ``heatmap="over_floor"`` is shown
+    as value ÷ floor under the key ``<key>_over_floor``."""
+    out = []
+    for m in declared_metrics():
+        if m.heatmap == "value":
+            out.append((m.key, m.label, m.legend, m.failure_reason, m.better))
+        elif m.heatmap == "over_floor":
+            out.append((f"{m.key}_over_floor", f"{m.label} / floor",
+                        f"{m.legend}, divided by its real-vs-real floor (1 = as good as held-out real images)",
+                        m.failure_reason, m.better))
+    return out
 
 
 def _value(row: dict[str, Any], key: str) -> float | None:
-    if key == "fd_over_floor":
-        fd, floor = row.get("fd"), row.get("fd_floor")
-        return fd / floor if fd is not None and floor else None
+    if key.endswith("_over_floor"):
+        spec = next(m for m in declared_metrics() if f"{m.key}_over_floor" == key)
+        v, floor = row.get(spec.key), row.get(spec.floor_key or "")
+        return v / floor if v is not None and floor else None
     v = row.get(key)
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
@@ -79,7 +83,7 @@ def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str,
     classes = list(dict.fromkeys(str(r["class_name"]) for _, rows in runs for r in rows))
     by_run = [{str(r["class_name"]): r for r in rows} for _, rows in runs]
     out = []
-    for key, header, legend, reason, better in HEATMAP_METRICS:
+    for key, header, legend, reason, better in heatmap_metrics():
         table = []
         for c in classes:
             cells = []
@@ -90,14 +94,15 @@ def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str,
                                   "sort": ""})
                     continue
                 v = _value(r, key)
-                worse = bool((r.get("vs_floor") or {}).get(reason, {}).get("worse")) or \
-                    (r.get("failed") and reason in (r.get("failure_reasons") or []))
+                worse = reason is not None and (
+                    bool((r.get("vs_floor") or {}).get(reason, {}).get("worse"))
+                    or bool(r.get("failed") and reason in (r.get("failure_reasons") or [])))
                 mark = (" ✗" if worse else "") + (" C" if r.get("collapsed") else "")
                 cells.append({"text": fmt(v) + mark, "colour": _colour(v, better, worse),
                               "worse": worse, "collapsed": bool(r.get("collapsed")),
                               "sort": "" if v is None else repr(v)})
             table.append({"class_name": c, "cells": cells})
-        if any(cell["text"] != "–" for row in table for cell in row["cells"]):
+        if any(cell["sort"] != "" for row in table for cell in row["cells"]):  # a metric with values
             labels = [lab for lab, _ in runs]
             out.append({"key": key, "header": header, "legend": legend,
                         "runs": labels, "groups": column_groups(labels), "rows": table,

@@ -23,6 +23,8 @@ from markupsafe import Markup
 
 from datakit._core.version import __version__
 from datakit._core.atomic import atomic_write_text
+from datakit.audit.declare import MetricSpec, declared_metrics
+from datakit.audit.many import audit_runs
 from datakit.audit.schema import Finding
 from datakit.report import evidence, figures
 from datakit.report.comparison import csv_uri, flagged_classes, heatmaps
@@ -30,7 +32,6 @@ from datakit.report.datasheet import composition_facts, datasheet
 from datakit.report.inline import grid_data_uri, shown_size
 from datakit.report.numbers import fmt, pct
 from datakit.report.run_data import (
-    PER_CLASS_METRICS,
     RunData,
     count_correlations,
     judge_accuracy,
@@ -64,20 +65,16 @@ VERDICT_TOP = 6
 #: Settings of config.json shown in the run's header.
 CONFIG_KEYS = ("model", "conditional", "label_dist", "steps", "batch_size", "width", "augment",
                "ema", "image_size", "channels", "num_classes", "seed", "device", "manifest")
-#: Per-class table: short header and legend of each column.
-SHORT = {"train_count": ("train", "training images of the class"),
-         "generated_count": ("gen", "generated samples of the class"),
-         "label_fidelity": ("LF", "label fidelity: share of samples the judge reads as the class"),
-         "fd": ("FD", "per-class Fréchet distance in judge features (lower is better)"),
-         "coverage": ("cov", "coverage: share of real images with a generated sample nearby"),
-         "modes_covered": ("modes", "real modes (clusters) of the class the samples reach"),
-         "generated_share_ratio": ("share×", "generated share ÷ training share (1 = kept)"),
-         "diversity_ratio": ("div", "diversity of samples ÷ diversity of real images"),
-         "close_pair_share": ("close", "share of sample pairs nearly identical"),
-         "memorised_share": ("mem", "share of samples closer to a training image than real images are"),
-         "ct": ("C_T", "data-copying statistic (< −3: copying, > 0: underfitting)"),
-         "cas_accuracy": ("CAS", "accuracy on real images of a classifier trained on samples"),
-         "recall": ("rec", "recall: share of the class's real images inside its samples' k-NN manifold")}
+#: Per-class table: short header and legend of the count columns; the metric columns' come
+#: from the checks' declarations (:func:`shown_metrics`).
+COUNTS_SHORT = {"train_count": ("train", "training images of the class"),
+                "generated_count": ("gen", "generated samples of the class")}
+
+
+def shown_metrics() -> dict[str, MetricSpec]:
+    """The per-class table's metric columns, in order, as the registered checks declare them."""
+    return {m.key: m for m in declared_metrics() if m.shown}
+
 
 #: Runs-compared table: short header and legend of each column (short, so that 15 columns fit
 #: 1024 px and an A4 page at 10 pt).
@@ -273,21 +270,22 @@ def _memorisation(run: RunData) -> dict[str, Any]:
 
 def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     pc = per_class_table(run.audit)
-    _recall_column(pc)
-    columns = [c for c in PER_CLASS_METRICS + ("recall",)
-               if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
+    specs = shown_metrics()
+    _test_columns(pc, specs)
+    columns = [c for c in specs if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
     counts = [c for c in ("train_count", "generated_count") if c in pc]
     rows = []
     for r in pc.to_dict("records") if not pc.empty else []:
-        r["cells"] = [(r.get(c), r.get(f"{c}_floor"), _worse(r, c),
-                       _difference(r, c) if _worse(r, c) else None) for c in columns]
+        r["cells"] = [(r.get(c), r.get(_floor_column(specs[c])), _worse(r, specs[c]),
+                       _difference(r, specs[c]) if _worse(r, specs[c]) else None) for c in columns]
         rows.append(r)
     header = ["class"] + counts + [x for c in columns for x in (c, f"{c}_floor")] \
         + ["collapsed", "collapse_evidence", "failed", "failure_reasons"]
     csv = csv_uri(header, [[r.get("class_name")] + [r.get(c) for c in counts]
-                           + [x for c in columns for x in (r.get(c), r.get(f"{c}_floor"))]
+                           + [x for c in columns for x in (r.get(c), r.get(_floor_column(specs[c])))]
                            + [r.get("collapsed"), r.get("collapse_evidence"), r.get("failed"),
                               ";".join(r.get("failure_reasons") or [])] for r in rows])
+    short = {**COUNTS_SHORT, **{k: (m.short, m.legend) for k, m in specs.items()}}
     summary = []
     for k, v in summary_metrics(run.audit).items():
         scale = 1.0  # KID as the audit writes it, in the judge's squared feature units
@@ -300,7 +298,7 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
         "negative_kid": any(m["key"] == "kid" and (m["floor"] or 0) < 0 for m in summary),
         "judge_accuracy": judge_accuracy(run.audit),
         "reference": run.audit["reference"],
-        "counts": counts, "columns": columns, "short": SHORT,
+        "counts": counts, "columns": columns, "short": short,
         "per_class": rows, "csv": csv,
         "confusion": _confusion(run.audit["judge"]["confusion"]),
         "grids": _sample_grids(run, pc, compact),
@@ -309,39 +307,45 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     }
 
 
-def _recall_column(pc: pd.DataFrame) -> None:
-    """The partial-collapse recall test (audit.json ``vs_floor.recall``) as a per-class column
-    with its floor, so that a recall failure the verdict quotes can be read in the table."""
-    if pc.empty or "vs_floor" not in pc:
+def _floor_column(spec: MetricSpec) -> str:
+    """The row key of a column's floor: its declared floor key, or (a metric read from its
+    floor test) ``<key>_floor``."""
+    return spec.floor_key or f"{spec.key}_floor"
+
+
+def _test_columns(pc: pd.DataFrame, specs: dict[str, MetricSpec]) -> None:
+    """Metrics the row does not store (e.g. the partial-collapse recall test, ``vs_floor.recall``)
+    as per-class columns with their floor, read from their floor test, so that a failure the
+    verdict quotes can be read in the table."""
+    if pc.empty:
         return
-    tests = [(v or {}).get("recall") or {} for v in pc["vs_floor"]]
-    if any(t.get("value") is not None for t in tests):
-        pc["recall"] = [t.get("value") for t in tests]
-        pc["recall_floor"] = [t.get("floor") for t in tests]
+    for m in specs.values():
+        if m.stored:
+            continue
+        tests = [(v or {}).get(m.test) or {} for v in pc["vs_floor"]]
+        if any(t.get("value") is not None for t in tests):
+            pc[m.key] = [t.get("value") for t in tests]
+            pc[_floor_column(m)] = [t.get("floor") for t in tests]
 
 
-#: Per-class columns decided against their floor, and the audit's name of each check.
-FLOOR_TESTS = {"label_fidelity": "label_fidelity", "fd": "fd", "coverage": "coverage",
-               "generated_share_ratio": "share", "modes_covered": "modes", "recall": "recall"}
-
-
-def _worse(row: dict[str, Any], column: str) -> bool:
-    """Whether a per-class cell is clearly worse than its floor (the audit's own decision)."""
-    reason = FLOOR_TESTS.get(column)
-    if reason is None:
+def _worse(row: dict[str, Any], spec: MetricSpec) -> bool:
+    """Whether a per-class cell failed its class: clearly worse than its floor on a test that
+    can fail a class (the audit's own decision; informational metrics are never marked)."""
+    if spec.failure_reason is None:
         return False
-    test = (row.get("vs_floor") or {}).get(reason) or {}
-    return bool(test.get("worse")) or reason in (row.get("failure_reasons") or [])
+    test = (row.get("vs_floor") or {}).get(spec.failure_reason) or {}
+    return bool(test.get("worse")) or spec.failure_reason in (row.get("failure_reasons") or [])
 
 
-def _difference(row: dict[str, Any], column: str) -> dict[str, Any] | None:
+def _difference(row: dict[str, Any], spec: MetricSpec) -> dict[str, Any] | None:
     """The failure evidence of a worse cell, as the verdict quotes it: the difference to the
-    floor with its 95% interval, and for FD the value as a multiple of the floor."""
-    test = (row.get("vs_floor") or {}).get(FLOOR_TESTS.get(column, "")) or {}
+    floor with its 95% interval, and for a metric whose heatmap is ÷ floor (FD) the value as a
+    multiple of the floor."""
+    test = (row.get("vs_floor") or {}).get(spec.test or "") or {}
     if test.get("difference") is None:
         return None
     value, floor = test.get("value"), test.get("floor")
-    ratio = value / floor if column == "fd" and value is not None and floor else None
+    ratio = value / floor if spec.heatmap == "over_floor" and value is not None and floor else None
     return {"difference": test["difference"], "ci_low": test.get("ci_low"),
             "ci_high": test.get("ci_high"), "ratio": ratio}
 
@@ -641,51 +645,6 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
 def default_report_path(run_dirs: Sequence[str | os.PathLike]) -> Path:
     """RUN_DIR/audit/report.html for one run, ./audit_report.html for several."""
     return Path(run_dirs[0]) / "audit" / "report.html" if len(run_dirs) == 1 else Path("audit_report.html")
-
-
-def _same_settings(recorded: dict[str, Any] | None, config: Any) -> bool:
-    """Whether an audit.json's recorded settings are those of ``config`` (None: defaults)."""
-    from datakit.audit import AuditConfig
-
-    wanted = json.loads(json.dumps((config or AuditConfig()).to_dict(), default=str))
-    return recorded == wanted
-
-
-def audit_runs(run_dirs: Sequence[str | os.PathLike], config: Any = None,
-               reuse: bool = False) -> list[dict[str, Any]]:
-    """Audit every run (``datakit.audit.audit_run``); returns the audit dictionaries in order.
-
-    With ``reuse``, keep an existing ``audit/audit.json`` that is newer than the run's
-    ``generated.npz`` and was made with the same settings, instead of recomputing it.
-    """
-    from datakit._core.progress import log
-    from datakit.audit import audit_run
-    from datakit.errors import RunDirError
-
-    if not run_dirs:
-        raise RunDirError("No run directory given. Pass one or more folders written by `datakit train`.")
-    audits = []
-    for d in run_dirs:
-        d = Path(d)
-        if not d.is_dir():
-            raise RunDirError(f"Run directory {d} does not exist. Pass a folder written by "
-                              "`datakit train`.")
-        existing = d / "audit" / "audit.json"
-        generated = d / "generated.npz"
-        if reuse and existing.exists() and generated.exists() \
-                and existing.stat().st_mtime >= generated.stat().st_mtime:
-            from datakit.audit.schema import AuditSchemaError, read_audit
-            try:
-                previous = read_audit(existing)
-            except AuditSchemaError:  # an older schema: audit again
-                previous = {"config": None}
-            if _same_settings(previous.get("config"), config):
-                log(f"Reusing {existing}")
-                audits.append(previous)
-                continue
-        log(f"Auditing {d} ...")
-        audits.append(audit_run(d, config))
-    return audits
 
 
 def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,

@@ -19,12 +19,6 @@ import pandas as pd
 
 from datakit.errors import RunDirError
 
-#: Per-class metrics shown in the report's table, in this order (floors go beside them).
-PER_CLASS_METRICS = ("label_fidelity", "fd", "coverage", "modes_covered", "generated_share_ratio",
-                     "diversity_ratio", "close_pair_share", "memorised_share", "ct", "cas_accuracy")
-#: Metrics for which lower is better (the rest: higher is better).
-LOWER_IS_BETTER = {"fd", "kid", "close_pair_share", "memorised_share"}
-
 
 @dataclass
 class RunData:

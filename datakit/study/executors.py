@@ -28,15 +28,15 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
 
+from datakit._core.atomic import atomic_write_bytes
 from datakit._core.progress import log
-from datakit.audit import AuditConfig
+from datakit.audit.config import AuditConfig
+from datakit.audit.many import audit_runs
 from datakit.errors import DatakitError, StudyError
 from datakit.judge.cache import cache_at
 from datakit.manifest.read import read_manifest
-from datakit.report.html import audit_runs
 from datakit.study.arms import train_run
 from datakit.study.spec import EXECUTORS
-from datakit.training.rundir import atomic_write_bytes
 
 #: The file a study writes in its folder so that a worker can prove it sees that folder.
 TOKEN_NAME = ".datakit-study-token"

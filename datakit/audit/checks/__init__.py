@@ -1,19 +1,33 @@
 """The built-in audit checks, one module each, registered in the order they run.
 
-Each registers through the public :func:`datakit.audit.registry.register_check`, exactly as a
+A check module holds ``NAME``, ``check(features, cfg) -> CheckResult`` and, when its table
+writes per-class numbers, ``METRICS`` (:class:`datakit.audit.declare.MetricSpec`). Each
+registers through the public :func:`datakit.audit.registry.register_check`, exactly as a
 user's check would; importing this package (which importing :mod:`datakit.audit` does)
-registers them once, before any user check.
+registers them once, before any user check. Adding a built-in check is one module plus one
+line below.
 """
 from __future__ import annotations
 
-from datakit.audit.checks import (cas, collapse, composition, domain, dynamics, judge, label_fidelity,
-                                  memorisation, modes, quality, shares)
+import importlib
+
 from datakit.audit.registry import register_check
 
-BUILTINS = (("judge", judge.check), ("label_fidelity", label_fidelity.check),
-            ("collapse", collapse.check), ("modes", modes.check), ("quality", quality.check),
-            ("shares", shares.check), ("domain", domain.check), ("memorisation", memorisation.check),
-            ("dynamics", dynamics.check), ("cas", cas.check), ("composition", composition.check))
+BUILTINS = (
+    "judge",
+    "label_fidelity",
+    "collapse",
+    "modes",
+    "quality",
+    "shares",
+    "domain",
+    "memorisation",
+    "dynamics",
+    "cas",
+    "composition",
+    "vendi",
+)
 
-for _name, _check in BUILTINS:
-    register_check(_name, _check)
+for _module in BUILTINS:
+    _m = importlib.import_module(f"{__name__}.{_module}")
+    register_check(_m.NAME, _m.check, getattr(_m, "METRICS", ()))

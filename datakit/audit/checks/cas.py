@@ -2,11 +2,16 @@
 held-out real images; its floor is the judge's accuracy (the same network trained on real)."""
 from __future__ import annotations
 
+from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult
 from datakit.audit.stats.cas import classification_accuracy_score
 from datakit.judge.network import JudgeConfig
 
 NAME = "cas"
+METRICS = (
+    MetricSpec("cas_accuracy", "CAS", "CAS", "accuracy on real images of a classifier trained on samples",
+               better="higher", position=120),
+)
 
 
 def check(f, cfg) -> CheckResult:

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult
 from datakit.audit.schema import Finding
 from datakit.audit.stats.collapse import CollapseRule, close_pair_share, collapse_verdict
 from datakit.judge import metrics
 
 NAME = "collapse"
+METRICS = (
+    MetricSpec("diversity_ratio", "diversity", "div", "diversity of samples ÷ diversity of real images",
+               better="higher", floor_key="diversity_floor", position=60),
+    MetricSpec("close_pair_share", "close pairs", "close", "share of sample pairs nearly identical",
+               better="lower", floor_key="close_pair_share_floor", position=70),
+)
 
 
 def _div(x: np.ndarray, real_div: float, seed: int) -> float:

@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
 from datakit.audit.stats import floors
 
 NAME = "label_fidelity"
+METRICS = (
+    MetricSpec("label_fidelity", "label fidelity", "LF",
+               "label fidelity: share of samples the judge reads as the class", better="higher",
+               failure_reason="label_fidelity", floor_key="label_fidelity_floor", heatmap="value",
+               position=30, reason_position=10),
+)
 
 
 def check(f, cfg) -> CheckResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
 from datakit.audit.stats import calibration, memorisation
@@ -17,6 +18,13 @@ from datakit.judge import metrics
 from datakit.manifest.model import pixel_sha256
 
 NAME = "memorisation"
+METRICS = (
+    MetricSpec("memorised_share", "memorised share", "mem",
+               "share of samples closer to a training image than real images are", better="lower",
+               position=100),
+    MetricSpec("ct", "C_T", "C_T", "data-copying statistic (< −3: copying, > 0: underfitting)",
+               better="equal", position=110),
+)
 #: C_T below this: generated samples sit closer to training images than fresh real ones do.
 CT_COPYING = -3.0
 #: A flagged share this many points above the held-out floor (interval excluding 0) is copying.

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
 from datakit.audit.stats import floors
@@ -38,6 +39,16 @@ from datakit.audit.stats.modes import (
 )
 
 NAME = "modes"
+METRICS = (
+    MetricSpec("modes_real", "real modes", "real modes", "real modes (clusters) of the class",
+               shown=False, position=80),
+    MetricSpec("modes_covered", "modes covered", "modes", "real modes (clusters) of the class the samples reach",
+               better="higher", failure_reason="modes", floor_key="modes_covered_floor", position=90,
+               reason_position=40),
+    MetricSpec("recall", "recall", "rec",
+               "recall: share of the class's real images inside its samples' k-NN manifold",
+               better="higher", failure_reason="recall", stored=False, position=130, reason_position=50),
+)
 
 
 def check(f, cfg) -> CheckResult:

@@ -17,12 +17,21 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding, Metric
 from datakit.audit.stats import calibration, floors
 from datakit.judge import metrics
 
 NAME = "quality"
+METRICS = (
+    MetricSpec("fd", "FD", "FD", "per-class Fréchet distance in judge features (lower is better)",
+               better="lower", failure_reason="fd", floor_key="fd_floor", heatmap="over_floor",
+               position=40, reason_position=30),
+    MetricSpec("coverage", "coverage", "cov", "coverage: share of real images with a generated sample nearby",
+               better="higher", failure_reason="coverage", floor_key="coverage_floor", heatmap="value",
+               position=50, reason_position=20),
+)
 
 
 def _summary(f, cfg, rng) -> dict[str, Metric]:

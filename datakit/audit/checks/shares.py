@@ -25,11 +25,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult
 from datakit.audit.schema import Finding
 from datakit.audit.stats import amplification, floors
 
 NAME = "shares"
+#: Per-class metrics (generated_share: the judge's reading of the samples' class shares).
+METRICS = (
+    MetricSpec("generated_share", "generated share", "gen share",
+               "share of generated samples the judge reads as the class", better="equal",
+               shown=False, position=10),
+    MetricSpec("generated_share_ratio", "share ratio", "share×", "generated share ÷ training share (1 = kept)",
+               better="equal", failure_reason="share", heatmap="value", position=20, reason_position=60),
+)
 
 
 def _p(x: float) -> str:
@@ -82,7 +91,6 @@ def expected_replicates(requested: np.ndarray, true: np.ndarray, pred: np.ndarra
 
 def check(f, cfg) -> CheckResult:
     n_cls = len(f.classes)
-    train_share = f.train_counts / max(1, f.train_counts.sum())
     requested, basis = requested_shares(f)
     expected = expected_read_shares(requested, judge_read_matrix(f.held_labels, f.held_pred, n_cls))
     exp_reps = expected_replicates(requested, f.held_labels, f.held_pred, n_cls, cfg.bootstrap, cfg.seed)
@@ -91,9 +99,7 @@ def check(f, cfg) -> CheckResult:
     for lab, name in enumerate(f.classes):
         test, r = floors.share_test(f.generated_pred, lab, float(expected[lab]), replicates=cfg.bootstrap,
                                     seed=cfg.seed + lab, expected_reps=exp_reps[:, lab])
-        row = {"class_name": name, "train_count": int(f.train_counts[lab]),
-               "requested_share": float(requested[lab]), "expected_read_share": float(expected[lab]),
-               "train_share": float(train_share[lab]), "generated_share": float(judged[lab]),
+        row = {"class_name": name, "generated_share": float(judged[lab]),
                "generated_share_ratio": test.value if test else None, "vs_floor": {}}
         if test is not None:
             row["vs_floor"]["share"] = test

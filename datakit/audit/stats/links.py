@@ -13,12 +13,8 @@ from scipy.stats import spearmanr
 
 from datakit.judge import metrics
 
-PER_CLASS_METRICS = ("fd", "label_fidelity", "diversity_ratio", "coverage", "cas_accuracy",
-                     "ct", "memorised_share", "generated_share_ratio")
-
-
-def metric_vs_train_count(per_class: list[dict], names=PER_CLASS_METRICS) -> dict[str, dict]:
-    """Spearman rank correlation of each per-class metric with the classes' training counts."""
+def metric_vs_train_count(per_class: list[dict], names: tuple[str, ...]) -> dict[str, dict]:
+    """Spearman rank correlation of each per-class metric ``names`` with the classes' training counts."""
     out = {}
     for name in names:
         pairs = [(c["train_count"], c.get(name)) for c in per_class
