@@ -163,13 +163,15 @@ class ClassRow:
             raise AuditSchemaError(f"{where} should be an object, got {type(d).__name__}.")
         fixed = ROW_IDENTITY + ROW_DECISIONS
         keys = declare.row_keys()
-        missing = [k for k in fixed + tuple(keys) if k not in d]
+        # A metric of a check registered after this audit was written reads as None (not
+        # measured): re-auditing fills it. Identity and decisions must be there.
+        missing = [k for k in fixed if k not in d]
         unknown = [k for k in d if k not in fixed and k not in keys]
         if missing or unknown:
             raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
                                    f"{'; missing ' + ', '.join(missing) if missing else ''}"
                                    f"{'; unknown ' + ', '.join(unknown) if unknown else ''}.")
-        return cls(**{k: d[k] for k in fixed}, metrics={k: d[k] for k in keys})
+        return cls(**{k: d[k] for k in fixed}, metrics={k: d.get(k) for k in keys})
 
     def __getitem__(self, key: str) -> Any:
         """A field or a declared metric by its audit.json key."""
