@@ -173,6 +173,7 @@ def test_a_ray_worker_that_cannot_see_the_study_folder_fails_clearly(tmp_path, m
     pytest.importorskip("ray")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     import datakit.study.executors as ex
+    import datakit.study.runner as runner
 
     real = ex.write_token
 
@@ -180,7 +181,7 @@ def test_a_ray_worker_that_cannot_see_the_study_folder_fails_clearly(tmp_path, m
         path, value = real(tmp_path / "private")
         return tmp_path / "not-shared" / path.name, value
     (tmp_path / "private").mkdir()
-    monkeypatch.setattr(ex, "write_token", token_elsewhere)
+    monkeypatch.setattr(runner, "write_token", token_elsewhere)  # where run_study looks it up
     study = _study(tmp_path)
     study.seeds = [0]
     with pytest.raises(StudyError, match=r"Run small/seed0 on host .* cannot see the study "
