@@ -11,6 +11,7 @@ import numpy as np
 
 from datakit.audit.registry import CheckResult, names, pct
 from datakit.audit.schema import Confusion, Finding
+from datakit.audit.stats.amplification import confusion_counts
 
 NAME = "judge"
 #: A class the judge reads correctly less often than this (held-out real) gets a note.
@@ -18,9 +19,8 @@ WEAK_CLASS = 0.9
 
 
 def confusion(true: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
-    """n×n counts: row = true label, column = predicted label (codes outside 0..n-1 dropped)."""
-    ok = (true >= 0) & (true < n) & (pred >= 0) & (pred < n)
-    return np.bincount(true[ok] * n + pred[ok], minlength=n * n).reshape(n, n).tolist()
+    """n×n counts as audit.json's lists: row = true label, column = predicted label."""
+    return confusion_counts(true, pred, n).tolist()
 
 
 def check(f, cfg) -> CheckResult:

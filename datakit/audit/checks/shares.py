@@ -60,8 +60,7 @@ def requested_shares(f) -> tuple[np.ndarray, str]:
 
 def judge_read_matrix(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     """P(judge reads column | true row) from held-out images; identity rows where a class has none."""
-    ok = (true >= 0) & (true < n) & (pred >= 0) & (pred < n)
-    counts = np.bincount(true[ok] * n + pred[ok], minlength=n * n).reshape(n, n).astype(np.float64)
+    counts = amplification.confusion_counts(true, pred, n).astype(np.float64)
     rows = counts.sum(1, keepdims=True)
     return np.where(rows > 0, counts / np.maximum(rows, 1), np.eye(n))
 
@@ -80,8 +79,7 @@ def expected_replicates(requested: np.ndarray, true: np.ndarray, pred: np.ndarra
     still carries the uncertainty of 13 images, where a bootstrap would not move at all.
     A class without held-out images keeps its identity row."""
     rng = np.random.default_rng(seed)
-    ok = (true >= 0) & (true < n) & (pred >= 0) & (pred < n)
-    counts = np.bincount(true[ok] * n + pred[ok], minlength=n * n).reshape(n, n).astype(np.float64)
+    counts = amplification.confusion_counts(true, pred, n).astype(np.float64)
     out = np.empty((replicates, n))
     for r in range(replicates):
         p = np.array([rng.dirichlet(row + 1.0 / n) if row.sum() else np.eye(n)[c] for c, row in enumerate(counts)])

@@ -78,3 +78,10 @@ def extreme_classes(rows: list[dict]) -> dict:
     if finite:
         out["most_suppressed"] = min(finite, key=lambda r: r["ratio"])["name"]
     return out
+
+
+def confusion_counts(true: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    """n×n counts: row = true label, column = predicted label (codes outside 0..n-1 dropped)."""
+    true, pred = np.asarray(true), np.asarray(pred)
+    ok = (true >= 0) & (true < n) & (pred >= 0) & (pred < n)
+    return np.bincount(true[ok] * n + pred[ok], minlength=n * n).reshape(n, n)
