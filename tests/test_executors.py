@@ -86,11 +86,11 @@ def test_executor_config_threads_and_record(monkeypatch):
 
 
 def test_the_judge_cache_is_the_configured_one_else_in_the_study_folder(tmp_path, monkeypatch):
-    from datakit.study.arms import _judge_cache
+    from datakit.study.arms import judge_cache
     monkeypatch.setenv("DATAKIT_CACHE", str(tmp_path / "shared-cache"))
-    assert _judge_cache(tmp_path / "s") == tmp_path / "shared-cache"
+    assert judge_cache(tmp_path / "s") == tmp_path / "shared-cache"
     monkeypatch.delenv("DATAKIT_CACHE")
-    assert _judge_cache(tmp_path / "s") == tmp_path / "s" / "cache"
+    assert judge_cache(tmp_path / "s") == tmp_path / "s" / "cache"
 
 
 def test_study_file_executor_is_checked(tmp_path):

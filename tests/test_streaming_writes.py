@@ -71,8 +71,8 @@ def test_compose_converts_a_chunk_at_a_time_with_the_same_result(tmp_path, make_
     whole = compose([parent], tmp_path / "whole.parquet", image_size=16, channels=3,
                     polarity="light-on-dark")
     import datakit.composition.build as composer
-    sizes, convert = [], composer._convert
-    monkeypatch.setattr(composer, "_convert",
+    sizes, convert = [], composer.convert
+    monkeypatch.setattr(composer, "convert",
                         lambda images, *a: sizes.append(len(images)) or convert(images, *a))
     monkeypatch.setattr(pixel_spill, "CHUNK_BYTES", 1)  # the smallest chunk: 64 images
     chunked = compose([parent], tmp_path / "chunked.parquet", image_size=16, channels=3,

@@ -39,17 +39,17 @@ import pandas as pd
 from datakit._core.names import check_name
 from datakit._core.progress import log
 from datakit.composition.config import ComposeConfig
-from datakit.composition.geometry import _convert, _target_geometry
+from datakit.composition.geometry import convert, target_geometry
 from datakit.composition.selection import (
-    _copy_groups,
-    _dedupe,
-    _holdout,
-    _mix,
-    _select,
-    _skew,
-    _subsample,
-    _union,
-    _vocabulary,
+    copy_groups,
+    dedupe,
+    holdout,
+    mix,
+    select,
+    skew,
+    subsample,
+    union,
+    vocabulary,
 )
 from datakit.errors import ChecksumMismatch, CompositionError
 from datakit.manifest.model import COLUMNS, Manifest, manifest_paths
@@ -100,37 +100,37 @@ def compose(manifests: Sequence[Manifest | str | os.PathLike], out: str | os.Pat
     seeds = np.random.SeedSequence(int(cfg.seed)).spawn(len(ORDER))
     rngs = {name: np.random.default_rng(s) for name, s in zip(ORDER, seeds)}
 
-    table, ops = _select(_union(parents), cfg, parents)                        # 1 select
-    vocab = _vocabulary(list(set(table["class_name"])))                        # 2 vocabulary
+    table, ops = select(union(parents), cfg, parents)                        # 1 select
+    vocab = vocabulary(list(set(table["class_name"])))                        # 2 vocabulary
     ops.append({"op": "vocabulary", "classes": vocab, "rows": int(len(table))})
     need_hash = cfg.dedupe == "near" or cfg.holdout is not None
-    copies = _copy_groups(table, parents) if need_hash else None
+    copies = copy_groups(table, parents) if need_hash else None
     if cfg.dedupe:                                                              # 3 dedupe
-        table, copies, more = _dedupe(table, cfg, copies)
+        table, copies, more = dedupe(table, cfg, copies)
         ops += more
     if cfg.weights or cfg.fraction:                                             # 4 mix
         before = table.index
-        table, more = _mix(table, cfg, rngs["mix"])
+        table, more = mix(table, cfg, rngs["mix"])
         copies = copies[before.get_indexer(table.index)] if copies is not None else None
         ops += more
     if cfg.class_counts or cfg.skew or cfg.max_per_class:                       # 5 skew
         before = table.index
-        table, more = _skew(table, cfg, vocab, rngs["skew"])
+        table, more = skew(table, cfg, vocab, rngs["skew"])
         copies = copies[before.get_indexer(table.index)] if copies is not None else None
         ops += more
     if cfg.size:                                                                # 6 subsample
         before = table.index
-        table, more = _subsample(table, cfg, rngs["subsample"])
+        table, more = subsample(table, cfg, rngs["subsample"])
         copies = copies[before.get_indexer(table.index)] if copies is not None else None
         ops += more
     if len(table) == 0:
         raise CompositionError("The composition is empty: no images are left after the operations.")
     if cfg.holdout is not None:                                                 # 7 split
-        table, more = _holdout(table, cfg, copies, rngs["split"])
+        table, more = holdout(table, cfg, copies, rngs["split"])
         ops += more
 
     table = table.sort_values(["_part", "row"], kind="stable")                  # 8 geometry
-    h, w, c = _target_geometry(parents, set(table["_part"]), cfg)
+    h, w, c = target_geometry(parents, set(table["_part"]), cfg)
     ops.append({"op": "geometry", "height": h, "width": w, "channels": c, "polarity": cfg.polarity,
                 "rows": int(len(table))})
     result, final_vocab = _final_table(table, vocab)
@@ -167,7 +167,7 @@ def _converted_chunks(table: pd.DataFrame, parents: Sequence[Manifest],
         _ = m.pixels  # opens and checks the store (an error that says what to do)
         pixels = StoreReader(m.pixels_path)  # read a chunk at a time, its pages not kept
         for s in range(0, len(rows), step):
-            yield _convert(pixels[rows[s:s + step]], h, w, c, polarity)
+            yield convert(pixels[rows[s:s + step]], h, w, c, polarity)
 
 
 def _final_table(table: pd.DataFrame, vocab: list[str]) -> tuple[pd.DataFrame, list[str]]:

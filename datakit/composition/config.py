@@ -11,14 +11,8 @@ from datakit.errors import CompositionError, UnknownName
 from datakit.manifest.model import CHARS62
 
 CLASS_SETS = {"digits": CHARS62[:10], "upper": CHARS62[10:36], "lower": CHARS62[36:], "all": CHARS62}
-
-
 DEDUPE = ("exact", "near")
-
-
 POLARITY = ("keep", "dark-on-light", "light-on-dark")
-
-
 SHARE_COLUMNS = ("parent", "subset", "dataset", "domain")
 
 

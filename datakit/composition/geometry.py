@@ -61,7 +61,7 @@ def _polarity(images: np.ndarray, target: str) -> np.ndarray:
     return out
 
 
-def _convert(images: np.ndarray, height: int, width: int, channels: int, polarity: str) -> np.ndarray:
+def convert(images: np.ndarray, height: int, width: int, channels: int, polarity: str) -> np.ndarray:
     """Geometry and polarity of one parent's images, cheapest order first: drop channels
     before resizing, add them after (resizing and flipping three equal channels is waste)."""
     if images.shape[3] > channels:
@@ -69,7 +69,7 @@ def _convert(images: np.ndarray, height: int, width: int, channels: int, polarit
     return _to_channels(_polarity(_resize(images, height, width), polarity), channels)
 
 
-def _target_geometry(parents: Sequence[Manifest], used: set[int], cfg: ComposeConfig) -> tuple[int, int, int]:
+def target_geometry(parents: Sequence[Manifest], used: set[int], cfg: ComposeConfig) -> tuple[int, int, int]:
     geoms = [parents[i].geometry for i in sorted(used)]
     h = int(cfg.image_size) if cfg.image_size else max(g.height for g in geoms)
     w = int(cfg.image_size) if cfg.image_size else max(g.width for g in geoms)

@@ -69,21 +69,21 @@ def _take_per_class(table: pd.DataFrame, class_targets: dict[str, int], rng: np.
 # ---------------------------------------------------------------------------------------
 # steps
 # ---------------------------------------------------------------------------------------
-def _vocabulary(names: Sequence[str]) -> list[str]:
+def vocabulary(names: Sequence[str]) -> list[str]:
     known = [c for c in CHARS62 if c in set(names)]
     return known + sorted(set(names) - set(CHARS62))
 
 
 def _available(table: pd.DataFrame) -> str:
     counts = table["class_name"].value_counts()
-    return ", ".join(f"{c}={int(counts[c])}" for c in _vocabulary(list(counts.index)))
+    return ", ".join(f"{c}={int(counts[c])}" for c in vocabulary(list(counts.index)))
 
 
 def _names(parents: Sequence[Manifest]) -> str:
     return ", ".join(m.path.name for m in parents)
 
 
-def _union(parents: Sequence[Manifest]) -> pd.DataFrame:
+def union(parents: Sequence[Manifest]) -> pd.DataFrame:
     parts = []
     for i, m in enumerate(parents):
         t = m.table[COLUMNS].copy()
@@ -95,7 +95,7 @@ def _union(parents: Sequence[Manifest]) -> pd.DataFrame:
     return table
 
 
-def _select(table: pd.DataFrame, cfg: ComposeConfig, parents: Sequence[Manifest]) -> tuple[pd.DataFrame, list]:
+def select(table: pd.DataFrame, cfg: ComposeConfig, parents: Sequence[Manifest]) -> tuple[pd.DataFrame, list]:
     ops = []
     for col in ("domain", "subset", "split"):
         wanted = getattr(cfg, col)
@@ -131,7 +131,7 @@ def _select(table: pd.DataFrame, cfg: ComposeConfig, parents: Sequence[Manifest]
         sets = [set(table.loc[table["_part"] == i, "class_name"]) for i in range(len(parents))]
         sets = [s for s in sets if s]
         if len(sets) > 1 and not set.intersection(*sets):
-            listing = "; ".join(f"{parents[i].name}: {' '.join(_vocabulary(list(s)))}"
+            listing = "; ".join(f"{parents[i].name}: {' '.join(vocabulary(list(s)))}"
                                 for i, s in enumerate(sets))
             raise CompositionError(
                 f"{_names(parents)} share no class, so there is nothing to mix ({listing}). "
@@ -155,7 +155,7 @@ def _per_parent(table: pd.DataFrame, parents: Sequence[Manifest], fn, dtype, wid
     return out
 
 
-def _copy_groups(table: pd.DataFrame, parents: Sequence[Manifest]) -> np.ndarray:
+def copy_groups(table: pd.DataFrame, parents: Sequence[Manifest]) -> np.ndarray:
     """Group number per row for images that are exact or near copies of another (-1: none).
 
     Works across parents of different geometry: the perceptual hash and the thumbnails
@@ -169,7 +169,7 @@ def _copy_groups(table: pd.DataFrame, parents: Sequence[Manifest]) -> np.ndarray
     return linked_groups(duplicate_groups(table["sha256"]), near)
 
 
-def _dedupe(table: pd.DataFrame, cfg: ComposeConfig, copies: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray | None, list]:
+def dedupe(table: pd.DataFrame, cfg: ComposeConfig, copies: np.ndarray | None) -> tuple[pd.DataFrame, np.ndarray | None, list]:
     if cfg.dedupe == "exact":
         keys = table["sha256"].to_numpy()
     else:  # rows without copies get their own key
@@ -210,7 +210,7 @@ def _share_groups(table: pd.DataFrame, cfg: ComposeConfig) -> tuple[str, dict[st
         f"subsets: {', '.join(sorted(set(table['subset'])))}.")
 
 
-def _mix(table: pd.DataFrame, cfg: ComposeConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
+def mix(table: pd.DataFrame, cfg: ComposeConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
     column, shares = _share_groups(table, cfg)
     group = table[column].where(table[column].isin(list(shares)), "(rest)")
     table = table.assign(_group=group.to_numpy())
@@ -233,7 +233,7 @@ def _mix(table: pd.DataFrame, cfg: ComposeConfig, rng: np.random.Generator) -> t
     return table, [{"op": "mix", "by": column, "shares": shares, "counts": targets, "rows": int(len(table))}]
 
 
-def _skew(table: pd.DataFrame, cfg: ComposeConfig, vocab: list[str], rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
+def skew(table: pd.DataFrame, cfg: ComposeConfig, vocab: list[str], rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
     counts = table["class_name"].value_counts()
     present = [c for c in vocab if counts.get(c, 0) > 0]
     targets = {c: int(counts[c]) for c in present}
@@ -269,7 +269,7 @@ def _skew(table: pd.DataFrame, cfg: ComposeConfig, vocab: list[str], rng: np.ran
     return table, ops
 
 
-def _subsample(table: pd.DataFrame, cfg: ComposeConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
+def subsample(table: pd.DataFrame, cfg: ComposeConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
     n = int(cfg.size)
     if n > len(table):
         raise CompositionError(f"--size {n} asks for more images than the {len(table)} available after "
@@ -285,7 +285,7 @@ def _subsample(table: pd.DataFrame, cfg: ComposeConfig, rng: np.random.Generator
     return table, [{"op": "subsample", "size": n, "stratify": bool(cfg.stratify), "rows": int(len(table))}]
 
 
-def _holdout(table: pd.DataFrame, cfg: ComposeConfig, copies: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
+def holdout(table: pd.DataFrame, cfg: ComposeConfig, copies: np.ndarray, rng: np.random.Generator) -> tuple[pd.DataFrame, list]:
     """Assign whole duplicate groups to train or test so that no image crosses the split."""
     group, _ = pd.factorize(pd.Series(np.where(copies >= 0, copies, -1 - np.arange(len(table)))), sort=False)
     g = pd.DataFrame({"group": group, "class_name": table["class_name"].to_numpy()})

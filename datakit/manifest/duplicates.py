@@ -1,5 +1,38 @@
-"""Duplicates: exact (same pixel sha256) and near (63-bit DCT perceptual hashes within a small Hamming
-radius, confirmed by thumbnail correlation), grouped into connected components."""
+"""Duplicates: exact (same pixel sha256) and near: perceptual hashes within a small Hamming radius,
+confirmed by thumbnail correlation, in memory linear in the number of images and bounded work per hash.
+
+1. Identical pixels (same sha256) are collapsed to one representative first: they are
+   exact duplicates already, so a group of 200,000 identical images costs one row, not
+   a 200,000² comparison.
+2. Representatives are then grouped by hash value (a *hash class*: distinct images whose
+   63-bit pHashes are equal). Candidate pairs of classes: distinct hash values that differ
+   in at most ``radius`` bits. The hash is cut into ``radius + 1`` bands; by the
+   pigeonhole principle two hashes within ``radius`` bits agree exactly on at least one
+   band, so only values sharing a band value are compared (never all n² pairs), and each
+   pair is kept only if its full Hamming distance is within the radius. Searching
+   distinct values only keeps images with an identical hash from multiplying the pairs.
+3. Confirmation: two representatives are linked when their hashes are in the same or in
+   a candidate pair of classes and their 32×32 grey thumbnails correlate at
+   ``threshold`` or more; correlations are computed block by block (matrix products of
+   at most :data:`_BLOCK` rows a side), so memory never grows with the number of pairs.
+   Every such pair is compared, exactly, unless a hash class holds more than
+   :data:`LEADERS_ABOVE` images. Such a large class is scanned once, in row order and in
+   blocks, against its *leaders*: a row that correlates with no earlier leader, nor with
+   an earlier row of its block that did not either, becomes a leader (so leaders
+   correlate below the threshold with each other). A pair inside the class is compared
+   when its earlier row is a leader, or when both rows share a block and neither matched
+   an earlier leader; a row of a neighbouring class is compared with the class's leaders
+   only. A class of k rows thus costs k × (leaders + block), not k². The approximation:
+   two correlating rows of a large class are linked directly only when the earlier one
+   is a leader or they share a block (as above); otherwise they end up in one group
+   only if a chain of links joins them, and a row of a neighbouring class that
+   correlates with non-leaders only is not linked.
+4. Groups are the connected components of confirmed links; identical copies of a
+   structured image join their representative's group (flat images, whose thumbnails
+   are zero, never do: they have no structure to compare).
+
+The default radius (:data:`NEAR_RADIUS`) comes from ``bench/near_duplicates`` (docs/manifests-and-curation.md).
+"""
 from __future__ import annotations
 
 import math
@@ -13,27 +46,20 @@ from datakit.manifest.model import pixel_sha256
 #: Bits of the pHash used (an 8×8 DCT block without its DC term).
 HASH_BITS = 63
 
-
 #: Default Hamming radius of candidate pairs (see ``bench/near_duplicates``).
 NEAR_RADIUS = 2
-
 
 #: Pairs compared per vectorised step: bounds the memory of the search.
 _PAIR_BLOCK = 1 << 20
 
-
 #: Hash classes larger than this are confirmed against leaders (module docstring, step 3).
 LEADERS_ABOVE = 2048
-
 
 #: Thumbnails per correlation block: a block of pairs or a side of a matrix product.
 _BLOCK = 1024
 
-
 #: Class pairs whose row pairs are listed and compared as pairs (larger ones: products).
 _SMALL_PRODUCT = 64
-
-
 _SMALL_BUCKET = 64  # buckets up to this size are paired by vectorised offsets
 
 
@@ -250,15 +276,11 @@ class _Links:
 #: Side of the low-frequency DCT block the perceptual hash keeps (8×8 -> 63 bits without DC).
 HASH_SIDE = 8
 
-
 #: Side of the intermediate image the pHash conceptually resizes to before its DCT.
 HASH_RESIZE = 32
 
-
 #: Side of the thumbnails that confirm a near-duplicate, and the correlation they need.
 THUMB_SIDE = 32
-
-
 NEAR_THRESHOLD = 0.97
 
 

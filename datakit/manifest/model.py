@@ -27,7 +27,6 @@ from datakit.errors import ManifestError
 
 SCHEMA_VERSION = 1
 
-
 #: Columns every manifest has, in this order (extra columns may follow).
 COLUMNS = [
     "id", "dataset", "subset", "split", "domain", "label", "class_name", "source",
@@ -36,7 +35,6 @@ COLUMNS = [
 
 
 DOMAINS = ("wild", "synthetic", "handwritten")
-
 
 #: The 62 Chars74K classes in their label order: digits, then upper, then lower case.
 CHARS62 = [str(d) for d in range(10)] + [chr(c) for c in range(ord("A"), ord("Z") + 1)] \

@@ -31,14 +31,8 @@ from datakit.manifest.duplicates import (
 
 #: How many example groups of duplicates / leaks the sidecar keeps (the counts are complete).
 MAX_EXAMPLES = 10
-
-
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-
-
 INTENSITY_BINS = 16
-
-
 HISTOGRAM_IMAGES = 4096
 
 

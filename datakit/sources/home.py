@@ -25,7 +25,6 @@ from datakit.errors import SourceNotFound
 
 ENV_VAR = "DATAKIT_DATA"
 
-
 #: The sources that read files from the data home (the embedded ones need none).
 HOME_SOURCES = ("mnist", "svhn", "chars74k")
 

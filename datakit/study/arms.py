@@ -172,7 +172,7 @@ def train_run(name: str, manifest, settings: dict[str, Any], run_dir: Path) -> P
     return run_dir
 
 
-def _prepare_manifests(study: Study, folder: Path) -> tuple[dict[str, Any], "Reference"]:
+def prepare_manifests(study: Study, folder: Path) -> tuple[dict[str, Any], "Reference"]:
     """Every arm's manifest (ingested and composed once, or reused) and the reference."""
     needed = {s for a in study.arms for s in a.sources}
     parents = {name: _ingest(spec, folder) for name, spec in study.ingests.items() if name in needed}
@@ -180,13 +180,13 @@ def _prepare_manifests(study: Study, folder: Path) -> tuple[dict[str, Any], "Ref
     return manifests, _reference_manifest(study, manifests, folder)
 
 
-def _judge_cache(out: Path) -> Path:
+def judge_cache(out: Path) -> Path:
     """The judge cache of a study's tasks: DATAKIT_CACHE when set, else ``<study>/cache``
     (a folder every worker sees, since the study folder must be shared)."""
     return cache_root(default=out / "cache").resolve()
 
 
-def _train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
+def train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
     """Train (or find cached) the reference's judge once, before the runs, as each audit
     would (same settings, same cache key), so that every task only loads it."""
 

@@ -10,15 +10,15 @@ from datakit._core.names import inside
 from datakit._core.progress import log
 from datakit.audit import AuditConfig
 from datakit.study.arms import (
-    _judge_cache,
-    _prepare_manifests,
-    _train_shared_judge,
     check_budget,
+    judge_cache,
+    prepare_manifests,
     scaled_train_settings,
+    train_shared_judge,
 )
 from datakit.study.executors import ExecutorConfig, RunTask, execute, require_ray, write_token
 from datakit.study.results import write_study_outputs
-from datakit.study.spec import Study, _split_overrides
+from datakit.study.spec import Study, split_overrides
 
 
 @dataclass
@@ -58,7 +58,7 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     """
 
     check_budget(budget)  # before any work starts
-    train_overrides, audit_overrides = _split_overrides(overrides)
+    train_overrides, audit_overrides = split_overrides(overrides)
     chosen = {"name": executor, "jobs": jobs, "threads": threads}
     spec = {"name": study.executor.get("executor", "local"), "jobs": study.executor.get("jobs", 1),
             "threads": study.executor.get("threads", 0),
@@ -72,11 +72,11 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     mdir.mkdir(parents=True, exist_ok=True)
 
     # 1) the data every run reads: ingests, compositions and the reference, made once
-    manifests, reference = _prepare_manifests(study, mdir)
+    manifests, reference = prepare_manifests(study, mdir)
     # 2) the shared judge, trained once into the cache every task reads
     audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path)
-    cache = _judge_cache(out)
-    _train_shared_judge(reference, audit_cfg, cache)
+    cache = judge_cache(out)
+    train_shared_judge(reference, audit_cfg, cache)
     # 3) one task per run (arm × seed), executed where the plan says
     token, token_value = write_token(out)
     tasks, runs = [], {}

@@ -70,13 +70,8 @@ from datakit.study.sweep import expand_sweeps
 from datakit.training import TrainConfig
 
 _STUDY_KEYS = {"name", "title", "description", "seeds", "executor", "jobs", "threads"}
-
-
 _ARM_KEYS = {"name", "from", "manifest", "compose", "train"}
-
-
 _INGEST_KEYS = {"source", "path"}
-
 
 #: Where a study's runs execute (:mod:`datakit.study.executors`).
 EXECUTORS = ("local", "ray")
@@ -398,7 +393,7 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
     """--set values as (training settings, audit settings), checked before any work."""
 
     overrides = dict(overrides or {})
