@@ -1,5 +1,17 @@
-"""The store geometry of a composition: channels, antialiased bilinear resizing (in numpy,
-bit-identical to torch's uint8 kernel) and ink polarity."""
+"""The store geometry of a composition: channels, antialiased bilinear resizing and ink polarity.
+
+Resizing (:func:`resize_bilinear`) gives the same numbers as
+``torch.nn.functional.interpolate(x, size, mode="bilinear", antialias=True,
+align_corners=False)`` on uint8 (PyTorch's AVX2 kernel, a port of Pillow-SIMD), so curation
+needs no torch and a compose made with torch gets the same pixels (tests/test_resample.py compares them bit for bit).
+
+One pass per axis, width first: each output pixel is a triangle-filter average of the input
+pixels within ``max(1, in/out)`` of its centre (the filter stretches when shrinking, which
+is the antialiasing). Weights are normalised, then rounded to integers with the largest
+precision that keeps them in int16; each pass rounds half up, shifts back and clips to uint8.
+Pillow's ``Image.resize(BILINEAR)`` is the same filter with 22-bit weights, so it can differ
+by 1 (rarely 2) in a few percent of pixels.
+"""
 from __future__ import annotations
 
 import functools

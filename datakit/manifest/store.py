@@ -1,4 +1,24 @@
-"""The pixel store on disk: spilled a chunk at a time while an ingest decodes, read back a chunk at a time."""
+"""The pixel store on disk: spilled a chunk at a time while an ingest decodes, read back a chunk at a time.
+
+**Spilling.** A :class:`PixelSpill` appends uint8 image chunks to a raw temporary file beside the manifest
+being written (``.NAME.pixels.npy.part.tmp-PID``; the next ingest of that name removes one a
+killed process left) and reads them back as one read-only memory map. It is for pixels whose count or order is known only at the end (an archive streamed and
+decoded in parallel); :func:`in_order` then feeds them, in the manifest's order and a chunk
+at a time, to :func:`datakit.manifest.write.write_manifest_chunks`. The temporary file is removed
+when the ``with`` block ends, whatever happens.
+
+    with PixelSpill(store_path, (32, 32, 1)) as spill:
+        for chunk in decoded_chunks():
+            spill.append(chunk)
+        write_manifest_chunks(path, table, in_order(spill.pixels(), order), (32, 32, 1), meta)
+
+**Reading back.** A memory map of a ``.npy`` store is cheap to read, but every page it has touched stays in
+the reading process's resident memory until the map is closed: the checksum and statistics
+of a freshly written 175 MB store would add 175 MB to the writer's peak. :class:`StoreReader`
+opens a short-lived map for each read and copies out what was asked for, so a pass over the
+store holds one chunk (the pages stay in the operating system's file cache, which it can
+reclaim).
+"""
 from __future__ import annotations
 
 import os
