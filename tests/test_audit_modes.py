@@ -81,7 +81,21 @@ def test_recall_is_the_share_of_real_points_inside_the_samples_k_nn_balls():
     assert stat(np.arange(3)) == pytest.approx(2 / 3)  # without the far sample, 10 is unreached
     # a bootstrap resample's repeats are one sample: a repeat is not its own neighbour at 0
     assert stat(np.array([0, 0, 1, 2])) == stat(np.array([0, 1, 2]))
-    assert np.isnan(stat(np.array([3, 3])))  # one distinct sample has no 1st neighbour
+    # one distinct sample: radius 0, it reaches only an identical real image
+    assert stat(np.array([3, 3])) == 0.0 and stat(np.array([0])) == pytest.approx(1 / 3)
+
+
+def test_recall_counts_a_generator_s_identical_outputs_once():
+    """Exact repeats are collapse evidence, not a way to shrink the k-NN balls: 10 copies of
+    each of 3 samples read as those 3 samples (before, each copy was its own neighbour at 0 and
+    the balls shrank to the points themselves)."""
+    real = np.array([[0.0], [1.0], [2.0], [3.0], [10.0]])
+    distinct = np.array([[0.0], [2.0], [3.0]])
+    repeated = np.repeat(distinct, 10, axis=0)
+    once = recall_statistic(real, distinct, k=1)(np.arange(3))
+    assert recall_statistic(real, repeated, k=1)(np.arange(30)) == once == pytest.approx(4 / 5)
+    # a total collapse to one image reaches (almost) nothing
+    assert recall_statistic(real, np.repeat([[0.5]], 30, axis=0), k=5)(np.arange(30)) == 0.0
 
 
 def test_recall_minimum_effect_is_half_the_floor_miss_rate_and_at_least_two_points():

@@ -115,21 +115,27 @@ def modes_covered(model: ModeModel, assigned: np.ndarray) -> int:
 def recall_statistic(real: np.ndarray, samples: np.ndarray, k: int) -> Callable[[np.ndarray], float]:
     """``stat(index)``: share of ``real`` within the k-NN ball of some sample of ``samples[index]``.
 
-    The ball of a sample has the radius of its k-th nearest other sample *among the distinct
-    chosen ones* (``np.unique(index)``): a bootstrap resample repeats samples, and a repeat
-    would be its own nearest neighbour at distance 0, shrinking every ball it touches (that
-    biased the difference by -0.03 on MNIST; with distinct samples the replicates centre on
-    the estimate). Fewer than k + 1 distinct samples: NaN. Distances are exact (cdist) and
-    computed once; balls are closed (``<=``), as PRDC's.
+    Samples count by content, once each: a bootstrap resample's repeated indices and a
+    generator's identical outputs are one sample, so repeats cannot shrink the k-NN balls
+    (a repeat would be its own nearest neighbour at distance 0). Repeats are collapse
+    evidence, and recall reads them as such: samples from few distinct images reach few real
+    images. The ball of a sample has the radius of its k-th nearest other distinct sample; with
+    d ≤ k distinct samples, of its (d - 1)-th (one distinct sample: radius 0, so it reaches only
+    an identical real image). Distances are exact (cdist) and computed once; balls are closed
+    (``<=``), as PRDC's.
     """
     real, samples = np.asarray(real, np.float64), np.asarray(samples, np.float64)
     to_real = cdist(real, samples)     # one class: small sets, full matrices are cheap
     among = cdist(samples, samples)
+    # content id of every sample, and one representative sample per content
+    _, first, content = np.unique(samples, axis=0, return_index=True, return_inverse=True)
+    content = np.asarray(content).reshape(-1)
 
     def stat(index: np.ndarray) -> float:
-        i = np.unique(index)
-        if len(i) <= k:
+        i = first[np.unique(content[np.asarray(index, dtype=np.int64)])]
+        if len(i) == 0:
             return float("nan")
-        radii = np.sort(among[np.ix_(i, i)], axis=1)[:, k]   # column 0 is the sample itself
+        kk = min(k, len(i) - 1)
+        radii = np.sort(among[np.ix_(i, i)], axis=1)[:, kk]   # column 0 is the sample itself
         return float((to_real[:, i] <= radii[None]).any(1).mean())
     return stat
