@@ -1,0 +1,91 @@
+"""Does a class stand out from the run's other classes? Its gap to its own floor against theirs.
+
+A generator is rarely as close to the data as held-out real images, so on a trained run
+every class can be clearly worse than its real-vs-real floor. That is a fact about the run
+(how far it is from real data), not about a class. A class *stands out* when its gap is
+clearly larger than its siblings' gaps:
+
+1. Per class k: ``ratio_k = value_k / floor_k`` (recall 0.40 against a floor of 0.96 reads
+   0.42; FD 90 against 9 reads 10).
+2. Against the others: ``standout_k = ratio_k / median(ratio_j, j ≠ k)`` — 1 when class k is as
+   far from its floor as the median of the run's other classes, 0.1 when it reaches a tenth of
+   what they reach (or, for FD, 10 when it is ten times further off).
+3. Its interval: the bootstrap replicates of the floor test's difference, read as replicates of
+   the value (``floor + difference``), give replicates of the ratio and so of ``standout_k``
+   (the others' median held at its estimate). The class stands out when the whole 95% interval
+   lies beyond :data:`STANDOUT_BELOW` (higher-is-better metrics) or :data:`STANDOUT_ABOVE`
+   (FD) — and its own floor test is worse, so a class no worse than real data never stands out.
+
+At least :data:`MIN_OTHERS` other classes with a test are needed; with fewer, no class stands
+out on that metric (a two-class run has no siblings to compare with).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from datakit.audit.stats.calibration import percentile_interval
+
+#: Higher-is-better metrics: a class stands out below this share of its siblings' ratio.
+STANDOUT_BELOW = 0.5
+#: Lower-is-better metrics (FD): a class stands out above this multiple of its siblings' ratio.
+STANDOUT_ABOVE = 4.0
+MIN_OTHERS = 2
+LEVEL = 0.95
+
+
+@dataclass
+class Standout:
+    """One class's gap against its siblings' on one metric."""
+
+    ratio: float              # value / floor
+    others_ratio: float       # median ratio of the other classes
+    standout: float           # ratio / others_ratio
+    ci_low: float
+    ci_high: float
+    threshold: float          # STANDOUT_BELOW or STANDOUT_ABOVE
+    better: str
+    stands_out: bool
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def ratio(value: float | None, floor: float | None) -> float | None:
+    """value / floor, or None when either is missing or the floor is not positive."""
+    if value is None or floor is None or not np.isfinite([value, floor]).all() or floor <= 0:
+        return None
+    return float(value / floor)
+
+
+def standouts(tests: dict[str, tuple[float | None, float | None, bool, np.ndarray]],
+              better: str, *, level: float = LEVEL) -> dict[str, Standout]:
+    """Each class's :class:`Standout` from its floor test on one metric.
+
+    Args:
+        tests: class -> (value, floor, worse, bootstrap replicates of value - floor).
+        better: "higher" or "lower".
+    """
+    ratios = {c: ratio(v, fl) for c, (v, fl, _, _) in tests.items()}
+    ratios = {c: r for c, r in ratios.items() if r is not None}
+    threshold = STANDOUT_BELOW if better == "higher" else STANDOUT_ABOVE
+    out: dict[str, Standout] = {}
+    for c, r in ratios.items():
+        others = [x for d, x in ratios.items() if d != c]
+        if len(others) < MIN_OTHERS:
+            continue
+        med = float(np.median(others))
+        if med <= 0:
+            continue
+        value, floor, worse, reps = tests[c]
+        reps = np.asarray(reps, np.float64)
+        reps = reps[np.isfinite(reps)]
+        s = r / med
+        if len(reps):
+            lo, hi = percentile_interval((floor + reps) / floor / med, level)
+        else:
+            lo = hi = s
+        beyond = hi < threshold if better == "higher" else lo > threshold
+        out[c] = Standout(r, med, s, float(lo), float(hi), threshold, better, bool(worse and beyond))
+    return out
