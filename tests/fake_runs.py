@@ -2,7 +2,8 @@
 
 They follow the run-directory contract of DESIGN.md (config.json, metrics.csv, samples/,
 training.gif, generated.npz) without training anything, so the report can be tested on
-its own. ``fake_audit`` returns a dictionary with the keys the audit contract names.
+its own. ``fake_audit`` returns an audit (:class:`datakit.audit.schema.Audit`) of the one
+shape the audit writes.
 """
 from __future__ import annotations
 
@@ -88,12 +89,14 @@ def stroke_manifest(path: Path, counts: dict[str, int], size: int, seed: int):
 
 def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, fd_floor: float = 2.0,
                generated_shares: dict[str, float] | None = None, findings: list | None = None,
-               judge_checksum: str | None = None, reference_checksum: str | None = None) -> dict:
-    """An audit dictionary built with the audit's own schema (dataclasses + validation), so
-    that the report is only ever tested on the shape ``datakit audit`` writes."""
+               judge_checksum: str | None = None, reference_checksum: str | None = None):
+    """An audit built with the audit's own schema (dataclasses + validation), read as the
+    report reads it, so that the report is only ever tested on the shape ``datakit audit``
+    writes (``.to_dict()`` gives audit.json's object)."""
     from datakit.audit.declare import row_keys
     from datakit.audit.schema import (
         SCHEMA_VERSION,
+        Audit,
         ClassRow,
         Confusion,
         Finding,
@@ -170,7 +173,7 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
         "config": {},
         "timing": {},
     }
-    return prepare_audit(audit, "fake audit")
+    return Audit.from_dict(prepare_audit(audit, "fake audit"), "fake audit")
 
 
 #: Arm names as long as those of the committed studies (chars74k_composition, class_skew):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 FAST = dict(cas=False, bootstrap=5, kid_subsets=5)
-from datakit.audit.schema import TOP_KEYS, read_audit
+from datakit.audit.schema import TOP_KEYS, ClassRow, Metric, read_audit
 
 
 @pytest.fixture(autouse=True)
@@ -44,8 +44,12 @@ def test_audit_json_layout_matches_the_contract(digits_manifest, tmp_path):
     run = _run(tmp_path / "run", digits_manifest, images, labels)
     a = audit_run(run, AuditConfig(**{**FAST, "cas": True}))
     assert list(a) == list(TOP_KEYS) and a["schema_version"] == 2
-    on_disk = read_audit(run / "audit" / "audit.json")
-    assert on_disk == a
+    on_disk = read_audit(run / "audit" / "audit.json")  # typed: the schema's dataclasses
+    assert isinstance(on_disk.per_class[0], ClassRow) and isinstance(on_disk.summary["fd"], Metric)
+    assert on_disk.to_dict() == a
+    # read and written back, audit.json is the same bytes
+    written = (run / "audit" / "audit.json").read_text()
+    assert json.dumps(on_disk.to_dict(), indent=2, allow_nan=False) == written
     assert not list((run / "audit").glob(".*tmp*"))  # the temporary file is gone
     for name in ("fd", "kid", "precision", "recall", "density", "coverage", "label_fidelity"):
         assert set(a["summary"][name]) == {"value", "floor", "ci_low", "ci_high", "better", "ideal",

@@ -130,7 +130,8 @@ def long_study_page(tmp_path_factory):
     dirs, audits, study = fake_study(root, arms=4, seeds=3, per_class=32, arm_names=LONG_ARM_NAMES)
     return write_report(dirs, root / "report.html", audits=audits, study=study,
                         relative_paths=True, title="Fake study",
-                        labels=[f"{a} (seed {s})" for a in LONG_ARM_NAMES for s in range(3)])
+                        labels=[f"{a} (seed {s})" for a in LONG_ARM_NAMES for s in range(3)],
+                        arm_seeds=[(a, s) for a in LONG_ARM_NAMES for s in range(3)])
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
@@ -160,11 +161,12 @@ def test_the_probe_sees_overflow_and_small_table_text(tmp_path, long_study_page)
 
 def test_run_columns_are_headed_by_their_arm_over_their_seeds():
     # (no browser needed) the header rows that keep 12 runs of long arm names within 1280 px
-    from datakit.report.comparison import column_groups
-    groups, seeds = column_groups(["skewed_acgan s0", "skewed_acgan s1", "goodimg_fnt (seed 2)",
-                                   "skewed_acgan s12"])
+    from datakit.report.comparison import Column, column_groups
+    runs = [("skewed_acgan", 0), ("skewed_acgan", 1), ("goodimg_fnt", 2), ("skewed_acgan", 12)]
+    groups, seeds = column_groups([Column(f"{a} s{s}", [], a, s) for a, s in runs])
     assert groups == [{"name": "skewed_acgan", "span": 2}, {"name": "goodimg_fnt", "span": 1},
                       {"name": "skewed_acgan", "span": 1}]
     assert seeds == ["s0", "s1", "s2", "s12"]
-    assert column_groups(["skewed_acgan s0", "run_b"]) is None  # a label without a seed: one row
-    assert column_groups(["seeds0"]) is None and column_groups([]) is None
+    # a run outside a study (no arm and seed) is headed by its label: one header row
+    assert column_groups([Column("skewed_acgan s0", [], "skewed_acgan", 0), Column("run_b", [])]) is None
+    assert column_groups([Column("seeds0", [])]) is None and column_groups([]) is None

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from datakit.cli import main
-from datakit.audit.schema import AuditSchemaError
+from datakit.audit.schema import Audit, AuditSchemaError
 from datakit.errors import RunDirError
 from datakit.report.html import render_report, write_report
-from datakit.report.run_data import load_run, shares, summary_metrics
+from datakit.report.run_data import read_audited_run, shares, summary_metrics
 from datakit.report.verdict import findings
 from fake_runs import fake_audit, fake_study, make_run
 
@@ -51,7 +51,7 @@ def test_verdict_is_the_audits_findings_and_ranks_comparable_runs(tmp_path, toy)
     b = make_run(tmp_path / "b", toy)
     audit_a = fake_audit(toy, collapsed=("2",), fd=34.0)
     audit_b = fake_audit(toy, fd=10.0)
-    html = render_report([load_run(a, audit_a), load_run(b, audit_b)])
+    html = render_report([read_audited_run(a, audit_a), read_audited_run(b, audit_b)])
     texts = _texts(html)
     assert texts[0] == ('<span class="sev">warn</span> Run a is 3.4× further from the reference real '
                         "images than run b (Fréchet distance 34.00 vs 10.00, floor 2.00, n = 100, one "
@@ -66,7 +66,7 @@ def test_runs_with_different_judges_or_references_are_not_ranked(tmp_path, make_
     # one shared judge, but each run against its own real images: still two rulers
     a1 = fake_audit(m1, fd=30.0, fd_floor=10.0, judge_checksum=m2.checksum)
     a2 = fake_audit(m2, fd=12.0, fd_floor=1.0, judge_checksum=m2.checksum)
-    runs = [load_run(make_run(tmp_path / "x", m1), a1), load_run(make_run(tmp_path / "y", m2), a2)]
+    runs = [read_audited_run(make_run(tmp_path / "x", m1), a1), read_audited_run(make_run(tmp_path / "y", m2), a2)]
     texts = [f.sentence for f in findings(runs)]
     assert texts[0] == ("The runs were not measured against one judge and one reference set of real images "
                         "at one sample size, so their Fréchet distances are not on one scale and are not "
@@ -76,7 +76,7 @@ def test_runs_with_different_judges_or_references_are_not_ranked(tmp_path, make_
     # one judge and one reference: ranked
     a1 = fake_audit(m1, fd=30.0, judge_checksum=m2.checksum, reference_checksum=m2.checksum)
     a2 = fake_audit(m2, fd=12.0, judge_checksum=m2.checksum)
-    runs = [load_run(make_run(tmp_path / "x", m1), a1), load_run(make_run(tmp_path / "y", m2), a2)]
+    runs = [read_audited_run(make_run(tmp_path / "x", m1), a1), read_audited_run(make_run(tmp_path / "y", m2), a2)]
     assert findings(runs)[0].sentence.startswith("Run x is 2.5× further from the reference real images")
 
 
@@ -85,13 +85,13 @@ def test_an_old_or_foreign_audit_is_refused_with_what_to_do(tmp_path, toy):
     (run / "audit").mkdir()
     (run / "audit" / "audit.json").write_text(json.dumps({"summary": {"fid": 3.0}}))
     with pytest.raises(AuditSchemaError) as e:
-        load_run(run)
+        read_audited_run(run)
     assert str(e.value) == (f"{run / 'audit' / 'audit.json'} has audit schema version None, but this "
                             "datakit reads version 2; re-run `datakit audit` on the run to rewrite it.")
-    bad = fake_audit(toy)
+    bad = fake_audit(toy).to_dict()
     bad["summary"]["fd"]["ci"] = [1, 2]
     with pytest.raises(AuditSchemaError, match=r"summary\.fd does not match audit schema 2; unknown ci\."):
-        load_run(run, bad)
+        Audit.from_dict(bad, f"the audit of {run}")
 
 
 def test_confusion_matrices_are_drawn(tmp_path, toy):
@@ -132,7 +132,7 @@ def test_audit_accessors_read_the_schema_as_is(toy):
 def test_missing_audit_is_a_clear_error(tmp_path, toy):
     run = make_run(tmp_path / "run", toy)
     with pytest.raises(RunDirError, match=r"audit\.json is missing: the audit results \(run `datakit audit`"):
-        load_run(run)
+        read_audited_run(run)
 
 
 def test_report_tolerates_missing_optional_parts(tmp_path, toy):
@@ -151,7 +151,7 @@ def fake_audit_run(monkeypatch, toy):
     import datakit.audit.many
 
     def audit_run(run_dir, config=None):
-        audit = fake_audit(toy)
+        audit = fake_audit(toy).to_dict()
         path = run_dir / "audit" / "audit.json"
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(audit))
@@ -184,7 +184,7 @@ def test_cli_audit_judge_manifest_reaches_the_audit(tmp_path, toy, monkeypatch):
 
     def audit_run(run_dir, config=None):
         seen.append(config.judge_manifest)
-        return fake_audit(toy)
+        return fake_audit(toy).to_dict()
 
     monkeypatch.setattr(datakit.audit.many, "audit_run", audit_run)
     a, b = make_run(tmp_path / "a", toy), make_run(tmp_path / "b", toy)
@@ -202,10 +202,12 @@ def test_cli_audit_missing_run_dir(tmp_path):
 
 
 def test_conditional_shares_use_the_judges_reading(toy):
-    audit = fake_audit(toy)
-    for r, judged in zip(audit["amplification"]["classes"]["rows"], (0.9, 0.05, 0.05)):
-        r["judged_share"] = judged
-    assert shares(audit, "class")[1] == {"0": 0.9, "1": 0.05, "2": 0.05}
+    # the judge reads 90% of the samples as class 0 (the per-class generated_share); the
+    # conditioning labels asked for a third each (amplification.classes: generated_share)
+    audit = fake_audit(toy, generated_shares={"0": 0.9, "1": 0.05, "2": 0.05}).to_dict()
+    for r in audit["amplification"]["classes"]["rows"]:
+        r["judged_share"], r["generated_share"] = r["generated_share"], 1 / 3
+    assert shares(Audit.from_dict(audit), "class")[1] == {"0": 0.9, "1": 0.05, "2": 0.05}
 
 
 # -- the study page: comparison first ---------------------------------------------------------
@@ -221,6 +223,7 @@ def study_page(tmp_path_factory):
     page = write_report(dirs, root / "report.html", audits=audits, title="Fake study",
                         intro="Does the arm matter?", study=study, relative_paths=True,
                         labels=[f"arm{a} (seed {s})" for a in range(4) for s in range(3)],
+                        arm_seeds=[(f"arm{a}", s) for a in range(4) for s in range(3)],
                         command=["/usr/bin/datakit", "study", str(root / "fake.toml"), "--out", str(root)])
     keep = os.environ.get("DATAKIT_KEEP_REPORT")
     if keep:

@@ -87,7 +87,7 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     assert summary["reference"]["arm"] == "large"
     assert summary["reference"]["manifest"].startswith("manifests/large-")
     large_checksum = json.loads((first.runs["large/seed0"] / "config.json").read_text())["manifest_checksum"]
-    assert {a["judge"]["manifest_checksum"] for a in first.audits.values()} == {large_checksum}
+    assert {a.judge["manifest_checksum"] for a in first.audits.values()} == {large_checksum}
     # factor = "images": small -> large, one contrast per metric, over the two seeds
     c = {x["metric"]: x for x in summary["contrasts"]}
     assert set(c) >= {"fd", "label_fidelity", "coverage", "recall", "precision"}

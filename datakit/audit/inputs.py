@@ -27,37 +27,63 @@ class RunInputs:
     conditional: bool
 
 
-def load_run(run_dir: str | os.PathLike) -> RunInputs:
-    """Read config.json, generated.npz and the training manifest of a run, checking they agree."""
+def run_directory(run_dir: str | os.PathLike) -> Path:
+    """``run_dir`` as a Path; :class:`RunDirError` when it is not a folder."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise RunDirError(f"Run directory {run_dir} does not exist. "
                           "Pass the folder written by `datakit train`.")
+    return run_dir
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """A run's config.json (its settings and training manifest); :class:`RunDirError` when it
+    is missing or not JSON."""
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():
         raise RunDirError(f"{cfg_path} is missing, so the run's manifest is unknown. "
                           "Pass a run directory written by `datakit train`.")
     try:
-        config = json.loads(cfg_path.read_text())
+        return json.loads(cfg_path.read_text())
     except ValueError as e:
         raise RunDirError(f"{cfg_path} is not valid JSON ({e}).") from e
-    if not config.get("manifest"):
-        raise RunDirError(f"{cfg_path} does not name the training manifest (key \"manifest\").")
+
+
+def read_generated(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """generated.npz's ``images`` and ``labels`` as stored; :class:`RunDirError` when the file
+    is missing, unreadable or lacks one of them."""
     gen_path = run_dir / "generated.npz"
     if not gen_path.exists():
         raise RunDirError(f"{gen_path} is missing: the run has no final samples to audit. "
                           "Let `datakit train` finish (it writes generated.npz last).")
     try:
         with np.load(gen_path) as z:
-            images, labels = z["images"], z["labels"]
+            return np.asarray(z["images"]), np.asarray(z["labels"])
     except KeyError as e:
         raise RunDirError(f"{gen_path} lacks the array {e}; it needs `images` and `labels`.") from e
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise RunDirError(f"{gen_path} cannot be read ({e}).") from e
+
+
+def read_run_manifest(run_dir: Path, config: dict[str, Any]) -> Manifest:
+    """The training manifest config.json names; :class:`RunDirError` when it cannot be read."""
     try:
-        manifest = read_manifest(config["manifest"])
+        return read_manifest(config["manifest"])
     except DatakitError as e:
-        raise RunDirError(f"The training manifest named in {cfg_path} cannot be read: {e}") from e
+        raise RunDirError(f"The training manifest named in {run_dir / 'config.json'} cannot be "
+                          f"read: {e}") from e
+
+
+def load_run(run_dir: str | os.PathLike) -> RunInputs:
+    """Read config.json, generated.npz and the training manifest of a run, checking they agree."""
+    run_dir = run_directory(run_dir)
+    cfg_path = run_dir / "config.json"
+    config = read_config(run_dir)
+    if not config.get("manifest"):
+        raise RunDirError(f"{cfg_path} does not name the training manifest (key \"manifest\").")
+    gen_path = run_dir / "generated.npz"
+    images, labels = read_generated(run_dir)
+    manifest = read_run_manifest(run_dir, config)
     if config.get("manifest_checksum") and config["manifest_checksum"] != manifest.checksum:
         raise RunDirError(f"The manifest {manifest.path} has changed since the run was trained "
                           f"(checksum differs from {cfg_path}); audit against the original manifest.")

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from datakit._core.progress import log
 from datakit.audit.config import AuditConfig
 from datakit.audit.run import audit_run
-from datakit.audit.schema import AuditSchemaError, read_audit
+from datakit.audit.schema import Audit, AuditSchemaError, read_audit
 from datakit.errors import RunDirError
 
 
@@ -21,8 +21,8 @@ def _same_settings(recorded: dict[str, Any] | None, config: Any) -> bool:
 
 
 def audit_runs(run_dirs: Sequence[str | os.PathLike], config: Any = None,
-               reuse: bool = False) -> list[dict[str, Any]]:
-    """Audit every run (``datakit.audit.audit_run``); returns the audit dictionaries in order.
+               reuse: bool = False) -> list[Audit]:
+    """Audit every run (``datakit.audit.audit_run``); returns the audits, read, in order.
 
     With ``reuse``, keep an existing ``audit/audit.json`` that is newer than the run's
     ``generated.npz`` and was made with the same settings, instead of recomputing it.
@@ -40,13 +40,13 @@ def audit_runs(run_dirs: Sequence[str | os.PathLike], config: Any = None,
         if reuse and existing.exists() and generated.exists() \
                 and existing.stat().st_mtime >= generated.stat().st_mtime:
             try:
-                previous = read_audit(existing)
+                previous: Audit | None = read_audit(existing)
             except AuditSchemaError:  # an older schema: audit again
-                previous = {"config": None}
-            if _same_settings(previous.get("config"), config):
+                previous = None
+            if previous is not None and _same_settings(previous.config, config):
                 log(f"Reusing {existing}")
                 audits.append(previous)
                 continue
         log(f"Auditing {d} ...")
-        audits.append(audit_run(d, config))
+        audits.append(Audit.from_dict(audit_run(d, config), str(d / "audit" / "audit.json")))
     return audits

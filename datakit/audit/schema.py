@@ -1,7 +1,8 @@
 """The one definition of ``audit.json``: its version, its typed parts, and how it is written and read.
 
-The audit writes this shape (:func:`write_audit`) and the report reads it as is
-(:func:`read_audit`); no other spelling of any key exists. Top-level keys, in order:
+The audit writes this shape (:func:`write_audit`) and the report reads it typed
+(:func:`read_audit` returns an :class:`Audit`); no other spelling of any key exists.
+Top-level keys, in order (the fields of :class:`Audit`):
 
 - ``schema_version`` (int, :data:`SCHEMA_VERSION`)
 - ``run``: the run audited (run_dir, model, conditional, manifest, checksum, counts, version)
@@ -138,7 +139,7 @@ class ClassRow:
     collapse_evidence: str
     failed: bool
     failure_reasons: list[str]
-    vs_floor: dict[str, Any]   # floor test name -> FloorTest (a dict once read)
+    vs_floor: dict[str, FloorTest]   # floor test name -> its test
 
     def __post_init__(self):
         keys = declare.row_keys()
@@ -171,7 +172,13 @@ class ClassRow:
             raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
                                    f"{'; missing ' + ', '.join(missing) if missing else ''}"
                                    f"{'; unknown ' + ', '.join(unknown) if unknown else ''}.")
-        return cls(**{k: d[k] for k in fixed}, metrics={k: d.get(k) for k in keys})
+        row = {k: d[k] for k in fixed}
+        vs_floor = row["vs_floor"]
+        if not isinstance(vs_floor, dict):
+            raise AuditSchemaError(f"{where}.vs_floor should be an object, got {type(vs_floor).__name__}.")
+        row["vs_floor"] = {name: _construct(FloorTest, t, f"{where}.vs_floor.{name}")
+                           for name, t in vs_floor.items()}
+        return cls(**row, metrics={k: d.get(k) for k in keys})
 
     def __getitem__(self, key: str) -> Any:
         """A field or a declared metric by its audit.json key."""
@@ -268,8 +275,6 @@ def validate_audit(audit: dict[str, Any], where: str = "audit") -> dict[str, Any
         if bad:
             raise AuditSchemaError(f"{where}: per_class[{i}] has floor test(s) {', '.join(bad)} no "
                                    f"registered check declares; declared: {', '.join(tests)}.")
-        for reason, test in r.vs_floor.items():
-            _construct(FloorTest, test, f"{where}: per_class[{i}].vs_floor.{reason}")
     order = []
     for i, f in enumerate(audit["findings"]):
         order.append(SEVERITIES.index(_construct(Finding, f, f"{where}: findings[{i}]").severity))
@@ -304,8 +309,8 @@ def write_audit(path: str | os.PathLike, audit: dict[str, Any]) -> dict[str, Any
     return data
 
 
-def read_audit(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate an audit.json written by :func:`write_audit`."""
+def read_audit(path: str | os.PathLike) -> "Audit":
+    """Read and validate an audit.json written by :func:`write_audit`, typed."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -313,4 +318,59 @@ def read_audit(path: str | os.PathLike) -> dict[str, Any]:
         raise AuditSchemaError(f"{path} is missing; run `datakit audit` on the run first.") from None
     except (OSError, ValueError) as e:
         raise AuditSchemaError(f"{path} cannot be read as JSON ({e}); re-run `datakit audit`.") from e
-    return validate_audit(data, str(path))
+    return Audit.from_dict(data, str(path))
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit.json, read: one field per top-level section, in the file's order.
+
+    The sections the schema types are typed (:class:`Reference`, :class:`Metric`,
+    :class:`ClassRow` with its :class:`FloorTest` s, :class:`Finding`; the judge's
+    :class:`Confusion` via :attr:`confusion`); the open sections (the run, the judge's
+    description, shares, domains, composition, memorisation, CAS, samples, settings,
+    timing) are the dictionaries audit.json holds. :meth:`to_dict` gives back the dict
+    audit.json holds (what :func:`write_audit` wrote).
+    """
+
+    schema_version: int
+    run: dict[str, Any]
+    reference: Reference
+    judge: dict[str, Any]
+    summary: dict[str, Metric]
+    per_class: list[ClassRow]
+    findings: list[Finding]
+    checks: dict[str, dict[str, Any]]
+    amplification: dict[str, Any] | None
+    domains: dict[str, Any] | None
+    composition: dict[str, Any] | None
+    memorisation: dict[str, Any] | None
+    cas: dict[str, Any] | None
+    warnings: list[str]
+    samples: dict[str, Any] | None
+    config: dict[str, Any] | None
+    timing: dict[str, Any] | None
+
+    @property
+    def confusion(self) -> Confusion:
+        """The judge's confusion matrices over the run's classes."""
+        return Confusion(**self.judge["confusion"])
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "audit") -> "Audit":
+        """An audit.json's object, validated (:func:`validate_audit`) and typed."""
+        validate_audit(data, where)
+        return cls(**{**data,
+                      "reference": Reference(**data["reference"]),
+                      "summary": {k: Metric(**m) for k, m in data["summary"].items()},
+                      "per_class": [ClassRow.from_dict(r, f"{where}: per_class[{i}]")
+                                    for i, r in enumerate(data["per_class"])],
+                      "findings": [Finding(**f) for f in data["findings"]]})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The audit as audit.json holds it (plain JSON values, keys in the file's order)."""
+        return _clean({k: getattr(self, k) for k in TOP_KEYS})
+
+
+if tuple(f.name for f in fields(Audit)) != TOP_KEYS:  # one list of sections, in one order
+    raise AssertionError("Audit's fields are not audit.json's TOP_KEYS")

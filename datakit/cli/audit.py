@@ -47,6 +47,7 @@ def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest
                          reference_manifest=reference_manifest)
     path, audits = audit_and_report(list(run_dirs), out=out, config=config, reuse=reuse, title=title)
     if as_json:
-        print_json(audits[0] if len(audits) == 1 else audits)
+        dicts = [a.to_dict() for a in audits]
+        print_json(dicts[0] if len(dicts) == 1 else dicts)
     else:
         click.echo(f"Report: {path}")

@@ -3,19 +3,32 @@
 A heatmap is an HTML table (one per metric): rows are classes, columns are runs; each cell
 holds the value, a ✗ when the class is clearly worse than its floor on that check and a C
 when the class collapsed, and a background colour. It reads with scripts and colours off.
-Runs named "arm s0" or "arm (seed 0)" are headed by their arm over their seeds (two header
-rows), so that 12 runs of long arm names fit the page's width.
+The runs of a study (each column knows its arm and seed) are headed by their arm over their
+seeds (two header rows), so that 12 runs of long arm names fit the page's width.
 """
 from __future__ import annotations
 
 import csv
 import io
-import re
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from datakit.audit.declare import declared_metrics
+from datakit.audit.schema import ClassRow
 from datakit.report.numbers import fmt
+
+
+@dataclass
+class Column:
+    """One run's column of the class × run tables: the label it is headed by, its per-class
+    rows, and its arm and seed when it is a run of a study (None otherwise)."""
+
+    label: str
+    rows: list[ClassRow]
+    arm: str | None = None
+    seed: int | None = None
+
 
 def heatmap_metrics() -> list[tuple[str, str, str, str | None, str]]:
     """Heatmap metrics, from the registered checks' declarations: (key, header, legend, the
@@ -32,12 +45,12 @@ def heatmap_metrics() -> list[tuple[str, str, str, str | None, str]]:
     return out
 
 
-def _value(row: dict[str, Any], key: str) -> float | None:
+def _value(row: ClassRow, key: str) -> float | None:
     if key.endswith("_over_floor"):
         spec = next(m for m in declared_metrics() if f"{m.key}_over_floor" == key)
-        v, floor = row.get(spec.key), row.get(spec.floor_key or "")
+        v, floor = row.metrics.get(spec.key), row.metrics.get(spec.floor_key or "")
         return v / floor if v is not None and floor else None
-    v = row.get(key)
+    v = row.metrics.get(key)  # None for a metric the row does not store
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
@@ -57,31 +70,26 @@ def _colour(v: float | None, better: str, worse: bool) -> str:
     return f"rgba(76, 114, 176, {alpha:.2f})"
 
 
-#: A run label that names an arm and a seed: "arm s0" or "arm (seed 0)".
-_ARM_SEED = re.compile(r"^(?P<arm>.+?) (?:s(?P<s>\d+)|\(seed (?P<seed>\d+)\))$")
-
-
-def column_groups(labels: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]] | None:
-    """Header rows for ``labels`` when every one names an arm and a seed: the arms in order,
-    each with how many consecutive columns it spans, and a short seed label ("s0") per column.
-    None when some label does not name a seed (then each column is headed by its label)."""
-    found = [_ARM_SEED.match(lab) for lab in labels]
-    if not found or not all(found):
+def column_groups(columns: Sequence[Column]) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """Header rows for ``columns`` when every one is a study's run (has an arm and a seed): the
+    arms in order, each with how many consecutive columns it spans, and a short seed label
+    ("s0") per column. None otherwise (then each column is headed by its label)."""
+    if not columns or any(c.arm is None or c.seed is None for c in columns):
         return None
     groups: list[dict[str, Any]] = []
-    for m in found:
-        if groups and groups[-1]["name"] == m["arm"]:
+    for c in columns:
+        if groups and groups[-1]["name"] == c.arm:
             groups[-1]["span"] += 1
         else:
-            groups.append({"name": m["arm"], "span": 1})
-    return groups, [f"s{m['s'] if m['s'] is not None else m['seed']}" for m in found]
+            groups.append({"name": c.arm, "span": 1})
+    return groups, [f"s{c.seed}" for c in columns]
 
 
-def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
-    """One heatmap per metric over ``runs`` = [(label, per_class rows)], classes in the first
-    run's order. Each cell: {text, colour, worse, collapsed}."""
-    classes = list(dict.fromkeys(str(r["class_name"]) for _, rows in runs for r in rows))
-    by_run = [{str(r["class_name"]): r for r in rows} for _, rows in runs]
+def heatmaps(runs: Sequence[Column]) -> list[dict[str, Any]]:
+    """One heatmap per metric over the runs' columns, classes in the first run's order. Each
+    cell: {text, colour, worse, collapsed}."""
+    classes = list(dict.fromkeys(r.class_name for run in runs for r in run.rows))
+    by_run = [{r.class_name: r for r in run.rows} for run in runs]
     out = []
     for key, header, legend, reason, better in heatmap_metrics():
         table = []
@@ -94,36 +102,37 @@ def heatmaps(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str,
                                   "sort": ""})
                     continue
                 v = _value(r, key)
+                test = r.vs_floor.get(reason) if reason is not None else None
                 worse = reason is not None and (
-                    bool((r.get("vs_floor") or {}).get(reason, {}).get("worse"))
-                    or bool(r.get("failed") and reason in (r.get("failure_reasons") or [])))
-                mark = (" ✗" if worse else "") + (" C" if r.get("collapsed") else "")
+                    bool(test is not None and test.worse)
+                    or bool(r.failed and reason in r.failure_reasons))
+                mark = (" ✗" if worse else "") + (" C" if r.collapsed else "")
                 cells.append({"text": fmt(v) + mark, "colour": _colour(v, better, worse),
-                              "worse": worse, "collapsed": bool(r.get("collapsed")),
+                              "worse": worse, "collapsed": bool(r.collapsed),
                               "sort": "" if v is None else repr(v)})
             table.append({"class_name": c, "cells": cells})
         if any(cell["sort"] != "" for row in table for cell in row["cells"]):  # a metric with values
-            labels = [lab for lab, _ in runs]
+            labels = [run.label for run in runs]
             out.append({"key": key, "header": header, "legend": legend,
-                        "runs": labels, "groups": column_groups(labels), "rows": table,
-                        "csv": csv_uri(["class"] + [lab for lab, _ in runs],
+                        "runs": labels, "groups": column_groups(runs), "rows": table,
+                        "csv": csv_uri(["class"] + labels,
                                        [[row["class_name"]] + [cell["sort"] for cell in row["cells"]]
                                         for row in table])})
     return out
 
 
-def flagged_classes(runs: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+def flagged_classes(runs: Sequence[Column]) -> list[dict[str, Any]]:
     """Classes failed or collapsed in some run: {class_name, runs failed, runs collapsed}."""
     out: dict[str, dict[str, Any]] = {}
-    for label, rows in runs:
-        for r in rows:
-            if r.get("failed") or r.get("collapsed"):
-                e = out.setdefault(str(r["class_name"]), {"class_name": str(r["class_name"]),
-                                                         "failed": [], "collapsed": []})
-                if r.get("failed"):
-                    e["failed"].append(label)
-                if r.get("collapsed"):
-                    e["collapsed"].append(label)
+    for run in runs:
+        for r in run.rows:
+            if r.failed or r.collapsed:
+                e = out.setdefault(r.class_name, {"class_name": r.class_name,
+                                                  "failed": [], "collapsed": []})
+                if r.failed:
+                    e["failed"].append(run.label)
+                if r.collapsed:
+                    e["collapsed"].append(run.label)
     return list(out.values())
 
 

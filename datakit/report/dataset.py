@@ -37,6 +37,7 @@ import seaborn as sns  # noqa: E402
 
 from datakit._core.atomic import atomic_write_text
 from datakit.errors import DatakitError  # noqa: E402
+from datakit.label_issues import check_issues_belong  # noqa: E402
 from datakit.manifest.model import Manifest
 from datakit.manifest.read import read_manifest
 from datakit.manifest.stats import manifest_stats
@@ -204,7 +205,6 @@ def label_issues_section(manifest: Manifest, issues: pd.DataFrame | None,
     """The top rows of a label-issues table (``datakit label-issues``) with thumbnails."""
     if issues is None:
         return None
-    from datakit.label_issues import check_issues_belong
     check_issues_belong(manifest, issues)
     top = issues.sort_values("score", kind="stable").head(limit)
     rows = []

@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from datakit.manifest.stats import balance
+
 
 def _counts(series: pd.Series) -> str:
     vc = series.value_counts()
@@ -19,7 +21,6 @@ def _counts(series: pd.Series) -> str:
 
 def composition_facts(manifest, train: pd.DataFrame) -> dict[str, Any]:
     """Shares and balance of the training rows, as small tables for the report."""
-    from datakit.manifest.stats import balance
     n = max(1, len(train))
     parts = []
     for col in ("domain", "dataset", "subset", "split"):

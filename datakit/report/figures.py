@@ -71,21 +71,6 @@ def training_curves(metrics: pd.DataFrame) -> str | None:
     return figure_data_uri(fig, dpi=DPI)
 
 
-def class_counts(counts: dict[str, int], title: str = "Training images per class") -> str | None:
-    """Bar chart of images per class."""
-    if not counts:
-        return None
-    df = pd.DataFrame({"class": [str(k) for k in counts], "images": list(counts.values())})
-    fig, ax = plt.subplots(figsize=(min(12, 1.5 + 0.22 * len(df)), 2.6))
-    sns.barplot(data=df, x="class", y="images", color="#4c72b0", ax=ax)
-    ax.set_title(title)
-    ax.set_xlabel("")
-    if len(df) > 20:
-        ax.tick_params(axis="x", labelsize=MIN_POINTS)
-    fig.tight_layout()
-    return figure_data_uri(fig, dpi=DPI)
-
-
 def share_comparison(train: dict[str, float], generated: dict[str, float],
                      title: str = "Class shares: training vs generated") -> str | None:
     """Grouped bars of the share of each class (or domain) in training vs generated samples."""

@@ -11,8 +11,9 @@ Figures are inline data URIs; jinja2 autoescapes every string that comes from da
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,13 +22,15 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from datakit._core.version import __version__
 from datakit._core.atomic import atomic_write_text
+from datakit._core.progress import log
+from datakit._core.version import __version__
 from datakit.audit.declare import MetricSpec, declared_metrics
 from datakit.audit.many import audit_runs
-from datakit.audit.schema import Finding
+from datakit.audit.schema import Audit, ClassRow, Confusion, Finding, FloorTest
 from datakit.report import evidence, figures
-from datakit.report.comparison import csv_uri, flagged_classes, heatmaps
+from datakit.report.comparison import Column, csv_uri, flagged_classes, heatmaps
+from datakit.report.dataset import composition_section
 from datakit.report.datasheet import composition_facts, datasheet
 from datakit.report.inline import grid_data_uri, shown_size
 from datakit.report.numbers import fmt, pct
@@ -35,13 +38,13 @@ from datakit.report.run_data import (
     RunData,
     count_correlations,
     judge_accuracy,
-    load_run,
     memorisation_pairs,
     per_class_table,
+    read_audited_run,
     shares,
     summary_metrics,
 )
-from datakit.report.verdict import findings
+from datakit.report.verdict import comparable_key, findings
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: With more runs than this on one page, runs after each arm's first seed show fewer samples
@@ -128,18 +131,8 @@ def _composition(run: RunData, compact: bool = False) -> dict[str, Any]:
     t = run.train_table()
     if t is None:
         return {}
-    ctx: dict[str, Any] = {"facts": composition_facts(run.manifest, t),
-                           "datasheet": datasheet(run.manifest), "section": None}
-    try:
-        from datakit.report.dataset import composition_section
-        ctx["section"] = composition_section(run.manifest,
-                                             examples_per_class=4 if compact else 8)
-    except ImportError:  # the data-audit page is not in this checkout: draw the counts here
-        pass
-    if ctx["section"] is None:
-        counts = {c: int((t["class_name"] == c).sum()) for c in run.class_names()}
-        ctx["class_counts_img"] = figures.class_counts(counts)
-    return ctx
+    return {"facts": composition_facts(run.manifest, t), "datasheet": datasheet(run.manifest),
+            "section": composition_section(run.manifest, examples_per_class=4 if compact else 8)}
 
 
 def _page_css() -> Markup:
@@ -193,7 +186,7 @@ def _real_examples(run: RunData, label: int, n: int, rng: np.random.Generator) -
     return np.asarray(run.manifest.pixels[pick])
 
 
-def _sample_grids(run: RunData, pc: pd.DataFrame, compact: bool = False) -> dict[str, Any]:
+def _sample_grids(run: RunData, compact: bool = False) -> dict[str, Any]:
     """Per class: one sprite of generated samples beside as many held-out real ones, and for
     a failed or collapsed class its samples closest to a training image above that image."""
     rng = np.random.default_rng(0)
@@ -207,20 +200,21 @@ def _sample_grids(run: RunData, pc: pd.DataFrame, compact: bool = False) -> dict
         return out
     n = evidence.PER_CLASS_IMAGES
     if (labels >= 0).any():
-        by_name = {str(r["class_name"]): r for r in pc.to_dict("records")} if not pc.empty else {}
+        by_name = {r.class_name: r for r in run.audit.per_class}
         nearest_left = MAX_NEAREST_CLASSES
         for lab in sorted(set(labels[labels >= 0].tolist()))[:MAX_GRID_CLASSES]:
             gen = run.generated[labels == lab]
             real = _real_examples(run, lab, n, rng)
             name = names[lab] if lab < len(names) else str(lab)
-            row = by_name.get(name, {})
-            flagged = bool(row.get("collapsed") or row.get("failed"))
+            row = by_name.get(name)  # None: a label the audit has no row for
+            collapsed = bool(row is not None and row.collapsed)
+            failed = bool(row is not None and row.failed)
             entry = {"class_name": name, "pic": evidence.class_sprite(gen[:n], real),
                      "n_gen": min(n, len(gen)), "n_real": 0 if real is None else len(real),
-                     "collapsed": bool(row.get("collapsed")), "failed": bool(row.get("failed")),
-                     "reasons": row.get("failure_reasons") or [],
-                     "evidence": row.get("collapse_evidence"), "nearest": None}
-            if flagged and nearest_left > 0:
+                     "collapsed": collapsed, "failed": failed,
+                     "reasons": row.failure_reasons if row is not None else [],
+                     "evidence": row.collapse_evidence if row is not None else None, "nearest": None}
+            if (collapsed or failed) and nearest_left > 0:
                 nearest_left -= 1
                 entry["nearest"] = _nearest(run, lab, gen)
             out["per_class"].append(entry)
@@ -247,7 +241,7 @@ def _nearest(run: RunData, label: int, gen: np.ndarray) -> dict[str, Any] | None
 
 
 def _memorisation(run: RunData) -> dict[str, Any]:
-    mem = run.audit["memorisation"]
+    mem = run.audit.memorisation
     ctx: dict[str, Any] = {"scalars": [], "pairs": []}
     if not mem:
         return ctx
@@ -269,15 +263,16 @@ def _memorisation(run: RunData) -> dict[str, Any]:
 
 
 def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
+    typed = run.audit.per_class
     pc = per_class_table(run.audit)
     specs = shown_metrics()
-    _test_columns(pc, specs)
+    _test_columns(pc, typed, specs)
     columns = [c for c in specs if c in pc and pd.to_numeric(pc[c], errors="coerce").notna().any()]
     counts = [c for c in ("train_count", "generated_count") if c in pc]
     rows = []
-    for r in pc.to_dict("records") if not pc.empty else []:
-        r["cells"] = [(r.get(c), r.get(_floor_column(specs[c])), _worse(r, specs[c]),
-                       _difference(r, specs[c]) if _worse(r, specs[c]) else None) for c in columns]
+    for r, row in zip(pc.to_dict("records") if not pc.empty else [], typed):
+        r["cells"] = [(r[c], r.get(_floor_column(specs[c])), _worse(row, specs[c]),
+                       _difference(row, specs[c]) if _worse(row, specs[c]) else None) for c in columns]
         rows.append(r)
     header = ["class"] + counts + [x for c in columns for x in (c, f"{c}_floor")] \
         + ["collapsed", "collapse_evidence", "failed", "failure_reasons"]
@@ -297,13 +292,13 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
         "summary": summary,
         "negative_kid": any(m["key"] == "kid" and (m["floor"] or 0) < 0 for m in summary),
         "judge_accuracy": judge_accuracy(run.audit),
-        "reference": run.audit["reference"],
+        "reference": run.audit.reference,
         "counts": counts, "columns": columns, "short": short,
         "per_class": rows, "csv": csv,
-        "confusion": _confusion(run.audit["judge"]["confusion"]),
-        "grids": _sample_grids(run, pc, compact),
+        "confusion": _confusion(run.audit.confusion),
+        "grids": _sample_grids(run, compact),
         "memorisation": _memorisation(run),
-        "warnings": list(run.audit["warnings"]),
+        "warnings": list(run.audit.warnings),
     }
 
 
@@ -313,7 +308,7 @@ def _floor_column(spec: MetricSpec) -> str:
     return spec.floor_key or f"{spec.key}_floor"
 
 
-def _test_columns(pc: pd.DataFrame, specs: dict[str, MetricSpec]) -> None:
+def _test_columns(pc: pd.DataFrame, rows: list[ClassRow], specs: dict[str, MetricSpec]) -> None:
     """Metrics the row does not store (e.g. the partial-collapse recall test, ``vs_floor.recall``)
     as per-class columns with their floor, read from their floor test, so that a failure the
     verdict quotes can be read in the table."""
@@ -322,50 +317,49 @@ def _test_columns(pc: pd.DataFrame, specs: dict[str, MetricSpec]) -> None:
     for m in specs.values():
         if m.stored:
             continue
-        tests = [(v or {}).get(m.test) or {} for v in pc["vs_floor"]]
-        if any(t.get("value") is not None for t in tests):
-            pc[m.key] = [t.get("value") for t in tests]
-            pc[_floor_column(m)] = [t.get("floor") for t in tests]
+        tests: list[FloorTest | None] = [r.vs_floor.get(m.test) for r in rows]
+        if any(t is not None and t.value is not None for t in tests):
+            pc[m.key] = [None if t is None else t.value for t in tests]
+            pc[_floor_column(m)] = [None if t is None else t.floor for t in tests]
 
 
-def _worse(row: dict[str, Any], spec: MetricSpec) -> bool:
+def _worse(row: ClassRow, spec: MetricSpec) -> bool:
     """Whether a per-class cell failed its class: clearly worse than its floor on a test that
     can fail a class (the audit's own decision; informational metrics are never marked)."""
     if spec.failure_reason is None:
         return False
-    test = (row.get("vs_floor") or {}).get(spec.failure_reason) or {}
-    return bool(test.get("worse")) or spec.failure_reason in (row.get("failure_reasons") or [])
+    test = row.vs_floor.get(spec.failure_reason)
+    return bool(test is not None and test.worse) or spec.failure_reason in row.failure_reasons
 
 
-def _difference(row: dict[str, Any], spec: MetricSpec) -> dict[str, Any] | None:
+def _difference(row: ClassRow, spec: MetricSpec) -> dict[str, Any] | None:
     """The failure evidence of a worse cell, as the verdict quotes it: the difference to the
     floor with its 95% interval, and for a metric whose heatmap is ÷ floor (FD) the value as a
     multiple of the floor."""
-    test = (row.get("vs_floor") or {}).get(spec.test or "") or {}
-    if test.get("difference") is None:
+    test = row.vs_floor.get(spec.test or "")
+    if test is None or test.difference is None:
         return None
-    value, floor = test.get("value"), test.get("floor")
+    value, floor = test.value, test.floor
     ratio = value / floor if spec.heatmap == "over_floor" and value is not None and floor else None
-    return {"difference": test["difference"], "ci_low": test.get("ci_low"),
-            "ci_high": test.get("ci_high"), "ratio": ratio}
+    return {"difference": test.difference, "ci_low": test.ci_low, "ci_high": test.ci_high,
+            "ratio": ratio}
 
 
-def _confusion(conf: dict[str, Any]) -> list[dict[str, Any]]:
+def _confusion(conf: Confusion) -> list[dict[str, Any]]:
     """Each confusion matrix as rows of (count, row share) cells for a heatmap table, or as a
     picture when there are too many classes for a table."""
     out = []
-    for key, title in (("held_out", "held-out real images (row: true label)"),
-                       ("generated", "generated samples (row: conditioning label)")):
-        m = conf.get(key)
-        if not m:
+    for m, title in ((conf.held_out, "held-out real images (row: true label)"),
+                     (conf.generated, "generated samples (row: conditioning label)")):
+        if not m:  # no generated matrix for an unconditional run
             continue
         a = np.asarray(m, dtype=float)
         share = a / np.maximum(1, a.sum(1, keepdims=True))
-        entry = {"title": title, "classes": conf["classes"], "rows": None, "img": None,
-                 "csv": csv_uri([""] + list(conf["classes"]),
-                                [[c] + [int(x) for x in a[i]] for i, c in enumerate(conf["classes"])])}
+        entry = {"title": title, "classes": conf.classes, "rows": None, "img": None,
+                 "csv": csv_uri([""] + list(conf.classes),
+                                [[c] + [int(x) for x in a[i]] for i, c in enumerate(conf.classes)])}
         if a.shape[0] > MAX_CONFUSION_TABLE:
-            entry["img"] = figures.confusion_picture(share, conf["classes"], title)
+            entry["img"] = figures.confusion_picture(share, conf.classes, title)
         else:
             entry["rows"] = [[(int(a[i, j]), float(share[i, j])) for j in range(a.shape[1])]
                              for i in range(a.shape[0])]
@@ -386,53 +380,39 @@ def _links(run: RunData, compact: bool = False) -> dict[str, Any]:
             scatters.append(img)
     cls = shares(run.audit, "class")
     dom = shares(run.audit, "domain")
-    comp = run.audit["composition"] or {}
+    comp = run.audit.composition or {}
     return {
         "scatters": scatters, "rhos": rhos, "composition": comp,
         "class_shares": figures.share_comparison(*cls) if cls and not compact else None,
         "domain_shares": figures.share_comparison(*dom, title="Domain shares: training vs generated")
         if dom and len(dom[0]) > 1 and not compact else None,
         "compact": compact,
-        "parts": _parts_table((run.audit["domains"] or {}).get("parts")),
+        "parts": _parts_table(run.audit.domains["parts"] if run.audit.domains else []),
     }
 
 
-def _parts_table(comp: Any) -> dict[str, Any] | None:
-    """Whole-set metrics per subset/domain of a mixed training set, as rows of a table."""
-    if isinstance(comp, dict):
-        comp = [{"part": k, **v} if isinstance(v, dict) else {"part": k, "value": v}
-                for k, v in comp.items()]
-    if not isinstance(comp, list) or not comp or not all(isinstance(r, dict) for r in comp):
+def _parts_table(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Whole-set metrics per subset/domain of a mixed training set (``domains.parts``: one flat
+    row per part), as a table."""
+    if not parts:
         return None
-    rows = []
-    for r in comp:
-        flat = {}
-        for k, v in r.items():
-            if isinstance(v, dict):  # a metric with floor/CI: keep the value
-                v = v.get("value", v.get("mean"))
-            if isinstance(v, (list, tuple)):
-                continue
-            flat[k] = v
-        rows.append(flat)
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    return {"columns": cols, "rows": rows}
+    return {"columns": list(dict.fromkeys(k for r in parts for k in r)), "rows": parts}
 
 
 def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> dict[str, Any] | None:
     if len(runs) < 2:
         return None
-    from datakit.report.verdict import comparable_key
     table = []
     for run in runs:
         row = run.properties()
         for k, v in summary_metrics(run.audit).items():
             row[k] = v["value"] if v["value"] is not None else None
-        fd = run.audit["summary"].get("fd")
+        fd = run.audit.summary.get("fd")
         if fd:
-            row["fd_floor"], row["fd_n"] = fd["floor"], fd["sample_size"]
-        pc = per_class_table(run.audit)
-        row["collapsed_classes"] = int(pc["collapsed"].sum()) if "collapsed" in pc else None
-        row["failed_classes"] = int(pc["failed"].sum()) if "failed" in pc else None
+            row["fd_floor"], row["fd_n"] = fd.floor, fd.sample_size
+        rows = run.audit.per_class
+        row["collapsed_classes"] = sum(r.collapsed for r in rows) if rows else None
+        row["failed_classes"] = sum(r.failed for r in rows) if rows else None
         table.append(row)
     comparable = len({comparable_key(r) for r in runs}) == 1
     df = pd.DataFrame(table)
@@ -464,13 +444,13 @@ def _run_context(run: RunData, index: int, compact: bool = False,
                  crowded: bool = False) -> dict[str, Any]:
     config = [(k, _shown_path(run.config[k], relative_to) if k == "manifest" else run.config[k])
               for k in CONFIG_KEYS if k in run.config]
-    pc = per_class_table(run.audit)
+    rows = run.audit.per_class
     return {
         "anchor": f"run-{index}", "label": run.label,
         "run_dir": _shown_path(run.run_dir, relative_to),
         "config": config, "dataset": dataset,
-        "flagged": int(pc["failed"].sum() + 0) if "failed" in pc else 0,
-        "collapsed": int(pc["collapsed"].sum()) if "collapsed" in pc else 0,
+        "flagged": sum(r.failed for r in rows),
+        "collapsed": sum(r.collapsed for r in rows),
         "problems": run.problems,
         "training": _training(run, compact, crowded),
         "quality": _quality(run, compact),
@@ -500,8 +480,6 @@ def _datasets(runs: list[RunData], compact: bool, relative_to: Path | None
 def _command(argv: Sequence[str] | None, relative_to: Path | None) -> str:
     """The command that made the page, as typed: ``datakit`` for the entry point, paths under
     the page's folder relative to it, other absolute paths by their name only."""
-    import shlex
-    import sys
     argv = list(sys.argv if argv is None else argv)
     if not argv:
         return "–"
@@ -515,19 +493,16 @@ def _command(argv: Sequence[str] | None, relative_to: Path | None) -> str:
 
 
 def _study_findings(study: dict[str, Any]) -> list[Finding]:
-    """A study's verdict: its contrasts' findings (written by the study layer); a study.json
-    from before findings had severities gives its verdict sentences as notes."""
-    if "findings" in study:
-        return [Finding(f["check"], f["severity"], f["classes"], f["sentence"], f["evidence"])
-                for f in study["findings"]]
-    return [Finding("study", "info", [], t) for t in study.get("verdict", [])]
+    """A study's verdict: its contrasts' findings, as study.json holds them (written by the
+    study layer, :func:`datakit.study.contrasts.study_findings`)."""
+    return [Finding(**f) for f in study["findings"]]
 
 
 def render_report(runs: Sequence[RunData], title: str | None = None,
                   intro: str | None = None, factors: Sequence[str] | None = None,
                   study: dict[str, Any] | None = None, relative_to: Path | None = None,
                   command: Sequence[str] | None = None) -> str:
-    """Render the audit page of ``runs`` (read with :func:`load_run`) to an HTML string.
+    """Render the audit page of ``runs`` (read with :func:`read_audited_run`) to an HTML string.
 
     ``study``: a study's results (study.json's object); then the verdict is the study's,
     built from its contrasts, and the page opens with the contrasts, the class × run heatmaps
@@ -544,13 +519,13 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     seen_arms: set[str] = set()
     compact = []
     for r in runs:  # on a crowded page only each arm's first run shows everything
-        arm = r.label.split(" (seed")[0]
+        arm = r.arm if r.arm is not None else r.label  # a run outside a study is its own arm
         compact.append(many and arm in seen_arms)
         seen_arms.add(arm)
     datasets, refs = _datasets(runs, many, relative_to)
-    per_class_runs = ([(f"{r['arm']} s{r['seed']}", r.get("per_class") or [])
-                       for r in study.get("runs") or []] if study is not None else
-                      [(r.label, list(r.audit["per_class"])) for r in runs])
+    per_class_runs = ([Column(f"{r['arm']} s{r['seed']}", _study_rows(r, i), r["arm"], r["seed"])
+                       for i, r in enumerate(study["runs"])] if study is not None else
+                      [Column(r.label, list(r.audit.per_class), r.arm, r.seed) for r in runs])
     ctx = {
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -569,22 +544,29 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
     return _env().get_template("audit.html").render(**ctx)
 
 
+def _study_rows(record: dict[str, Any], index: int) -> list[ClassRow]:
+    """A study.json run's per-class rows (the audit's rows, as audit.json holds them), typed."""
+    return [ClassRow.from_dict(r, f"study.json: runs[{index}].per_class[{i}]")
+            for i, r in enumerate(record["per_class"])]
+
+
 def _study_section(study: dict[str, Any]) -> dict[str, Any]:
     """What the study part of the page shows: contrasts, arms with intervals, budget, runs."""
+    # here, not at the top: importing datakit.study runs its package, which imports this module
     from datakit.study.contrasts import LABELS
     arms = study.get("arms") or []
     metrics = list(dict.fromkeys(m for a in arms for m in a.get("metrics", {})))
     seeds: dict[str, dict[str, list[float]]] = {}
-    for r in study.get("runs") or []:
-        for m, v in (r.get("summary") or {}).items():
-            val = v.get("value") if isinstance(v, dict) else v
+    for r in study["runs"]:
+        for m, v in r["summary"].items():
+            val = v["value"]
             if isinstance(val, (int, float)):
                 seeds.setdefault(r["arm"], {}).setdefault(m, []).append(float(val))
     contrasts = study.get("contrasts") or []
     labels = {**LABELS, "kid": "KID"}
     return {"reference": study.get("reference") or {}, "budget": study.get("budget") or {},
             "contrasts": contrasts, "arms": arms, "metrics": metrics, "labels": labels,
-            "runs": study.get("runs") or [],
+            "runs": study["runs"],
             "contrasts_csv": csv_uri(["factor", "a", "b", "metric", "difference", "ci_low", "ci_high",
                                       "n_seeds", "conclusive"],
                                      [[c.get(k) for k in ("factor", "a", "b", "metric", "difference",
@@ -608,16 +590,17 @@ def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
 
 
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
-                 audits: Sequence[dict[str, Any]] | None = None, title: str | None = None,
+                 audits: Sequence[Audit] | None = None, title: str | None = None,
                  intro: str | None = None, labels: Sequence[str] | None = None,
                  factors: Sequence[str] | None = None, study: dict[str, Any] | None = None,
-                 relative_paths: bool = False, command: Sequence[str] | None = None) -> Path:
+                 relative_paths: bool = False, command: Sequence[str] | None = None,
+                 arm_seeds: Sequence[tuple[str, int]] | None = None) -> Path:
     """Write the audit page of one or several run directories to ``out`` (atomically).
 
     Args:
         run_dirs: run directories (each with ``audit/audit.json`` unless ``audits`` is given).
         out: the HTML file to write.
-        audits: the runs' audit dictionaries, in the same order (read from disk when omitted).
+        audits: the runs' audits, in the same order (read from disk when omitted).
         title, intro: the page's heading and an optional paragraph under it.
         labels: names for the runs (default: their folder names).
         factors: run properties the comparison plots metrics against (default: images,
@@ -625,13 +608,17 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
         study: a study's results (see :func:`render_report`).
         relative_paths: show paths relative to the page's folder.
         command: the command line that made the page (default ``sys.argv``).
+        arm_seeds: each run's (arm, seed) when the runs are a study's: a crowded page shows
+            each arm's first run in full, and the class × run tables head runs by arm.
     Returns:
         The path written.
     """
     dirs = [Path(d) for d in run_dirs]
     labels = list(labels) if labels else _unique_labels(dirs)
     audits = list(audits) if audits is not None else [None] * len(dirs)
-    runs = [load_run(d, a, label=lab) for d, a, lab in zip(dirs, audits, labels)]
+    identities = list(arm_seeds) if arm_seeds is not None else [(None, None)] * len(dirs)
+    runs = [read_audited_run(d, a, label=lab, arm=arm, seed=seed)
+            for d, a, lab, (arm, seed) in zip(dirs, audits, labels, identities)]
     out = Path(out)
     html = render_report(runs, title=title, intro=intro, factors=factors, study=study,
                          relative_to=out.parent if relative_paths else None, command=command)
@@ -650,7 +637,7 @@ def default_report_path(run_dirs: Sequence[str | os.PathLike]) -> Path:
 def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
                      config: Any = None, reuse: bool = False, title: str | None = None,
                      intro: str | None = None, labels: Sequence[str] | None = None,
-                     factors: Sequence[str] | None = None) -> tuple[Path, list[dict[str, Any]]]:
+                     factors: Sequence[str] | None = None) -> tuple[Path, list[Audit]]:
     """Audit every run (:func:`audit_runs`) and write one report over all of them.
 
     Args:
@@ -660,10 +647,8 @@ def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
         reuse: keep an existing ``audit/audit.json`` that is newer than the run's
             ``generated.npz`` and was made with the same settings, instead of recomputing it.
     Returns:
-        (path of the report, the audit dictionaries in run order).
+        (path of the report, the audits in run order).
     """
-    from datakit._core.progress import log
-
     audits = audit_runs(run_dirs, config=config, reuse=reuse)
     out = Path(out) if out is not None else default_report_path(run_dirs)
     write_report(run_dirs, out, audits=audits, title=title, intro=intro, labels=labels,

@@ -1,39 +1,47 @@
-"""Everything the run-audit report needs from one run directory, read once and normalised.
+"""Everything the run-audit report needs from one run directory, read once.
 
 A run directory (see DESIGN.md) holds ``config.json``, ``metrics.csv``, ``samples/``,
-``training.gif``, ``generated.npz`` and ``audit/audit.json``. :func:`load_run` reads them
-into a :class:`RunData`; the accessors below turn the audit dictionary into the few shapes
-the page draws (metric rows with floor and CI, share pairs, memorisation pairs). The audit
-dictionary has exactly the shape of :mod:`datakit.audit.schema`; it is read as is.
+``training.gif``, ``generated.npz`` and ``audit/audit.json``. :func:`read_audited_run` reads
+them into a :class:`RunData` (config, samples and manifest with the audit's own readers,
+:mod:`datakit.audit.inputs`; the audit typed, :class:`datakit.audit.schema.Audit`); the
+accessors below turn the audit into the few shapes the page draws (metric rows with floor
+and CI, share pairs, memorisation pairs).
 """
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from datakit.audit.inputs import read_config, read_generated, read_run_manifest, run_directory
+from datakit.audit.schema import Audit, read_audit
 from datakit.errors import RunDirError
+from datakit.manifest.model import Manifest
 
 
 @dataclass
 class RunData:
-    """One run directory, read: its config, curves, samples, audit dict and manifest."""
+    """One run directory, read: its config, curves, samples, audit and manifest.
+
+    ``arm`` and ``seed``: the run's arm and seed in a study (None outside one); ``label``:
+    the name the page shows."""
 
     run_dir: Path
     label: str
     config: dict[str, Any]
-    audit: dict[str, Any]
+    audit: Audit
+    arm: str | None = None
+    seed: int | None = None
     metrics: pd.DataFrame | None = None
     sample_files: list[Path] = field(default_factory=list)
     gif: Path | None = None
     generated: np.ndarray | None = None
     generated_labels: np.ndarray | None = None
-    manifest: Any = None  # datakit.manifest.Manifest, or None when it cannot be read
+    manifest: Manifest | None = None  # None when it cannot be read
     problems: list[str] = field(default_factory=list)
 
     # -- training set ---------------------------------------------------------------------
@@ -51,7 +59,7 @@ class RunData:
             return [str(n) for n in names]
         if self.manifest is not None:
             return [str(n) for n in self.manifest.vocabulary]
-        return [str(r.get("class_name")) for r in self.audit.get("per_class", [])]
+        return [r.class_name for r in self.audit.per_class]
 
     def properties(self) -> dict[str, Any]:
         """Composition of the training set: images, synthetic/wild/handwritten share, skew."""
@@ -68,43 +76,31 @@ class RunData:
         return props
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunDirError(f"{path} is missing: {what}. Is {path.parent} a run directory "
-                          "written by `datakit train`?") from None
-    except (OSError, ValueError) as e:
-        raise RunDirError(f"{path} cannot be read as JSON ({e}). Re-run the step that writes it.") from e
-
-
-def load_run(run_dir: str | Path, audit: dict[str, Any] | None = None,
-             label: str | None = None) -> RunData:
-    """Read a run directory for the report.
+def read_audited_run(run_dir: str | Path, audit: Audit | None = None, label: str | None = None,
+                     arm: str | None = None, seed: int | None = None) -> RunData:
+    """Read an audited run directory for the report.
 
     Args:
         run_dir: the run directory.
-        audit: its audit dictionary; read from ``run_dir/audit/audit.json`` when omitted.
+        audit: its audit; read from ``run_dir/audit/audit.json`` when omitted.
         label: the name shown on the page (default: the folder name).
+        arm, seed: the run's arm and seed in a study (the page groups a study's runs by arm).
 
-    Missing optional parts (curves, samples, the manifest) are recorded in ``problems``
-    and shown on the page instead of failing; a missing config or audit is an error.
+    The run directory, config.json, generated.npz and the manifest are read with the audit's
+    readers (:mod:`datakit.audit.inputs`). Missing optional parts (curves, samples, the
+    manifest) are recorded in ``problems`` and shown on the page instead of failing; a
+    missing config or audit is an error.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"Run directory {run_dir} does not exist. Pass a folder written by "
-                          "`datakit train`.")
-    config = _read_json(run_dir / "config.json", "the run's settings")
-    from datakit.audit.schema import read_audit, validate_audit
+    run_dir = run_directory(run_dir)
+    config = read_config(run_dir)
     if audit is None:
         path = run_dir / "audit" / "audit.json"
         if not path.exists():
             raise RunDirError(f"{path} is missing: the audit results (run `datakit audit` on the run "
                               "first).")
         audit = read_audit(path)
-    else:
-        validate_audit(audit, f"the audit of {run_dir}")
-    run = RunData(run_dir=run_dir, label=label or run_dir.resolve().name, config=config, audit=audit)
+    run = RunData(run_dir=run_dir, label=label or run_dir.resolve().name, config=config, audit=audit,
+                  arm=arm, seed=seed)
 
     mpath = run_dir / "metrics.csv"
     if mpath.exists():
@@ -117,31 +113,25 @@ def load_run(run_dir: str | Path, audit: dict[str, Any] | None = None,
     run.sample_files = sorted((run_dir / "samples").glob("step_*.png"))
     run.gif = run_dir / "training.gif" if (run_dir / "training.gif").exists() else None
 
-    gpath = run_dir / "generated.npz"
-    if gpath.exists():
+    if (run_dir / "generated.npz").exists():
         try:
-            with np.load(gpath) as z:
-                run.generated = np.asarray(z["images"])
-                run.generated_labels = np.asarray(z["labels"]) if "labels" in z else None
-        except (OSError, ValueError, KeyError) as e:
-            run.problems.append(f"generated.npz cannot be read ({e}); no sample grids.")
+            run.generated, run.generated_labels = read_generated(run_dir)
+        except RunDirError as e:
+            run.problems.append(f"{e} No sample grids.")
     else:
         run.problems.append("generated.npz is missing; no sample grids.")
 
-    mpath = config.get("manifest")
-    if mpath:
-        from datakit.errors import DatakitError
-        from datakit.manifest.read import read_manifest
+    if config.get("manifest"):
         try:
-            run.manifest = read_manifest(mpath)
-        except DatakitError as e:
-            run.problems.append(f"The training manifest cannot be read: {e}")
+            run.manifest = read_run_manifest(run_dir, config)
+        except RunDirError as e:
+            run.problems.append(str(e))
     else:
         run.problems.append("config.json names no manifest; no dataset composition.")
     return run
 
 
-# -- audit dictionary accessors (audit.json v2, datakit.audit.schema) ----------------------
+# -- audit accessors (audit.json v2, datakit.audit.schema.Audit) ---------------------------
 
 def _num(x: Any) -> float | None:
     try:
@@ -151,52 +141,60 @@ def _num(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def summary_metrics(audit: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Whole-set metrics by name (each a schema ``Metric``), plus CAS when it was computed."""
-    out = dict(audit["summary"])
-    cas = audit["cas"]
-    if cas and _num(cas.get("accuracy")) is not None:
-        out["cas_accuracy"] = {"value": cas["accuracy"], "floor": cas.get("floor"), "ci_low": None,
+def summary_metrics(audit: Audit) -> dict[str, dict[str, Any]]:
+    """Whole-set metrics by name (each a schema ``Metric``, as a dict), plus CAS when it was
+    computed."""
+    out = {k: asdict(m) for k, m in audit.summary.items()}
+    cas = audit.cas
+    if cas and _num(cas["accuracy"]) is not None:
+        out["cas_accuracy"] = {"value": cas["accuracy"], "floor": cas["floor"], "ci_low": None,
                                "ci_high": None, "better": "higher", "ideal": 1.0,
-                               "sample_size": cas.get("train_images")}
+                               "sample_size": cas["train_images"]}
     return out
 
 
-def judge_accuracy(audit: dict[str, Any]) -> float | None:
+def judge_accuracy(audit: Audit) -> float | None:
     """The judge's accuracy on the held-out real images of the audit's reference."""
-    return audit["judge"]["held_out_accuracy"]
+    return audit.judge["held_out_accuracy"]
 
 
-def count_correlations(audit: dict[str, Any]) -> list[dict[str, Any]]:
+def count_correlations(audit: Audit) -> list[dict[str, Any]]:
     """Spearman ρ of each per-class metric with the training count (only on a skewed set)."""
-    corr = (audit["composition"] or {}).get("correlations") or {}
+    corr = (audit.composition or {}).get("correlations") or {}
     return [{"metric": k, "rho": v.get("spearman_rho"), "p": v.get("p_value"), "note": v.get("note")}
             for k, v in corr.items()]
 
 
-def per_class_table(audit: dict[str, Any]) -> pd.DataFrame:
-    """The audit's per-class rows as a DataFrame."""
-    return pd.DataFrame(audit["per_class"])
+def per_class_table(audit: Audit) -> pd.DataFrame:
+    """The audit's per-class rows as a DataFrame, one column per audit.json key."""
+    return pd.DataFrame([row.to_dict() for row in audit.per_class])
 
 
-def shares(audit: dict[str, Any], kind: str) -> tuple[dict[str, float], dict[str, float]] | None:
+def shares(audit: Audit, kind: str) -> tuple[dict[str, float], dict[str, float]] | None:
     """(training shares, generated shares) of classes (``kind="class"``) or domains.
 
-    Generated shares of conditional runs are the judge's reading of the samples
-    (``judged_share``): the conditioning labels' shares are set by the sampler.
+    Generated class shares are the judge's reading of the samples, the per-class
+    ``generated_share`` of the shares check (for conditional runs the conditioning labels'
+    shares are set by the sampler); generated domain shares are the judge's domain reading
+    (``domains.rows``).
     """
-    section = (audit["amplification"] or {}).get("classes") if kind == "class" else audit["domains"]
+    if kind == "class":
+        rows = audit.per_class
+        if not rows:
+            return None
+        return ({r.class_name: r.train_share for r in rows},
+                {r.class_name: r.metrics["generated_share"] for r in rows})
+    section = audit.domains
     if not section or "rows" not in section:
         return None
     rows = section["rows"]
-    key = "judged_share" if rows and "judged_share" in rows[0] else "generated_share"
-    return ({r["name"]: r["train_share"] for r in rows}, {r["name"]: r[key] for r in rows})
+    return ({r["name"]: r["train_share"] for r in rows}, {r["name"]: r["generated_share"] for r in rows})
 
 
-def memorisation_pairs(audit: dict[str, Any], manifest=None) -> list[dict[str, Any]]:
+def memorisation_pairs(audit: Audit, manifest: Manifest | None = None) -> list[dict[str, Any]]:
     """Worst memorisation examples as {generated_index, train_row, distance} dicts
     (the nearest training image is named by its manifest ``id``; ``manifest`` maps it to a row)."""
-    mem = audit["memorisation"]
+    mem = audit.memorisation
     if not mem or manifest is None:
         return []
     row_of = dict(zip(manifest.table["id"].astype(str), manifest.table["row"]))

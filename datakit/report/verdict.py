@@ -15,38 +15,38 @@ from datakit.report.run_data import RunData
 FD_RATIO = 1.3
 
 
-def comparable_key(run: RunData) -> tuple[str, str, int]:
+def comparable_key(run: RunData) -> tuple[str, str, int | None]:
     """Runs with equal keys were measured with one ruler: same judge, same reference, same n."""
     a = run.audit
-    fd = a["summary"].get("fd") or {}
-    return a["judge"]["manifest_checksum"], a["reference"]["checksum"], fd.get("sample_size")
+    fd = a.summary.get("fd")
+    return a.judge["manifest_checksum"], a.reference.checksum, fd.sample_size if fd else None
 
 
 def distance_comparison(runs: list[RunData]) -> list[Finding]:
     """With several runs: rank them by FD when comparable, else say why they cannot be ranked."""
-    rows = [(r.audit["summary"]["fd"], r) for r in runs if r.audit["summary"].get("fd")]
+    rows = [(r.audit.summary["fd"], r) for r in runs if "fd" in r.audit.summary]
     if len(rows) < 2:
         return []
     if len({comparable_key(r) for _, r in rows}) > 1:
-        parts = ", ".join(f"{r.label} {m['value']:.2f} (floor {m['floor']:.2f}, n = {m['sample_size']})"
+        parts = ", ".join(f"{r.label} {m.value:.2f} (floor {m.floor:.2f}, n = {m.sample_size})"
                           for m, r in rows)
         return [Finding("comparison", "info", [],
                         "The runs were not measured against one judge and one reference set of real "
                         "images at one sample size, so their Fréchet distances are not on one scale and "
                         f"are not ranked. Each against its own floor: {parts}.",
                         {"runs": [r.label for _, r in rows]})]
-    ranked = sorted(rows, key=lambda t: t[0]["value"])
+    ranked = sorted(rows, key=lambda t: t[0].value)
     (best, rb), (worst, rw) = ranked[0], ranked[-1]
-    ev = {"best": rb.label, "worst": rw.label, "best_value": best["value"], "worst_value": worst["value"],
-          "floor": best["floor"], "sample_size": best["sample_size"]}
-    unit = (f"Fréchet distance {worst['value']:.2f} vs {best['value']:.2f}, floor {best['floor']:.2f}, "
-            f"n = {best['sample_size']}, one judge and one reference")
-    if best["value"] <= 0 or worst["value"] / best["value"] < FD_RATIO:
+    ev = {"best": rb.label, "worst": rw.label, "best_value": best.value, "worst_value": worst.value,
+          "floor": best.floor, "sample_size": best.sample_size}
+    unit = (f"Fréchet distance {worst.value:.2f} vs {best.value:.2f}, floor {best.floor:.2f}, "
+            f"n = {best.sample_size}, one judge and one reference")
+    if best.value <= 0 or worst.value / best.value < FD_RATIO:
         return [Finding("comparison", "info", [], f"All runs are about equally far from the reference "
                         f"real images ({unit}).", ev)]
-    overlap = worst["ci_low"] is not None and best["ci_high"] is not None and worst["ci_low"] <= best["ci_high"]
+    overlap = worst.ci_low is not None and best.ci_high is not None and worst.ci_low <= best.ci_high
     return [Finding("comparison", "info" if overlap else "warn", [],
-                    f"Run {rw.label} is {worst['value'] / best['value']:.1f}× further from the reference "
+                    f"Run {rw.label} is {worst.value / best.value:.1f}× further from the reference "
                     f"real images than run {rb.label} ({unit}"
                     f"{'; their 95% intervals overlap' if overlap else ''}).", ev)]
 
@@ -56,8 +56,8 @@ def findings(runs: list[RunData]) -> list[Finding]:
     several = len(runs) > 1
     out = []
     for run in runs:
-        for f in run.audit["findings"]:
-            text = f"Run {run.label}: {f['sentence']}" if several else f["sentence"]
-            out.append(Finding(f["check"], f["severity"], f["classes"], text, f["evidence"]))
+        for f in run.audit.findings:
+            text = f"Run {run.label}: {f.sentence}" if several else f.sentence
+            out.append(Finding(f.check, f.severity, f.classes, text, f.evidence))
     out.sort(key=lambda f: SEVERITIES.index(f.severity))
     return distance_comparison(runs) + out

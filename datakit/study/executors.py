@@ -23,7 +23,7 @@ import os
 import socket
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
@@ -32,6 +32,7 @@ from datakit._core.atomic import atomic_write_bytes
 from datakit._core.progress import log
 from datakit.audit.config import AuditConfig
 from datakit.audit.many import audit_runs
+from datakit.audit.schema import Audit
 from datakit.errors import DatakitError, StudyError
 from datakit.judge.cache import cache_at
 from datakit.manifest.read import read_manifest
@@ -108,12 +109,12 @@ class RunTask:
 
 @dataclass
 class RunOutcome:
-    """What a task returns: its run folder and its audit dictionary."""
+    """What a task returns: its run folder and its audit."""
 
     arm: str
     seed: int
     run_dir: str
-    audit: dict[str, Any] = field(default_factory=dict)
+    audit: Audit
 
 
 # -- the work of one task (runs in a worker) ------------------------------------------------

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import datakit.study.contrasts as cs
 from datakit.audit import AuditConfig
+from datakit.audit.schema import Audit
 from datakit.report.html import write_report
 from datakit.report.run_data import summary_metrics
 from datakit.study.sweep import curve_rows, write_curve_csv
@@ -52,18 +53,14 @@ def composition_levels(manifest) -> dict[str, float]:
     return levels
 
 
-def run_record(arm: str, seed: int, run_dir: Path, audit: dict[str, Any], base: Path
-               ) -> dict[str, Any]:
-    """One entry of study.json's ``runs``."""
+def run_record(arm: str, seed: int, run_dir: Path, audit: Audit, base: Path) -> dict[str, Any]:
+    """One entry of study.json's ``runs``: the run's settings, its whole-set metrics (each
+    with floor, interval and better direction) and its per-class rows as audit.json holds them."""
     cfg = json.loads((run_dir / "config.json").read_text())
-    summary = summary_metrics(audit)
-    for name, entry in (audit.get("summary") or {}).items():
-        if isinstance(entry, dict) and name in summary and entry.get("better"):
-            summary[name]["better"] = entry["better"]
     return {"arm": arm, "seed": seed, "run_dir": _rel(run_dir, base),
             "steps": cfg.get("steps"), "steps_done": cfg.get("steps_done", cfg.get("steps")),
             "plateaued": cfg.get("plateaued"), "epochs": cfg.get("epochs"),
-            "summary": summary, "per_class": audit.get("per_class") or []}
+            "summary": summary_metrics(audit), "per_class": audit.to_dict()["per_class"]}
 
 
 def _measurements(runs: list[dict], arm: str, metric: str) -> list[cs.Measurement]:
@@ -201,7 +198,7 @@ def budget_record(study: "Study", runs: list[dict], budget: float,
 
 
 def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], Path],
-                        audits: list[dict], manifests: dict[str, Any], reference: "Reference",
+                        audits: list[Audit], manifests: dict[str, Any], reference: "Reference",
                         *, budget: float, overrides: dict[str, Any],
                         executor: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write study.json, curve.csv (sweeps) and report.html; returns (report, study.json)."""
@@ -228,6 +225,6 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     # arm's training set once
     report = write_report(list(runs.values()), out / "report.html", audits=audits,
                           title=study.title, intro=study.description,
-                          labels=[f"{arm} (seed {s})" for arm, s in runs],
+                          labels=[f"{arm} (seed {s})" for arm, s in runs], arm_seeds=list(runs),
                           factors=study.factors or None, study=data, relative_paths=True)
     return report, summary

@@ -9,6 +9,7 @@ from typing import Any
 from datakit._core.names import inside
 from datakit._core.progress import log
 from datakit.audit import AuditConfig
+from datakit.audit.schema import Audit
 from datakit.study.arms import (
     check_budget,
     judge_cache,
@@ -28,7 +29,7 @@ class StudyResult:
     report: Path
     summary: Path
     runs: dict[str, Path]
-    audits: dict[str, dict[str, Any]]
+    audits: dict[str, Audit]
 
 
 def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: float = 1.0,
