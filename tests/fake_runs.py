@@ -103,9 +103,11 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
         FloorTest,
         Metric,
         Reference,
+        Verdict,
         prepare_audit,
         sort_findings,
     )
+    from datakit.audit.verdict import untested_reason
     t = manifest.table
     names = list(manifest.vocabulary)
     counts = {c: int((t["class_name"] == c).sum()) for c in names}
@@ -128,7 +130,7 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
                             diversity_floor=1.0, close_pair_share=0.0, close_pair_share_floor=0.0,
                             modes_real=2, modes_covered=2, modes_covered_floor=2, memorised_share=0.0)},
             collapsed=c in collapsed, collapse_evidence=evidence, failed=False, failure_reasons=[],
-            vs_floor={"share": share}))
+            vs_floor={"share": share}, untested=untested_reason(3, 6, 30)))
         if c in collapsed:
             found.append(Finding("collapse", "fail", [c], f"Class {c} collapsed: diversity 0.10 of real.",
                                  {"diversity_ratio": 0.1}))
@@ -150,6 +152,9 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
         "summary": {"fd": metric(fd, fd_floor, "lower", 0.0), "kid": metric(0.02, 0.001, "lower", 0.0),
                     "precision": metric(0.6, 0.8, "higher", 1.0), "recall": metric(0.4, 0.8, "higher", 1.0)},
         "per_class": rows,
+        "verdict": Verdict(f"Far from real data (FD {fd:.3g} against {fd_floor:.3g} for held-out real images); "
+                           + (f"{len(collapsed)} classes stand out" if collapsed else "no class stands out")
+                           + f"; {len(names)} classes untested.", sorted(collapsed), sorted(names)),
         "findings": sort_findings(found),
         "checks": {"collapse": {"score": float(len(collapsed)), "score_name": "classes totally collapsed",
                                 "findings": len(collapsed)}},

@@ -43,7 +43,7 @@ def test_audit_json_layout_matches_the_contract(digits_manifest, tmp_path):
     images, labels = _held_out(digits_manifest)
     run = _run(tmp_path / "run", digits_manifest, images, labels)
     a = audit_run(run, AuditConfig(**{**FAST, "cas": True}))
-    assert list(a) == list(TOP_KEYS) and a["schema_version"] == 2
+    assert list(a) == list(TOP_KEYS) and a["schema_version"] == 3
     on_disk = read_audit(run / "audit" / "audit.json")  # typed: the schema's dataclasses
     assert isinstance(on_disk.per_class[0], ClassRow) and isinstance(on_disk.summary["fd"], Metric)
     assert on_disk.to_dict() == a

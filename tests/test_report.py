@@ -87,10 +87,10 @@ def test_an_old_or_foreign_audit_is_refused_with_what_to_do(tmp_path, toy):
     with pytest.raises(AuditSchemaError) as e:
         read_audited_run(run)
     assert str(e.value) == (f"{run / 'audit' / 'audit.json'} has audit schema version None, but this "
-                            "datakit reads version 2; re-run `datakit audit` on the run to rewrite it.")
+                            "datakit reads version 3; re-run `datakit audit` on the run to rewrite it.")
     bad = fake_audit(toy).to_dict()
     bad["summary"]["fd"]["ci"] = [1, 2]
-    with pytest.raises(AuditSchemaError, match=r"summary\.fd does not match audit schema 2; unknown ci\."):
+    with pytest.raises(AuditSchemaError, match=r"summary\.fd does not match audit schema 3; unknown ci\."):
         Audit.from_dict(bad, f"the audit of {run}")
 
 

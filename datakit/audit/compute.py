@@ -1,7 +1,9 @@
 """The audit's computation: shared features, then every registered check, then audit.json's dict.
 
-The verdict is the checks' findings sorted by severity; nothing else writes sentences, so
-the verdict cannot disagree with the per-class table it was read from.
+The verdict (:mod:`datakit.audit.verdict`) reads the checks' floor tests: how far the run is
+from real data (run-level findings) and which classes stand out from the others (class
+findings, and each row's ``collapsed``/``failed``). Its sentences are built from the same
+numbers the per-class table shows, so the two cannot disagree.
 """
 from __future__ import annotations
 
@@ -9,14 +11,15 @@ import datetime as _dt
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
 from datakit._core.version import __version__
+from datakit.audit import declare, verdict
 from datakit.audit.checks import BUILTINS  # noqa: F401  (importing it registers the built-in checks)
 from datakit.audit.features import AuditFeatures, build_features
 from datakit.audit.registry import CheckResult, registered_checks
-from datakit.audit import declare
 from datakit.audit.schema import SCHEMA_VERSION, AuditSchemaError, ClassRow, FloorTest, sort_findings
 from datakit.audit.stats import calibration
 
@@ -51,7 +54,7 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
     timing["features_s"] = time.perf_counter() - t
     _run_timed_checks(f, cfg, timing)
     results = f.results
-    per_class = class_rows(f, results)
+    per_class, decided = class_rows(f, results, cfg.min_class_n)
     sections: dict[str, Any] = {k: None for k in SECTIONS}
     sections["summary"] = {}
     for name, r in results.items():
@@ -60,7 +63,10 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
             raise AuditSchemaError(f"Check {name!r} returned section(s) {', '.join(unknown)}, which "
                                    f"audit.json does not have; a check may fill: {', '.join(SECTIONS)}.")
         sections.update(r.sections)
-    findings = sort_findings([x for r in results.values() for x in r.findings])
+    verdicts, out_of = decided
+    findings = sort_findings(verdict.findings(
+        [str(c) for c in f.classes], {r.class_name: r.vs_floor for r in per_class}, verdicts, out_of,
+        [x for r in results.values() for x in r.findings]))
     warnings = f.warnings + _warnings(f, per_class, cfg)  # f.warnings: also the checks' own
     return {
         "schema_version": SCHEMA_VERSION,
@@ -73,6 +79,9 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
         "judge": sections["judge"],
         "summary": sections["summary"],
         "per_class": per_class,
+        "verdict": {"sentence": verdict.summary_sentence(sections["summary"], verdicts),
+                    "stand_out": sorted(c for c, v in verdicts.items() if v.failed or v.collapsed),
+                    "untested": sorted(c for c, v in verdicts.items() if v.untested)},
         "findings": findings,
         "checks": {n: {"score": r.score, "score_name": r.score_name, "findings": len(r.findings)}
                    for n, r in results.items()},
@@ -99,13 +108,14 @@ def _run_timed_checks(f: AuditFeatures, cfg, timing: dict[str, float]) -> None:
 
 
 #: Per-class keys a check's table may hold besides its declared metrics: the row's class,
-#: its floor tests, the collapse decision, and partial-collapse evidence (the modes check).
+#: its floor tests, the total-collapse decision, and the modes check's own evidence.
 DECISION_KEYS = ("class_name", "vs_floor", "collapsed", "collapse_evidence", "_modes_evidence")
 
 
-def class_rows(f: AuditFeatures, results: dict[str, CheckResult]) -> list[ClassRow]:
-    """Merge every check's per-class table into one :class:`ClassRow` per class, and decide
-    ``collapsed`` (total or partial) and ``failed`` (any floor test worse) from them.
+def class_rows(f: AuditFeatures, results: dict[str, CheckResult], min_class_n: int):
+    """Merge every check's per-class table into one :class:`ClassRow` per class, with the
+    verdict's ``collapsed``, ``failed``, ``failure_reasons`` and ``untested``
+    (:func:`datakit.audit.verdict.decide`). Returns the rows and (verdicts, stand-outs).
 
     A table key no registered check declared (:mod:`datakit.audit.declare`), or a floor test
     no check declared, is an error naming the check and the key."""
@@ -124,11 +134,11 @@ def class_rows(f: AuditFeatures, results: dict[str, CheckResult]) -> list[ClassR
                         f"Check {check!r} returned floor test {k!r}, which no registered check declares "
                         "as a metric's failure_reason or floor_test.")
             by_class[str(t["class_name"])].append((check, t))
-    rows = []
+    merged = []
     for lab, name in enumerate(f.classes):
         metrics: dict[str, Any] = {k: None for k in keys}
         vs_floor: dict[str, FloorTest] = {}
-        collapsed, evidence, partial = False, "", None
+        collapsed, evidence = False, ""
         for _, t in by_class[str(name)]:
             for k, v in t.items():
                 if k == "vs_floor":
@@ -137,23 +147,30 @@ def class_rows(f: AuditFeatures, results: dict[str, CheckResult]) -> list[ClassR
                     collapsed = v
                 elif k == "collapse_evidence":
                     evidence = v
-                elif k == "_modes_evidence":
-                    partial = v
-                elif k != "class_name":
+                elif k not in ("class_name", "_modes_evidence"):  # partial collapse: the verdict's
                     metrics[k] = v
-        collapsed = bool(collapsed) or partial is not None
-        if partial:
-            evidence = (evidence + " " if evidence else "") + partial
-        failure_reasons = [k for k in reasons if k in vs_floor and vs_floor[k].worse]
+        merged.append((lab, str(name), metrics, vs_floor, (bool(collapsed), evidence)))
+    replicates: dict[str, dict[str, np.ndarray]] = {}
+    for r in results.values():
+        for test, per_class in r.replicates.items():
+            replicates.setdefault(test, {}).update(per_class)
+    held = {str(n): int((f.held_labels == lab).sum()) for lab, n in enumerate(f.classes)}
+    generated = {str(n): int((f.assigned == lab).sum()) for lab, n in enumerate(f.classes)}
+    verdicts, out_of = verdict.decide(
+        [m[1] for m in merged], {m[1]: m[3] for m in merged}, replicates, {m[1]: m[4] for m in merged},
+        {c: (held[c], generated[c]) for c in held}, min_class_n)
+    rows = []
+    for lab, name, metrics, vs_floor, _ in merged:
+        v = verdicts[name]
         rows.append(ClassRow(
-            class_name=name, label=lab, train_count=int(f.train_counts[lab]),
+            class_name=f.classes[lab], label=lab, train_count=int(f.train_counts[lab]),
             train_share=float(f.train_counts[lab] / max(1, f.train_counts.sum())),
-            reference_count=int((f.reference_labels == lab).sum()),
-            held_out_count=int((f.held_labels == lab).sum()),
-            generated_count=int((f.assigned == lab).sum()), metrics=metrics, collapsed=collapsed,
-            collapse_evidence=evidence, failed=bool(failure_reasons), failure_reasons=failure_reasons,
-            vs_floor=vs_floor))
-    return rows
+            reference_count=int((f.reference_labels == lab).sum()), held_out_count=held[name],
+            generated_count=generated[name], metrics=metrics, collapsed=v.collapsed,
+            collapse_evidence=v.collapse_evidence, failed=v.failed,
+            failure_reasons=[k for k in reasons if k in v.failure_reasons], vs_floor=vs_floor,
+            untested=v.untested, standout=v.standout))
+    return rows, (verdicts, out_of)
 
 
 def _warnings(f: AuditFeatures, per_class: list[ClassRow], cfg) -> list[str]:

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from datakit._core.device import resolve_device
 from datakit.audit.schema import Reference
 from datakit.errors import DatakitError
 from datakit.judge import metrics
 from datakit.judge.features import Embedding
-from datakit._core.device import resolve_device
 from datakit.judge.network import Judge, JudgeConfig, judge_for_manifest, split_real
 from datakit.manifest.model import Manifest
 from datakit.manifest.read import read_manifest

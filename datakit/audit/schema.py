@@ -29,16 +29,17 @@ from typing import Any
 
 import numpy as np
 
+from datakit._core.atomic import atomic_write_text
 from datakit.audit import declare
 from datakit.errors import DatakitError
 
 #: Bumped whenever a key changes meaning or disappears; the report refuses other versions.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Severities of a finding, most severe first: ``fail`` is a defect the user must act on.
 SEVERITIES = ("fail", "warn", "info")
 
-TOP_KEYS = ("schema_version", "run", "reference", "judge", "summary", "per_class", "findings",
+TOP_KEYS = ("schema_version", "run", "reference", "judge", "summary", "per_class", "verdict", "findings",
             "checks", "amplification", "domains", "composition", "memorisation", "cas",
             "warnings", "samples", "config", "timing")
 
@@ -115,7 +116,8 @@ class FloorTest:
 #: A per-class row's keys before its metrics, and after them (audit.json keeps this order).
 ROW_IDENTITY = ("class_name", "label", "train_count", "train_share", "reference_count", "held_out_count",
                 "generated_count")
-ROW_DECISIONS = ("collapsed", "collapse_evidence", "failed", "failure_reasons", "vs_floor")
+ROW_DECISIONS = ("collapsed", "collapse_evidence", "failed", "failure_reasons", "vs_floor", "untested",
+                 "standout")
 
 
 @dataclass
@@ -140,6 +142,8 @@ class ClassRow:
     failed: bool
     failure_reasons: list[str]
     vs_floor: dict[str, FloorTest]   # floor test name -> its test
+    untested: str = ""         # "untested (n = 21 held-out; 30 needed)", or "" (datakit.audit.verdict)
+    standout: dict[str, Any] = field(default_factory=dict)  # floor test -> datakit.audit.stats.standout.Standout's dict
 
     def __post_init__(self):
         keys = declare.row_keys()
@@ -300,12 +304,7 @@ def write_audit(path: str | os.PathLike, audit: dict[str, Any]) -> dict[str, Any
     path = Path(path)
     data = prepare_audit(audit, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=False))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False))
     return data
 
 
@@ -319,6 +318,16 @@ def read_audit(path: str | os.PathLike) -> "Audit":
     except (OSError, ValueError) as e:
         raise AuditSchemaError(f"{path} cannot be read as JSON ({e}); re-run `datakit audit`.") from e
     return Audit.from_dict(data, str(path))
+
+
+@dataclass
+class Verdict:
+    """The verdict's first line (:func:`datakit.audit.verdict.summary_sentence`): how far the
+    run is from real data, which classes stand out (failed or collapsed), which are untested."""
+
+    sentence: str
+    stand_out: list[str]
+    untested: list[str]
 
 
 @dataclass(frozen=True)
@@ -339,6 +348,7 @@ class Audit:
     judge: dict[str, Any]
     summary: dict[str, Metric]
     per_class: list[ClassRow]
+    verdict: Verdict
     findings: list[Finding]
     checks: dict[str, dict[str, Any]]
     amplification: dict[str, Any] | None
@@ -365,6 +375,7 @@ class Audit:
                       "summary": {k: Metric(**m) for k, m in data["summary"].items()},
                       "per_class": [ClassRow.from_dict(r, f"{where}: per_class[{i}]")
                                     for i, r in enumerate(data["per_class"])],
+                      "verdict": Verdict(**data["verdict"]),
                       "findings": [Finding(**f) for f in data["findings"]]})
 
     def to_dict(self) -> dict[str, Any]:

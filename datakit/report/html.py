@@ -27,6 +27,7 @@ from datakit._core.progress import log
 from datakit._core.version import __version__
 from datakit.audit.declare import MetricSpec, declared_metrics
 from datakit.audit.many import audit_runs
+from datakit.audit.verdict import standout_texts
 from datakit.audit.schema import Audit, ClassRow, Confusion, Finding, FloorTest
 from datakit.report import evidence, figures
 from datakit.report.comparison import Column, csv_uri, flagged_classes, heatmaps
@@ -272,7 +273,9 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
     rows = []
     for r, row in zip(pc.to_dict("records") if not pc.empty else [], typed):
         r["cells"] = [(r[c], r.get(_floor_column(specs[c])), _worse(row, specs[c]),
-                       _difference(row, specs[c]) if _worse(row, specs[c]) else None) for c in columns]
+                       _difference(row, specs[c]) if _worse(row, specs[c]) else None,
+                       _standout(row, specs[c])) for c in columns]
+        r["untested"] = row.untested
         rows.append(r)
     header = ["class"] + counts + [x for c in columns for x in (c, f"{c}_floor")] \
         + ["collapsed", "collapse_evidence", "failed", "failure_reasons"]
@@ -287,7 +290,8 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
         summary.append({"name": "KID" if k == "kid" else k, "key": k, **{
             f: (v.get(f) * scale if isinstance(v.get(f), (int, float)) else v.get(f))
             for f in ("value", "floor", "ci_low", "ci_high")},
-            "better": v.get("better"), "sample_size": v.get("sample_size")})
+            "better": v.get("better"), "sample_size": v.get("sample_size"),
+            "fd_infinity": v.get("fd_infinity") if k == "fd" else None})
     return {
         "summary": summary,
         "negative_kid": any(m["key"] == "kid" and (m["floor"] or 0) < 0 for m in summary),
@@ -343,6 +347,13 @@ def _difference(row: ClassRow, spec: MetricSpec) -> dict[str, Any] | None:
     ratio = value / floor if spec.heatmap == "over_floor" and value is not None and floor else None
     return {"difference": test.difference, "ci_low": test.ci_low, "ci_high": test.ci_high,
             "ratio": ratio}
+
+
+def _standout(row: ClassRow, spec: MetricSpec) -> dict[str, str] | None:
+    """A cell's stand-out evidence, as the verdict quotes it (:func:`datakit.audit.verdict.standout_texts`):
+    the class's ratio to its floor, the other classes' range, and the class over their median."""
+    s = row.standout.get(spec.failure_reason or "")
+    return standout_texts(spec.failure_reason, s) if s and s.get("stands_out") else None
 
 
 def _confusion(conf: Confusion) -> list[dict[str, Any]]:
@@ -446,7 +457,7 @@ def _run_context(run: RunData, index: int, compact: bool = False,
               for k in CONFIG_KEYS if k in run.config]
     rows = run.audit.per_class
     return {
-        "anchor": f"run-{index}", "label": run.label,
+        "anchor": f"run-{index}", "label": run.label, "headline": run.audit.verdict.sentence,
         "run_dir": _shown_path(run.run_dir, relative_to),
         "config": config, "dataset": dataset,
         "flagged": sum(r.failed for r in rows),

@@ -63,6 +63,6 @@ def _finding(f, lab: int, name: str, test, n: int) -> Finding:
                    f"{n} samples generated as {name} as {name} (held-out real images: "
                    f"{pct(test.floor)}; difference {100 * test.difference:+.0f} points, 95% CI "
                    f"{100 * test.ci_low:+.0f} to {100 * test.ci_high:+.0f}){as_what}.",
-                   {"value": test.value, "floor": test.floor, "difference": test.difference,
+                   {"test": NAME, "value": test.value, "floor": test.floor, "difference": test.difference,
                     "ci_low": test.ci_low, "ci_high": test.ci_high, "generated_count": n,
                     "min_effect": test.min_effect})

@@ -103,7 +103,7 @@ def _modes_test(real, gen, held, lab, name, cfg, row):
     return NAME, test, r, sentence, Finding(
         NAME, "fail", [name], f"Class {name} collapsed partially: {sentence}; 95% CI of the difference "
         f"{test.ci_low:+.0f} to {test.ci_high:+.0f} {'modes' if model.kind == 'modes' else 'regions'}.",
-        {"value": test.value, "floor": test.floor, "modes_real": model.k,
+        {"test": NAME, "value": test.value, "floor": test.floor, "modes_real": model.k,
          "silhouette": model.silhouette, "min_silhouette": MIN_SILHOUETTE,
          "ci_low": test.ci_low, "ci_high": test.ci_high,
          "sample_size": test.sample_size, "kind": model.kind,
@@ -132,6 +132,6 @@ def _recall_test(real, gen, held, lab, name, cfg, row):
         NAME, "fail", [name], f"Class {name} collapsed partially: {sentence}; 95% CI of the difference "
         f"{100 * test.ci_low:+.1f} to {100 * test.ci_high:+.1f} points (minimum effect "
         f"{100 * test.min_effect:.1f}: half of what held-out images miss, at least 2).",
-        {"value": test.value, "floor": test.floor, "difference": test.difference,
+        {"test": "recall", "value": test.value, "floor": test.floor, "difference": test.difference,
          "ci_low": test.ci_low, "ci_high": test.ci_high, "sample_size": test.sample_size,
          "min_effect": test.min_effect, "k": k, "real_count": int(len(real))})

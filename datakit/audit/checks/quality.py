@@ -116,12 +116,19 @@ def check(f, cfg) -> CheckResult:
         findings += _too_few(f, lab, name, cfg.min_class_n)
     fd = summary.get("fd")
     if fd is not None:
+        inf = fd.fd_infinity or {}
+        at_inf = (f"; FD∞ (bias-corrected, every sample) {inf['value']:.2f}, 95% CI "
+                  f"{inf['ci_low']:.2f}–{inf['ci_high']:.2f}") if inf.get("value") is not None \
+            and inf.get("ci_low") is not None else ""
         findings.append(Finding(NAME, "info", [],
-                                f"Fréchet distance {fd.value:.2f} (95% CI {fd.ci_low:.2f}–{fd.ci_high:.2f}) "
-                                f"against {fd.floor:.2f} for held-out real images, both at n = "
-                                f"{fd.sample_size} against the same reference.",
+                                f"Fréchet distance {fd.value:.2f} (its spread at this n: {fd.ci_low:.2f}–"
+                                f"{fd.ci_high:.2f}) against {fd.floor:.2f} for held-out real images, both at "
+                                f"n = {fd.sample_size} against the same reference{at_inf}.",
                                 {"value": fd.value, "floor": fd.floor, "ci_low": fd.ci_low,
-                                 "ci_high": fd.ci_high, "sample_size": fd.sample_size}))
+                                 "ci_high": fd.ci_high, "sample_size": fd.sample_size,
+                                 "interval": "spread at this n", "fd_infinity": inf.get("value"),
+                                 "fd_infinity_ci_low": inf.get("ci_low"),
+                                 "fd_infinity_ci_high": inf.get("ci_high")}))
     return CheckResult(NAME, table, fd.value if fd else None, "Fréchet distance at n = floor size",
                        findings, sections={"summary": summary}, replicates=reps)
 
@@ -141,7 +148,7 @@ def _too_few(f, lab: int, name: str, min_n: int) -> list[Finding]:
 
 
 def _finding(key: str, name: str, test) -> Finding:
-    ev = {"value": test.value, "floor": test.floor, "difference": test.difference, "ci_low": test.ci_low,
+    ev = {"test": key, "value": test.value, "floor": test.floor, "difference": test.difference, "ci_low": test.ci_low,
           "ci_high": test.ci_high, "sample_size": test.sample_size, "min_effect": test.min_effect}
     if key == "fd":
         return Finding(NAME, "fail", [name],

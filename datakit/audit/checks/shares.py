@@ -123,6 +123,6 @@ def _finding(name: str, test, requested: float, expected: float, got: float, bas
                    f"Class {name} is {verb}: {_p(requested)} {what} ({_p(expected)} as this judge would "
                    f"read a faithful generator), {_p(got)} of generated samples as the judge reads them "
                    f"(×{test.value:.2f}, 95% CI ×{1 + test.ci_low:.2f} to ×{1 + test.ci_high:.2f}).",
-                   {"value": got, "floor": expected, "requested": requested, "ratio": test.value,
+                   {"test": "share", "value": got, "floor": expected, "requested": requested, "ratio": test.value,
                     "ci_low": 1 + test.ci_low, "ci_high": 1 + test.ci_high, "expected_basis": basis,
                     "min_factor": floors.MIN_SHARE_FACTOR})

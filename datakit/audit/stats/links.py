@@ -13,6 +13,7 @@ from scipy.stats import spearmanr
 
 from datakit.judge import metrics
 
+
 def metric_vs_train_count(per_class: list[dict], names: tuple[str, ...]) -> dict[str, dict]:
     """Spearman rank correlation of each per-class metric ``names`` with the classes' training counts."""
     out = {}

@@ -41,6 +41,8 @@ class Standout:
 
     ratio: float              # value / floor
     others_ratio: float       # median ratio of the other classes
+    others_low: float         # the other classes' lowest and highest ratios
+    others_high: float
     standout: float           # ratio / others_ratio
     ci_low: float
     ci_high: float
@@ -87,5 +89,6 @@ def standouts(tests: dict[str, tuple[float | None, float | None, bool, np.ndarra
         else:
             lo = hi = s
         beyond = hi < threshold if better == "higher" else lo > threshold
-        out[c] = Standout(r, med, s, float(lo), float(hi), threshold, better, bool(worse and beyond))
+        out[c] = Standout(r, med, float(min(others)), float(max(others)), s, float(lo), float(hi), threshold,
+                          better, bool(worse and beyond))
     return out
