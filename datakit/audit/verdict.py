@@ -196,10 +196,10 @@ def gap_findings(classes: list[str], tests: dict[str, dict[str, FloorTest]],
             how = f"per-class FD {min(ratios):.1f}–{max(ratios):.1f}× the held-out floor" if ratios else "per-class FD"
         else:
             how = f"{LABELS[test]} {_range(values, test)} against {_range(floors_, test)} for held-out real images"
-        every = "every" if len(below) == tested else f"{len(below)} of {tested}"
+        every = "every class" if len(below) == tested else f"{len(below)} of {tested} classes"
         names = "" if len(below) == tested else f" ({', '.join(below[:12])}{' …' if len(below) > 12 else ''})"
-        out.append(Finding(NAME, "warn", [], f"The run is below real data on {LABELS[test]} in {every} "
-                           f"class{'es' if len(below) != 1 else ''}{names}: {how}. No class among them "
+        out.append(Finding(NAME, "warn", [], f"The run is below real data on {LABELS[test]} in {every}"
+                           f"{names}: {how}. No class among them "
                            "stands out from the others: this is the whole generator's gap, not a class's.",
                            {"test": test, "classes": below, "tested": tested,
                             "values": values, "floors": floors_}))
