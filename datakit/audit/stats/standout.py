@@ -12,7 +12,10 @@ clearly larger than its siblings' gaps:
    what they reach (or, for FD, 10 when it is ten times further off).
 3. Its interval: the bootstrap replicates of the floor test's difference, read as replicates of
    the value (``floor + difference``), give replicates of the ratio and so of ``standout_k``
-   (the others' median held at its estimate). The class stands out when the whole 95% interval
+   (the others' median held at its estimate), centred on the estimate: a resample's repeated
+   samples shift k-NN statistics (recall, coverage) as a whole, so the replicates' spread is
+   used and their shift is not (uncentred, the interval of a class at 0.41 of its siblings on
+   recall ran 0.41–0.55, beside its own estimate). The class stands out when the whole 95% interval
    lies beyond :data:`STANDOUT_BELOW` (higher-is-better metrics) or :data:`STANDOUT_ABOVE`
    (FD) — and its own floor test is worse, so a class no worse than real data never stands out.
 
@@ -85,7 +88,10 @@ def standouts(tests: dict[str, tuple[float | None, float | None, bool, np.ndarra
         reps = reps[np.isfinite(reps)]
         s = r / med
         if len(reps):
-            lo, hi = percentile_interval((floor + reps) / floor / med, level)
+            # centred on the estimate: the replicates' spread, not their shift (a resample's
+            # repeats move k-NN statistics such as recall and coverage as a whole, step 3)
+            rep_s = (floor + reps) / floor / med
+            lo, hi = percentile_interval(s + (rep_s - np.median(rep_s)), level)
         else:
             lo = hi = s
         beyond = hi < threshold if better == "higher" else lo > threshold
