@@ -15,9 +15,15 @@ clearly larger than its siblings' gaps:
    (the others' median held at its estimate), centred on the estimate: a resample's repeated
    samples shift k-NN statistics (recall, coverage) as a whole, so the replicates' spread is
    used and their shift is not (uncentred, the interval of a class at 0.41 of its siblings on
-   recall ran 0.41–0.55, beside its own estimate). The class stands out when the whole 95% interval
-   lies beyond :data:`STANDOUT_BELOW` (higher-is-better metrics) or :data:`STANDOUT_ABOVE`
-   (FD) — and its own floor test is worse, so a class no worse than real data never stands out.
+   recall ran 0.41–0.55, beside its own estimate).
+4. The class stands out when its own floor test is worse (a class no worse than real data
+   never stands out) and either
+   - *far from its siblings*: the whole 95% interval lies beyond :data:`STANDOUT_BELOW`
+     (higher-is-better metrics) or :data:`STANDOUT_ABOVE` (FD), whatever the others do; or
+   - *alone*: at most :data:`ALONE_SHARE` of the other classes are worse than their floors on
+     this metric, and the whole interval lies on the bad side of 1 (it is clearly behind the
+     others, which are at real data). When most classes are below real data the gap is the
+     run's, and only a class far from its siblings is named.
 
 At least :data:`MIN_OTHERS` other classes with a test are needed; with fewer, no class stands
 out on that metric (a two-class run has no siblings to compare with).
@@ -35,6 +41,8 @@ STANDOUT_BELOW = 0.5
 #: Lower-is-better metrics (FD): a class stands out above this multiple of its siblings' ratio.
 STANDOUT_ABOVE = 4.0
 MIN_OTHERS = 2
+#: A class worse than real stands out when at most this share of the others are worse too.
+ALONE_SHARE = 0.25
 LEVEL = 0.95
 
 
@@ -73,6 +81,7 @@ def standouts(tests: dict[str, tuple[float | None, float | None, bool, np.ndarra
         better: "higher" or "lower".
     """
     ratios = {c: ratio(v, fl) for c, (v, fl, _, _) in tests.items()}
+    worse_of = {c: bool(w) for c, (_, _, w, _) in tests.items()}
     ratios = {c: r for c, r in ratios.items() if r is not None}
     threshold = STANDOUT_BELOW if better == "higher" else STANDOUT_ABOVE
     out: dict[str, Standout] = {}
@@ -95,6 +104,9 @@ def standouts(tests: dict[str, tuple[float | None, float | None, bool, np.ndarra
         else:
             lo = hi = s
         beyond = hi < threshold if better == "higher" else lo > threshold
+        others_worse = sum(worse_of[d] for d in ratios if d != c) / len(others)
+        behind = hi < 1.0 if better == "higher" else lo > 1.0
+        alone = others_worse <= ALONE_SHARE and behind
         out[c] = Standout(r, med, float(min(others)), float(max(others)), s, float(lo), float(hi), threshold,
-                          better, bool(worse and beyond))
+                          better, bool(worse and (beyond or alone)))
     return out
