@@ -188,8 +188,8 @@ LONG_ARM_NAMES = ("balanced_acgan", "skewed_acgan", "goodimg_diffaugment", "good
 
 def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
                size: int = 28, per_class: int = 32, arm_names: Sequence[str] | None = None,
-               ) -> tuple[list[Path], list[dict], dict]:
-    """An arms × seeds study (run folders, audits, study.json's object) built with the study
+               ) -> tuple[list[Path], list, "StudyResults"]:
+    """An arms × seeds study (run folders, audits, study.json's object typed) built with the study
     layer's own contrast and arm-summary functions; the last arm collapses class "1" and its
     FD is 20 higher (a conclusive, worse contrast). ``arm_names``: the arms' names (default
     arm0, arm1, ...; :data:`LONG_ARM_NAMES` are as long as the committed studies' ones)."""
@@ -227,4 +227,5 @@ def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
              "verdict": cs.study_verdict(contrasts), "findings": cs.study_findings(contrasts),
              "contrasts": contrasts, "arms": arm_rows,
              "curve": [], "runs": records}
-    return dirs, audits, study
+    from datakit.study.schema import StudyResults
+    return dirs, audits, StudyResults.from_dict(study)

@@ -27,8 +27,8 @@ from datakit._core.progress import log
 from datakit._core.version import __version__
 from datakit.audit.declare import MetricSpec, declared_metrics
 from datakit.audit.many import audit_runs
-from datakit.audit.verdict import standout_texts
 from datakit.audit.schema import Audit, ClassRow, Confusion, Finding, FloorTest
+from datakit.audit.verdict import standout_texts
 from datakit.report import evidence, figures
 from datakit.report.comparison import Column, csv_uri, flagged_classes, heatmaps
 from datakit.report.dataset import composition_section
@@ -46,6 +46,8 @@ from datakit.report.run_data import (
     summary_metrics,
 )
 from datakit.report.verdict import comparable_key, findings
+from datakit.study.contrasts import LABELS
+from datakit.study.schema import StudyResults
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: With more runs than this on one page, runs after each arm's first seed show fewer samples
@@ -503,19 +505,19 @@ def _command(argv: Sequence[str] | None, relative_to: Path | None) -> str:
     return shlex.join(words)
 
 
-def _study_findings(study: dict[str, Any]) -> list[Finding]:
-    """A study's verdict: its contrasts' findings, as study.json holds them (written by the
-    study layer, :func:`datakit.study.contrasts.study_findings`)."""
-    return [Finding(**f) for f in study["findings"]]
+def _study_findings(study: StudyResults) -> list[Finding]:
+    """A study's verdict: its contrasts' findings (written by the study layer,
+    :func:`datakit.study.contrasts.study_findings`)."""
+    return list(study.findings)
 
 
 def render_report(runs: Sequence[RunData], title: str | None = None,
                   intro: str | None = None, factors: Sequence[str] | None = None,
-                  study: dict[str, Any] | None = None, relative_to: Path | None = None,
+                  study: StudyResults | None = None, relative_to: Path | None = None,
                   command: Sequence[str] | None = None) -> str:
     """Render the audit page of ``runs`` (read with :func:`read_audited_run`) to an HTML string.
 
-    ``study``: a study's results (study.json's object); then the verdict is the study's,
+    ``study``: a study's results (:class:`datakit.study.schema.StudyResults`); then the verdict is the study's,
     built from its contrasts, and the page opens with the contrasts, the class × run heatmaps
     and each metric across arms. ``relative_to``: show paths relative to this folder.
     ``command``: the command line that made the page (default ``sys.argv``).
@@ -535,7 +537,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
         seen_arms.add(arm)
     datasets, refs = _datasets(runs, many, relative_to)
     per_class_runs = ([Column(f"{r['arm']} s{r['seed']}", _study_rows(r, i), r["arm"], r["seed"])
-                       for i, r in enumerate(study["runs"])] if study is not None else
+                       for i, r in enumerate(study.runs)] if study is not None else
                       [Column(r.label, list(r.audit.per_class), r.arm, r.seed) for r in runs])
     ctx = {
         "title": title, "intro": intro,
@@ -561,23 +563,21 @@ def _study_rows(record: dict[str, Any], index: int) -> list[ClassRow]:
             for i, r in enumerate(record["per_class"])]
 
 
-def _study_section(study: dict[str, Any]) -> dict[str, Any]:
+def _study_section(study: StudyResults) -> dict[str, Any]:
     """What the study part of the page shows: contrasts, arms with intervals, budget, runs."""
-    # here, not at the top: importing datakit.study runs its package, which imports this module
-    from datakit.study.contrasts import LABELS
-    arms = study.get("arms") or []
+    arms = study.arms
     metrics = list(dict.fromkeys(m for a in arms for m in a.get("metrics", {})))
     seeds: dict[str, dict[str, list[float]]] = {}
-    for r in study["runs"]:
+    for r in study.runs:
         for m, v in r["summary"].items():
             val = v["value"]
             if isinstance(val, (int, float)):
                 seeds.setdefault(r["arm"], {}).setdefault(m, []).append(float(val))
-    contrasts = study.get("contrasts") or []
+    contrasts = study.contrasts
     labels = {**LABELS, "kid": "KID"}
-    return {"reference": study.get("reference") or {}, "budget": study.get("budget") or {},
+    return {"reference": study.reference, "budget": study.budget,
             "contrasts": contrasts, "arms": arms, "metrics": metrics, "labels": labels,
-            "runs": study["runs"],
+            "runs": study.runs,
             "contrasts_csv": csv_uri(["factor", "a", "b", "metric", "difference", "ci_low", "ci_high",
                                       "n_seeds", "conclusive"],
                                      [[c.get(k) for k in ("factor", "a", "b", "metric", "difference",
@@ -590,7 +590,7 @@ def _study_section(study: dict[str, Any]) -> dict[str, Any]:
             "arms_img": figures.arms_with_intervals(
                 arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid")
                        if m in metrics], seeds, labels),
-            "curve_img": figures.data_efficiency_curve(study.get("curve") or [])}
+            "curve_img": figures.data_efficiency_curve(study.curve)}
 
 
 def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
@@ -603,7 +603,7 @@ def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
 def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
                  audits: Sequence[Audit] | None = None, title: str | None = None,
                  intro: str | None = None, labels: Sequence[str] | None = None,
-                 factors: Sequence[str] | None = None, study: dict[str, Any] | None = None,
+                 factors: Sequence[str] | None = None, study: StudyResults | None = None,
                  relative_paths: bool = False, command: Sequence[str] | None = None,
                  arm_seeds: Sequence[tuple[str, int]] | None = None) -> Path:
     """Write the audit page of one or several run directories to ``out`` (atomically).

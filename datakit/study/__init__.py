@@ -1,10 +1,11 @@
 """Audit studies: declarative TOML files of arms × seeds, trained, audited and compared.
 
 ``spec`` parses a study file, ``arms`` prepares one run (manifest, settings, reference),
-``executors`` runs runs (here, in processes, on Ray), ``runner`` drives a whole study,
-``contrasts`` and ``sweep`` compare arms, ``results`` writes study.json and the report.
-"""
-from datakit.study.runner import StudyResult, run_study
-from datakit.study.spec import Study, load_study, parse_study
+``executors`` runs runs (here, in processes, on Ray), ``runner`` drives a whole study
+(:func:`datakit.run_study`), ``contrasts`` and ``sweep`` compare arms, ``results`` writes
+study.json and the report, ``schema`` reads study.json back, typed.
 
-__all__ = ["Study", "StudyResult", "load_study", "parse_study", "run_study"]
+The package imports none of them, so that a module may import one (the report imports
+``contrasts`` and ``schema``) without loading the runner; the public names are
+:func:`datakit.run_study` and :func:`datakit.load_study`.
+"""

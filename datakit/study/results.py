@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import datakit.study.contrasts as cs
-from datakit.audit import AuditConfig
+from datakit._core.atomic import atomic_write_bytes
 from datakit.audit.schema import Audit
 from datakit.report.html import write_report
 from datakit.report.run_data import summary_metrics
+from datakit.study.schema import StudyResults
 from datakit.study.sweep import curve_rows, write_curve_csv
-from datakit.training.rundir import atomic_write_bytes
 
 if TYPE_CHECKING:
     from datakit.study.arms import Reference
@@ -161,18 +161,14 @@ def class_group_contrasts(study: "Study", runs: list[dict]) -> list[dict[str, An
     return out
 
 
-def reference_record(reference: "Reference", study: "Study", base: Path, applied: bool
-                     ) -> dict[str, Any]:
+def reference_record(reference: "Reference", study: "Study", base: Path) -> dict[str, Any]:
     """study.json's ``reference``: the real images and the judge of every measurement."""
     what = ("the union of every arm's manifest (exact duplicates dropped)"
             if reference.name == "union" else f"the real images of arm {reference.name}'s manifest")
     description = f"{what}, whose judge measures every run"
-    if not applied:
-        description += (" (this audit cannot take a reference manifest yet: quality metrics "
-                        "still compare each run with its own manifest's real images)")
     return {"arm": reference.name, "manifest": _rel(reference.path, base),
             "manifest_checksum": reference.checksum, "judge_manifest": _rel(reference.path, base),
-            "applied": applied, "description": description}
+            "applied": True, "description": description}
 
 
 def budget_record(study: "Study", runs: list[dict], budget: float,
@@ -210,12 +206,11 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     curve = curve_rows({a["arm"]: a for a in arms}, levels) if levels else []
     if curve:
         write_curve_csv(out / "curve.csv", curve)
-    applied = "reference_manifest" in AuditConfig.__dataclass_fields__
     data = {"study": study.name, "title": study.title,
             "file": _rel(study.path, out) if study.path else None,
             **(executor or {"executor": "local"}), "seeds": study.seeds,
             "budget": budget_record(study, records, budget, overrides),
-            "reference": reference_record(reference, study, out, applied),
+            "reference": reference_record(reference, study, out),
             "verdict": cs.study_verdict(contrasts), "findings": cs.study_findings(contrasts),
             "contrasts": contrasts, "arms": arms,
             "curve": curve, "runs": records}
@@ -226,5 +221,6 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     report = write_report(list(runs.values()), out / "report.html", audits=audits,
                           title=study.title, intro=study.description,
                           labels=[f"{arm} (seed {s})" for arm, s in runs], arm_seeds=list(runs),
-                          factors=study.factors or None, study=data, relative_paths=True)
+                          factors=study.factors or None, study=StudyResults.from_dict(data, str(summary)),
+                          relative_paths=True)
     return report, summary
