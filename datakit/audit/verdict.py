@@ -131,7 +131,8 @@ def standout_texts(test: str, s: Standout | dict[str, Any]) -> dict[str, str]:
         ratio = (lambda x: f"{x:.1f}×")
     else:
         ratio = _pct
-    return {"ratio": ratio(d["ratio"]), "others": f"{ratio(d['others_low'])}–{ratio(d['others_high'])}",
+    low, high = ratio(d["others_low"]), ratio(d["others_high"])
+    return {"ratio": ratio(d["ratio"]), "others": low if low == high else f"{low}–{high}",
             "standout": f"{d['standout']:.2g}×", "interval": f"{d['ci_low']:.2g}–{d['ci_high']:.2g}"}
 
 
