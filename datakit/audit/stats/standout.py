@@ -102,6 +102,7 @@ def standouts(tests: dict[str, tuple[float | None, float | None, bool, np.ndarra
             # repeats move k-NN statistics such as recall and coverage as a whole, step 3)
             rep_s = (floor + reps) / floor / med
             lo, hi = percentile_interval(s + (rep_s - np.median(rep_s)), level)
+            lo, hi = max(lo, 0.0), max(hi, 0.0)  # a ratio of non-negative values
         else:
             lo = hi = s
         beyond = hi < threshold if better == "higher" else lo > threshold
