@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from datakit._core.atomic import remove_stale_temps, temp_name
+from datakit._core.atomic import temp_path
 from datakit._core.progress import log, progress
 from datakit.errors import ChecksumMismatch, SourceNotFound, UnknownName
 
@@ -140,50 +140,48 @@ def download_file(url: str, dest: str | os.PathLike, checksum: str | None = None
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     expected = parse_checksum(checksum)
-    remove_stale_temps(dest)
-    tmp = temp_name(dest)
     h = hashlib.new(expected[0]) if expected else None
     received = 0
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, open(tmp, "wb") as out:
-            declared = response.headers.get("Content-Length")
-            total = int(declared) if declared and declared.isdigit() else size
-            with progress(total=total, desc=f"download {dest.name}", unit="B",
-                          unit_scale=True) as bar:
-                for block in iter(lambda: response.read(CHUNK), b""):
-                    out.write(block)
-                    if h is not None:
-                        h.update(block)
-                    received += len(block)
-                    bar.update(len(block))
-                    if size is not None and received > size:  # don't stream an endless body
-                        break
-        if declared and declared.isdigit() and received != int(declared):  # connection cut
-            raise SourceNotFound(
-                f"Download of {dest.name} from {url} stopped after {received} of {declared} "
-                "bytes; nothing was kept. Try again.")
-        if size is not None and received != size:
-            raise ChecksumMismatch(
-                f"Downloaded {dest.name} from {url} has {received} bytes, expected {size}; "
-                "nothing was kept. The server may have changed the file: try another mirror.")
-        if received < min_size:
-            raise ChecksumMismatch(
-                f"Downloaded {dest.name} from {url} has only {received} bytes (at least "
-                f"{min_size} expected), probably an error page; nothing was kept.")
-        if expected is not None and h.hexdigest() != expected[1]:
-            raise ChecksumMismatch(
-                f"Downloaded {dest.name} from {url} has {expected[0]} {h.hexdigest()}, "
-                f"expected {expected[1]}; nothing was kept. The download was corrupted or "
-                "the server sent another file: try again or fetch it by hand.")
-        os.replace(tmp, dest)
+        # the file appears at dest only when every check below passed (_core.atomic)
+        with temp_path(dest) as tmp:
+            request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, \
+                    open(tmp, "wb") as out:
+                declared = response.headers.get("Content-Length")
+                total = int(declared) if declared and declared.isdigit() else size
+                with progress(total=total, desc=f"download {dest.name}", unit="B",
+                              unit_scale=True) as bar:
+                    for block in iter(lambda: response.read(CHUNK), b""):
+                        out.write(block)
+                        if h is not None:
+                            h.update(block)
+                        received += len(block)
+                        bar.update(len(block))
+                        if size is not None and received > size:  # don't stream an endless body
+                            break
+            if declared and declared.isdigit() and received != int(declared):  # connection cut
+                raise SourceNotFound(
+                    f"Download of {dest.name} from {url} stopped after {received} of {declared} "
+                    "bytes; nothing was kept. Try again.")
+            if size is not None and received != size:
+                raise ChecksumMismatch(
+                    f"Downloaded {dest.name} from {url} has {received} bytes, expected {size}; "
+                    "nothing was kept. The server may have changed the file: try another mirror.")
+            if received < min_size:
+                raise ChecksumMismatch(
+                    f"Downloaded {dest.name} from {url} has only {received} bytes (at least "
+                    f"{min_size} expected), probably an error page; nothing was kept.")
+            if expected is not None and h.hexdigest() != expected[1]:
+                raise ChecksumMismatch(
+                    f"Downloaded {dest.name} from {url} has {expected[0]} {h.hexdigest()}, "
+                    f"expected {expected[1]}; nothing was kept. The download was corrupted or "
+                    "the server sent another file: try again or fetch it by hand.")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
         # URLError/HTTPError: unreachable or an HTTP error status; HTTPException: the
         # connection broke mid-body; ValueError: not a URL urllib can open.
         reason = getattr(e, "reason", None) or e
         raise SourceNotFound(f"Cannot download {dest.name} from {url} ({reason}).") from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
