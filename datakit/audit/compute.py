@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+import datakit.audit.declare as declare
+import datakit.audit.verdict as verdict
 from datakit._core.version import __version__
-from datakit.audit import declare, verdict
 from datakit.audit.checks import BUILTINS  # noqa: F401  (importing it registers the built-in checks)
 from datakit.audit.features import AuditFeatures, build_features
 from datakit.audit.registry import CheckResult, registered_checks

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
+import datakit.audit.declare as declare
 from datakit._core.atomic import atomic_write_text
-from datakit.audit import declare
 from datakit.errors import DatakitError
 
 #: Bumped whenever a key changes meaning or disappears; the report refuses other versions.

@@ -14,8 +14,10 @@ from typing import Any
 import click
 
 from datakit._core.names import describe_os_error, printable
+from datakit._core.optional import require_torch
 from datakit._core.version import __version__
 from datakit.errors import DatakitError
+from datakit.sources.home import get_data_home
 
 
 class DatakitGroup(click.Group):
@@ -35,7 +37,6 @@ class DatakitGroup(click.Group):
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # The resolved data home, so `datakit --help` tells where sources look for files.
         super().format_help_text(ctx, formatter)
-        from datakit.sources.home import get_data_home
         formatter.write_paragraph()
         with formatter.indentation():
             formatter.write_text(f"Data home: {get_data_home()} (set DATAKIT_DATA to change it; "
@@ -123,7 +124,6 @@ def echo_err(message: str) -> None:
 
 def needs_torch(command: str) -> None:
     """Stop with ``Error: datakit COMMAND needs PyTorch: pip install 'datakit[train]'``."""
-    from datakit._core.optional import require_torch
     require_torch(f"datakit {command}")
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from datakit.cli.base import json_option, main, manifest_summary, print_json
+from datakit.composition.build import compose, rebuild
+from datakit.manifest.read import read_manifest
 
 
 @main.command("compose")
@@ -47,7 +49,6 @@ def compose_cmd(manifests, out, channels, as_json, **options):
             --classes digits --fraction domain=synthetic:0.3 --image-size 32
         datakit compose mnist.parquet -o skewed.parquet --skew step:0.1 --holdout 0.2
     """
-    from datakit.composition.build import compose
 
     m = compose(list(manifests), out, channels=int(channels) if channels else None, **options)
     if as_json:
@@ -79,7 +80,6 @@ def rebuild_cmd(manifest, out, parents, as_json):
     Example:
         datakit rebuild skewed.parquet -o skewed-again.parquet
     """
-    from datakit.composition.build import rebuild
 
     m = rebuild(manifest, out, parents=list(parents) or None)
     identical = m.checksum == _checksum(manifest)
@@ -91,5 +91,4 @@ def rebuild_cmd(manifest, out, parents, as_json):
 
 
 def _checksum(path) -> str:
-    from datakit.manifest.read import read_manifest
     return read_manifest(path).checksum

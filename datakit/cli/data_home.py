@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from datakit.cli.base import main, print_json
+from datakit.sources.home import get_data_home
+from datakit.sources.registry import data_home_report
 
 
 @main.command("data-home")
@@ -23,8 +25,6 @@ def data_home_cmd(as_json):
         datakit data-home --json
         DATAKIT_DATA=../shared/data datakit ingest chars74k --subset GoodImg
     """
-    from datakit.sources.home import get_data_home
-    from datakit.sources.registry import data_home_report
 
     if as_json:
         print_json(data_home_report())

@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from datakit.cli.base import json_option, main, print_json
+from datakit.manifest.export import export
+from datakit.manifest.read import read_manifest
 
 
 @main.command("export")
@@ -27,8 +29,6 @@ def export_cmd(manifest, fmt, out, overwrite, as_json):
         datakit export data_manifests/mnist.parquet --format hf --out mnist_hf
         datakit export mix.parquet --format imagefolder --out mix_tree
     """
-    from datakit.manifest.export import export
-    from datakit.manifest.read import read_manifest
 
     result = export(read_manifest(manifest), out, fmt, overwrite=overwrite)
     if as_json:

@@ -3,9 +3,16 @@ from __future__ import annotations
 
 import click
 
-from datakit._core.names import printable
+from datakit._core.names import check_name, printable
 from datakit.cli.base import json_option, main, manifest_summary, print_json
+from datakit.errors import DatakitError
 from datakit.manifest.model import Manifest
+from datakit.sources.chars74k import ingest_chars74k
+from datakit.sources.digits import ingest_digits
+from datakit.sources.folder import ingest_folder
+from datakit.sources.fonts import ingest_fonts
+from datakit.sources.mnist import ingest_mnist
+from datakit.sources.svhn import ingest_svhn
 
 OUT_HELP = "Output folder or .parquet path (default: data_manifests/)."
 ON_ERROR = click.option("--on-error", type=click.Choice(["raise", "skip"]), default="raise",
@@ -20,8 +27,6 @@ DATA_PATH = click.argument("path", type=click.Path(), required=False)
 
 
 def _check_name(ctx, param, value):
-    from datakit._core.names import check_name
-    from datakit.errors import DatakitError
     try:
         return None if value is None else check_name(value, "--name")
     except DatakitError as e:
@@ -95,7 +100,6 @@ def ingest_mnist_cmd(as_json, path, split, out, name, on_error, download):
         datakit ingest mnist
         datakit ingest mnist ../shared/data/mnist --split train
     """
-    from datakit.sources.mnist import ingest_mnist
     _summary(ingest_mnist(path, split=split, out=out, name=name, on_error=on_error,
                           download=download), as_json)
 
@@ -117,7 +121,6 @@ def ingest_svhn_cmd(as_json, path, split, out, name, on_error, download):
         datakit ingest svhn --split test
         datakit ingest svhn data/svhn --split test --download
     """
-    from datakit.sources.svhn import ingest_svhn
     _summary(ingest_svhn(path, split=split, out=out, name=name, on_error=on_error,
                          download=download), as_json)
 
@@ -149,7 +152,6 @@ def ingest_chars74k_cmd(as_json, path, subset, classes, size, channels, workers,
         datakit ingest chars74k ../shared/data/chars74k --subset GoodImg
         datakit ingest chars74k ../shared/data/chars74k --subset Fnt --classes digits
     """
-    from datakit.sources.chars74k import ingest_chars74k
     _summary(ingest_chars74k(path, subset=subset, classes=classes, size=size,
                              channels=int(channels) if channels else None, workers=workers,
                              out=out, name=name, on_error=on_error, download=download), as_json)
@@ -181,7 +183,6 @@ def ingest_folder_cmd(as_json, root, domain, classes, size, channels, workers, o
         datakit ingest folder my_glyphs --domain handwritten --size 32
         datakit ingest folder scans --classes A,B,C --on-error skip
     """
-    from datakit.sources.folder import ingest_folder
     _summary(ingest_folder(root, domain=domain, classes=classes, size=size,
                            channels=int(channels) if channels else None, workers=workers,
                            out=out, name=name, on_error=on_error), as_json)
@@ -199,7 +200,6 @@ def ingest_digits_cmd(as_json, size, out, name):
     Example:
         datakit ingest digits --size 32
     """
-    from datakit.sources.digits import ingest_digits
     _summary(ingest_digits(size=size, out=out, name=name), as_json)
 
 
@@ -223,6 +223,5 @@ def ingest_fonts_cmd(as_json, size, per_class, classes, seed, out, name):
     Example:
         datakit ingest fonts --classes digits --per-class 200
     """
-    from datakit.sources.fonts import ingest_fonts
     _summary(ingest_fonts(size=size, per_class=per_class, classes=classes, seed=seed,
                           out=out, name=name), as_json)

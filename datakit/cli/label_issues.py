@@ -4,6 +4,8 @@ from __future__ import annotations
 import click
 
 from datakit.cli.base import json_option, main, needs_torch, print_json
+from datakit.label_issues import LabelIssuesConfig, find_label_issues, write_issues_csv
+from datakit.manifest.read import read_manifest
 
 
 @main.command("label-issues")
@@ -39,8 +41,6 @@ def label_issues_cmd(manifest, out, folds, score, epochs, device, seed, top, as_
         datakit label-issues goodimg.parquet --folds 5 --score normalized_margin --json
     """
     needs_torch("label-issues")
-    from datakit.label_issues import LabelIssuesConfig, find_label_issues, write_issues_csv
-    from datakit.manifest.read import read_manifest
 
     m = read_manifest(manifest)
     cfg = LabelIssuesConfig(folds=folds, score=score, epochs=epochs, seed=seed, device=device)

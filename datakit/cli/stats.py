@@ -4,6 +4,9 @@ from __future__ import annotations
 import click
 
 from datakit.cli.base import echo_err, json_option, main, print_json
+from datakit.label_issues import check_issues_belong, read_issues_csv
+from datakit.manifest.read import read_manifest
+from datakit.manifest.stats import format_stats_table, manifest_stats
 
 
 @main.command("stats")
@@ -29,8 +32,6 @@ def stats_cmd(manifests, as_json, html, label_issues, min_count, seed):
         datakit stats mnist.parquet --json --min-count 100
         datakit stats mnist.parquet --html audit.html --label-issues issues.csv
     """
-    from datakit.manifest.read import read_manifest
-    from datakit.manifest.stats import format_stats_table, manifest_stats
 
     if label_issues and not html:
         raise click.UsageError("--label-issues is shown on the page: pass --html too.")
@@ -39,7 +40,6 @@ def stats_cmd(manifests, as_json, html, label_issues, min_count, seed):
                                "manifest(s): give at most one per manifest, in the same order.")
     opened = [read_manifest(p) for p in manifests]
     if label_issues:
-        from datakit.label_issues import check_issues_belong, read_issues_csv
         tables = [read_issues_csv(p) for p in label_issues]
         for m, t in zip(opened, tables):
             check_issues_belong(m, t)
@@ -49,7 +49,7 @@ def stats_cmd(manifests, as_json, html, label_issues, min_count, seed):
     else:
         click.echo(format_stats_table(stats, [m.name for m in opened]))
     if html:
-        from datakit.report.dataset import render_dataset_report
+        from datakit.report.dataset import render_dataset_report  # matplotlib: only when a page is drawn
         path = render_dataset_report(opened, html, low_count=min_count, seed=seed,
                                      label_issues=tables if label_issues else ())
         if as_json:

@@ -6,6 +6,7 @@ import click
 from datakit._core.names import printable
 from datakit.cli.base import json_option, main, print_json
 from datakit.errors import ManifestError
+from datakit.manifest.verify import verify_manifest
 
 
 @main.command("verify")
@@ -19,7 +20,6 @@ def verify_cmd(manifests, as_json):
     Example:
         datakit verify data_manifests/mnist.parquet
     """
-    from datakit.manifest.verify import verify_manifest
 
     failed, objects = [], []
     for path in manifests:

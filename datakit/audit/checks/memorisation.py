@@ -15,6 +15,7 @@ from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
 from datakit.audit.stats import calibration, memorisation
 from datakit.judge import metrics
+from datakit.judge.network import split_real
 from datakit.manifest.model import pixel_sha256
 
 NAME = "memorisation"
@@ -68,7 +69,6 @@ def check(f, cfg) -> CheckResult:
 def _own_held_labels(f) -> np.ndarray:
     if f.reference_info.own:
         return f.held_labels
-    from datakit.judge.network import split_real
     m = f.run.manifest
     split = split_real(m, f.judge.config.held_out_share, f.judge.config.seed)
     return m.table["label"].to_numpy(np.int64)[split.held_rows]
