@@ -113,7 +113,9 @@ def decide(classes: list[str], tests: dict[str, dict[str, FloorTest]],
         partial = [n for n in PARTIAL_COLLAPSE_TESTS if n in stands]
         if partial:
             why = "; ".join(standout_sentence(c, n, t[n], out_of[n][c]) for n in partial)
-            evidence = (evidence + " " if evidence else "") + f"Stands out: {why}."
+            # the total-collapse rule's evidence reads "-> not collapsed" unless it fired: keep it
+            # only then, so the evidence never contradicts the row's word
+            evidence = (evidence + " " if is_total and evidence else "") + f"Class {c} stands out: {why}."
         held, generated = counts.get(c, (0, 0))
         verdicts[c] = ClassVerdict(
             collapsed=bool(is_total or partial), collapse_evidence=evidence, failed=bool(reasons),
