@@ -165,6 +165,17 @@ def test_close_pair_share_with_zero_radius_is_a_share():
     assert np.isnan(close_pair_share(np.arange(6.0)[:, None], float("nan")))
 
 
+def test_close_pair_statistic_counts_a_generator_s_copies_but_not_a_resample_s_repeats():
+    from datakit.audit.stats.collapse import close_pair_share, close_pair_statistic
+    x = np.repeat(np.arange(5.0)[:, None], 4, axis=0) * np.ones((1, 3))  # 5 points, 4 copies each
+    stat = close_pair_statistic(x, 0.0)
+    assert stat(np.arange(20)) == pytest.approx(close_pair_share(x, 0.0))
+    # a bootstrap resample drawing the same sample 3 times makes no pair of it with itself
+    spread = np.arange(6.0)[:, None]
+    assert close_pair_statistic(spread, 0.5)(np.array([0, 0, 0, 1, 2, 3])) == 0.0
+    assert close_pair_statistic(spread, 1.0)(np.array([0, 0, 1])) == pytest.approx(1.0)  # one distinct pair
+
+
 def test_amplification_names_a_class_missing_from_training_as_most_amplified():
     # class "b" has no training image but 30% of the generated samples
     table = amplification.share_table(["a", "b", "c", "d"], np.array([0, 0, 2, 2, 3, 3]),

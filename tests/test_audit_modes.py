@@ -46,7 +46,8 @@ def test_far_off_samples_cover_nothing(five_modes):
 def _features(real, held, gen):
     """A stand-in for AuditFeatures holding one class (what the modes check reads)."""
     return SimpleNamespace(classes=["a"], reference=SimpleNamespace(features=real),
-                           reference_labels=np.zeros(len(real), int), held=SimpleNamespace(features=held),
+                           reference_labels=np.zeros(len(real), int),
+                           reference_ids=[f"real/{i}" for i in range(len(real))], held=SimpleNamespace(features=held),
                            held_labels=np.zeros(len(held), int), generated=SimpleNamespace(features=gen),
                            assigned=np.zeros(len(gen), int))
 
@@ -62,7 +63,9 @@ def test_two_of_five_modes_is_partial_collapse_and_real_images_are_not(five_mode
     assert (row["modes_real"], row["modes_covered"], row["modes_covered_floor"]) == (5, 2, 5)
     assert row["vs_floor"]["modes"].worse
     assert row["_modes_evidence"].startswith("class a: covers 2 of 5 real modes (held-out real images cover 5, "
-                                             "both at n = 100); its samples reach ")
+                                             "both at n = 100); the largest mode it misses holds 20% of its "
+                                             "real images and got 0 of its 100 samples (20 expected); its "
+                                             "samples reach ")
     assert row["vs_floor"]["recall"].worse  # the three dropped modes' real images are unreached too
     assert [f.classes for f in bad.findings] == [["a"], ["a"]] and bad.findings[0].severity == "fail"
     fresh, _ = _blobs(20, centres, rng)
@@ -156,3 +159,47 @@ def test_a_class_without_clear_modes_reaching_two_of_five_regions_is_collapsed()
     assert bad.findings[0].evidence["kind"] == "regions"
     good = modes_check.check(_features(real, held, healthy), cfg)
     assert not good.table[0]["vs_floor"]["modes"].worse and good.findings == []
+
+
+def test_a_missed_mode_is_named_with_its_share_and_the_real_images_nearest_its_centre(five_modes):
+    rng, centres = five_modes
+    weights = np.array([40, 80, 120, 160, 200])  # mode j holds weights[j] of 600 real images
+    real = np.concatenate([centres[j] + rng.normal(size=(w, 16)) for j, w in enumerate(weights)])
+    held = np.concatenate([centres[j] + rng.normal(size=(w // 4, 16)) for j, w in enumerate(weights)])
+    # the samples miss modes 1 and 3 entirely
+    gen = np.concatenate([centres[j] + rng.normal(size=(w // 4, 16)) for j, w in enumerate(weights) if j in (0, 2, 4)])
+    bad = modes_check.check(_features(real, held, gen), AuditConfig(bootstrap=100))
+    missed = bad.findings[0].evidence["missed"]
+    # largest first: mode 3 (160 of 600 real images), then mode 1 (80)
+    assert [round(m["real_share"], 3) for m in missed] == [round(160 / 600, 3), round(80 / 600, 3)]
+    assert [m["got"] for m in missed] == [0, 0]
+    assert missed[0]["expected"] == pytest.approx(len(gen) * 160 / 600, rel=0.02)
+    # its examples are real images of mode 3 (ids 240..399), the 16 nearest its centre
+    mode3 = range(40 + 80 + 120, 40 + 80 + 120 + 160)
+    ids = [int(i.split("/")[1]) for i in missed[0]["examples"]]
+    assert len(ids) == modes_check.MISSED_EXAMPLES and set(ids) <= set(mode3)
+    dist = np.linalg.norm(real[list(mode3)] - real[list(mode3)].mean(0), axis=1)
+    assert np.median(dist[[i - mode3.start for i in ids]]) < np.median(dist)
+    assert "the largest mode it misses holds 27% of its real images and got 0 of its" in bad.findings[0].sentence
+
+
+def test_one_style_drawn_over_and_over_holds_near_duplicate_pairs_and_fresh_samples_do_not():
+    from datakit.audit.checks import collapse as collapse_check
+    rng = np.random.default_rng(0)
+    real, held = rng.normal(size=(600, 8)), rng.normal(size=(200, 8))
+    pool = rng.normal(size=(5000, 8))
+    # one style: the tenth of the class nearest one of its images; diverse enough not to be a
+    # total collapse (diversity 0.7 of real), but its samples crowd together
+    style = pool[np.argsort(np.linalg.norm(pool - pool[0], axis=1))[:500]]
+    one = style[rng.choice(len(style), 200, replace=False)]
+    bad = collapse_check.check(_features(real, held, one), AuditConfig(bootstrap=100))
+    test = bad.table[0]["vs_floor"]["close_pairs"]
+    assert not bad.table[0]["collapsed"] and bad.table[0]["diversity_ratio"] > 0.5
+    assert test.worse and test.value > 4 * test.floor
+    assert [f.evidence["test"] for f in bad.findings] == ["close_pairs"]
+    assert bad.findings[0].sentence.startswith("Class a holds many near-duplicate samples: ")
+    assert set(bad.replicates) == {"close_pairs"} and len(bad.replicates["close_pairs"]["a"]) == 100
+    for seed in (1, 2, 3):  # healthy controls: fresh images of the whole class
+        fresh = np.random.default_rng(seed).normal(size=(200, 8))
+        good = collapse_check.check(_features(real, held, fresh), AuditConfig(bootstrap=100))
+        assert not good.table[0]["vs_floor"]["close_pairs"].worse and good.findings == []

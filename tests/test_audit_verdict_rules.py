@@ -17,7 +17,7 @@ def _test(value, floor, better="higher", spread=0.01, min_effect=0.02):
 def _reps(tests, spread=0.01, seed=0):
     rng = np.random.default_rng(seed)
     return {name: {c: t[name].difference + rng.normal(0, spread, 100) for c, t in tests.items() if name in t}
-            for name in ("recall", "fd", "coverage", "label_fidelity", "modes", "share")}
+            for name in ("recall", "fd", "coverage", "label_fidelity", "modes", "share", "close_pairs")}
 
 
 def _decide(tests, counts=None):
@@ -66,6 +66,26 @@ def test_fd_stands_out_fails_a_class_without_collapsing_it():
     tests = {c: {"fd": _test(fd[c], 9.0, better="lower", spread=5, min_effect=4.5)} for c in CLASSES}
     v, _ = _decide(tests)
     assert [c for c in CLASSES if v[c].failed] == ["8"] and not v["8"].collapsed
+
+
+def test_a_class_drawn_in_one_style_stands_out_on_near_duplicate_pairs():
+    # one style of class 5 drawn over and over: 2.7% of its pairs are near-duplicates against
+    # 0.26% for held-out images, while its siblings sit at 0.3-2.9x their floors
+    close = {**{c: 0.0025 * (0.3 + 0.3 * i) for i, c in enumerate(CLASSES)}, "5": 0.027}
+    tests = {c: {"close_pairs": _test(close[c], 0.0025, better="lower", spread=0.001, min_effect=0.01)}
+             for c in CLASSES}
+    v, out_of = _decide(tests)
+    assert [c for c in CLASSES if v[c].collapsed] == ["5"] and v["5"].failure_reasons == ["close_pairs"]
+    found = verdict.findings(CLASSES, tests, v, out_of, [Finding("collapse", "fail", ["5"], "many copies",
+                                                                 {"test": "close_pairs"})])
+    assert found[0].sentence.startswith(
+        "Class 5 collapsed: 2.7% of its sample pairs are near-duplicates, 10.8× the share among held-out real "
+        "images (0.2%), while the run's other classes sit at 0.3×–3.0× theirs")
+    # healthy control: every class within a few times its floor, none named
+    tests = {c: {"close_pairs": _test(0.0025 * (0.3 + 0.3 * i), 0.0025, better="lower", spread=0.001,
+                                      min_effect=0.01)} for i, c in enumerate(CLASSES)}
+    v, _ = _decide(tests)
+    assert not any(x.collapsed or x.failed for x in v.values())
 
 
 def test_outright_failures_need_no_siblings():

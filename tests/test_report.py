@@ -340,3 +340,25 @@ def test_grid_over_time_is_cut_to_the_first_samples_of_each_class(tmp_path):
     Image.fromarray(np.zeros((40, 90), dtype=np.uint8)).save(tmp_path / "step_000020.png")
     pic = labelled_grid(tmp_path / "step_000020.png", ["a", "b", "c", "d", "e", "f", "g", "h"], columns=4)
     assert (pic.width, pic.height) == (2 * 90, 2 * 40)
+
+
+def test_a_class_missing_a_mode_shows_the_real_images_its_samples_miss(tmp_path, toy):
+    from datakit.audit.schema import Finding
+    run = make_run(tmp_path / "run", toy)
+    t = toy.table
+    ids = t.loc[t["class_name"] == "2", "id"].astype(str).tolist()[:4]
+    missed = Finding("modes", "fail", ["2"], "Class 2 collapsed: its samples cover 1 of 2 real modes.",
+                     {"test": "modes", "kind": "modes",
+                      "missed": [{"real_share": 0.5, "expected": 3.0, "got": 0, "examples": ids + ["not/an/id"]}]})
+    html = write_report([run], tmp_path / "r.html",
+                        audits=[fake_audit(toy, collapsed=("2",), findings=[missed])]).read_text()
+    caption = html[html.index("What its samples miss"):]
+    assert caption.startswith("What its samples miss: real images of the mode nearest its centre (it holds\n"
+                              "50% of the class's real images; 0 of its samples\nland there where real images "
+                              "would put 3).</figcaption>")
+    assert re.match(r'</figcaption>\s*<img class="px" src="data:image/png;base64,[^"]+" width="\d+" height="\d+" '
+                    r'alt="class 2: real images of the mode its samples miss">',
+                    caption[caption.index("</figcaption>"):])
+    # a class that is not collapsed shows no such picture
+    html = write_report([run], tmp_path / "r2.html", audits=[fake_audit(toy, findings=[missed])]).read_text()
+    assert "What its samples miss" not in html

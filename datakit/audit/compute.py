@@ -110,7 +110,7 @@ def _run_timed_checks(f: AuditFeatures, cfg, timing: dict[str, float]) -> None:
 
 #: Per-class keys a check's table may hold besides its declared metrics: the row's class,
 #: its floor tests, the total-collapse decision, and the modes check's own evidence.
-DECISION_KEYS = ("class_name", "vs_floor", "collapsed", "collapse_evidence", "_modes_evidence")
+DECISION_KEYS = ("class_name", "vs_floor", "collapsed", "collapse_evidence", "_modes_evidence", "_modes_kind")
 
 
 def class_rows(f: AuditFeatures, results: dict[str, CheckResult], min_class_n: int):
@@ -135,12 +135,14 @@ def class_rows(f: AuditFeatures, results: dict[str, CheckResult], min_class_n: i
                         f"Check {check!r} returned floor test {k!r}, which no registered check declares "
                         "as a metric's failure_reason or floor_test.")
             by_class[str(t["class_name"])].append((check, t))
-    merged = []
+    merged, kinds = [], {}
     for lab, name in enumerate(f.classes):
         metrics: dict[str, Any] = {k: None for k in keys}
         vs_floor: dict[str, FloorTest] = {}
         collapsed, evidence = False, ""
         for _, t in by_class[str(name)]:
+            if t.get("_modes_kind"):
+                kinds[str(name)] = t["_modes_kind"]
             for k, v in t.items():
                 if k == "vs_floor":
                     vs_floor.update(v)
@@ -148,7 +150,7 @@ def class_rows(f: AuditFeatures, results: dict[str, CheckResult], min_class_n: i
                     collapsed = v
                 elif k == "collapse_evidence":
                     evidence = v
-                elif k not in ("class_name", "_modes_evidence"):  # partial collapse: the verdict's
+                elif k not in ("class_name", "_modes_evidence", "_modes_kind"):  # partial collapse: the verdict's
                     metrics[k] = v
         merged.append((lab, str(name), metrics, vs_floor, (bool(collapsed), evidence)))
     replicates: dict[str, dict[str, np.ndarray]] = {}
@@ -159,7 +161,7 @@ def class_rows(f: AuditFeatures, results: dict[str, CheckResult], min_class_n: i
     generated = {str(n): int((f.assigned == lab).sum()) for lab, n in enumerate(f.classes)}
     verdicts, out_of = verdict.decide(
         [m[1] for m in merged], {m[1]: m[3] for m in merged}, replicates, {m[1]: m[4] for m in merged},
-        {c: (held[c], generated[c]) for c in held}, min_class_n)
+        {c: (held[c], generated[c]) for c in held}, min_class_n, modes_kinds=kinds)
     rows = []
     for lab, name, metrics, vs_floor, _ in merged:
         v = verdicts[name]

@@ -70,6 +70,7 @@ class AuditFeatures:
     reference_manifest: Manifest
     reference: Embedding              # reference manifest, training split (sampled)
     reference_labels: np.ndarray
+    reference_ids: list[str]          # manifest ids of the reference images (reference manifest)
     held: Embedding                   # reference manifest, held-out split
     held_labels: np.ndarray
     held_pred: np.ndarray
@@ -169,6 +170,7 @@ def build_features(run: "RunInputs", cfg: "AuditConfig") -> AuditFeatures:
     f = AuditFeatures(
         run=run, classes=classes, judge=judge, judge_manifest=judge_m, reference_manifest=ref_m,
         reference=reference, reference_labels=_labels_in_run_vocabulary(ref_m, ref_pos, classes),
+        reference_ids=ref_m.table["id"].astype(str).to_numpy()[ref_pos].tolist(),
         held=held, held_labels=_labels_in_run_vocabulary(ref_m, held_pos, classes),
         held_pred=read(held.class_logits),
         held_store_rows=(rows if own else ref_m.table["row"].to_numpy())[held_pos], generated=generated, generated_images=gen_images,

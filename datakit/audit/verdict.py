@@ -1,7 +1,7 @@
 """The per-class verdict: two questions, answered apart.
 
 1. **How far is the run from real data?** Every per-class floor test (label fidelity,
-   coverage, FD, modes covered, recall) says whether a class is clearly worse than held-out
+   coverage, FD, modes covered, recall, near-duplicate pairs) says whether a class is clearly worse than held-out
    real images of it. On a trained generator that is often true of every class; it is a fact
    about the run, reported as one run-level finding per metric ("8 of 10 classes are below
    real data on recall, 55–85% against 95–97%"), while each class's numbers stay in its row.
@@ -12,8 +12,9 @@ The words of a class row follow from those:
 
 - ``collapsed``: total collapse (the ``collapse`` check: diversity near zero, near-duplicate
   samples, or at most one sample), or a partial collapse that stands out (recall or modes
-  covered clearly lower than the run's other classes reach). Never merely "below real data"
-  when every class is.
+  covered clearly lower than the run's other classes reach, or near-duplicate pairs clearly
+  more common: one style drawn over and over). Never merely "below real data" when every
+  class is.
 - ``failed``: the class fails outright — its share is suppressed or amplified by a factor of 2
   (already a comparison with what the class should get), or fewer than
   :data:`OUTRIGHT_LABEL_FIDELITY` of its samples are read as the class — or it is worse than
@@ -38,12 +39,15 @@ NAME = "verdict"  # the check name of its run-level findings
 #: Below this share of its samples read as the class, a class fails outright on label fidelity.
 OUTRIGHT_LABEL_FIDELITY = 0.5
 #: Floor tests a class can stand out on, and what standing out on them means.
-STANDOUT_TESTS = ("label_fidelity", "coverage", "fd", "modes", "recall")
-PARTIAL_COLLAPSE_TESTS = ("modes", "recall")
+STANDOUT_TESTS = ("label_fidelity", "coverage", "fd", "modes", "recall", "close_pairs")
+PARTIAL_COLLAPSE_TESTS = ("modes", "recall", "close_pairs")
+#: Lower-is-better floor tests: their ratio to the floor prints as a multiple ("4.2×").
+MULTIPLE_TESTS = ("fd", "close_pairs")
 #: Floor tests that fail a class by themselves (a share already compares the class with its due).
 OUTRIGHT_TESTS = ("share",)
 LABELS = {"label_fidelity": "label fidelity", "coverage": "coverage", "fd": "per-class FD",
-          "modes": "modes covered", "recall": "recall", "share": "share"}
+          "modes": "modes covered", "recall": "recall", "share": "share",
+          "close_pairs": "near-duplicate pairs"}
 
 
 @dataclass
@@ -63,6 +67,8 @@ def _pct(x: float) -> str:
 
 
 def _num(test: str, x: float) -> str:
+    if test == "close_pairs":
+        return f"{100 * x:.1f}%"
     return f"{x:.3g}" if test == "fd" else (f"{x:.0f}" if test == "modes" else _pct(x))
 
 
@@ -79,7 +85,7 @@ def untested_reason(held: int, generated: int, min_n: int) -> str:
 
 def decide(classes: list[str], tests: dict[str, dict[str, FloorTest]],
            replicates: dict[str, dict[str, np.ndarray]], total: dict[str, tuple[bool, str]],
-           counts: dict[str, tuple[int, int]], min_n: int
+           counts: dict[str, tuple[int, int]], min_n: int, modes_kinds: dict[str, str] | None = None
            ) -> tuple[dict[str, ClassVerdict], dict[str, dict[str, Standout]]]:
     """Each class's verdict.
 
@@ -90,6 +96,7 @@ def decide(classes: list[str], tests: dict[str, dict[str, FloorTest]],
         total: class -> (totally collapsed, the collapse check's evidence sentence).
         counts: class -> (held-out images, generated images).
         min_n: ``AuditConfig.min_class_n``.
+        modes_kinds: class -> "modes" or "regions" (what the modes test counted; default modes).
     Returns:
         class -> :class:`ClassVerdict`, and floor test name -> class -> :class:`Standout`.
     """
@@ -112,7 +119,8 @@ def decide(classes: list[str], tests: dict[str, dict[str, FloorTest]],
         is_total, evidence = total.get(c, (False, ""))
         partial = [n for n in PARTIAL_COLLAPSE_TESTS if n in stands]
         if partial:
-            why = "; ".join(standout_sentence(c, n, t[n], out_of[n][c]) for n in partial)
+            kind = (modes_kinds or {}).get(c, "modes")
+            why = "; ".join(standout_sentence(c, n, t[n], out_of[n][c], kind) for n in partial)
             # the total-collapse rule's evidence reads "-> not collapsed" unless it fired: keep it
             # only then, so the evidence never contradicts the row's word
             evidence = (evidence + " " if is_total and evidence else "") + f"Class {c} stands out: {why}."
@@ -129,7 +137,7 @@ def standout_texts(test: str, s: Standout | dict[str, Any]) -> dict[str, str]:
     class's ratio to its floor, the other classes' range, and the class over their median with
     its interval."""
     d = s.to_dict() if isinstance(s, Standout) else s
-    if test == "fd":
+    if test in MULTIPLE_TESTS:
         ratio = (lambda x: f"{x:.1f}×")
     else:
         ratio = _pct
@@ -138,21 +146,38 @@ def standout_texts(test: str, s: Standout | dict[str, Any]) -> dict[str, str]:
             "standout": f"{d['standout']:.2g}×", "interval": f"{d['ci_low']:.2g}–{d['ci_high']:.2g}"}
 
 
-def standout_sentence(c: str, test: str, t: FloorTest, s: Standout) -> str:
-    """How class ``c`` stands out on ``test``, with both numbers."""
+def standout_sentence(c: str, test: str, t: FloorTest, s: Standout, modes_kind: str = "modes") -> str:
+    """How class ``c`` stands out on ``test``, with both numbers (``modes_kind``: "regions"
+    when the modes test counted k-means regions of a class without clear modes)."""
     x = standout_texts(test, s)
     if test == "fd":
         return (f"per-class FD {t.value:.3g} is {x['ratio']} its floor ({t.floor:.3g}) while the run's "
                 f"other classes sit at {x['others']} theirs ({x['standout']} their median, "
                 f"95% CI {x['interval']})")
+    if test == "close_pairs":
+        return (f"{_num(test, t.value)} of its sample pairs are near-duplicates, {x['ratio']} the share among "
+                f"held-out real images ({_num(test, t.floor)}), while the run's other classes sit at "
+                f"{x['others']} theirs ({x['standout']} their median, 95% CI {x['interval']})")
     what = {"recall": "its samples reach {v} of its real images",
             "coverage": "its samples cover {v} of its real images",
             "label_fidelity": "{v} of its samples are read as the class",
-            "modes": "its samples cover {v} of its real modes"}[test]
+            "modes": "its samples cover {v} of its real modes" if modes_kind == "modes"
+            else "its samples cover {v} k-means regions of its real images"}[test]
     v = f"{t.value:.0f} of {t.floor:.0f}" if test == "modes" else _pct(t.value)
     return (what.format(v=v) + f" ({x['ratio']} of what held-out real images reach) while the run's "
             f"other classes reach {x['others']} of theirs ({x['standout']} their median, "
             f"95% CI {x['interval']})")
+
+
+def _missed_clause(evidence: dict[str, Any]) -> str:
+    """For a ``modes`` finding: which mode (or k-means region) the samples miss, in numbers."""
+    missed = evidence.get("missed") or []
+    if evidence.get("test") != "modes" or not missed:
+        return ""
+    m = missed[0]
+    what = "mode" if evidence.get("kind") == "modes" else "region (the class has no clear modes)"
+    return (f"; the largest {what} they miss holds {_pct(m['real_share'])} of its real images, and "
+            f"{m['got']} of its samples land there where real images would put {m['expected']:.0f}")
 
 
 def findings(classes: list[str], tests: dict[str, dict[str, FloorTest]], verdicts: dict[str, ClassVerdict],
@@ -172,7 +197,9 @@ def findings(classes: list[str], tests: dict[str, dict[str, FloorTest]], verdict
         s = out_of.get(test, {}).get(c)
         if s is not None and s.stands_out:
             word = "collapsed" if test in PARTIAL_COLLAPSE_TESTS else "stands out"
-            sentence = f"Class {c} {word}: " + standout_sentence(c, test, tests[c][test], s) + "."
+            sentence = f"Class {c} {word}: " + standout_sentence(
+                c, test, tests[c][test], s, f.evidence.get("kind", "modes")) + \
+                _missed_clause(f.evidence) + "."
             if c in verdicts and test == "label_fidelity" and tests[c][test].value < OUTRIGHT_LABEL_FIDELITY:
                 sentence += " " + f.sentence
             out.append(Finding(f.check, "fail", f.classes, sentence, {**f.evidence, "standout": s.to_dict()}))

@@ -220,6 +220,7 @@ def _sample_grids(run: RunData, compact: bool = False) -> dict[str, Any]:
             if (collapsed or failed) and nearest_left > 0:
                 nearest_left -= 1
                 entry["nearest"] = _nearest(run, lab, gen)
+            entry["missed"] = _missed_mode(run, name) if collapsed else None
             out["per_class"].append(entry)
     else:
         real = None
@@ -229,6 +230,25 @@ def _sample_grids(run: RunData, compact: bool = False) -> dict[str, Any]:
                                                                      replace=False))])
         out["unconditional"] = {"pic": evidence.class_sprite(run.generated[:64], real)}
     return out
+
+
+def _missed_mode(run: RunData, name: str) -> dict[str, Any] | None:
+    """For a class whose samples miss a mode (the ``modes`` finding), the real images nearest
+    that mode's centre: what its samples do not reach, to check the verdict by eye."""
+    found = next((f for f in run.audit.findings if f.check == "modes" and f.classes == [name]
+                  and isinstance(f.evidence, dict) and f.evidence.get("missed")), None)
+    if found is None:
+        return None
+    m = run.reference_manifest()
+    if m is None:
+        return None
+    missed = found.evidence["missed"][0]
+    images = run.images_of_ids(m, missed["examples"])
+    if not len(images):
+        return None
+    return {"pic": evidence.class_sprite(images, None), "n": len(images),
+            "share": missed["real_share"], "got": missed["got"], "expected": missed["expected"],
+            "kind": "mode" if found.evidence.get("kind") == "modes" else "region"}
 
 
 def _nearest(run: RunData, label: int, gen: np.ndarray) -> dict[str, Any] | None:

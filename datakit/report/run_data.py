@@ -12,15 +12,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from datakit.audit.inputs import read_config, read_generated, read_run_manifest, run_directory
 from datakit.audit.schema import Audit, read_audit
-from datakit.errors import RunDirError
+from datakit.errors import DatakitError, RunDirError
 from datakit.manifest.model import Manifest
+from datakit.manifest.read import read_manifest
 
 
 @dataclass
@@ -52,6 +53,26 @@ class RunData:
         t = self.manifest.table
         train = t[t["split"] != "test"]
         return train if len(train) else t
+
+    def reference_manifest(self) -> Manifest | None:
+        """The manifest the audit measured against (the run's own, or the one audit.json's
+        ``reference.manifest`` names, relative to the audit folder), or None when it cannot be
+        read or is not the one audited (another checksum)."""
+        ref = self.audit.reference
+        if self.manifest is not None and (ref.own or ref.checksum == self.manifest.checksum):
+            return self.manifest
+        try:
+            m = read_manifest((self.run_dir / "audit" / ref.manifest).resolve())
+        except (DatakitError, OSError, ValueError):
+            return None
+        return m if m.checksum == ref.checksum else None
+
+    def images_of_ids(self, manifest: Manifest, ids: Sequence[str]) -> np.ndarray:
+        """The images of ``manifest`` with these ids, in their order (unknown ids skipped)."""
+        t = manifest.table
+        row_of = dict(zip(t["id"].astype(str), t["row"].to_numpy()))
+        rows = [int(row_of[i]) for i in ids if i in row_of]
+        return np.asarray(manifest.pixels[rows]) if rows else np.zeros((0, *manifest.geometry.shape), np.uint8)
 
     def class_names(self) -> list[str]:
         names = self.config.get("class_names")

@@ -23,6 +23,8 @@ Either makes the class ``collapsed`` (partially), with failure reason ``modes`` 
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from datakit.audit.declare import MetricSpec
@@ -31,6 +33,7 @@ from datakit.audit.schema import Finding
 from datakit.audit.stats import floors
 from datakit.audit.stats.modes import (
     MAX_FIT,
+    MIN_COVER,
     MIN_SILHOUETTE,
     assign_modes,
     fit_modes,
@@ -39,6 +42,8 @@ from datakit.audit.stats.modes import (
 )
 
 NAME = "modes"
+#: Real images shown per missed mode (nearest its centre): what the samples do not reach.
+MISSED_EXAMPLES = 16
 METRICS = (
     MetricSpec("modes_real", "real modes", "real modes", "real modes (clusters) of the class",
                shown=False, position=80),
@@ -61,7 +66,8 @@ def check(f, cfg) -> CheckResult:
                "modes_covered_floor": None, "vs_floor": {}}
         table.append(row)
         evidence = []
-        for test_one in (_modes_test, _recall_test):
+        real_ids = np.asarray(f.reference_ids, dtype=object)[f.reference_labels == lab]
+        for test_one in (partial(_modes_test, real_ids=real_ids), _recall_test):
             out = test_one(real, gen, held, lab, name, cfg, row)
             if out is None:
                 continue
@@ -78,12 +84,32 @@ def check(f, cfg) -> CheckResult:
                        replicates={k: v for k, v in reps.items() if v})
 
 
-def _modes_test(real, gen, held, lab, name, cfg, row):
+def missed_modes(model, assigned: np.ndarray, real: np.ndarray, real_ids: np.ndarray,
+                 examples: int = MISSED_EXAMPLES) -> list[dict]:
+    """The modes (or regions) ``assigned`` samples do not cover, largest first: each one's share
+    of the real images, the samples it would get from real images and got, and the ids of
+    its ``examples`` real images nearest its centre (what the samples miss, to look at)."""
+    n = len(assigned)
+    counts = np.bincount(assigned[assigned >= 0], minlength=model.k)
+    need = np.maximum(1.0, MIN_COVER * n * model.weights)
+    on = assign_modes(model, real)
+    out = []
+    for j in np.argsort(-model.weights):
+        if counts[j] >= need[j]:
+            continue
+        members = np.flatnonzero(on == j)
+        near = members[np.argsort(np.linalg.norm(real[members] - model.centres[j], axis=1))][:examples]
+        out.append({"real_share": float(model.weights[j]), "expected": float(n * model.weights[j]),
+                    "got": int(counts[j]), "examples": [str(i) for i in real_ids[near]]})
+    return out
+
+
+def _modes_test(real, gen, held, lab, name, cfg, row, real_ids):
     """Modes covered by generated vs held-out samples; fills the row's mode counts."""
     model = fit_modes(real, seed=cfg.seed)
     if model is None:
         return None
-    row["modes_real"] = model.k
+    row["modes_real"], row["_modes_kind"] = model.k, model.kind
     g, h = assign_modes(model, gen), assign_modes(model, held)
     test, r = floors.floor_test(lambda i: modes_covered(model, g[i]), lambda i: modes_covered(model, h[i]),
                                 len(g), len(h), better="higher", min_effect=floors.MIN_MODES,
@@ -97,8 +123,14 @@ def _modes_test(real, gen, held, lab, name, cfg, row):
         return NAME, test, r, "", None
     what = "real modes" if model.kind == "modes" else \
         "k-means regions of its real images (no clear modes: silhouette below 0.25)"
+    missed = missed_modes(model, g, np.asarray(real, np.float64), real_ids)
     sentence = (f"covers {int(test.value)} of {model.k} {what} (held-out real images "
                 f"cover {int(test.floor)}, both at n = {test.sample_size})")
+    if missed:
+        m0 = missed[0]
+        sentence += (f"; the largest {'mode' if model.kind == 'modes' else 'region'} it misses holds "
+                     f"{pct(m0['real_share'])} of its real images and got {m0['got']} of its {len(g)} samples "
+                     f"({m0['expected']:.0f} expected)")
     sil = f"{model.silhouette:.2f}" if model.silhouette is not None else "–"
     return NAME, test, r, sentence, Finding(
         NAME, "fail", [name], f"Class {name} collapsed partially: {sentence}; 95% CI of the difference "
@@ -108,7 +140,7 @@ def _modes_test(real, gen, held, lab, name, cfg, row):
          "ci_low": test.ci_low, "ci_high": test.ci_high,
          "sample_size": test.sample_size, "kind": model.kind,
          "k_chosen_by": "silhouette, k = 2..8" if model.kind == "modes"
-         else "no k with silhouette >= 0.25: 5 k-means regions", "silhouette_text": sil})
+         else "no k with silhouette >= 0.25: 5 k-means regions", "silhouette_text": sil, "missed": missed})
 
 
 def _recall_test(real, gen, held, lab, name, cfg, row):

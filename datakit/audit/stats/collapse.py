@@ -5,6 +5,7 @@ Used by :mod:`datakit.audit.checks.collapse`; the other per-class metrics live i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -32,6 +33,37 @@ def close_pair_share(features: np.ndarray, radius: float, max_samples: int = 200
         return float("nan")
     i, j = torch.triu_indices(len(d), len(d), offset=1)
     return float((d[i, j] <= radius).double().mean())
+
+
+def close_pair_statistic(features: np.ndarray, radius: float, max_samples: int = 2000,
+                         seed: int = 0) -> Callable[[np.ndarray], float]:
+    """``stat(index)``: :func:`close_pair_share` of ``features[index]``, for a floor test.
+
+    Pairs are of distinct *indices*: a bootstrap resample that draws a sample twice does not
+    make a close pair of it with itself, while a generator's identical outputs (different
+    indices, one content) still count as close, as they should (collapse evidence). Distances
+    are computed once (a seeded subsample above ``max_samples``; indices beyond it are
+    ignored).
+    """
+    x = np.asarray(features, np.float64)
+    keep = np.arange(len(x))
+    if len(x) > max_samples:
+        keep = np.sort(np.random.default_rng(seed).choice(len(x), max_samples, replace=False))
+    position = np.full(len(x), -1)
+    position[keep] = np.arange(len(keep))
+    close = (metrics.pairwise_distances(x[keep], max_samples=max_samples) <= radius).numpy() \
+        if len(keep) >= 2 and np.isfinite(radius) else None
+    if close is not None:
+        np.fill_diagonal(close, True)  # a sample and itself: subtracted below, whatever the radius
+
+    def stat(index: np.ndarray) -> float:
+        i = position[np.unique(np.asarray(index, dtype=np.int64))]
+        i = i[i >= 0]
+        if close is None or len(i) < 2:
+            return float("nan")
+        sub = close[np.ix_(i, i)]
+        return float((sub.sum() - len(i)) / (len(i) * (len(i) - 1)))
+    return stat
 
 
 def collapse_verdict(class_name: str, generated_count: int, diversity_ratio: float,

@@ -17,7 +17,10 @@ Minimum effects (module constants, quoted in each FloorTest):
   - recall (share of the class's real images inside the generated samples' k-NN manifold):
     half the floor's miss rate, at least 2 points (the class leaves at least 1.5× as many
     of its real images unreached as held-out images do, as FD's 1.5×),
-  - share: a factor of 2 (generated/expected share below 0.5 or above 2).
+  - share: a factor of 2 (generated/expected share below 0.5 or above 2),
+  - near-duplicate pairs (share of a class's sample pairs within one real nearest-neighbour
+    radius): the samples hold at least 4× the held-out share and 1 point more (one style of a
+    class drawn over and over; a healthy trained ACGAN sat at 0.4–3× its floors).
 """
 from __future__ import annotations
 
@@ -34,6 +37,8 @@ MIN_MODES = 1.0
 MIN_RECALL_POINTS = 0.02     # recall: at least this, ...
 MIN_RECALL_MISS_SHARE = 0.5  # ... and at least this share of the floor's miss rate (1 - floor)
 MIN_SHARE_FACTOR = 2.0
+MIN_CLOSE_PAIRS_FACTOR = 3.0   # near-duplicate pairs: this many floors above the floor, ...
+MIN_CLOSE_PAIRS_POINTS = 0.01  # ... and at least this
 MIN_CLASS_N = 30         # per side, below it no per-class floor test fails
 LEVEL = 0.95
 Z95 = 1.959963984540054
@@ -42,6 +47,11 @@ Z95 = 1.959963984540054
 def recall_min_effect(floor: float) -> float:
     """Minimum recall gap: half of what held-out images miss (1 - floor), at least 2 points."""
     return max(MIN_RECALL_POINTS, MIN_RECALL_MISS_SHARE * (1.0 - floor))
+
+
+def close_pairs_min_effect(floor: float) -> float:
+    """Minimum near-duplicate-pair gap: 3 floors (4× the floor in all), at least 1 point."""
+    return max(MIN_CLOSE_PAIRS_POINTS, MIN_CLOSE_PAIRS_FACTOR * floor)
 
 
 def wilson_interval(x: int, n: int, z: float = Z95) -> tuple[float, float]:
