@@ -140,7 +140,7 @@ def test_cudnn_benchmark_is_put_back_after_training(make_manifest, tmp_path, mon
     build = loop.build_models
     monkeypatch.setattr(loop, "build_models",
                         lambda *a, **k: (seen.append(torch.backends.cudnn.benchmark), build(*a, **k))[1])
-    torch.backends.cudnn.benchmark = False
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "ok"), **TINY))
     assert seen == [True] and torch.backends.cudnn.benchmark is False
     monkeypatch.setenv(NAN_AT_STEP_ENV, "1")
