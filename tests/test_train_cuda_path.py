@@ -190,3 +190,22 @@ def test_every_network_traces_under_torch_compile(make_manifest, tmp_path, monke
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["accel"]["compiled"] is True
     assert [r["step"] for r in read_metrics(run / "metrics.csv")] == ["1", "2"]
+
+
+def test_cli_precision_and_compile_map_to_the_config(make_manifest, tmp_path):
+    from click.testing import CliRunner
+
+    from datakit.cli import main
+
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    out = tmp_path / "cli"
+    args = ["train", str(m.path), "--out", str(out), "--model", "cgan-proj", "--steps", "2",
+            "--batch-size", "4", "--width", "2", "--z-dim", "4", "--n-generate", "1",
+            "--precision", "bf16", "--compile", "off"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["precision"], cfg["compile"], cfg["sync_batchnorm"]) == ("bf16", "off", False)
+    assert cfg["accel"]["precision"] == "bf16" and cfg["accel"]["compile"] == "off"
+    res = CliRunner().invoke(main, args[:-4] + ["--precision", "fp16"])
+    assert res.exit_code == 2 and "'fp16' is not one of 'auto', 'bf16', 'fp32'" in res.output
