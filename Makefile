@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.datakit-installed
 
-.PHONY: install test test-fast demo docs bench clean
+.PHONY: install test test-fast demo docs bench bench-gpu clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/ingest
 	$(BIN)/python bench/train
 	$(BIN)/python bench/audit
+
+# The GPU path end to end (train, resume, resume on the CPU, sample; speed against the
+# textbook loop) on whatever device is here; BENCH_GPU_FLAGS=--quick for a short CPU run.
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu $(BENCH_GPU_FLAGS)
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info

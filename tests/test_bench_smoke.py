@@ -17,3 +17,11 @@ def test_bench_train_runs_on_a_tiny_setting():
                           "--steps", "2", "--threads", "1"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "share of peak" in out.stdout and "speed-up vs textbook" in out.stdout
+
+
+@pytest.mark.slow
+def test_bench_gpu_quick_checks_pass_on_this_device():
+    out = subprocess.run([sys.executable, str(BENCH / "gpu"), "--quick", "--skip-speed",
+                          "--threads", "1"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "FAIL" not in out.stdout and out.stdout.endswith("12 of 12 checks passed\n")

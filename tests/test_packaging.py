@@ -98,6 +98,8 @@ def test_setup_declares_extras_license_and_python():
     assert "torch" not in requires and 'tomli>=1.1; python_version<"3.11"' in requires
     extras = cfg["options.extras_require"]
     assert "torch" in extras["train"] and "torch" in extras["test"] and "datasets" in extras["test"]
+    # bf16 autocast on CUDA breaks cgan-proj's spectral norm before torch 2.4 (vdot)
+    assert "torch>=2.4" in extras["train"] and "torch>=2.4" in extras["test"]
     assert "py.typed" in cfg["options.package_data"]["datakit"]
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert "2026 datakit developers" in (ROOT / "LICENSE").read_text()

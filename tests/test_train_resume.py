@@ -174,3 +174,132 @@ def test_ranks_that_found_different_checkpoints_all_refuse(tmp_path, monkeypatch
                         lambda obj, p: [("Run directory X already holds a run.", None), obj])
     with pytest.raises(TrainingError, match="already holds a run"):
         loop._agreed_checkpoint(None, RunDir(tmp_path / "run"), {}, procs)
+
+
+# -- resuming elsewhere: another device, another number of processes ---------------------
+
+SMALL = dict(model="acgan", steps=2, batch_size=4, width=2, z_dim=4, log_every=1,
+             sample_every=2, checkpoint_every=2, n_generate=1)
+
+
+def _rewrite_checkpoint(run, **parts):
+    ckpt = _weights(run)
+    ckpt.update(parts)
+    torch.save(ckpt, run / "checkpoints" / "last.pt")
+
+
+def _said(monkeypatch):
+    from datakit.training import loop
+    said = []
+    monkeypatch.setattr(loop, "log", said.append)
+    return said
+
+
+def test_a_gpu_checkpoint_resumes_on_the_cpu_with_a_new_stream(make_manifest, tmp_path,
+                                                               monkeypatch):
+    # A CUDA generator's state is 16 bytes (seed, offset); a CPU one's 5,056 (Mersenne twister).
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    run = train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), seed=5, **SMALL))
+    cuda_state = torch.tensor([5, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)
+    _rewrite_checkpoint(run, rng=[cuda_state])
+    said = _said(monkeypatch)
+    train(TrainConfig(manifest=str(m.path), out=str(run), resume=True, seed=5,
+                      **dict(SMALL, steps=4)))
+    assert _weights(run)["step"] == 4 and (run / "generated.npz").exists()
+    assert ("Warning: the checkpoint's random-number state (16 bytes) was written on another "
+            "kind of device than this cpu generator's (5056 bytes), and a stream cannot "
+            "continue across devices: batches, noise and augmentations continue from a new "
+            "stream seeded by --seed 5 and step 2.") in said
+
+
+def test_a_cpu_checkpoint_state_goes_into_a_cuda_generator_as_a_new_stream(monkeypatch):
+    """The other way round, without a GPU: a stand-in for torch's CUDA generator, which takes
+    only its own 16-byte states ("RNG state is wrong size")."""
+    from datakit.training import loop
+    from datakit.training.distributed import Processes
+
+    class CudaGenerator:
+        device = torch.device("cuda", 0)
+        seeded = None
+
+        def get_state(self):
+            return torch.zeros(16, dtype=torch.uint8)
+
+        def set_state(self, state):
+            if state.numel() != 16:
+                raise RuntimeError("RNG state is wrong size")
+
+        def manual_seed(self, seed):
+            self.seeded = seed
+
+    said = _said(monkeypatch)
+    gen = CudaGenerator()
+    loop._restore_stream(gen, [torch.Generator().get_state()], 5, 2, Processes())
+    assert gen.seeded == loop.new_stream_seed(5, 2, 0)
+    assert said[0].startswith("Warning: the checkpoint's random-number state (5056 bytes) was "
+                              "written on another kind of device than this cuda generator's "
+                              "(16 bytes)")
+
+
+def test_resume_keeps_the_optimizer_kernel_this_device_chooses(make_manifest, tmp_path):
+    # A checkpoint written where Adam ran unfused (a CPU before fused CPU kernels, as older
+    # datakit did) resumes fused here, as a fresh run here would: not the saved choice.
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    run = train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), **SMALL))
+    fresh = _weights(run)["opt_g"]["param_groups"][0]["fused"]
+    assert fresh is True  # what this device chooses (fused Adam runs on CPU and CUDA)
+    ckpt = _weights(run)
+    for part in ("opt_g", "opt_d"):
+        for group in ckpt[part]["param_groups"]:
+            group["fused"] = None
+    _rewrite_checkpoint(run, opt_g=ckpt["opt_g"], opt_d=ckpt["opt_d"])
+    train(TrainConfig(manifest=str(m.path), out=str(run), resume=True, **dict(SMALL, steps=4)))
+    resumed = _weights(run)
+    assert resumed["step"] == 4
+    assert [g["fused"] for p in ("opt_g", "opt_d") for g in resumed[p]["param_groups"]] == [fresh] * 2
+
+
+def test_new_streams_after_a_world_size_change_follow_the_seed(make_manifest, tmp_path,
+                                                               monkeypatch):
+    # Written by 2 processes, resumed by 1: the streams restart, from the run's own --seed.
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    said = _said(monkeypatch)
+
+    def resumed_stream(seed, name):
+        run = train(TrainConfig(manifest=str(m.path), out=str(tmp_path / name), seed=seed, **SMALL))
+        state = _weights(run)["rng"][0]
+        _rewrite_checkpoint(run, rng=[state, state])
+        train(TrainConfig(manifest=str(m.path), out=str(run), resume=True, seed=seed,
+                          **dict(SMALL, steps=4)))
+        return _weights(run)["rng"][0]
+
+    one, again, two = resumed_stream(1, "a"), resumed_stream(1, "b"), resumed_stream(2, "c")
+    assert torch.equal(one, again)      # reproducible
+    assert not torch.equal(one, two)    # and the seed's own
+    assert said.count("Warning: the checkpoint was written by 2 process(es), now 1: batches, "
+                      "noise and augmentations continue from a new stream seeded by --seed 1 "
+                      "and step 2.") == 2
+
+
+def test_sync_batchnorm_under_ddp_converts_the_generator_and_refuses_the_cpu(make_manifest,
+                                                                            tmp_path,
+                                                                            monkeypatch):
+    from datakit.training import distributed
+    from datakit.training.models import build_models
+
+    g, _ = build_models("cgan-proj", z_dim=4, channels=1, image_size=28, width=2, num_classes=2)
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    params = [id(p) for p in g.parameters()]
+    assert distributed.sync_batchnorm(g, distributed.Processes()) is g  # one process: as is
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in g.modules())
+    synced = distributed.sync_batchnorm(g, distributed.Processes(rank=0, world_size=2))
+    assert sum(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules()) == len(norms) == 3
+    assert [id(p) for p in synced.parameters()] == params  # the optimiser's tensors still
+
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    monkeypatch.setattr(distributed, "setup", lambda cuda: distributed.Processes(0, 2, 0))
+    with pytest.raises(TrainingError) as err:
+        train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), sync_batchnorm=True,
+                          **SMALL))
+    assert str(err.value) == ("--sync-batchnorm needs CUDA GPUs: PyTorch's SyncBatchNorm does "
+                              "not run on the CPU. Leave it off, or train with --device cuda.")

@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from datakit.cli.base import json_option, main, needs_torch, print_json
-from datakit.training.config import AUGMENTS, DEVICES, LABEL_DISTS, MODELS, TrainConfig
+from datakit.training.config import (AUGMENTS, COMPILE_MODES, DEVICES, LABEL_DISTS, MODELS,
+                                     PRECISIONS, TrainConfig)
 
 _D = TrainConfig.__dataclass_fields__  # defaults live only in TrainConfig
 
@@ -50,6 +51,15 @@ def _default(name: str):
                                       "set's class shares (recorded in config.json).")
 @click.option("--device", type=click.Choice(DEVICES), default=_default("device"),
               show_default=True, help="auto uses CUDA when present.")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=_default("precision"),
+              show_default=True, help="auto: bf16 autocast on CUDA, float32 on the CPU; bf16 "
+                                      "takes the CUDA path (autocast, fused Adam) on any device.")
+@click.option("--compile", type=click.Choice(COMPILE_MODES), default=_default("compile"),
+              show_default=True, help="torch.compile: auto is on for CUDA where it works, off "
+                                      "on the CPU; reduce-overhead adds CUDA graphs.")
+@click.option("--sync-batchnorm/--no-sync-batchnorm", default=_default("sync_batchnorm"),
+              show_default=True, help="Under torchrun on GPUs: batch-norm statistics over all "
+                                      "processes' images.")
 @click.option("--sample-every", type=int, default=_default("sample_every"), show_default=True,
               help="Steps between fixed-noise sample grids.")
 @click.option("--log-every", type=int, default=_default("log_every"), show_default=True,
@@ -84,6 +94,7 @@ def train_cmd(manifest, as_json, **options):
         datakit train data_manifests/goodimg.parquet --out runs/proj \\
             --model cgan-proj --augment diffaugment --ema
         torchrun --nproc_per_node=2 -m datakit train m.parquet --out runs/ddp
+        datakit train m.parquet --out runs/bf16 --precision bf16   # the GPU path, on the CPU
     """
     needs_torch("train")
     from datakit.training import train

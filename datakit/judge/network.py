@@ -38,7 +38,8 @@ JUDGE_VERSION = 2
 
 @dataclass
 class JudgeConfig:
-    """Settings of the judge network and its training (part of the cache key, except device)."""
+    """Settings of the judge network and its training, all part of the cache key (of the
+    device, its type: a judge trained on a GPU runs other kernels and differs from the CPU's)."""
 
     feature_dim: int = 64          # width of the penultimate layer = the audit's feature space
     width: int = 16                # channels of the first conv layer (doubled twice)
@@ -53,7 +54,7 @@ class JudgeConfig:
 
     def cache_key(self) -> str:
         d = {**asdict(self), "judge_version": JUDGE_VERSION}
-        d.pop("device")
+        d["device"] = resolve_device(self.device).type  # cuda:0 and cuda:1 share judges
         d.pop("min_accuracy")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -16,6 +16,10 @@ CONDITIONAL_MODELS = ("acgan", "cgan-proj")
 AUGMENTS = ("none", "diffaugment")
 LABEL_DISTS = ("uniform", "train")
 DEVICES = ("auto", "cpu", "cuda")
+#: ``auto``: bf16 autocast on CUDA, float32 on the CPU (see datakit.training.accel).
+PRECISIONS = ("auto", "bf16", "fp32")
+#: ``auto``: torch.compile's default mode on CUDA where it works, off on the CPU.
+COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
 IMAGE_SIZES = (28, 32, 64)
 CHANNELS = (1, 3)
 # The defaults (width 16, lr 1e-3) were chosen by bench/ttq: docs/training.md has the measurements.
@@ -46,6 +50,16 @@ class TrainConfig:
         label_dist: how a conditional generator's labels are drawn in training:
             ``uniform`` over classes, or ``train`` (the training set's class shares).
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        precision: ``auto`` (bf16 autocast on CUDA, float32 on the CPU), ``bf16`` (autocast
+            to bfloat16 on whatever device: on the CPU this runs the very code of the CUDA
+            path: autocast, fused Adam, the finite check every ``log_every`` steps) or
+            ``fp32``. Losses are computed in float32 either way.
+        compile: ``auto`` (torch.compile on CUDA where it works, off on the CPU), ``off``,
+            ``default`` or ``reduce-overhead`` (torch.compile's modes; the latter adds CUDA
+            graphs). Where torch.compile cannot run, the run logs why and trains eagerly.
+        sync_batchnorm: under DDP, synchronise the generator's batch-norm statistics over
+            all processes (a batch of 64 over 8 GPUs is otherwise 8 images per batch norm).
+            CUDA only: PyTorch's SyncBatchNorm does not run on the CPU.
         sample_every: write a fixed-noise grid every this many steps (and at the end).
         log_every: append a metrics.csv row every this many steps (and at the end).
         n_generate: images in generated.npz (per class for conditional models; with
@@ -78,6 +92,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     label_dist: str = "uniform"
     device: str = "auto"
+    precision: str = "auto"
+    compile: str = "auto"
+    sync_batchnorm: bool = False
     sample_every: int = 500
     log_every: int = 50
     n_generate: int = 1000
@@ -99,6 +116,8 @@ class TrainConfig:
         _choice("--augment", self.augment, AUGMENTS)
         _choice("--label-dist", self.label_dist, LABEL_DISTS)
         _choice("--device", self.device, DEVICES)
+        _choice("--precision", self.precision, PRECISIONS)
+        _choice("--compile", self.compile, COMPILE_MODES)
         if self.steps is not None and self.epochs is not None:
             raise TrainingError("Give either --steps or --epochs, not both.")
         if self.steps is not None and self.steps < 1:

@@ -60,6 +60,15 @@ def wrap(module: nn.Module, procs: Processes, device: torch.device) -> nn.Module
     return nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
 
+def sync_batchnorm(module: nn.Module, procs: Processes) -> nn.Module:
+    """Under DDP, ``module`` with every batch norm computing its statistics over all
+    processes' images (SyncBatchNorm, same parameters and buffers); unchanged for one process.
+    A generator's batch norm otherwise sees only this process's share of the batch."""
+    if not procs.distributed:
+        return module
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
 def gather_objects(obj: Any, procs: Processes) -> list[Any]:
     """Every rank's ``obj`` in rank order (collective: all ranks must call it)."""
     if not procs.distributed:

@@ -9,8 +9,10 @@ One plain loop with numbered steps. Design choices, and why:
   every checkpoint, so a resumed run on the CPU repeats an uninterrupted one bit for bit.
 * Real and fake images go through the discriminator as one concatenated batch: one forward
   and one backward per network per step, which is fastest and what DDP expects.
-* On CUDA: bf16 autocast, channels_last and fused Adam; on the CPU: float32 and channels_last
-  (oneDNN's convolutions are fastest in that layout too), nothing else.
+* How the device is used (precision, fused Adam, torch.compile, cuDNN autotuning, how often
+  the host syncs to check the losses) is decided once, in :mod:`datakit.training.accel`:
+  on CUDA bf16 autocast and torch.compile; on the CPU float32, unless ``precision="bf16"``
+  asks for the CUDA path there (which is how the tests run it). channels_last everywhere.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 import datakit.training.distributed as distributed
+from datakit.training import accel as accel_
 from datakit._core.device import resolve_device
 from datakit._core.progress import log, progress
 from datakit._core.version import __version__
@@ -55,15 +58,17 @@ def train(config: TrainConfig) -> Path:
     config.validate()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank)
+    accel = accel_.resolve_accel(config.precision, config.compile, config.log_every, device)
     procs = distributed.setup(device.type == "cuda")
     try:
-        return _train(config, procs, device)
+        with accel_.device_settings(accel):
+            return _train(config, procs, device, accel)
     finally:
         distributed.teardown(procs)
 
 
-def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device) -> Path:
-    cuda = device.type == "cuda"
+def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device,
+           accel: accel_.Accel) -> Path:
     # channels_last is the fast layout for cuDNN and for oneDNN's CPU convolutions alike
     # (measured 1.0-3.6x faster on CPU for these networks; see bench/train).
     fmt = torch.channels_last
@@ -75,10 +80,13 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     if cfg.batch_size % procs.world_size:
         raise TrainingError(f"--batch-size {cfg.batch_size} does not split evenly over "
                             f"{procs.world_size} processes; use a multiple of {procs.world_size}.")
+    if cfg.sync_batchnorm and procs.distributed and device.type != "cuda":
+        raise TrainingError("--sync-batchnorm needs CUDA GPUs: PyTorch's SyncBatchNorm does not "
+                            "run on the CPU. Leave it off, or train with --device cuda.")
     batch = cfg.batch_size // procs.world_size
     total_steps = cfg.total_steps(len(data.labels))
     run = RunDir(cfg.out)
-    run_config = _run_config(cfg, manifest, data, total_steps, device, procs)
+    run_config = _run_config(cfg, manifest, data, total_steps, device, procs, accel)
 
     # 2. Find the checkpoint to resume from (every rank reads; only rank 0 writes).
     ckpt = _agreed_checkpoint(cfg, run, run_config, procs)
@@ -98,27 +106,29 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     g_net, d_net = build_models(cfg.model, z_dim=cfg.z_dim, channels=images.shape[1],
                                 image_size=images.shape[2], width=cfg.width,
                                 num_classes=data.num_classes)
+    if cfg.sync_batchnorm:
+        g_net = distributed.sync_batchnorm(g_net, procs)
     g_net.to(device, memory_format=fmt)
     d_net.to(device, memory_format=fmt)
     ema = copy.deepcopy(g_net).eval().requires_grad_(False) if cfg.ema else None
     opt_g = torch.optim.Adam(g_net.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2),
-                             fused=cuda or None)
+                             fused=accel.fused_adam or None)
     opt_d = torch.optim.Adam(d_net.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2),
-                             fused=cuda or None)
+                             fused=accel.fused_adam or None)
     rng = torch.Generator(device=device)
     rng.manual_seed(cfg.seed * 1_000_003 + procs.rank)  # each rank draws different batches
     start = 0
     plateau = PlateauState()
     if ckpt is not None:
-        start = _restore(ckpt, g_net, d_net, ema, opt_g, opt_d, rng, procs)
+        start = _restore(ckpt, g_net, d_net, ema, opt_g, opt_d, rng, procs, cfg.seed)
         plateau = PlateauState.from_dict(ckpt.get("plateau"))
     probe = None
     if cfg.probe_every and procs.is_main:  # rank 0 probes; every rank learns when to stop
         probe = Probe(manifest, data.pixels, label_probs, conditional=cfg.conditional,
                       n_samples=cfg.probe_samples, z_dim=cfg.z_dim, seed=cfg.seed,
                       device=device).fit()
-    g_train = distributed.wrap(g_net, procs, device)
-    d_train = distributed.wrap(d_net, procs, device)
+    g_train = accel_.compile_network(distributed.wrap(g_net, procs, device), accel)
+    d_train = accel_.compile_network(distributed.wrap(d_net, procs, device), accel)
     fixed_z, fixed_y = _fixed_noise(cfg, data.num_classes, device)
     if procs.is_main:
         run.write_config(run_config)
@@ -128,11 +138,10 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
             + (f" x{procs.world_size} processes" if procs.distributed else "")
             + (f", resuming at step {start}" if start else ""))
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda)
-    if cuda:
-        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+    autocast = accel.autocast()
     nan_at = int(os.environ.get(NAN_AT_STEP_ENV, "0") or 0)
-    check_every = 1 if not cuda else cfg.log_every  # a check syncs the GPU: not every step there
+    check_every = accel.finite_check_every  # a check syncs the host with the device
+    cuda_graphs = isinstance(g_train, accel_.CompiledOrEager) and accel.compile == "reduce-overhead"
     first_bad = torch.full((), -1, dtype=torch.int64, device=device)
     last_ckpt_step = start if ckpt is not None else None
     n = len(labels)
@@ -140,6 +149,8 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
     plateaued, step = False, start
     t_mark, step_mark = time.perf_counter(), start
     for step in range(start + 1, total_steps + 1):
+        if cuda_graphs:  # a new iteration: CUDA graphs may reuse the last step's output memory
+            torch.compiler.cudagraph_mark_step_begin()
         # 5. A batch: real images and labels by index; noise and labels for the fakes.
         idx = torch.randint(n, (batch,), generator=rng, device=device)
         real = images[idx].float().div_(127.5).sub_(1.0).contiguous(memory_format=fmt)
@@ -171,6 +182,8 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
+        if step == start + 1:  # both networks compiled (or fell back) in this first step
+            _settle(g_train, d_train)
 
         # 8. EMA generator: a smoothed copy of the weights, used for sampling. The decay
         #    ramps up over the first steps, or the random initial weights would linger in it.
@@ -236,6 +249,7 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
             log(f"Stopped at step {step} of {total_steps}: {cfg.plateau_patience} probes without "
                 f"improving on the best ({plateau.best:.4g}).")
         run.write_config({**run_config, "steps_done": step,
+                          "accel": {**run_config["accel"], "compiled": _compiled(g_train, d_train)},
                           "plateaued": plateaued,
                           "probe_best": plateau.best if cfg.probe_every else None})
         run.write_gif()
@@ -246,9 +260,22 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device)
 
 # -- helpers of the loop -------------------------------------------------------------------
 
+def _settle(*nets) -> None:
+    for net in nets:
+        if isinstance(net, accel_.CompiledOrEager):
+            net.settle()
+
+
+def _compiled(*nets) -> bool:
+    """Whether the run trained compiled networks (False when off or after a fallback)."""
+    return all(isinstance(n, accel_.CompiledOrEager) and n.active for n in nets)
+
+
 def _run_config(cfg: TrainConfig, manifest, data: TrainingSet, total_steps: int,
-                device: torch.device, procs: distributed.Processes) -> dict[str, Any]:
-    """config.json: the TrainConfig fields plus what the audit needs to read the run."""
+                device: torch.device, procs: distributed.Processes,
+                accel: accel_.Accel) -> dict[str, Any]:
+    """config.json: the TrainConfig fields (as asked for), what the audit needs to read the
+    run, and ``accel``: how the device was used (precision, fused Adam, compile, ...)."""
     g = manifest.geometry
     out = cfg.to_dict()
     out.update({
@@ -266,7 +293,7 @@ def _run_config(cfg: TrainConfig, manifest, data: TrainingSet, total_steps: int,
         "train_class_counts": data.class_counts().tolist(),
         "device": device.type,
         "world_size": procs.world_size,
-        "precision": "bf16-autocast" if device.type == "cuda" else "float32",
+        "accel": accel.to_dict(),
         "versions": {"datakit": __version__, "torch": torch.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
     })
@@ -320,24 +347,56 @@ def _checkpoint_to_resume(cfg: TrainConfig, run: RunDir, run_config: dict[str, A
     return load_checkpoint(run.checkpoint_path)
 
 
+#: Adam settings that say how it runs on this device, not what it computes: a resumed run
+#: keeps the ones it chose here, not the saved ones (a CPU checkpoint would run unfused on CUDA).
+OPTIMIZER_DEVICE_KEYS = ("fused", "foreach", "capturable")
+
+
 def _restore(ckpt: dict[str, Any], g_net, d_net, ema, opt_g, opt_d, rng: torch.Generator,
-             procs: distributed.Processes) -> int:
+             procs: distributed.Processes, seed: int) -> int:
     """Load a checkpoint's states into the networks, optimisers and generator; return its step."""
     g_net.load_state_dict(ckpt["generator"])
     d_net.load_state_dict(ckpt["discriminator"])
     if ema is not None:
         ema.load_state_dict(ckpt["ema"] or ckpt["generator"])
-    opt_g.load_state_dict(ckpt["opt_g"])
-    opt_d.load_state_dict(ckpt["opt_d"])
-    states = ckpt["rng"]
-    if len(states) == procs.world_size:
-        rng.set_state(states[procs.rank])
-    else:  # a different number of processes: new streams, still reproducible from seed + step
-        rng.manual_seed(int(ckpt["step"]) * 7919 + procs.rank)
-        log(f"Checkpoint was written by {len(states)} process(es), now {procs.world_size}: "
-            "batch sampling restarts from a new seeded stream.")
-    torch.set_rng_state(ckpt["torch_rng"])
+    _load_optimizer(opt_g, ckpt["opt_g"])
+    _load_optimizer(opt_d, ckpt["opt_d"])
+    _restore_stream(rng, ckpt["rng"], seed, int(ckpt["step"]), procs)
+    torch.set_rng_state(ckpt["torch_rng"])  # the global CPU generator's: the same on any device
     return int(ckpt["step"])
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """``opt.load_state_dict(saved)``, keeping this device's choice of kernel. The flags are
+    set before loading because loading places Adam's step counters by them (fused: on the
+    parameters' device)."""
+    groups = [{**old, **{k: now[k] for k in OPTIMIZER_DEVICE_KEYS if k in now}}
+              for old, now in zip(saved["param_groups"], opt.param_groups)]
+    opt.load_state_dict({**saved, "param_groups": groups})
+
+
+def _restore_stream(rng: torch.Generator, states: list[torch.Tensor], seed: int, step: int,
+                    procs: distributed.Processes) -> None:
+    """Continue this rank's batch/noise stream from the checkpoint, or, where it cannot
+    continue, start a new one derived from ``seed``, the step and the rank (so the resumed
+    run is reproducible, though not identical to an uninterrupted one)."""
+    if len(states) != procs.world_size:
+        why = f"the checkpoint was written by {len(states)} process(es), now {procs.world_size}"
+    elif states[procs.rank].numel() != rng.get_state().numel():
+        why = (f"the checkpoint's random-number state ({states[procs.rank].numel()} bytes) was "
+               f"written on another kind of device than this {rng.device.type} generator's "
+               f"({rng.get_state().numel()} bytes), and a stream cannot continue across devices")
+    else:
+        rng.set_state(states[procs.rank])
+        return
+    rng.manual_seed(new_stream_seed(seed, step, procs.rank))
+    log(f"Warning: {why}: batches, noise and augmentations continue from a new stream seeded "
+        f"by --seed {seed} and step {step}.")
+
+
+def new_stream_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of a rank's batch stream restarted at ``step`` (a 63-bit hash of all three)."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def _checkpoint_state(step: int, g_net, d_net, ema, opt_g, opt_d, rng_states: list,
