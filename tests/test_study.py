@@ -300,3 +300,19 @@ def test_minority_vs_majority_contrast_within_an_arm():
     assert (c["a"], c["b"], c["metric"], c["arm"]) == ("majority", "minority", "label_fidelity", "skewed")
     assert c["difference"] == pytest.approx(-0.4) and c["conclusive"]
     assert "minority is worse than majority (conclusive)" in c["sentence"]
+
+
+def test_a_driver_without_a_gpu_leaves_a_cuda_audit_s_judge_to_the_workers(tmp_path, monkeypatch):
+    # the judge cache key names the device type, so a judge trained on this CPU would never be
+    # the one the workers' CUDA audits look up: none is trained here
+    from types import SimpleNamespace
+
+    import torch
+
+    from datakit.study import arms
+    trained = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(arms, "judge_for_manifest", lambda *a, **k: trained.append(a))
+    reference = arms.Reference("union", tmp_path / "union.parquet", "0" * 64)
+    arms.train_shared_judge(reference, SimpleNamespace(use_cache=True, device="cuda", judge=None), tmp_path)
+    assert trained == []

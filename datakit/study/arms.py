@@ -193,11 +193,14 @@ def train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
     if not audit_cfg.use_cache:
         return  # every audit trains its own judge
     import torch
-    # A Ray driver may have no GPU while its workers do: the judge then trains on the CPU
-    # here (the cache key does not depend on the device), and every audit loads that one.
-    device = "auto" if audit_cfg.device.startswith("cuda") and not torch.cuda.is_available() \
-        else audit_cfg.device
-    judge_cfg = JudgeConfig(**{**audit_cfg.judge.__dict__, "device": str(resolve_device(device))})
+    if audit_cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        # A Ray driver may have no GPU while its workers do. The cache key names the device type
+        # that trained the judge (a CPU judge is not the GPU one, to the last digit), so a judge
+        # trained here would not be the one the workers' audits look up: they train their own.
+        log("The audits run on CUDA and this machine has no GPU: each audit trains (or "
+                 "finds cached) its judge on its own GPU.")
+        return
+    judge_cfg = JudgeConfig(**{**audit_cfg.judge.__dict__, "device": str(resolve_device(audit_cfg.device))})
     with cache_at(cache):
         judge_for_manifest(read_manifest(reference.path), judge_cfg, use_cache=True)
 
