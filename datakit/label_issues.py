@@ -205,7 +205,8 @@ def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = Non
             "search: it needs at least two images per class and two per fold. Use fewer "
             "--folds or a larger manifest.")
     if probabilities is None:
-        images = manifest.images(table["row"].to_numpy())
+        # Every pixel is read: each row is checked against its sha256 on the way.
+        images = manifest.checked_images(np.arange(len(table)))
         probabilities = out_of_fold_probabilities(images, labels, classes, config)
     order, scores, thresholds, joint = rank_issues(probabilities, labels, config.score)
     predicted = probabilities[order].argmax(1)
