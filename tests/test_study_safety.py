@@ -1,6 +1,8 @@
 """Study files are checked completely before any work; run folders datakit did not make are never deleted."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 from click.testing import CliRunner
 
@@ -98,3 +100,39 @@ def test_a_stale_datakit_run_is_replaced(tmp_path):
     empty.mkdir()
     _remove_stale_run(empty)  # an empty folder is left for the trainer to fill
     assert empty.exists()
+
+
+@pytest.fixture
+def datakit_warnings():
+    """The messages logged at WARNING on the ``datakit`` logger during a test (the CLI stops
+    that logger from propagating, so pytest's caplog may not see them)."""
+    seen: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logger = logging.getLogger("datakit")
+    logger.addHandler(handler)
+    yield seen
+    logger.removeHandler(handler)
+
+
+def test_user_files_in_a_stale_datakit_run_are_moved_aside_with_a_warning(tmp_path,
+                                                                         datakit_warnings):
+    run = tmp_path / "runs" / "a" / "seed0"
+    RunDir(run).create()
+    (run / "config.json").write_text("{}")
+    (run / ".config.json.tmp-999999").write_text("")  # a killed write's leftover: datakit's
+    (run / "notes.txt").write_text("mine")
+    (run / "my_plots").mkdir()
+    (run / "my_plots" / "p.png").write_bytes(b"png")
+    _remove_stale_run(run)
+    kept = tmp_path / "runs" / "a" / "seed0.kept"
+    assert (kept / "notes.txt").read_text() == "mine" and (kept / "my_plots" / "p.png").exists()
+    assert sorted(p.name for p in kept.iterdir()) == ["my_plots", "notes.txt"]
+    assert not run.exists()
+    assert datakit_warnings == [f"[train] {run} holds files that datakit did not write (my_plots, "
+                        f"notes.txt); they were moved to {kept} before the stale run was replaced."]
+    RunDir(run).create()  # a second stale run with a user file: a new folder, nothing overwritten
+    (run / "notes.txt").write_text("second")
+    _remove_stale_run(run)
+    assert (kept / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "runs" / "a" / "seed0.kept-2" / "notes.txt").read_text() == "second"

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from datakit._core.device import resolve_device
-from datakit._core.names import describe_os_error, inside
-from datakit._core.progress import log
+from datakit._core.names import describe_os_error, inside, printable
+from datakit._core.progress import log, warn
 from datakit.composition.build import compose
 from datakit.errors import DatakitError, StudyError
 from datakit.judge.cache import cache_at, cache_root
@@ -129,11 +130,44 @@ def _same_run(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     return all(cfg.get(k) == v for k, v in settings.items() if k not in ignore and k in cfg)
 
 
+#: What datakit writes into a run folder (training, sampling, the audit); anything else in
+#: one is the user's, and a study moves it aside before replacing the run.
+RUN_ENTRIES = frozenset({MARKER, "config.json", "metrics.csv", "samples", "training.gif",
+                         "checkpoints", "generated.npz", "audit"})
+
+
+def _written_by_datakit(name: str) -> bool:
+    """True for an entry of :data:`RUN_ENTRIES` or the temporary file of one (``.NAME.tmp-PID``)."""
+    if name in RUN_ENTRIES:
+        return True
+    base, sep, pid = name.rpartition(".tmp-")
+    return bool(sep) and pid.isdigit() and base.startswith(".") and base[1:] in RUN_ENTRIES
+
+
+def _move_aside(run_dir: Path, names: list[str]) -> Path:
+    """Move ``names`` (entries of ``run_dir``) into a new sibling ``<run>.kept[-N]``; return it."""
+    for k in range(1, 1000):
+        kept = run_dir.with_name(f"{run_dir.name}.kept" + (f"-{k}" if k > 1 else ""))
+        try:
+            kept.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise StudyError(f"{run_dir} holds files that datakit did not write, and no free "
+                         f"{run_dir.name}.kept-N folder is left to move them to; move them away.")
+    for name in names:
+        (run_dir / name).rename(kept / name)
+    return kept
+
+
 def _remove_stale_run(run_dir: Path) -> None:
     """Delete ``run_dir`` only if datakit made it (its marker file says so); else refuse.
 
     A folder without the marker may be the user's own (notes, another tool's run): it is
-    never deleted. An empty folder is left for the trainer to fill.
+    never deleted. In a marked folder, what datakit did not write (a ``notes.txt``) is moved
+    to ``<run>.kept`` beside it first, with a warning. An empty folder is left for the
+    trainer to fill.
     """
     if run_dir.is_symlink() or not run_dir.is_dir():
         raise StudyError(f"{run_dir} is in the way of the run folder and was not made by "
@@ -143,8 +177,15 @@ def _remove_stale_run(run_dir: Path) -> None:
     if not (run_dir / MARKER).is_file():
         raise StudyError(f"{run_dir} holds files that datakit did not write (no {MARKER} "
                          "marker), so it was left alone; move them away, or pass another --out.")
-    log(f"[train] {run_dir} holds a different or unfinished run: replacing it")
     try:
+        foreign = sorted(e.name for e in os.scandir(run_dir) if not _written_by_datakit(e.name))
+        if foreign:
+            kept = _move_aside(run_dir, foreign)
+            warn(f"[train] {run_dir} holds files that datakit did not write "
+                 f"({', '.join(printable(f) for f in foreign[:5])}"
+                 f"{', ...' if len(foreign) > 5 else ''}); they were moved to {kept} before "
+                 "the stale run was replaced.")
+        log(f"[train] {run_dir} holds a different or unfinished run: replacing it")
         shutil.rmtree(run_dir)
     except OSError as e:
         raise StudyError(f"Cannot remove the stale run {run_dir} ({describe_os_error(e)}); "
