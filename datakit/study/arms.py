@@ -14,8 +14,9 @@ from typing import Any
 from datakit._core.device import resolve_device
 from datakit._core.names import describe_os_error, inside, printable
 from datakit._core.progress import log, warn
+from datakit.audit.inputs import read_generated
 from datakit.composition.build import compose
-from datakit.errors import DatakitError, StudyError
+from datakit.errors import DatakitError, RunDirError, StudyError
 from datakit.judge.cache import cache_at, cache_root
 from datakit.judge.network import JudgeConfig, judge_for_manifest
 from datakit.manifest.read import read_manifest
@@ -108,6 +109,17 @@ def _run_matches(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     return (run_dir / "generated.npz").exists() and _same_run(run_dir, settings, manifest)
 
 
+def _unreadable_samples(run_dir: Path) -> str | None:
+    """Why ``run_dir``'s generated.npz cannot be read (None when it reads, or is absent)."""
+    if not (run_dir / "generated.npz").exists():
+        return None
+    try:
+        read_generated(run_dir)
+    except RunDirError as e:
+        return str(e).rstrip(".")
+    return None
+
+
 def _resumable(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     """True when run_dir holds an unfinished run of the same manifest and settings with a
     checkpoint, which the trainer can continue (``resume``) instead of starting over."""
@@ -196,6 +208,12 @@ def train_run(name: str, manifest, settings: dict[str, Any], run_dir: Path) -> P
     """Train run ``name`` ("ARM/seedK") into ``run_dir``: reuse a finished run with the same
     manifest and settings, resume an unfinished one from its checkpoint, else start over."""
     what = f"train {name}"
+    broken = _unreadable_samples(run_dir)
+    if broken:
+        # A finished run whose samples cannot be read (a truncated copy, a full disk) would be
+        # reused, and fail its audit, on every re-run: train it again instead.
+        warn(f"[{what}] {broken}; the run is trained again.")
+        _remove_stale_run(run_dir)
     if _run_matches(run_dir, settings, manifest):
         log(f"[{what}] reusing {run_dir} (same manifest and settings)")
         return run_dir
