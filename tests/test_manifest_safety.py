@@ -224,7 +224,7 @@ def test_kill_during_switch_leaves_old_or_new(make_manifest, kill_at):
     got = read_manifest(old.path)
     assert got.checksum == (old.checksum if kill_at <= 3 else new.checksum)
     left = sorted(f.name for f in old.path.parent.iterdir() if f.is_file())
-    assert left == [".m.lock", "m.json", "m.parquet", "m.pixels.npy"]  # no temps, no journal
+    assert left == ["m.json", "m.parquet", "m.pixels.npy"]  # no temps, no journal, no lock
 
 
 def test_stale_temp_files_of_dead_writers_are_removed(make_manifest):
@@ -264,6 +264,18 @@ def test_second_writer_waits_then_fails_clearly(make_manifest, monkeypatch):
         holder.wait()
     with writer_lock(m.path, timeout=5):  # released when its holder dies
         pass
+
+
+def test_no_lock_file_is_left_behind(make_manifest, tmp_path):
+    m = make_manifest({"0": 20, "1": 20}, name="m")  # a written manifest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.parquet", "m.pixels.npy"]
+    _change_one_byte_off_the_spot_check(m)  # a write that fails half-way
+    r = CliRunner().invoke(main, ["compose", str(m.path), "-o", str(tmp_path / "c.parquet")])
+    assert r.exit_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.parquet", "m.pixels.npy"]
+    with writer_lock(m.path):  # held: the file is there; released: gone
+        assert (tmp_path / ".m.lock").exists()
+    assert not (tmp_path / ".m.lock").exists()
 
 
 # -- names and destinations ----------------------------------------------------------------------
