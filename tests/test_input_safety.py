@@ -182,3 +182,13 @@ def test_compose_options_are_bounded(make_manifest, tmp_path, args, message):
     r = CliRunner().invoke(main, ["compose", str(m.path), "-o", str(tmp_path / "c.parquet"), *args])
     assert r.exit_code == 1 and r.output == f"Error: {message}\n"
     assert not (tmp_path / "c.parquet").exists()
+
+
+# -- stats -------------------------------------------------------------------------------------
+
+def test_text_stats_escape_control_and_bidi_characters_in_class_names(make_manifest):
+    m = make_manifest({"evil\x1b[2Jname": 2, "abc\u202edef": 2})
+    r = CliRunner().invoke(main, ["stats", str(m.path)])
+    assert r.exit_code == 0, r.output
+    assert "\x1b" not in r.output and "\u202e" not in r.output
+    assert "evil\\x1b[2Jname" in r.output and "abc\\u202edef" in r.output
