@@ -192,3 +192,12 @@ def test_text_stats_escape_control_and_bidi_characters_in_class_names(make_manif
     assert r.exit_code == 0, r.output
     assert "\x1b" not in r.output and "\u202e" not in r.output
     assert "evil\\x1b[2Jname" in r.output and "abc\\u202edef" in r.output
+
+
+def test_sample_n_is_bounded_before_any_work(tmp_path):
+    pytest.importorskip("torch")
+    r = CliRunner().invoke(main, ["sample", str(tmp_path / "run"), "--n", "100000000"])
+    assert r.exit_code == 1
+    assert r.output == ("Error: --n 100,000,000 is more than the 1,000,000 images one `datakit "
+                        "sample` draws (they are held in memory); draw several batches with "
+                        "different --seed values.\n")
