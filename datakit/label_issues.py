@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 
 from datakit._core.atomic import temp_path
+from datakit._core.device import resolve_device
+from datakit._core.typecheck import MAX_SEED
 from datakit._core.progress import progress
 from datakit.errors import DatakitError, ManifestError, UnknownName
 from datakit.manifest.model import Manifest
@@ -61,6 +63,13 @@ class LabelIssuesConfig:
                               f"{', '.join(SCORES)}.")
         if not isinstance(self.folds, int) or self.folds < 2:
             raise DatakitError(f"--folds must be a whole number of at least 2 (got {self.folds!r}).")
+        for name, low in (("epochs", 0), ("width", 1), ("max_train_images", 2), ("seed", 0)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < low:
+                raise DatakitError(f"--{name.replace('_', '-')} must be a whole number of at "
+                                   f"least {low} (got {v!r}).")
+        if self.seed > MAX_SEED:
+            raise DatakitError(f"--seed must be at most {MAX_SEED} (got {self.seed}).")
 
 
 @dataclass
@@ -195,6 +204,8 @@ def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = Non
     """
     config = config or LabelIssuesConfig()
     config.validate()
+    if probabilities is None:
+        resolve_device(config.device)  # a GPU that is not there: refused before any work
     table = manifest.table.reset_index(drop=True)
     classes = manifest.vocabulary
     labels = table["label"].to_numpy(dtype=np.int64)
@@ -205,7 +216,8 @@ def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = Non
             "search: it needs at least two images per class and two per fold. Use fewer "
             "--folds or a larger manifest.")
     if probabilities is None:
-        images = manifest.images(table["row"].to_numpy())
+        # Every pixel is read: each row is checked against its sha256 on the way.
+        images = manifest.checked_images(np.arange(len(table)))
         probabilities = out_of_fold_probabilities(images, labels, classes, config)
     order, scores, thresholds, joint = rank_issues(probabilities, labels, config.score)
     predicted = probabilities[order].argmax(1)

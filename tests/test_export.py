@@ -77,3 +77,97 @@ def test_parquet_schema_metadata_holds_classes_and_geometry(two_split_manifest):
     info = json.loads(meta[PARQUET_META_KEY])
     assert info["classes"] == ["0", "A", "a"]
     assert info["geometry"] == {"height": 8, "width": 8, "channels": 1}
+
+
+# -- --overwrite replaces only an earlier export -------------------------------------------
+
+def _export(*args):
+    return CliRunner().invoke(main, ["export", *map(str, args)])
+
+
+def test_overwrite_never_deletes_the_folder_of_the_manifest(make_manifest, tmp_path):
+    m = make_manifest({"0": 3, "1": 3}, out=tmp_path / "m")
+    before = sorted(p.name for p in (tmp_path / "m").iterdir())
+    r = _export(m.path, "--format", "hf", "--out", tmp_path / "m", "--overwrite")
+    assert r.exit_code == 1
+    assert r.output == (f"Error: --out {tmp_path / 'm'} holds the manifest being exported "
+                        "(toy.parquet); --overwrite would delete it. Pass a new folder with --out.\n")
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == before
+    r = _export(m.path, "--format", "hf", "--out", tmp_path, "--overwrite")  # a folder above it
+    assert r.exit_code == 1 and "holds the manifest being exported" in r.output
+    assert (tmp_path / "m" / "toy.pixels.npy").exists()
+
+
+@pytest.mark.parametrize("out", [".", ".."])
+def test_overwrite_never_deletes_the_current_folder_or_a_parent(make_manifest, tmp_path,
+                                                                monkeypatch, out):
+    m = make_manifest({"0": 3, "1": 3}, out=tmp_path / "m")
+    (tmp_path / "work" / "sub").mkdir(parents=True)
+    (tmp_path / "work" / "keep.txt").write_text("mine")
+    monkeypatch.chdir(tmp_path / "work" / "sub")
+    r = _export(m.path, "--format", "hf", "--out", out, "--overwrite")
+    assert r.exit_code == 1
+    assert r.output == (f"Error: --out {out} is the current directory or one of its parents; "
+                        "--overwrite never replaces those. Pass a new folder with --out.\n")
+    assert (tmp_path / "work" / "keep.txt").read_text() == "mine"
+    assert (tmp_path / "work" / "sub").is_dir()
+
+
+def test_overwrite_leaves_a_folder_datakit_did_not_export(make_manifest, tmp_path):
+    m = make_manifest({"0": 3, "1": 3})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    r = _export(m.path, "--format", "hf", "--out", tmp_path / "mine", "--overwrite")
+    assert r.exit_code == 1
+    assert r.output == (f"Error: --out {tmp_path / 'mine'} was not written by `datakit export` "
+                        "(it has no .datakit-export marker), so --overwrite leaves it alone. "
+                        "Move its files away, or pass another --out.\n")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_an_earlier_export_but_not_files_added_to_it(make_manifest, tmp_path):
+    m = make_manifest({"0": 3, "1": 3})
+    out = tmp_path / "tree"
+    assert _export(m.path, "--format", "imagefolder", "--out", out).exit_code == 0
+    assert (out / ".datakit-export").is_file()
+    r = _export(m.path, "--format", "hf", "--out", out, "--overwrite")  # control: replaced
+    assert r.exit_code == 0, r.output
+    assert (out / "dataset_dict.json").is_file() and not (out / "classes.json").exists()
+    (out / "notes.txt").write_text("mine")
+    r = _export(m.path, "--format", "hf", "--out", out, "--overwrite")
+    assert r.exit_code == 1
+    assert r.output == (f"Error: --out {out} holds files that `datakit export` did not write "
+                        "(notes.txt), so --overwrite leaves it alone. Move them away, or pass "
+                        "another --out.\n")
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+# -- imagefolder names: one folder per class, names any file system takes ------------------
+
+@pytest.mark.parametrize("classes", [["A", "a", "upper_A"], ["upper_A", "a", "A"],
+                                     ["Ab", "aB", "Ab_1", "Ab_2", "aB_2"]])
+def test_every_class_gets_its_own_folder(classes):
+    names = class_folder_names(classes)
+    assert len({n.casefold() for n in names.values()}) == len(classes)
+
+
+def test_a_class_named_like_a_renamed_one_keeps_its_images_apart(make_manifest, tmp_path):
+    m = make_manifest({"A": 2, "a": 2, "upper_A": 3})
+    export(m, tmp_path / "tree", "imagefolder")
+    mapping = json.loads((tmp_path / "tree" / "classes.json").read_text())
+    assert mapping["folders"] == ["upper_A_2", "lower_a", "upper_A"]
+    counts = {d.name: len(list(d.iterdir())) for d in (tmp_path / "tree" / "train").iterdir()}
+    assert counts == {"upper_A_2": 2, "lower_a": 2, "upper_A": 3}
+
+
+def test_long_class_and_file_names_export(make_manifest, tmp_path):
+    long_class = "c" * 250
+    m = make_manifest({long_class: 2, "b": 2}, name="n" * 90)
+    t = m.table  # ids like "folder/root/<class>/<file>.png", as a folder ingest writes them
+    t["id"] = [f"folder/root/{c}/{'f' * 250}{i}.png" for i, c in enumerate(t["class_name"])]
+    export(m, tmp_path / "tree", "imagefolder")
+    files = sorted((tmp_path / "tree" / "train").rglob("*.png"))
+    assert len(files) == 4
+    assert all(len(f.name.encode()) <= 255 and len(f.parent.name.encode()) <= 255 for f in files)
+    assert not any(f.name.endswith(".png.png") for f in files)
+    assert len({f.parent.name for f in files}) == 2

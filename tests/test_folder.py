@@ -1,9 +1,11 @@
 """Source ``folder`` (ImageFolder layout) on trees written here in several image formats."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -122,3 +124,62 @@ def test_missing_root_and_cli(tmp_path):
     assert out["geometry"] == {"height": 32, "width": 32, "channels": 1}
     r = CliRunner().invoke(main, ["ingest", "folder", str(root), "--domain", "space"])
     assert r.exit_code == 2 and "'space' is not one of 'wild', 'synthetic', 'handwritten'" in r.output
+
+
+# -- special files: regular files only, bounded reads, loops are bad files -----------------
+
+@contextlib.contextmanager
+def _at_most(seconds: int):
+    """Fail (instead of hanging the suite) when the block runs longer than ``seconds``."""
+    def _hang(*_):
+        raise TimeoutError(f"still running after {seconds} s")
+    before = signal.signal(signal.SIGALRM, _hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+
+
+def _ingest_cli(root, tmp_path, *more):
+    return CliRunner().invoke(main, ["ingest", "folder", str(root), "--out", str(tmp_path / "o"),
+                                     "--workers", "0", *more])
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_in_a_class_folder_is_a_bad_file_not_a_hang(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    os.mkfifo(root / "A" / "pipe.png")
+    with _at_most(30):
+        r = _ingest_cli(root, tmp_path)
+    assert r.exit_code == 1
+    assert r.output == (f"Error: {root / 'A' / 'pipe.png'} is not a regular file (a FIFO, a device "
+                        "or a socket); only image files are read. Remove it, or pass --on-error skip.\n")
+    with _at_most(30):
+        m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
+    assert len(m) == 9 and [s["file"] for s in m.meta["skipped"]] == [str(root / "A" / "pipe.png")]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_link_to_a_device_is_not_read(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    os.symlink("/dev/zero", root / "A" / "zero.png")  # stat says 0 bytes; it never ends
+    with _at_most(30):
+        r = _ingest_cli(root, tmp_path)
+    assert r.exit_code == 1
+    assert r.output == (f"Error: {root / 'A' / 'zero.png'} is not a regular file (a FIFO, a device "
+                        "or a socket); only image files are read. Remove it, or pass --on-error skip.\n")
+
+
+def test_a_symlink_loop_is_skipped_like_any_bad_file(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    os.symlink("loop.png", root / "A" / "loop.png")
+    r = _ingest_cli(root, tmp_path)
+    assert r.exit_code == 1
+    assert r.output == (f"Error: {root / 'A' / 'loop.png'} cannot be read (Too many levels of "
+                        "symbolic links); remove it, or pass --on-error skip.\n")
+    m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
+    assert len(m) == 9 and [s["file"] for s in m.meta["skipped"]] == [str(root / "A" / "loop.png")]
+    os.symlink(root / "A" / "0.png", root / "b" / "linked.png")  # control: a link to a file is read
+    assert len(ingest_folder(root, out=tmp_path / "o2", workers=0, on_error="skip")) == 10

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from datakit.cli import main
 from datakit.errors import BadName, ManifestError
+from datakit.manifest.model import table_checksum
 from datakit.manifest.read import read_manifest
 from datakit.manifest.switch import writer_lock
 from datakit.manifest.write import write_manifest
@@ -62,16 +63,80 @@ def test_edited_labels_are_refused(make_manifest):
 
 def test_row_out_of_range_is_a_manifest_error(make_manifest, tmp_path):
     m = make_manifest({"0": 6, "1": 6})
-    meta = json.loads(m.sidecar_path.read_text())
-    meta.pop("table_checksum")  # an older manifest, or a forged one: the range check still holds
-    m.sidecar_path.write_text(json.dumps(meta))
     t = pd.read_parquet(m.path)
     t.loc[3, "row"] = 999
     t.to_parquet(m.path, index=False)
+    meta = json.loads(m.sidecar_path.read_text())
+    meta["table_checksum"] = table_checksum(t)  # a forged sidecar: the range check still holds
+    m.sidecar_path.write_text(json.dumps(meta))
     with pytest.raises(ManifestError, match=r"its `row` column points outside the pixel store \(0..11\)"):
         read_manifest(m.path)
     r = CliRunner().invoke(main, ["stats", str(m.path)])
     assert r.exit_code == 1 and r.output.startswith(f"Error: Manifest {m.path}: its `row` column")
+
+
+def test_a_sidecar_without_table_checksum_is_refused(make_manifest):
+    m = make_manifest({"0": 6, "1": 6})
+    meta = json.loads(m.sidecar_path.read_text())
+    meta.pop("table_checksum")  # an edited table would otherwise pass every read
+    m.sidecar_path.write_text(json.dumps(meta))
+    r = CliRunner().invoke(main, ["stats", str(m.path)])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: Manifest {m.path}: its sidecar toy.json records no "
+                        "table_checksum, so its table cannot be checked. Re-create the manifest "
+                        "with `datakit ingest` or `datakit compose`.\n")
+    r = CliRunner().invoke(main, ["verify", str(m.path)])
+    assert r.exit_code == 1 and "records no table_checksum" in r.output
+
+
+# -- a changed pixel is refused by every reader that reads every pixel ---------------------
+
+def _change_one_byte_off_the_spot_check(m) -> int:
+    """Flip one byte of table row 1 (not among the rows every read spot-checks); its position."""
+    assert len(m) == 40  # the spot check reads table rows 0, 3, 5, ... of 40: not row 1
+    px = np.load(m.pixels_path, mmap_mode="r+")
+    px[int(m.table["row"].iloc[1]), 0, 0, 0] ^= 1
+    px.flush()
+    del px
+    return 1
+
+
+def _changed_row_error(m) -> str:
+    return (f"Error: Manifest {m.path}: the pixels of row {m.table['id'].iloc[1]!r} differ "
+            "from the sha256 the row records, so its pixel store was changed after it was "
+            f"written. Run `datakit verify {m.path}` to see every changed row, and re-create "
+            "the manifest.\n")
+
+
+def test_compose_refuses_a_changed_pixel_instead_of_laundering_it(make_manifest, tmp_path):
+    m = make_manifest({"0": 20, "1": 20})
+    _change_one_byte_off_the_spot_check(m)
+    assert len(read_manifest(m.path)) == 40  # the read's spot check misses it
+    r = CliRunner().invoke(main, ["compose", str(m.path), "-o", str(tmp_path / "c.parquet")])
+    assert r.exit_code == 1
+    assert r.output == _changed_row_error(m)
+    assert not (tmp_path / "c.parquet").exists() and not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.parametrize("fmt", ["hf", "imagefolder"])
+def test_export_refuses_a_changed_pixel(make_manifest, tmp_path, fmt):
+    m = make_manifest({"0": 20, "1": 20})
+    _change_one_byte_off_the_spot_check(m)
+    r = CliRunner().invoke(main, ["export", str(m.path), "--format", fmt, "--out",
+                                  str(tmp_path / "e")])
+    assert r.exit_code == 1
+    assert r.output == _changed_row_error(m)
+    assert not (tmp_path / "e").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".e")] == []
+
+
+def test_label_issues_refuses_a_changed_pixel_before_training(make_manifest):
+    from datakit.label_issues import LabelIssuesConfig, find_label_issues
+    m = make_manifest({"0": 20, "1": 20})
+    _change_one_byte_off_the_spot_check(m)
+    with pytest.raises(ManifestError) as e:
+        find_label_issues(read_manifest(m.path), LabelIssuesConfig(device="cpu"))
+    assert f"Error: {e.value}\n" == _changed_row_error(m)
 
 
 # -- verify ------------------------------------------------------------------------------
@@ -159,7 +224,7 @@ def test_kill_during_switch_leaves_old_or_new(make_manifest, kill_at):
     got = read_manifest(old.path)
     assert got.checksum == (old.checksum if kill_at <= 3 else new.checksum)
     left = sorted(f.name for f in old.path.parent.iterdir() if f.is_file())
-    assert left == [".m.lock", "m.json", "m.parquet", "m.pixels.npy"]  # no temps, no journal
+    assert left == ["m.json", "m.parquet", "m.pixels.npy"]  # no temps, no journal, no lock
 
 
 def test_stale_temp_files_of_dead_writers_are_removed(make_manifest):
@@ -199,6 +264,18 @@ def test_second_writer_waits_then_fails_clearly(make_manifest, monkeypatch):
         holder.wait()
     with writer_lock(m.path, timeout=5):  # released when its holder dies
         pass
+
+
+def test_no_lock_file_is_left_behind(make_manifest, tmp_path):
+    m = make_manifest({"0": 20, "1": 20}, name="m")  # a written manifest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.parquet", "m.pixels.npy"]
+    _change_one_byte_off_the_spot_check(m)  # a write that fails half-way
+    r = CliRunner().invoke(main, ["compose", str(m.path), "-o", str(tmp_path / "c.parquet")])
+    assert r.exit_code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.parquet", "m.pixels.npy"]
+    with writer_lock(m.path):  # held: the file is there; released: gone
+        assert (tmp_path / ".m.lock").exists()
+    assert not (tmp_path / ".m.lock").exists()
 
 
 # -- names and destinations ----------------------------------------------------------------------

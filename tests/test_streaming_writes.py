@@ -153,7 +153,7 @@ def test_chars74k_decodes_into_the_spill_a_batch_at_a_time(tmp_path, monkeypatch
     assert m.checksum == whole.checksum  # path order, whatever the stream order
     assert np.array_equal(m.images(), whole.images())
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
-        ".chars74k-fnt.lock", "chars74k-fnt.json", "chars74k-fnt.parquet", "chars74k-fnt.pixels.npy"]
+        "chars74k-fnt.json", "chars74k-fnt.parquet", "chars74k-fnt.pixels.npy"]
 
 
 def test_folder_decodes_into_the_spill_a_batch_at_a_time(tmp_path, monkeypatch):

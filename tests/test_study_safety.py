@@ -1,6 +1,10 @@
 """Study files are checked completely before any work; run folders datakit did not make are never deleted."""
 from __future__ import annotations
 
+import io
+import json
+
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -49,6 +53,21 @@ def _write(tmp_path, text):
      "arm 1 (a) compose: `size` must be an integer, got 'ten'."),
     ('ingest = 3\n' + ARM, "[ingest] must be a table (key = value lines), got 3."),
     ('arm = 3\n' + DIGITS, "`arm` must be a list of [[arm]] tables."),
+    # [audit] is checked when the file is read, not after ingest, compose and training
+    (DIGITS + '[audit]\njudge = { epochs = -1 }\n' + ARM,
+     "[audit]: The judge setting epochs must be a whole number of at least 0, got -1."),
+    (DIGITS + '[audit]\njudge = { foo = 2 }\n' + ARM,
+     "[audit]: Unknown judge setting(s) foo; valid settings: batch_size, device, epochs, "
+     "feature_dim, held_out_share, lr, max_train_images, min_accuracy, seed, width."),
+    (DIGITS + '[audit]\nk = 0\n' + ARM,
+     "[audit]: The audit setting k must be a whole number of at least 1, got 0."),
+    (DIGITS + '[audit]\nmax_generated = 0\n' + ARM,
+     "[audit]: The audit setting max_generated must be a whole number of at least 2, got 0."),
+    (DIGITS + '[audit]\ndevice = "gpu"\n' + ARM,
+     "[audit]: The audit setting device must be auto, cpu or cuda[:N], got 'gpu'."),
+    ('[study]\nseeds = [9223372036854775807]\n' + DIGITS + ARM,
+     "[study]: seeds must be a list of distinct integers from 0 to 4294967295, e.g. seeds = "
+     "[0, 1, 2]; got [9223372036854775807]."),
 ])
 def test_study_file_is_checked_completely(tmp_path, text, message):
     with pytest.raises(StudyError) as e:
@@ -98,3 +117,65 @@ def test_a_stale_datakit_run_is_replaced(tmp_path):
     empty.mkdir()
     _remove_stale_run(empty)  # an empty folder is left for the trainer to fill
     assert empty.exists()
+
+
+def test_user_files_in_a_stale_datakit_run_are_moved_aside_with_a_warning(tmp_path,
+                                                                         datakit_warnings):
+    run = tmp_path / "runs" / "a" / "seed0"
+    RunDir(run).create()
+    (run / "config.json").write_text("{}")
+    (run / ".config.json.tmp-999999").write_text("")  # a killed write's leftover: datakit's
+    (run / "notes.txt").write_text("mine")
+    (run / "my_plots").mkdir()
+    (run / "my_plots" / "p.png").write_bytes(b"png")
+    _remove_stale_run(run)
+    kept = tmp_path / "runs" / "a" / "seed0.kept"
+    assert (kept / "notes.txt").read_text() == "mine" and (kept / "my_plots" / "p.png").exists()
+    assert sorted(p.name for p in kept.iterdir()) == ["my_plots", "notes.txt"]
+    assert not run.exists()
+    assert datakit_warnings == [f"[train] {run} holds files that datakit did not write (my_plots, "
+                        f"notes.txt); they were moved to {kept} before the stale run was replaced."]
+    RunDir(run).create()  # a second stale run with a user file: a new folder, nothing overwritten
+    (run / "notes.txt").write_text("second")
+    _remove_stale_run(run)
+    assert (kept / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "runs" / "a" / "seed0.kept-2" / "notes.txt").read_text() == "second"
+
+
+def test_deeply_nested_toml_is_one_line(tmp_path):
+    p = _write(tmp_path, "a = " + "[" * 5000 + "]" * 5000 + "\n")
+    r = CliRunner().invoke(main, ["study", str(p), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: Study file {p} nests tables or arrays too deeply to read; a study "
+                        "needs a few levels at most (see audits/*.toml).\n")
+
+
+def test_a_gpu_that_is_not_there_is_refused_before_any_work(tmp_path, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    p = _write(tmp_path, DIGITS + '[audit]\ndevice = "cuda"\n' + ARM)
+    r = CliRunner().invoke(main, ["study", str(p), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 1
+    assert r.output == (f"Error: {p}: [audit] device is 'cuda' but PyTorch sees no CUDA GPU on "
+                        "this machine; use device = \"cpu\" or \"auto\" (or --device cpu), or run "
+                        "the study where a GPU is.\n")
+    assert not (tmp_path / "out").exists()  # no ingest, compose or training ran
+
+
+def test_a_run_with_truncated_samples_is_trained_again(make_manifest, tmp_path, monkeypatch,
+                                                       datakit_warnings):
+    from datakit.study import arms
+    m = make_manifest({"0": 4, "1": 4})
+    run = tmp_path / "runs" / "a" / "seed0"
+    RunDir(run).create()
+    (run / "config.json").write_text(json.dumps({"manifest_checksum": m.checksum, "steps": 5}))
+    buf = io.BytesIO()
+    np.savez(buf, images=np.zeros((4, 8, 8, 1), np.uint8), labels=np.zeros(4, np.int64))
+    (run / "generated.npz").write_bytes(buf.getvalue()[:-40])  # cut short: not a zip any more
+    calls = []
+    monkeypatch.setattr(arms, "train", lambda cfg: calls.append(cfg))
+    arms.train_run("a/seed0", m, {"steps": 5}, run)
+    assert len(calls) == 1 and calls[0].resume is False  # trained again, from scratch
+    assert datakit_warnings == [
+        f"[train a/seed0] {run / 'generated.npz'} cannot be read (File is not a zip file); the "
+        "run is trained again."]

@@ -37,6 +37,12 @@ def log(message: str) -> None:
     logging.getLogger("datakit").info(message)
 
 
+def warn(message: str) -> None:
+    """A message the user must see (something was moved, dropped or assumed), at WARNING:
+    shown even with -q."""
+    logging.getLogger("datakit").warning(message)
+
+
 def iterate(iterable: Iterable[T], **kwargs) -> Iterator[T]:
     """Iterate with a progress bar; convenience for ``for x in iterate(xs, desc=...)``."""
     yield from progress(iterable, **kwargs)

@@ -15,6 +15,10 @@ from typing import Any
 
 from datakit.errors import DatakitError
 
+#: The largest seed a setting may hold: seeds feed torch and NumPy generators, sometimes
+#: offset or multiplied (``seed * 1_000_003 + rank``), which must stay within 64 bits.
+MAX_SEED = 2 ** 32 - 1
+
 
 def _accepts(value: Any, hint: Any) -> bool:
     """True when ``value`` (a TOML value) fits the type ``hint``; unknown hints accept anything."""

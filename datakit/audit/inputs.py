@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from datakit._core.progress import warn
 from datakit.errors import DatakitError, RunDirError
 from datakit.manifest.model import Manifest
 from datakit.manifest.read import read_manifest
@@ -44,9 +45,18 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise RunDirError(f"{cfg_path} is missing, so the run's manifest is unknown. "
                           "Pass a run directory written by `datakit train`.")
     try:
-        return json.loads(cfg_path.read_text())
+        config = json.loads(cfg_path.read_text())
     except ValueError as e:
         raise RunDirError(f"{cfg_path} is not valid JSON ({e}).") from e
+    if not isinstance(config, dict):
+        raise RunDirError(f"{cfg_path} holds a JSON {type(config).__name__}, not an object of "
+                          "settings; pass a run directory written by `datakit train`.")
+    return config
+
+
+#: The most bytes generated.npz may inflate to (its arrays as declared in the zip): 10,000
+#: images of 256×256×3 are 2 GB; more is not a run's samples (or is a zip bomb).
+MAX_GENERATED_BYTES = 4 << 30
 
 
 def read_generated(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -57,7 +67,13 @@ def read_generated(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
         raise RunDirError(f"{gen_path} is missing: the run has no final samples to audit. "
                           "Let `datakit train` finish (it writes generated.npz last).")
     try:
-        with np.load(gen_path) as z:
+        with zipfile.ZipFile(gen_path) as zf:  # zipfile never reads past a member's declared size
+            inflated = sum(i.file_size for i in zf.infolist())
+        if inflated > MAX_GENERATED_BYTES:
+            raise RunDirError(f"{gen_path} declares {inflated:,} bytes of arrays, more than the "
+                              f"{MAX_GENERATED_BYTES:,}-byte limit for a run's samples; refusing "
+                              "to load it. Write fewer samples (--n-generate).")
+        with np.load(gen_path, allow_pickle=False) as z:
             return np.asarray(z["images"]), np.asarray(z["labels"])
     except KeyError as e:
         raise RunDirError(f"{gen_path} lacks the array {e}; it needs `images` and `labels`.") from e
@@ -67,8 +83,13 @@ def read_generated(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def read_run_manifest(run_dir: Path, config: dict[str, Any]) -> Manifest:
     """The training manifest config.json names; :class:`RunDirError` when it cannot be read."""
+    name = config.get("manifest")
+    if not isinstance(name, str) or not name:
+        raise RunDirError(f"{run_dir / 'config.json'} does not name the training manifest: its "
+                          f"\"manifest\" is {name!r}, not a path to a .parquet file. Pass a run "
+                          "directory written by `datakit train`.")
     try:
-        return read_manifest(config["manifest"])
+        return read_manifest(name)
     except DatakitError as e:
         raise RunDirError(f"The training manifest named in {run_dir / 'config.json'} cannot be "
                           f"read: {e}") from e
@@ -84,7 +105,12 @@ def load_run(run_dir: str | os.PathLike) -> RunInputs:
     gen_path = run_dir / "generated.npz"
     images, labels = read_generated(run_dir)
     manifest = read_run_manifest(run_dir, config)
-    if config.get("manifest_checksum") and config["manifest_checksum"] != manifest.checksum:
+    if not isinstance(config.get("manifest_checksum"), str):
+        raise RunDirError(f"{cfg_path} records no manifest_checksum, so nothing shows that "
+                          f"{manifest.path} is the manifest the run was trained on. Audit a run "
+                          "written by `datakit train`, or add the manifest's checksum "
+                          "(its sidecar's \"checksum\").")
+    if config["manifest_checksum"] != manifest.checksum:
         raise RunDirError(f"The manifest {manifest.path} has changed since the run was trained "
                           f"(checksum differs from {cfg_path}); audit against the original manifest.")
     if images.ndim == 3:
@@ -103,6 +129,10 @@ def load_run(run_dir: str | os.PathLike) -> RunInputs:
     if len(images) < 2:
         raise RunDirError(f"{gen_path} holds {len(images)} image(s); the audit needs at least 2.")
     conditional = bool(config.get("conditional", bool((labels >= 0).all())))
+    unlabelled = int((labels == -1).sum())
+    if conditional and unlabelled:
+        warn(f"{gen_path}: {unlabelled:,} of {len(labels):,} images of this conditional run "
+             "have label -1 (no class); the per-class checks leave them out.")
     return RunInputs(run_dir, config, images, labels, manifest, conditional)
 
 
@@ -118,4 +148,8 @@ def _check_labels(labels: np.ndarray, gen_path: Path) -> np.ndarray:
     elif labels.dtype.kind not in "iu":
         raise RunDirError(f"{gen_path} holds labels of type {labels.dtype}; expected int64 "
                           "class indices.")
+    if labels.size and labels.dtype.kind in "uf" and labels.max() > np.iinfo(np.int64).max:
+        # astype would wrap 2**64-1 to -1, an "unconditional" label
+        raise RunDirError(f"{gen_path} holds label {labels.max()}, larger than any class "
+                          "index; expected int64 class indices (-1 for unconditional).")
     return labels.astype(np.int64)

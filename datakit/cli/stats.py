@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import click
 
+from datakit._core.names import printable
 from datakit.cli.base import echo_err, json_option, main, print_json
 from datakit.label_issues import check_issues_belong, read_issues_csv
 from datakit.manifest.read import read_manifest
@@ -47,7 +48,10 @@ def stats_cmd(manifests, as_json, html, label_issues, min_count, seed):
     if as_json:
         print_json(stats[0] if len(stats) == 1 else stats)
     else:
-        click.echo(format_stats_table(stats, [m.name for m in opened]))
+        # Class names are data: their control and bidi characters are shown escaped, so a
+        # name cannot move the cursor, clear the screen or reorder the table on a terminal.
+        table = format_stats_table(stats, [m.name for m in opened])
+        click.echo("\n".join(printable(line) for line in table.split("\n")))
     if html:
         from datakit.report.dataset import render_dataset_report  # matplotlib: only when a page is drawn
         path = render_dataset_report(opened, html, low_count=min_count, seed=seed,

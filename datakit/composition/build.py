@@ -52,7 +52,7 @@ from datakit.composition.selection import (
     vocabulary,
 )
 from datakit.errors import ChecksumMismatch, CompositionError
-from datakit.manifest.model import COLUMNS, Manifest, manifest_paths
+from datakit.manifest.model import COLUMNS, Manifest, check_pixels, manifest_paths
 from datakit.manifest.read import read_manifest
 from datakit.manifest.store import StoreReader, chunk_rows
 from datakit.manifest.write import write_manifest_chunks
@@ -160,14 +160,19 @@ def _converted_chunks(table: pd.DataFrame, parents: Sequence[Manifest],
     that memory holds one chunk, not the output."""
     h, w, c = shape
     for i, m in enumerate(parents):
-        rows = table.loc[table["_part"] == i, "row"].to_numpy()
+        part = table.loc[table["_part"] == i]
+        rows, sha256, ids = (part[k].to_numpy() for k in ("row", "sha256", "id"))
         step = chunk_rows((max(h, m.geometry.height), max(w, m.geometry.width), max(c, 3)))
         if not len(rows):
             continue
         _ = m.pixels  # opens and checks the store (an error that says what to do)
         pixels = StoreReader(m.pixels_path)  # read a chunk at a time, its pages not kept
         for s in range(0, len(rows), step):
-            yield convert(pixels[rows[s:s + step]], h, w, c, polarity)
+            raw = pixels[rows[s:s + step]]
+            # Every pixel is read here anyway: check each row against its sha256, so that a
+            # changed parent is refused rather than laundered into a manifest that verifies.
+            check_pixels(m, raw, sha256[s:s + step], ids[s:s + step])
+            yield convert(raw, h, w, c, polarity)
 
 
 def _final_table(table: pd.DataFrame, vocab: list[str]) -> tuple[pd.DataFrame, list[str]]:

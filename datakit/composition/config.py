@@ -14,6 +14,9 @@ CLASS_SETS = {"digits": CHARS62[:10], "upper": CHARS62[10:36], "lower": CHARS62[
 DEDUPE = ("exact", "near")
 POLARITY = ("keep", "dark-on-light", "light-on-dark")
 SHARE_COLUMNS = ("parent", "subset", "dataset", "domain")
+#: The largest --image-size: the same bound as ingest's --size (a 100000-pixel side
+#: would ask for hundreds of GiB).
+MAX_IMAGE_SIZE = 1024
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,6 +170,14 @@ class ComposeConfig:
             v = getattr(self, name)
             if v is not None and int(v) < 1:
                 raise CompositionError(f"--{name.replace('_', '-')} must be at least 1, not {v}.")
+        if self.image_size is not None and int(self.image_size) > MAX_IMAGE_SIZE:
+            raise CompositionError(f"--image-size {self.image_size} is larger than the "
+                                   f"{MAX_IMAGE_SIZE}-pixel limit (ingest's largest --size); "
+                                   f"use a value from 1 to {MAX_IMAGE_SIZE}.")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) \
+                or not 0 <= self.seed < 2 ** 63:
+            raise CompositionError(f"--seed must be a whole number from 0 to 2**63-1, "
+                                   f"not {self.seed!r}.")
         if self.holdout is not None and not 0 < float(self.holdout) < 1:
             raise CompositionError(f"--holdout must lie strictly between 0 and 1, not {self.holdout}.")
 

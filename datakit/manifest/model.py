@@ -160,6 +160,20 @@ class Manifest:
             return np.array(self.pixels[idx[0]: idx[-1] + 1])
         return np.asarray(self.pixels[idx])
 
+    def checked_images(self, positions: np.ndarray) -> np.ndarray:
+        """Pixels of the table rows at ``positions`` (0..len-1), each checked against the
+        sha256 its row records: for readers that read every pixel anyway (compose, export,
+        label issues), where the check costs little beside the decode.
+
+        Raises:
+            ManifestError: a row's pixels differ from its sha256 (the store was changed).
+        """
+        positions = np.asarray(positions, dtype=np.int64)
+        images = self.images(self.table["row"].to_numpy()[positions])
+        check_pixels(self, images, self.table["sha256"].to_numpy()[positions],
+                     self.table["id"].to_numpy()[positions])
+        return images
+
     def labels(self) -> np.ndarray:
         return self.table["label"].to_numpy(dtype=np.int64)
 
@@ -184,6 +198,18 @@ def pixel_sha256(pixels: np.ndarray) -> list[str]:
     """sha256 of each image's decoded pixel bytes (exact-duplicate key)."""
     flat = np.ascontiguousarray(pixels).reshape(len(pixels), -1)
     return [hashlib.sha256(r.tobytes()).hexdigest() for r in flat]
+
+
+def check_pixels(m: "Manifest", images: np.ndarray, sha256: Iterable[str],
+                 ids: Iterable[str]) -> None:
+    """Raise :class:`ManifestError` when ``images`` differ from the ``sha256`` their rows
+    (named by ``ids``) record: the pixel store of ``m`` was changed after it was written."""
+    for got, want, row_id in zip(pixel_sha256(images), sha256, ids):
+        if got != want:
+            raise ManifestError(
+                f"Manifest {m.path}: the pixels of row {str(row_id)!r} differ from the sha256 "
+                "the row records, so its pixel store was changed after it was written. Run "
+                f"`datakit verify {m.path}` to see every changed row, and re-create the manifest.")
 
 
 def content_checksum(table: pd.DataFrame, pixels: np.ndarray) -> str:

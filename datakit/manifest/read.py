@@ -82,7 +82,12 @@ def check_invariants(m: Manifest) -> None:
         raise ManifestError(f"{what}: its `row` column points outside the pixel store "
                             f"(0..{len(px) - 1}). " + fix)
     recorded = m.meta.get("table_checksum")
-    if recorded is not None and m.table_checksum != recorded:
+    if not isinstance(recorded, str):
+        # Every writer records it; without it an edited table would pass unnoticed.
+        raise ManifestError(f"{what}: its sidecar {m.sidecar_path.name} records no "
+                            "table_checksum, so its table cannot be checked. Re-create the "
+                            "manifest with `datakit ingest` or `datakit compose`.")
+    if m.table_checksum != recorded:
         raise ManifestError(f"{what}: its table was changed after it was written (the table "
                             "checksum in its sidecar differs). " + fix)
     sample = _spot_rows(len(m.table), SPOT_CHECK_ROWS)

@@ -67,29 +67,58 @@ def lock_timeout() -> float:
 
 @contextlib.contextmanager
 def writer_lock(path: str | os.PathLike, timeout: float | None = None) -> Iterator[Path]:
-    """Hold the advisory lock of the manifest at ``path`` (waiting up to ``timeout`` seconds)."""
+    """Hold the advisory lock of the manifest at ``path`` (waiting up to ``timeout`` seconds).
+
+    The lock file exists only while a writer holds it: the holder removes it before it lets
+    go, and a waiter that locked a file already removed tries again on the current one, so
+    no ``.NAME.lock`` is left behind, after a failed write either.
+    """
     parquet = _paths(path)[0]
     lock = _aux(parquet, ".lock")
     timeout = lock_timeout() if timeout is None else timeout
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _flock(fd, deadline, parquet, lock, timeout)
+            if _same_file(fd, lock):
                 break
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise ManifestError(
-                        f"Another process is writing manifest {parquet.name} (it holds {lock}) "
-                        f"and did not finish within {timeout:g} s. Wait for it, or write under "
-                        "another name.") from None
-                time.sleep(0.05)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder removed it as we waited: lock the one there now
+    try:
         yield lock
     finally:
-        os.close(fd)  # closing releases the lock; the lock file stays (removing it races)
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # while still holding it, so no one can lock it after this
+        os.close(fd)  # closing releases the lock
+
+
+def _flock(fd: int, deadline: float, parquet: Path, lock: Path, timeout: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            if time.monotonic() >= deadline:
+                raise ManifestError(
+                    f"Another process is writing manifest {parquet.name} (it holds {lock}) "
+                    f"and did not finish within {timeout:g} s. Wait for it, or write under "
+                    "another name.") from None
+            time.sleep(0.05)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """True when the open ``fd`` is still the file at ``path`` (not removed or replaced)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def recover(path: str | os.PathLike) -> bool:

@@ -8,7 +8,8 @@ One class per sub-folder of ROOT, the class name being the folder name; files ma
 deeper folders of a class. Any format PIL reads is accepted, with the same checks as
 Chars74K (decompression bombs, oversized files, corrupt files: ``--on-error``) and the
 same parallel decode (:mod:`datakit.sources._io.decode`), spilled to disk and written a
-chunk at a time (memory holds a chunk, not the output). Hidden files and folders
+chunk at a time (memory holds a chunk, not the output). Only regular files are read
+(FIFOs, devices, sockets, links to folders and looping links are bad files). Hidden files and folders
 (names starting with ".") and loose files beside the class folders are passed over.
 A folder tree has no split: every row is ``train``; ``datakit compose`` makes splits.
 """

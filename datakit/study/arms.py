@@ -5,16 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from datakit._core.device import resolve_device
-from datakit._core.names import describe_os_error, inside
-from datakit._core.progress import log
+from datakit._core.names import describe_os_error, inside, printable
+from datakit._core.progress import log, warn
+from datakit.audit.inputs import read_generated
 from datakit.composition.build import compose
-from datakit.errors import DatakitError, StudyError
+from datakit.errors import DatakitError, RunDirError, StudyError
 from datakit.judge.cache import cache_at, cache_root
 from datakit.judge.network import JudgeConfig, judge_for_manifest
 from datakit.manifest.read import read_manifest
@@ -107,6 +109,17 @@ def _run_matches(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     return (run_dir / "generated.npz").exists() and _same_run(run_dir, settings, manifest)
 
 
+def _unreadable_samples(run_dir: Path) -> str | None:
+    """Why ``run_dir``'s generated.npz cannot be read (None when it reads, or is absent)."""
+    if not (run_dir / "generated.npz").exists():
+        return None
+    try:
+        read_generated(run_dir)
+    except RunDirError as e:
+        return str(e).rstrip(".")
+    return None
+
+
 def _resumable(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     """True when run_dir holds an unfinished run of the same manifest and settings with a
     checkpoint, which the trainer can continue (``resume``) instead of starting over."""
@@ -129,11 +142,44 @@ def _same_run(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     return all(cfg.get(k) == v for k, v in settings.items() if k not in ignore and k in cfg)
 
 
+#: What datakit writes into a run folder (training, sampling, the audit); anything else in
+#: one is the user's, and a study moves it aside before replacing the run.
+RUN_ENTRIES = frozenset({MARKER, "config.json", "metrics.csv", "samples", "training.gif",
+                         "checkpoints", "generated.npz", "audit"})
+
+
+def _written_by_datakit(name: str) -> bool:
+    """True for an entry of :data:`RUN_ENTRIES` or the temporary file of one (``.NAME.tmp-PID``)."""
+    if name in RUN_ENTRIES:
+        return True
+    base, sep, pid = name.rpartition(".tmp-")
+    return bool(sep) and pid.isdigit() and base.startswith(".") and base[1:] in RUN_ENTRIES
+
+
+def _move_aside(run_dir: Path, names: list[str]) -> Path:
+    """Move ``names`` (entries of ``run_dir``) into a new sibling ``<run>.kept[-N]``; return it."""
+    for k in range(1, 1000):
+        kept = run_dir.with_name(f"{run_dir.name}.kept" + (f"-{k}" if k > 1 else ""))
+        try:
+            kept.mkdir()
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise StudyError(f"{run_dir} holds files that datakit did not write, and no free "
+                         f"{run_dir.name}.kept-N folder is left to move them to; move them away.")
+    for name in names:
+        (run_dir / name).rename(kept / name)
+    return kept
+
+
 def _remove_stale_run(run_dir: Path) -> None:
     """Delete ``run_dir`` only if datakit made it (its marker file says so); else refuse.
 
     A folder without the marker may be the user's own (notes, another tool's run): it is
-    never deleted. An empty folder is left for the trainer to fill.
+    never deleted. In a marked folder, what datakit did not write (a ``notes.txt``) is moved
+    to ``<run>.kept`` beside it first, with a warning. An empty folder is left for the
+    trainer to fill.
     """
     if run_dir.is_symlink() or not run_dir.is_dir():
         raise StudyError(f"{run_dir} is in the way of the run folder and was not made by "
@@ -143,8 +189,15 @@ def _remove_stale_run(run_dir: Path) -> None:
     if not (run_dir / MARKER).is_file():
         raise StudyError(f"{run_dir} holds files that datakit did not write (no {MARKER} "
                          "marker), so it was left alone; move them away, or pass another --out.")
-    log(f"[train] {run_dir} holds a different or unfinished run: replacing it")
     try:
+        foreign = sorted(e.name for e in os.scandir(run_dir) if not _written_by_datakit(e.name))
+        if foreign:
+            kept = _move_aside(run_dir, foreign)
+            warn(f"[train] {run_dir} holds files that datakit did not write "
+                 f"({', '.join(printable(f) for f in foreign[:5])}"
+                 f"{', ...' if len(foreign) > 5 else ''}); they were moved to {kept} before "
+                 "the stale run was replaced.")
+        log(f"[train] {run_dir} holds a different or unfinished run: replacing it")
         shutil.rmtree(run_dir)
     except OSError as e:
         raise StudyError(f"Cannot remove the stale run {run_dir} ({describe_os_error(e)}); "
@@ -155,6 +208,12 @@ def train_run(name: str, manifest, settings: dict[str, Any], run_dir: Path) -> P
     """Train run ``name`` ("ARM/seedK") into ``run_dir``: reuse a finished run with the same
     manifest and settings, resume an unfinished one from its checkpoint, else start over."""
     what = f"train {name}"
+    broken = _unreadable_samples(run_dir)
+    if broken:
+        # A finished run whose samples cannot be read (a truncated copy, a full disk) would be
+        # reused, and fail its audit, on every re-run: train it again instead.
+        warn(f"[{what}] {broken}; the run is trained again.")
+        _remove_stale_run(run_dir)
     if _run_matches(run_dir, settings, manifest):
         log(f"[{what}] reusing {run_dir} (same manifest and settings)")
         return run_dir

@@ -10,6 +10,7 @@ from datakit._core.names import inside
 from datakit._core.progress import log
 from datakit.audit import AuditConfig
 from datakit.audit.schema import Audit
+from datakit.errors import StudyError
 from datakit.study.arms import (
     check_budget,
     judge_cache,
@@ -68,6 +69,8 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     plan.validate()
     if plan.name == "ray":
         require_ray()  # before any work
+    else:
+        _check_devices_here(study, train_overrides, audit_overrides, device)
     out = Path(out) if out is not None else Path("studies") / study.name
     mdir, rdir = out / "manifests", out / "runs"
     mdir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +107,26 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     log(f"Study report: {report}")
     return StudyResult(report, summary, {f"{a}/seed{s}": p for (a, s), p in runs.items()},
                        {f"{a}/seed{s}": au for (a, s), au in zip(runs, audits)})
+
+
+def _check_devices_here(study: Study, train_overrides: dict[str, Any],
+                        audit_overrides: dict[str, Any], device: str | None) -> None:
+    """A GPU asked for (training or audit) on a machine without one is refused before any
+    ingest, compose or training, since a local executor runs everything here. (Under Ray
+    the workers may have GPUs the driver lacks, so nothing is checked there.)"""
+    asked = {"[audit] device": device or {**study.audit, **audit_overrides}.get("device", "auto")}
+    for arm in study.arms:
+        settings = {**study.train, **arm.train, **train_overrides}
+        asked[f"arm {arm.name} device"] = device or settings.get("device", "auto")
+    wanted = {k: v for k, v in asked.items() if str(v).startswith("cuda")}
+    if not wanted:
+        return
+    import torch
+    if not torch.cuda.is_available():
+        what, name = next(iter(wanted.items()))
+        raise StudyError(f"{study.path or 'The study'}: {what} is {name!r} but PyTorch sees no "
+                         "CUDA GPU on this machine; use device = \"cpu\" or \"auto\" (or "
+                         "--device cpu), or run the study where a GPU is.")
 
 
 def _trains_on_cuda(device: str) -> bool:

@@ -61,7 +61,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
     import tomli as tomllib  # type: ignore[no-redef]
 from datakit._core.names import check_name, describe_os_error, printable
-from datakit._core.typecheck import check_types, dataclass_hints, signature_hints
+from datakit._core.typecheck import MAX_SEED, check_types, dataclass_hints, signature_hints
 from datakit.audit import AuditConfig
 from datakit.composition.config import ComposeConfig
 from datakit.errors import DatakitError, StudyError
@@ -188,6 +188,15 @@ def _parse_ingest(iname: str, spec: Any, where: str, base: Path) -> IngestSpec:
     return IngestSpec(iname, spec["source"], _expand(p, iwhere, base) if p else None, options)
 
 
+def _check_audit(settings: dict[str, Any], where: str) -> None:
+    """[audit] (or --set audit.NAME) must make a valid AuditConfig: ranges, the judge's
+    table, the device's spelling, all checked before any ingest or training."""
+    try:
+        AuditConfig.from_dict(settings)
+    except DatakitError as e:
+        raise StudyError(f"{where}: {e}") from None
+
+
 def _check_train(settings: dict[str, Any], where: str) -> None:
     """The merged training settings of an arm must make a valid TrainConfig."""
     try:
@@ -261,6 +270,7 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
     _check_train(shared_train, f"{where} [train]")
     audit = _table(data.get("audit"), f"{where} [audit]")
     _check_fields(audit, AuditConfig, f"{where} [audit]")
+    _check_audit(audit, f"{where} [audit]")
 
     raw_arms = data.get("arm") or []
     if not isinstance(raw_arms, list):
@@ -304,10 +314,11 @@ def _parse_seeds(head: dict[str, Any], where: str) -> list[int]:
     """[study] seeds: distinct integers, each arm trained once per seed (default [0])."""
     seeds = head.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds \
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds) \
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
+                       for s in seeds) \
             or len(set(seeds)) != len(seeds):
-        raise StudyError(f"{where} [study]: seeds must be a list of distinct non-negative "
-                         f"integers, e.g. seeds = [0, 1, 2]; got {seeds!r}.")
+        raise StudyError(f"{where} [study]: seeds must be a list of distinct integers from 0 "
+                         f"to {MAX_SEED}, e.g. seeds = [0, 1, 2]; got {seeds!r}.")
     return list(seeds)
 
 
@@ -371,6 +382,9 @@ def load_study(path: str | os.PathLike) -> Study:
         raise StudyError(f"Study file {path} is not valid TOML ({e}).") from e
     except UnicodeDecodeError:
         raise StudyError(f"Study file {path} is not UTF-8 text; save it as UTF-8 TOML.") from None
+    except RecursionError:
+        raise StudyError(f"Study file {path} nests tables or arrays too deeply to read; a study "
+                         "needs a few levels at most (see audits/*.toml).") from None
     except OSError as e:
         raise StudyError(f"Cannot read study file {path} ({describe_os_error(e)}).") from None
     return parse_study(data, path=path)
@@ -390,6 +404,9 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
             out[key] = tomllib.loads(f"v = {value.strip()}")["v"]
         except tomllib.TOMLDecodeError:
             out[key] = value.strip()
+        except RecursionError:
+            raise StudyError(f"Bad --set {key}: its value nests arrays or tables too deeply; "
+                             "give a plain value, e.g. --set width=16.") from None
     return out
 
 
@@ -400,6 +417,7 @@ def split_overrides(overrides: dict[str, Any] | None) -> tuple[dict[str, Any], d
     audit_overrides = {k[len("audit."):]: overrides.pop(k) for k in list(overrides)
                        if k.startswith("audit.")}
     _check_fields(audit_overrides, AuditConfig, "--set audit.NAME")
+    _check_audit(audit_overrides, "--set audit.NAME")
     if overrides:
         _check_fields(overrides, TrainConfig, "--set")
         for k in ("manifest", "out", "resume", "seed"):

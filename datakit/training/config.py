@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from datakit._core.typecheck import MAX_SEED
 from datakit.errors import TrainingError
 
 MODELS = ("dcgan", "acgan", "cgan-proj")
@@ -130,6 +131,10 @@ class TrainConfig:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, "
                                     f"got {getattr(self, name)}.")
         _check_probe(self)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise TrainingError(f"--seed must be a whole number from 0 to {MAX_SEED}, "
+                                f"got {self.seed!r}.")
         for name in ("lr_g", "lr_d"):
             if not getattr(self, name) > 0:
                 raise TrainingError(f"--{name.replace('_', '-')} must be positive, "

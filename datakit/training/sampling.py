@@ -60,6 +60,10 @@ def load_generator(run_dir: str | os.PathLike, device: torch.device | str = "cpu
     return g_net.to(device).eval(), cfg
 
 
+#: The most images one call draws: all of them are held in memory (and a PNG grid of them).
+MAX_SAMPLES = 1_000_000
+
+
 def sample(run_dir: str | os.PathLike, n: int, class_name: str | None = None,
            out: str | os.PathLike | None = None, seed: int = 0, device: str = "auto") -> Path:
     """Write ``n`` new samples from a run's last checkpoint.
@@ -79,6 +83,10 @@ def sample(run_dir: str | os.PathLike, n: int, class_name: str | None = None,
 
     if n < 1:
         raise TrainingError(f"--n must be at least 1, got {n}.")
+    if n > MAX_SAMPLES:
+        raise TrainingError(f"--n {n:,} is more than the {MAX_SAMPLES:,} images one `datakit "
+                            "sample` draws (they are held in memory); draw several batches "
+                            "with different --seed values.")
     dev = resolve_device(device)
     g_net, cfg = load_generator(run_dir, dev)
     names = list(cfg["class_names"])

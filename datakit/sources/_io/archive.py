@@ -13,6 +13,7 @@ import hashlib
 import lzma
 import os
 import re
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -294,7 +295,12 @@ def archive_files(archive: Path, prefix: str, policy: ErrorPolicy,
 
 
 def tree_files(root: Path, policy: ErrorPolicy) -> Iterator[tuple[str, str, str, bytes | None]]:
-    """Walk a folder tree in sorted order, yielding like :func:`archive_files`."""
+    """Walk a folder tree in sorted order, yielding like :func:`archive_files`.
+
+    Only regular files are read (a link to one is followed): a FIFO, a device, a socket, a
+    link to a folder and a link that loops or leads nowhere are bad files (the error policy
+    decides), never read, so nothing can hang the walk or read without end.
+    """
     def walk(folder: Path, rel: str) -> Iterator[tuple[str, str, str, bytes | None]]:
         for entry in sorted(os.scandir(folder), key=lambda e: e.name):
             sub = f"{rel}/{entry.name}" if rel else entry.name
@@ -303,25 +309,49 @@ def tree_files(root: Path, policy: ErrorPolicy) -> Iterator[tuple[str, str, str,
                 policy.handle(where, FormatError(f"{where}: the name is not UTF-8 text; rename "
                                                  "it (or pass --on-error skip to leave it out)."))
                 continue
-            if entry.is_symlink() and entry.is_dir():
+            try:
+                mode = os.stat(entry.path).st_mode  # follows a link: what it leads to
+            except OSError as e:
+                policy.handle(where, FormatError(f"{where} cannot be read ({e.strerror or e}); "
+                                                 "remove it, or pass --on-error skip."))
+                continue
+            if stat.S_ISDIR(mode) and entry.is_symlink():
                 policy.handle(where, UnsafeArchive(f"{where} is a symbolic link to a folder; "
                                                    "it is not followed (it may loop)."))
                 continue
-            if entry.is_dir():
+            if stat.S_ISDIR(mode):
                 yield "dir", sub, where, None
                 yield from walk(Path(entry.path), sub)
                 continue
             try:
-                size = entry.stat().st_size
-                if size > MAX_FILE_BYTES:
-                    raise UnsafeArchive(f"{where} is {size:,} bytes, more than the "
-                                        f"{MAX_FILE_BYTES:,}-byte limit for one image.")
-                data = Path(entry.path).read_bytes()
+                data = read_regular_file(entry.path, where)
             except OSError as e:
-                policy.handle(where, FormatError(f"{where} cannot be read ({e.strerror or e})."))
+                policy.handle(where, FormatError(f"{where} cannot be read ({e.strerror or e}); "
+                                                 "remove it, or pass --on-error skip."))
                 continue
-            except UnsafeArchive as e:
+            except (UnsafeArchive, FormatError) as e:
                 policy.handle(where, e)
                 continue
             yield "file", sub, where, data
     yield from walk(root, "")
+
+
+def read_regular_file(path: str, where: str) -> bytes:
+    """The bytes of the regular file ``path``, at most :data:`MAX_FILE_BYTES` of them.
+
+    The file is opened without blocking (a FIFO would wait for a writer forever) and checked
+    to be a regular file through the open descriptor (``stat`` says 0 bytes for a device or a
+    FIFO); the read stops one byte past the limit, whatever the size said.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FormatError(f"{where} is not a regular file (a FIFO, a device or a socket); "
+                              "only image files are read. Remove it, or pass --on-error skip.")
+        if st.st_size <= MAX_FILE_BYTES:
+            data = f.read(MAX_FILE_BYTES + 1)  # a file growing as it is read stops here
+    if st.st_size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
+        raise UnsafeArchive(f"{where} is {max(st.st_size, MAX_FILE_BYTES + 1):,} bytes, more "
+                            f"than the {MAX_FILE_BYTES:,}-byte limit for one image.")
+    return data
