@@ -11,8 +11,8 @@ Training, audits and studies need PyTorch; their names load it on first use, so
 from datakit._core.version import __version__
 from datakit.composition import ComposeConfig, compose
 from datakit.errors import (BadName, ChecksumMismatch, CompositionError, DatakitError, FormatError,
-                            ManifestError, MissingDependency, OutsideFolder, RunDirError, SourceNotFound,
-                            StudyError, TrainingError, UnknownName, UnsafeArchive)
+                            ManifestError, MissingDependency, OutsideFolder, ReportError, RunDirError,
+                            SourceNotFound, StudyError, TrainingError, UnknownName, UnsafeArchive)
 from datakit.manifest import Manifest, read_manifest, write_manifest
 from datakit.sources.registry import ingest
 from datakit.training.config import TrainConfig
@@ -28,7 +28,7 @@ __all__ = ["__version__", "ingest", "compose", "ComposeConfig", "train", "TrainC
            "Manifest", "read_manifest", "write_manifest",
            "DatakitError", "FormatError", "SourceNotFound", "UnsafeArchive", "ChecksumMismatch",
            "ManifestError", "UnknownName", "CompositionError", "TrainingError", "RunDirError",
-           "StudyError", "BadName", "OutsideFolder", "MissingDependency"]
+           "ReportError", "StudyError", "BadName", "OutsideFolder", "MissingDependency"]
 
 
 def __getattr__(name: str):

@@ -44,6 +44,10 @@ class RunDirError(DatakitError):
     """A run directory is missing files the audit needs, or holds inconsistent ones."""
 
 
+class ReportError(DatakitError):
+    """A report page cannot be written (its audits are kept)."""
+
+
 class StudyError(DatakitError):
     """An audit study file is malformed or names things that do not exist."""
 

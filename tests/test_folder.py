@@ -183,3 +183,30 @@ def test_a_symlink_loop_is_skipped_like_any_bad_file(tmp_path):
     assert len(m) == 9 and [s["file"] for s in m.meta["skipped"]] == [str(root / "A" / "loop.png")]
     os.symlink(root / "A" / "0.png", root / "b" / "linked.png")  # control: a link to a file is read
     assert len(ingest_folder(root, out=tmp_path / "o2", workers=0, on_error="skip")) == 10
+
+
+def test_a_camera_jpeg_is_decoded_the_way_up_its_exif_says():
+    from datakit.sources._io.images import ORIENTATION_TAG, decode_image
+    # a 2x3 image with one white pixel top left; stored turned, with EXIF orientation 6
+    # ("rotate 90° clockwise to view"), as phones write portrait photos
+    stored = np.zeros((2, 3), np.uint8)
+    stored[1, 0] = 255  # bottom-left as stored is top-left once turned 90° clockwise
+    im = Image.fromarray(stored)
+    exif = Image.Exif()
+    exif[ORIENTATION_TAG] = 6
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", exif=exif)
+    shown = np.asarray(decode_image(buf.getvalue(), "photo.png"))
+    assert shown.shape == (3, 2) and shown[0, 0] == 255 and shown.sum() == 255
+    plain = io.BytesIO()
+    im.save(plain, format="PNG")
+    np.testing.assert_array_equal(np.asarray(decode_image(plain.getvalue(), "scan.png")), stored)
+
+
+def test_one_class_name_in_two_unicode_forms_is_refused_with_both_spellings(tmp_path):
+    root = make_tree(tmp_path / "glyphs", classes=("caf\u00e9", "cafe\u0301"))
+    r = _ingest_cli(root, tmp_path)
+    assert r.exit_code == 1
+    assert r.output == (f"Error: {root} has two class folders that are one name in two Unicode forms: "
+                        "'cafe\\u0301' and 'caf\\xe9' both read 'caf\u00e9'. They would become two classes "
+                        "that look the same; merge them into one folder (or rename one).\n")

@@ -169,6 +169,25 @@ def test_cli_audit_writes_the_default_report_and_prints_json(tmp_path, toy, fake
     assert (run / "audit" / "report.html").exists()
 
 
+def test_a_report_that_cannot_be_written_leaves_no_stale_page_beside_the_new_audit(tmp_path, toy, fake_audit_run,
+                                                                                   monkeypatch):
+    import datakit.report.html as page
+    run = make_run(tmp_path / "run", toy)
+    assert CliRunner().invoke(main, ["audit", str(run)]).exit_code == 0
+    report = run / "audit" / "report.html"
+
+    def full(path, text):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(page, "atomic_write_text", full)
+    result = CliRunner().invoke(main, ["audit", str(run)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().endswith(
+        f"Error: The report {report} could not be written (No space left on device); the audits are in each "
+        "run's audit/audit.json, and the older report.html, which no longer matched them, was removed. Free "
+        "space (or choose another --out) and run `datakit audit --reuse` on the same runs to write it.")
+    assert not report.exists() and (run / "audit" / "audit.json").exists()
+
+
 def test_cli_audit_several_runs(tmp_path, toy, fake_audit_run):
     a, b = make_run(tmp_path / "a", toy), make_run(tmp_path / "b", toy)
     out = tmp_path / "cmp.html"

@@ -29,6 +29,7 @@ from datakit.audit.declare import MetricSpec, declared_metrics
 from datakit.audit.many import audit_runs
 from datakit.audit.schema import Audit, ClassRow, Confusion, Finding, FloorTest
 from datakit.audit.verdict import standout_texts
+from datakit.errors import ReportError
 from datakit.report import evidence, figures
 from datakit.report.comparison import Column, csv_uri, flagged_classes, heatmaps
 from datakit.report.dataset import composition_section
@@ -682,7 +683,17 @@ def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
     """
     audits = audit_runs(run_dirs, config=config, reuse=reuse)
     out = Path(out) if out is not None else default_report_path(run_dirs)
-    write_report(run_dirs, out, audits=audits, title=title, intro=intro, labels=labels,
-                 factors=factors)
+    try:
+        write_report(run_dirs, out, audits=audits, title=title, intro=intro, labels=labels,
+                     factors=factors)
+    except OSError as e:
+        # audit.json is new: an older page beside it would now contradict it
+        stale = out.exists()
+        if stale:
+            out.unlink()
+        raise ReportError(f"The report {out} could not be written ({e.strerror or e}); the audits are "
+                          "in each run's audit/audit.json" + (f", and the older {out.name}, which no longer "
+                          "matched them, was removed" if stale else "") + ". Free space (or choose "
+                          "another --out) and run `datakit audit --reuse` on the same runs to write it.") from e
     log(f"Report written to {out}")
     return out, audits

@@ -16,6 +16,7 @@ A folder tree has no split: every row is ``train``; ``datakit compose`` makes sp
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -61,9 +62,23 @@ def _is_utf8(text: str) -> bool:
 
 
 def class_folders(root: Path) -> list[str]:
-    """The class folders of ``root`` (not hidden, names readable as UTF-8), sorted."""
-    return sorted(e.name for e in os.scandir(root)
-                  if e.is_dir() and not e.name.startswith(".") and _is_utf8(e.name))
+    """The class folders of ``root`` (not hidden, names readable as UTF-8), sorted.
+
+    Two folders whose names are one name in two Unicode forms (``é`` composed, NFC, and as
+    ``e`` + a combining accent, NFD: macOS writes the second) would become two classes that
+    print alike; that is refused, with both spellings named."""
+    names = sorted(e.name for e in os.scandir(root)
+                   if e.is_dir() and not e.name.startswith(".") and _is_utf8(e.name))
+    seen: dict[str, str] = {}
+    for n in names:
+        key = unicodedata.normalize("NFC", n)
+        if key in seen:
+            raise FormatError(
+                f"{root} has two class folders that are one name in two Unicode forms: {seen[key]!a} and "
+                f"{n!a} both read {key!r}. They would become two classes that look the same; merge them "
+                "into one folder (or rename one).")
+        seen[key] = n
+    return names
 
 
 def choose_classes(root: Path, classes: str | list[str] | None) -> list[str]:

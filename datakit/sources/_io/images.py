@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageOps
 
 from datakit.errors import FormatError, UnsafeArchive
 
@@ -26,6 +26,7 @@ MAX_IMAGE_PIXELS = 40_000_000
 
 #: The most bytes one image file (or archive member) may declare.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+ORIENTATION_TAG = 0x0112  # EXIF "Orientation": 1 = as stored; 2-8 = mirror and/or turn
 
 # PIL's own bomb guard stays on as a second line of defence (it raises at twice its value).
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_IMAGE_PIXELS)
@@ -76,6 +77,10 @@ def decode_image(data: bytes, where: str, *, max_pixels: int = MAX_IMAGE_PIXELS)
             "limit: a decompression bomb or not a character image. Refusing to decode it.")
     try:
         im.load()
+        # a camera's JPEG stores its pixels as the sensor saw them and says how to turn them
+        # (EXIF orientation); decode the image as it is meant to be seen
+        if im.getexif().get(ORIENTATION_TAG, 1) != 1:
+            im = ImageOps.exif_transpose(im)
     except Exception as e:
         raise FormatError(f"{where} is truncated or corrupt ({_reason(e)}). "
                           "Remove or replace it, or pass --on-error skip.") from e
