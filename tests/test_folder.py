@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import progress_lines
 from PIL import Image
 
 from datakit.cli import main
@@ -122,3 +123,12 @@ def test_missing_root_and_cli(tmp_path):
     assert out["geometry"] == {"height": 32, "width": 32, "channels": 1}
     r = CliRunner().invoke(main, ["ingest", "folder", str(root), "--domain", "space"])
     assert r.exit_code == 2 and "'space' is not one of 'wild', 'synthetic', 'handwritten'" in r.output
+
+
+def test_ingest_off_a_terminal_logs_decoding_and_writing(tmp_path, off_terminal, caplog):
+    root = make_tree(tmp_path / "glyphs")
+    off_terminal.tick = 30  # each clock reading 30 s later
+    ingest_folder(root, domain="handwritten", out=tmp_path / "o", workers=0)
+    assert progress_lines(caplog, "decoding") == ["decoding: 9, 3.3 s/img, 0:30 elapsed",
+                                                  "decoding: 9 done in 1:00, 6.7 s/img"]
+    assert progress_lines(caplog, "writing pixels")[-1] == "writing pixels: 9/9 done in 1:00, 6.7 s/img"

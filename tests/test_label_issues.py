@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import progress_lines
 
 from datakit.cli import main
 from datakit.errors import ManifestError
@@ -141,3 +142,14 @@ def test_csv_round_trip(tmp_path, flipped_digits):
     assert result.issues["id"].tolist() == [m.table["id"].iloc[0]]
     path = write_issues_csv(result, tmp_path / "i.csv")
     assert read_issues_csv(path)["id"].tolist() == [m.table["id"].iloc[0]]
+
+
+def test_label_issues_off_a_terminal_logs_its_folds(make_manifest, off_terminal, caplog):
+    m = make_manifest({"0": 8, "1": 8})
+    off_terminal.tick = 30
+    find_label_issues(m, LabelIssuesConfig(folds=2, epochs=1))
+    folds = progress_lines(caplog, "label-issues folds")
+    assert [line.split(",")[0] for line in folds[:2]] == ["label-issues folds: 1/2 (50%)",
+                                                          "label-issues folds: 2/2 (100%)"]
+    assert folds[2].startswith("label-issues folds: 2/2 done in ") and len(folds) == 3
+    assert progress_lines(caplog, "judge training")  # and, within each fold, its judge's steps
