@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from datakit._core.atomic import temp_path
 from datakit._core.device import resolve_device
+from datakit._core.optional import skip_broken_cupti_probe
 from datakit._core.progress import log, progress
 from datakit.errors import DatakitError, ManifestError
 from datakit.judge.cache import cache_dir
@@ -135,6 +136,7 @@ class Judge:
             held_images: np.ndarray | None = None, held_labels: np.ndarray | None = None) -> "Judge":
         """Train on uint8 N×H×W×C ``images`` with int ``labels`` (and domain indices when mixed)."""
         cfg, dev = self.config, self.device
+        skip_broken_cupti_probe()
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         self.classes, self.channels = list(classes), int(images.shape[-1])
