@@ -179,6 +179,19 @@ def test_bad_options_and_manifests(make_manifest, tmp_path):
     assert res.exit_code == 1
     assert res.output == (f"Error: Manifest not found: {missing}. Pass the .parquet file "
                           "written by `datakit ingest` or `datakit compose`.\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file that exists but is no manifest")
+    res = _invoke([notes, "--out", out])
+    assert res.output == (f"Error: {notes} is not a manifest: a manifest is a .parquet file with its "
+                          ".json sidecar and .pixels.npy pixel store beside it, as `datakit ingest` "
+                          "and `datakit compose` write them. Pass the .parquet file.\n")
+    res = _invoke([m.path.parent, "--out", out])  # the folder that holds the manifests
+    assert res.output == (f"Error: {m.path.parent} is a folder; the manifests in it: ok.parquet; "
+                          "pass one of them.\n")
+    (tmp_path / "empty").mkdir()
+    res = _invoke([tmp_path / "empty", "--out", out])
+    assert res.output == (f"Error: {tmp_path / 'empty'} is a folder with no manifest in it; pass a "
+                          "manifest's .parquet file, written by `datakit ingest` or `datakit compose`.\n")
     m48 = make_manifest({"0": 2, "1": 2}, size=48, name="big")
     res = _invoke([m48.path, "--out", out])
     assert res.exit_code == 1
