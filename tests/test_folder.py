@@ -76,6 +76,17 @@ def test_corrupt_file(tmp_path):
     assert [s["file"] for s in m.meta["skipped"]] == [str(root / "A" / "bad.png")]
 
 
+def test_a_skipped_file_s_reason_does_not_advise_skipping_it(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    (root / "A" / "empty.png").write_bytes(b"")
+    with pytest.raises(FormatError, match=r"Remove it, replace it, or pass --on-error skip\.$"):
+        ingest_folder(root, out=tmp_path / "o", workers=0)
+    m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
+    where = root / "A" / "empty.png"
+    assert m.meta["skipped"] == [{"file": str(where), "reason": f"{where} is empty (0 bytes); it is "
+                                  "not an image. Remove it or replace it."}]
+
+
 def test_empty_class_folder(tmp_path):
     root = make_tree(tmp_path / "glyphs")
     (root / "Q").mkdir()
