@@ -97,3 +97,44 @@ def make_manifest(tmp_path):
                               {"command": "test fixture"}, classes=classes)
 
     return _make
+
+
+class FakeClock:
+    """A clock the test moves: ``advance(s)`` by hand, and ``tick`` seconds on every reading."""
+
+    def __init__(self, tick: float = 0.0):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def off_terminal(monkeypatch, caplog):
+    """Progress as a log file, CI or a notebook sees it: stderr is not a terminal, nothing
+    sets DATAKIT_PROGRESS, the ``datakit`` logger's INFO lines land in ``caplog``, and the
+    progress clock is a :class:`FakeClock` the test moves (no test sleeps)."""
+    import io
+    import logging
+    import sys
+
+    from datakit._core import progress
+
+    monkeypatch.delenv("DATAKIT_PROGRESS", raising=False)
+    monkeypatch.delenv("DATAKIT_PROGRESS_EVERY", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    clock = FakeClock()
+    monkeypatch.setattr(progress, "_clock", clock)
+    monkeypatch.setattr(logging.getLogger("datakit"), "propagate", True)  # the CLI turns it off
+    caplog.set_level(logging.INFO, logger="datakit")
+    return clock
+
+
+def progress_lines(caplog, desc: str) -> list[str]:
+    """The progress lines of stage ``desc`` that reached the ``datakit`` logger."""
+    return [r.getMessage() for r in caplog.records
+            if r.name == "datakit" and r.getMessage().startswith(f"{desc}: ")]

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import progress_lines
 
 from datakit.audit import AuditConfig, audit_run
 from datakit.errors import DatakitError, RunDirError
@@ -73,6 +74,25 @@ def test_audit_json_layout_matches_the_contract(digits_manifest, tmp_path):
     assert a["composition"]["correlations"] is None  # digits classes are balanced (max/min < 1.5)
     assert a["reference"]["own"] and a["reference"]["manifest"].endswith(digits_manifest.path.name)
     assert all(isinstance(w, str) and w.endswith(".") for w in a["warnings"])
+
+
+def test_an_audit_off_a_terminal_logs_how_far_each_stage_is(digits_manifest, tmp_path, off_terminal,
+                                                            caplog):
+    from datakit.audit.registry import registered_checks
+    from datakit.judge.network import JudgeConfig
+    images, labels = _held_out(digits_manifest)
+    run = _run(tmp_path / "run", digits_manifest, images, labels)
+    off_terminal.tick = 30  # each clock reading 30 s later: every stage is long enough to log
+    audit_run(run, AuditConfig(**FAST, use_cache=False, judge=JudgeConfig(epochs=1)))
+    judge = progress_lines(caplog, "judge training")  # 1,438 images: 12 steps of 128
+    assert judge[0] == "judge training: 1/12 (8%), 30.0 s/step, 0:30 elapsed, ETA 5:30"
+    assert judge[-1].startswith("judge training: 12/12 done in ")
+    assert "judge embedding: 1,024/1,438 (71%), 34.1 img/s, 0:30 elapsed, ETA 0:12" in \
+        progress_lines(caplog, "judge embedding")  # the training images, 1,024 at a time
+    checks = progress_lines(caplog, "audit checks")
+    n, first = len(registered_checks()), next(iter(registered_checks()))
+    assert checks[0].startswith(f"audit checks: 1/{n} (")
+    assert checks[0].endswith(f", last {first}") and len(checks) == n + 1
 
 
 def test_audit_config_round_trips_and_rejects_unknown_settings():

@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import progress_lines
 
 from datakit.cli import main
 from datakit.composition.build import compose, rebuild
@@ -308,3 +309,12 @@ def test_resize_keeps_the_aspect_ratio_by_padding(tmp_path, hand):
     assert m.geometry.shape == (32, 32, 1)
     assert (px[:, :8] == 200).all() and (px[:, 24:] == 200).all()  # padded above and below
     assert (px[:, 15:17, 10:22] == 10).all()  # the stroke, scaled 2x, in the middle (edges blend)
+
+
+def test_compose_off_a_terminal_logs_the_images_it_writes(tmp_path, make_manifest, off_terminal, caplog):
+    m = make_manifest({"0": 30, "1": 30})
+    off_terminal.tick = 30  # each clock reading 30 s later
+    compose([m], tmp_path / "c.parquet", size=40, seed=0)
+    assert progress_lines(caplog, "writing pixels") == [
+        "writing pixels: 40/40 (100%), 1.3 img/s, 0:30 elapsed, ETA 0:00",
+        "writing pixels: 40/40 done in 1:00, 1.5 s/img"]

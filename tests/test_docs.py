@@ -40,3 +40,17 @@ def test_python_dash_m_runs_the_same_cli():
 def test_readme_starts_with_the_two_setup_commands():
     first_block = README.split("```bash", 1)[1].split("```", 1)[0]
     assert [line.split("#")[0].strip() for line in first_block.strip().splitlines()] == ["make demo", "make test"]
+
+
+def test_examples_name_the_manifests_ingest_writes():
+    """`datakit ingest mnist --split train` writes data_manifests/mnist-train.parquet and
+    `--subset GoodImg` of chars74k data_manifests/chars74k-goodimg.parquet: every example
+    that reads from data_manifests/ uses those names."""
+    docs = Path(__file__).parent.parent / "docs"
+    texts = {"README.md": README, **{f"docs/{p.name}": p.read_text() for p in docs.glob("*.md")}}
+    for path, _ in ALL:
+        texts[" ".join(path) + " --help"] = CliRunner().invoke(main, list(path) + ["--help"]).output
+    for where, text in texts.items():
+        for wrong in ("mnist_train", "mnist_test", "data_manifests/goodimg"):
+            assert wrong not in text, f"{where} says {wrong}"
+    assert "data_manifests/mnist-train.parquet" in texts["train --help"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import progress_lines
 
 from datakit.cli import main
 from datakit.errors import StudyError
@@ -129,6 +130,21 @@ def test_a_task_that_cannot_see_the_study_folder_says_so(tmp_path):
     (tmp_path / "elsewhere" / ".datakit-study-token").write_text("another")
     with pytest.raises(StudyError, match="belongs to another study run"):
         run_task(task)
+
+
+@pytest.mark.slow
+def test_a_study_off_a_terminal_logs_how_far_its_runs_are(tmp_path, off_terminal, caplog):
+    p = tmp_path / "two-runs.toml"
+    p.write_text(TINY.replace("seeds = [0, 1]", "seeds = [0]"))  # 2 arms x 1 seed
+    off_terminal.tick = 30  # each clock reading 30 s later: every stage is long enough to log
+    run_study(load_study(p), out=tmp_path / "out", device="cpu", threads=1)
+    runs = progress_lines(caplog, "study runs")
+    assert [line.split(",")[0] for line in runs[:2]] == ["study runs: 1/2 (50%)",
+                                                         "study runs: 2/2 (100%)"]
+    assert runs[2].startswith("study runs: 2/2 done in ") and len(runs) == 3
+    # and inside each run, its training and its audit say how far they are
+    assert len([line for line in progress_lines(caplog, "train acgan") if " done in " in line]) == 2
+    assert len([line for line in progress_lines(caplog, "audit checks") if " done in " in line]) == 2
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import signal
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import progress_lines
 from PIL import Image
 
 from datakit.cli import main
@@ -75,6 +76,17 @@ def test_corrupt_file(tmp_path):
     m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
     assert len(m) == 9
     assert [s["file"] for s in m.meta["skipped"]] == [str(root / "A" / "bad.png")]
+
+
+def test_a_skipped_file_s_reason_does_not_advise_skipping_it(tmp_path):
+    root = make_tree(tmp_path / "glyphs")
+    (root / "A" / "empty.png").write_bytes(b"")
+    with pytest.raises(FormatError, match=r"Remove it, replace it, or pass --on-error skip\.$"):
+        ingest_folder(root, out=tmp_path / "o", workers=0)
+    m = ingest_folder(root, out=tmp_path / "o", workers=0, on_error="skip")
+    where = root / "A" / "empty.png"
+    assert m.meta["skipped"] == [{"file": str(where), "reason": f"{where} is empty (0 bytes); it is "
+                                  "not an image. Remove it or replace it."}]
 
 
 def test_empty_class_folder(tmp_path):
@@ -210,3 +222,12 @@ def test_one_class_name_in_two_unicode_forms_is_refused_with_both_spellings(tmp_
     assert r.output == (f"Error: {root} has two class folders that are one name in two Unicode forms: "
                         "'cafe\\u0301' and 'caf\\xe9' both read 'caf\u00e9'. They would become two classes "
                         "that look the same; merge them into one folder (or rename one).\n")
+
+
+def test_ingest_off_a_terminal_logs_decoding_and_writing(tmp_path, off_terminal, caplog):
+    root = make_tree(tmp_path / "glyphs")
+    off_terminal.tick = 30  # each clock reading 30 s later
+    ingest_folder(root, domain="handwritten", out=tmp_path / "o", workers=0)
+    assert progress_lines(caplog, "decoding") == ["decoding: 9, 3.3 s/img, 0:30 elapsed",
+                                                  "decoding: 9 done in 1:00, 6.7 s/img"]
+    assert progress_lines(caplog, "writing pixels")[-1] == "writing pixels: 9/9 done in 1:00, 6.7 s/img"

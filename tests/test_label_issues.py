@@ -1,12 +1,15 @@
 """Label issues (confident learning): planted wrong labels rank first, clean labels are not flagged."""
 from __future__ import annotations
 
+import importlib.abc
 import json
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import progress_lines
 
 from datakit.cli import main
 from datakit.errors import ManifestError
@@ -141,3 +144,41 @@ def test_csv_round_trip(tmp_path, flipped_digits):
     assert result.issues["id"].tolist() == [m.table["id"].iloc[0]]
     path = write_issues_csv(result, tmp_path / "i.csv")
     assert read_issues_csv(path)["id"].tolist() == [m.table["id"].iloc[0]]
+
+
+class _NoCuptiMonitor(importlib.abc.MetaPathFinder):
+    """A torch whose optional profiler module ``torch.profiler._cupti_monitor`` cannot be
+    imported: torch's own probe then fails with ``ImportError: cannot import name
+    '_cupti_monitor'`` (not the ModuleNotFoundError it expects) and logs the traceback."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch.profiler._cupti_monitor":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+def test_label_issues_prints_no_torch_traceback(make_manifest, tmp_path, monkeypatch, caplog):
+    import torch.autograd.profiler as autograd_profiler
+    import torch.profiler
+    monkeypatch.setattr(sys, "meta_path", [_NoCuptiMonitor(), *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "torch.profiler._cupti_monitor", raising=False)
+    monkeypatch.delattr(torch.profiler, "_cupti_monitor", raising=False)
+    monkeypatch.setattr(autograd_profiler, "_cupti_monitor_checked", False)  # as in a new process
+    m = make_manifest({"0": 8, "1": 8})
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--folds", "2", "--epochs", "1",
+                                  "--out", str(tmp_path / "issues.csv")])
+    assert r.exit_code == 0, r.output
+    assert "Traceback" not in r.stderr
+    # under pytest torch's warnings reach pytest's log capture rather than stderr
+    assert [rec.getMessage() for rec in caplog.records if rec.name.startswith("torch")] == []
+
+
+def test_label_issues_off_a_terminal_logs_its_folds(make_manifest, off_terminal, caplog):
+    m = make_manifest({"0": 8, "1": 8})
+    off_terminal.tick = 30
+    find_label_issues(m, LabelIssuesConfig(folds=2, epochs=1))
+    folds = progress_lines(caplog, "label-issues folds")
+    assert [line.split(",")[0] for line in folds[:2]] == ["label-issues folds: 1/2 (50%)",
+                                                          "label-issues folds: 2/2 (100%)"]
+    assert folds[2].startswith("label-issues folds: 2/2 done in ") and len(folds) == 3
+    assert progress_lines(caplog, "judge training")  # and, within each fold, its judge's steps

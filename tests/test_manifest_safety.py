@@ -158,6 +158,27 @@ def test_verify_passes_a_good_manifest_and_names_a_changed_row(make_manifest):
                              "with the command in their sidecar.\n")
 
 
+def test_verify_says_what_is_missing_where_there_is_no_sidecar(make_manifest, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    r = CliRunner().invoke(main, ["verify", str(tmp_path / "notes.txt")])
+    assert r.exit_code == 1
+    assert r.stderr == (
+        f"FAILED {tmp_path / 'notes.txt'}:\n"
+        f"  {tmp_path / 'notes.txt'} is not a manifest: a manifest is a .parquet file with its .json "
+        "sidecar and .pixels.npy pixel store beside it, as `datakit ingest` and `datakit compose` "
+        "write them. Pass the .parquet file.\n"
+        f"Error: 1 of 1 manifest(s) failed verification; {tmp_path / 'notes.txt'} has no sidecar "
+        "notes.txt.json. A manifest is a .parquet file with its .json sidecar, written by "
+        "`datakit ingest` or `datakit compose`: pass one, or re-create it with them.\n")
+    m = make_manifest({"0": 2, "1": 2}, out=tmp_path / "ms")
+    m.sidecar_path.unlink()
+    r = CliRunner().invoke(main, ["verify", str(m.path)])
+    assert r.stderr.endswith(
+        f"Error: 1 of 1 manifest(s) failed verification; {m.path} has no sidecar toy.json. A "
+        "manifest is a .parquet file with its .json sidecar, written by `datakit ingest` or "
+        "`datakit compose`: pass one, or re-create it with them.\n")
+
+
 def test_judge_cache_key_follows_the_content(make_manifest):
     m = make_manifest({"0": 20, "1": 20})
     key = read_manifest(m.path).content_key()

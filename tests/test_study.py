@@ -195,8 +195,11 @@ def test_shipped_studies_parse(monkeypatch):
 def test_cli_study_errors(tmp_path):
     result = CliRunner().invoke(main, ["study", str(tmp_path / "none.toml")])
     assert result.exit_code == 1
-    assert result.output == (f"Error: Study file {tmp_path / 'none.toml'} not found. Pass one of the "
-                             "files in audits/ (e.g. audits/mnist_size.toml).\n")
+    # pip installs no audits/ folder: the message points to the docs and the built-in demo
+    assert result.output == (f"Error: Study file {tmp_path / 'none.toml'} not found. Pass the path "
+                             "of a study file (TOML; its format is in the docs, docs/studies.md, "
+                             "with examples in the source repository's audits/ folder), or run "
+                             "`datakit demo` for the built-in study on embedded data.\n")
     bad = _write(tmp_path, "[study\n")
     result = CliRunner().invoke(main, ["study", str(bad)])
     assert result.exit_code == 1 and result.output.startswith(f"Error: Study file {bad} is not valid TOML")

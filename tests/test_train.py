@@ -9,6 +9,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import progress_lines
+
 from datakit.cli import main
 from datakit.training import TrainConfig, sample, train
 from datakit.training.augment import diff_augment
@@ -177,6 +179,19 @@ def test_bad_options_and_manifests(make_manifest, tmp_path):
     assert res.exit_code == 1
     assert res.output == (f"Error: Manifest not found: {missing}. Pass the .parquet file "
                           "written by `datakit ingest` or `datakit compose`.\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("a file that exists but is no manifest")
+    res = _invoke([notes, "--out", out])
+    assert res.output == (f"Error: {notes} is not a manifest: a manifest is a .parquet file with its "
+                          ".json sidecar and .pixels.npy pixel store beside it, as `datakit ingest` "
+                          "and `datakit compose` write them. Pass the .parquet file.\n")
+    res = _invoke([m.path.parent, "--out", out])  # the folder that holds the manifests
+    assert res.output == (f"Error: {m.path.parent} is a folder; the manifests in it: ok.parquet; "
+                          "pass one of them.\n")
+    (tmp_path / "empty").mkdir()
+    res = _invoke([tmp_path / "empty", "--out", out])
+    assert res.output == (f"Error: {tmp_path / 'empty'} is a folder with no manifest in it; pass a "
+                          "manifest's .parquet file, written by `datakit ingest` or `datakit compose`.\n")
     m48 = make_manifest({"0": 2, "1": 2}, size=48, name="big")
     res = _invoke([m48.path, "--out", out])
     assert res.exit_code == 1
@@ -233,3 +248,13 @@ def test_sample_refuses_a_class_for_an_unconditional_run(make_manifest, tmp_path
     assert res.output == f"Error: --out {tmp_path / 'x.jpg'} must end in .npz or .png.\n"
     got = np.load(sample(run, 3))
     assert got["labels"].tolist() == [-1, -1, -1] and got["images"].shape == (3, 28, 28, 1)
+
+
+def test_training_off_a_terminal_logs_how_far_it_is(make_manifest, tmp_path, off_terminal, caplog):
+    m = make_manifest({"0": 4, "1": 4}, size=28)
+    off_terminal.tick = 6  # each clock reading 6 s later: a line every other step
+    train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), model="dcgan", **TINY))
+    lines = progress_lines(caplog, "train dcgan")
+    assert [line.split(",")[0] for line in lines[:-1]] == ["train dcgan: 2/4 (50%)",
+                                                           "train dcgan: 4/4 (100%)"]
+    assert lines[-1].startswith("train dcgan: 4/4 done in ")

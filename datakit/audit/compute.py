@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 import datakit.audit.declare as declare
 import datakit.audit.verdict as verdict
+from datakit._core.progress import progress
 from datakit._core.version import __version__
 from datakit.audit.checks import BUILTINS  # noqa: F401  (importing it registers the built-in checks)
 from datakit.audit.features import AuditFeatures, build_features
@@ -102,10 +103,15 @@ def _build_audit(run: "RunInputs", cfg: "AuditConfig") -> dict:
 
 def _run_timed_checks(f: AuditFeatures, cfg, timing: dict[str, float]) -> None:
     """Run every registered check in order, timing each; each sees the earlier results in ``f.results``."""
-    for name, check in registered_checks().items():
-        t = time.perf_counter()
-        f.results[name] = check(f, cfg)
-        timing[f"{name}_s"] = time.perf_counter() - t
+    checks = registered_checks()
+    with progress(total=len(checks), desc="audit checks", unit="check") as bar:
+        for name, check in checks.items():
+            bar.set_postfix_str(f"running {name}")  # the bar, on a terminal: the check under way
+            t = time.perf_counter()
+            f.results[name] = check(f, cfg)
+            timing[f"{name}_s"] = time.perf_counter() - t
+            bar.set_postfix_str(f"last {name}")  # a log line: the check just done
+            bar.update(1)
 
 
 #: Per-class keys a check's table may hold besides its declared metrics: the row's class,

@@ -90,8 +90,8 @@ def train_cmd(manifest, as_json, **options):
 
     \b
     Example:
-        datakit train data_manifests/mnist_train.parquet --out runs/acgan --steps 3000
-        datakit train data_manifests/goodimg.parquet --out runs/proj \\
+        datakit train data_manifests/mnist-train.parquet --out runs/acgan --steps 3000
+        datakit train data_manifests/chars74k-goodimg.parquet --out runs/proj \\
             --model cgan-proj --augment diffaugment --ema
         torchrun --nproc_per_node=2 -m datakit train m.parquet --out runs/ddp
         datakit train m.parquet --out runs/bf16 --precision bf16   # the GPU path, on the CPU

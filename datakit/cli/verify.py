@@ -6,6 +6,7 @@ import click
 from datakit._core.names import printable
 from datakit.cli.base import json_option, main, print_json
 from datakit.errors import ManifestError
+from datakit.manifest.model import manifest_paths
 from datakit.manifest.verify import verify_manifest
 
 
@@ -40,4 +41,23 @@ def verify_cmd(manifests, as_json):
         print_json(objects[0] if len(objects) == 1 else objects)
     if failed:
         raise ManifestError(f"{len(failed)} of {len(manifests)} manifest(s) failed verification; "
-                            "re-create them with the command in their sidecar.")
+                            + _what_next(failed))
+
+
+def _what_next(failed) -> str:
+    """Re-create from the sidecar's command, or, with no sidecar, say what is missing."""
+    lost = []
+    for r in failed:
+        sidecar = manifest_paths(r.path)[1]
+        shown = printable(str(r.path))
+        if r.path.is_dir():
+            lost.append(f"{shown} is a folder, not a manifest")
+        elif not sidecar.exists():
+            lost.append(f"{shown} has no sidecar {printable(sidecar.name)}")
+    if not lost:
+        return "re-create them with the command in their sidecar."
+    text = ("; ".join(lost) + ". A manifest is a .parquet file with its .json sidecar, written by "
+            "`datakit ingest` or `datakit compose`: pass one, or re-create it with them.")
+    if len(lost) < len(failed):
+        text = "re-create the others with the command in their sidecar; " + text
+    return text

@@ -12,6 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from datakit._core.progress import progress
+
 JUDGE_SIZE = 32  # every image is resized to 32×32 inside the judge
 
 
@@ -81,13 +83,16 @@ def embed(net: torch.nn.Module, images: np.ndarray, *, channels: int,
     """
     net.eval()
     feats, logits, dlogits = [], [], []
+    bar = progress(total=len(images), desc="judge embedding", unit="img")
     for i in range(0, len(images), batch_size):
         x = to_judge_input(np.asarray(images[i:i + batch_size]), channels, device)
         f, cl, dl = net(x)
+        bar.update(len(x))
         feats.append(f.double().cpu().numpy())
         logits.append(cl.double().cpu().numpy())
         if dl is not None:
             dlogits.append(dl.double().cpu().numpy())
+    bar.close()
     d = feats[0].shape[1] if feats else net.feature_dim
     k = logits[0].shape[1] if logits else net.num_classes
     return Embedding(np.concatenate(feats) if feats else np.zeros((0, d)),

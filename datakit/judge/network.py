@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from datakit._core.atomic import temp_path
 from datakit._core.device import resolve_device
-from datakit._core.progress import log
+from datakit._core.optional import skip_broken_cupti_probe
+from datakit._core.progress import log, progress
 from datakit.errors import DatakitError, ManifestError
 from datakit.judge.cache import cache_dir
 from datakit.judge.features import Embedding, embed, to_judge_input
@@ -135,6 +136,7 @@ class Judge:
             held_images: np.ndarray | None = None, held_labels: np.ndarray | None = None) -> "Judge":
         """Train on uint8 N×H×W×C ``images`` with int ``labels`` (and domain indices when mixed)."""
         cfg, dev = self.config, self.device
+        skip_broken_cupti_probe()
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         self.classes, self.channels = list(classes), int(images.shape[-1])
@@ -157,10 +159,12 @@ class Judge:
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
         start = time.perf_counter()
         self.net.train()
+        bar = progress(total=steps, desc="judge training", unit="step")
         for _ in range(epochs):
             perm = torch.randperm(len(x_all), device=dev)
             for i in range(0, len(perm), cfg.batch_size):
                 idx = perm[i:i + cfg.batch_size]
+                bar.update(1)
                 if len(idx) < 2:  # BatchNorm needs two samples
                     continue
                 x = x_all[idx]
@@ -175,6 +179,7 @@ class Judge:
                 loss.backward()
                 opt.step()
                 sched.step()
+        bar.close()
         self.net.eval()
         self.info = {"train_images": int(len(x_all)), "train_seconds": time.perf_counter() - start,
                      "epochs": epochs, "device": str(dev)}

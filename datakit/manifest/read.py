@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,9 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     """Read a manifest written by :func:`write_manifest`, checking its three files agree."""
     parquet, sidecar, pixels = manifest_paths(path)
     recover_if_interrupted(parquet)
+    why = not_a_manifest(path)
+    if why:
+        raise ManifestError(why)
     if not parquet.exists() and not sidecar.exists():
         raise ManifestError(
             f"Manifest not found: {parquet}. Pass the .parquet file written by "
@@ -51,6 +55,33 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     manifest = Manifest(parquet, table, meta)
     check_invariants(manifest)
     return manifest
+
+
+def not_a_manifest(path: str | os.PathLike) -> str | None:
+    """Why ``path`` names no manifest when it is a folder or a file of another kind (a sentence
+    that says what to pass instead); None when it names a manifest or nothing at all."""
+    p = Path(path)
+    parquet, sidecar, _ = manifest_paths(p)
+    if parquet.exists() or sidecar.exists():
+        return None
+    if p.is_dir():
+        found = manifests_in(p)
+        if not found:
+            return (f"{p} is a folder with no manifest in it; pass a manifest's .parquet file, "
+                    "written by `datakit ingest` or `datakit compose`.")
+        shown = ", ".join(found[:10]) + (f" ... ({len(found)} in all)" if len(found) > 10 else "")
+        return f"{p} is a folder; the manifests in it: {shown}; pass one of them."
+    if p.exists():
+        return (f"{p} is not a manifest: a manifest is a .parquet file with its .json sidecar "
+                "and .pixels.npy pixel store beside it, as `datakit ingest` and `datakit compose` "
+                "write them. Pass the .parquet file.")
+    return None
+
+
+def manifests_in(folder: str | os.PathLike) -> list[str]:
+    """The names of the manifests directly in ``folder`` (each .parquet with its .json sidecar), sorted."""
+    return sorted(p.name for p in Path(folder).glob("*.parquet")
+                  if manifest_paths(p)[1].exists() and not p.name.startswith("."))
 
 
 SPOT_CHECK_ROWS = 16

@@ -24,6 +24,7 @@ from datakit.manifest.model import (
     pixel_sha256,
     table_checksum,
 )
+from datakit.manifest.read import not_a_manifest
 
 CHUNK = 4096  # rows hashed at a time: memory stays flat for large stores
 
@@ -43,6 +44,9 @@ class VerifyResult:
 
 def verify_manifest(path: str | os.PathLike) -> VerifyResult:
     """Recompute the per-row sha256 of the pixels and the recorded checksums of a manifest."""
+    why = not_a_manifest(path)
+    if why:  # a folder or another kind of file: one sentence, not three unreadable files
+        return VerifyResult(Path(path), problems=[why])
     parquet, sidecar, store = manifest_paths(path)
     result = VerifyResult(parquet)
     problems = result.problems

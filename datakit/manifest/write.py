@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from datakit._core.names import check_name
+from datakit._core.progress import progress
 from datakit.errors import ManifestError
 from datakit.manifest.model import (
     COLUMNS,
@@ -107,7 +108,9 @@ def _write_store_chunks(store: Path, chunks: Iterable[np.ndarray], shape: tuple[
                         ) -> list[str]:
     """Write a .npy of ``shape`` (uint8) from ``chunks`` in order; returns each image's sha256."""
     hashes: list[str] = []
-    with open(store, "wb") as f:
+    # The chunks are made as they are asked for (decoded, converted): this is the long part
+    # of a composition or a folder ingest.
+    with open(store, "wb") as f, progress(total=shape[0], desc="writing pixels", unit="img") as bar:
         np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False,
                                                  "shape": shape})
         for chunk in chunks:
@@ -118,6 +121,7 @@ def _write_store_chunks(store: Path, chunks: Iterable[np.ndarray], shape: tuple[
                 break
             np.ascontiguousarray(chunk).tofile(f)
             hashes += pixel_sha256(chunk)
+            bar.update(len(chunk))
         else:
             if len(hashes) == shape[0]:
                 return hashes

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -38,7 +39,14 @@ class ErrorPolicy:
         """Raise ``error`` or record it, according to the policy."""
         if self.mode == "raise":
             raise error
-        self.skipped.append({"file": str(file), "reason": str(error)})
+        self.skipped.append({"file": str(file), "reason": without_skip_advice(str(error))})
+
+
+def without_skip_advice(reason: str) -> str:
+    """A reason without its "or pass --on-error skip" advice: the file was skipped already."""
+    reason = re.sub(r", ([^,.]+), or pass --on-error skip\.", r" or \1.", reason)  # "A, B, or pass"
+    reason = re.sub(r",? or pass --on-error skip\.", ".", reason)
+    return re.sub(r" \(or pass --on-error skip to leave it out\)", "", reason)
 
 
 def build_table(records: list[dict[str, Any]], pixels: np.ndarray) -> pd.DataFrame:

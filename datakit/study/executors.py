@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from datakit._core.atomic import atomic_write_bytes
-from datakit._core.progress import log
+from datakit._core.progress import log, progress
 from datakit.audit.config import AuditConfig
 from datakit.audit.many import audit_runs
 from datakit.audit.schema import Audit
@@ -178,31 +178,33 @@ def require_ray():
 
 def execute(tasks: list[RunTask], config: ExecutorConfig) -> list[RunOutcome]:
     """Run every task with the chosen executor; the outcomes come back in task order."""
-    if config.name == "ray":
-        return _execute_ray(tasks)
-    if config.jobs > 1:
-        return _execute_pool(tasks, config.jobs)
-    return [_logged(run_task(t), i, len(tasks)) for i, t in enumerate(tasks)]
+    with progress(total=len(tasks), desc="study runs", unit="run") as bar:
+        if config.name == "ray":
+            return _execute_ray(tasks, bar)
+        if config.jobs > 1:
+            return _execute_pool(tasks, config.jobs, bar)
+        return [_logged(run_task(t), i, len(tasks), bar) for i, t in enumerate(tasks)]
 
 
-def _logged(outcome: RunOutcome, i: int, n: int) -> RunOutcome:
+def _logged(outcome: RunOutcome, i: int, n: int, bar) -> RunOutcome:
     log(f"[run {outcome.arm}/seed{outcome.seed}] done ({i + 1}/{n})")
+    bar.update(1)  # off a terminal: the study's rate and ETA, at most every DATAKIT_PROGRESS_EVERY s
     return outcome
 
 
-def _execute_pool(tasks: list[RunTask], jobs: int) -> list[RunOutcome]:
+def _execute_pool(tasks: list[RunTask], jobs: int, bar) -> list[RunOutcome]:
     """``jobs`` spawned processes (spawn: no fork of a process that holds torch threads)."""
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_task, t) for t in tasks]
         try:
-            return [_logged(f.result(), i, len(tasks)) for i, f in enumerate(futures)]
+            return [_logged(f.result(), i, len(tasks), bar) for i, f in enumerate(futures)]
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
 
 
-def _execute_ray(tasks: list[RunTask]) -> list[RunOutcome]:
+def _execute_ray(tasks: list[RunTask], bar) -> list[RunOutcome]:
     """One Ray task per run with its CPU (and GPU) request, on RAY_ADDRESS or a local Ray."""
     ray = require_ray()
     started = _connect_ray(ray)
@@ -211,7 +213,7 @@ def _execute_ray(tasks: list[RunTask]) -> list[RunOutcome]:
         refs = [remote.options(num_cpus=t.threads, num_gpus=1 if t.gpu else 0).remote(t)
                 for t in tasks]
         try:
-            return [_logged(_ray_get(ray, r), i, len(tasks)) for i, r in enumerate(refs)]
+            return [_logged(_ray_get(ray, r), i, len(tasks), bar) for i, r in enumerate(refs)]
         except BaseException:
             for r in refs:
                 ray.cancel(r)

@@ -376,8 +376,11 @@ def load_study(path: str | os.PathLike) -> Study:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise StudyError(f"Study file {path} not found. Pass one of the files in audits/ "
-                         "(e.g. audits/mnist_size.toml).") from None
+        # The example studies (audits/*.toml) live in the source repository, not in the package.
+        raise StudyError(f"Study file {path} not found. Pass the path of a study file (TOML; its "
+                         "format is in the docs, docs/studies.md, with examples in the source "
+                         "repository's audits/ folder), or run `datakit demo` for the built-in "
+                         "study on embedded data.") from None
     except tomllib.TOMLDecodeError as e:
         raise StudyError(f"Study file {path} is not valid TOML ({e}).") from e
     except UnicodeDecodeError:

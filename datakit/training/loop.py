@@ -29,6 +29,7 @@ import torch
 import datakit.training.distributed as distributed
 from datakit.training import accel as accel_
 from datakit._core.device import resolve_device
+from datakit._core.optional import skip_broken_cupti_probe
 from datakit._core.progress import log, progress
 from datakit._core.version import __version__
 from datakit.errors import TrainingError
@@ -56,6 +57,7 @@ def train(config: TrainConfig) -> Path:
     Raises :class:`TrainingError` for bad options or manifests and when training diverges.
     """
     config.validate()
+    skip_broken_cupti_probe()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(config.device, local_rank)
     accel = accel_.resolve_accel(config.precision, config.compile, config.log_every, device)
