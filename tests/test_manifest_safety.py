@@ -359,3 +359,30 @@ def test_any_os_error_is_one_line_naming_the_path(monkeypatch, tmp_path):
     monkeypatch.setattr(datakit.study.spec, "load_study", interrupted)
     r = CliRunner().invoke(main, ["study", str(tmp_path / "s.toml")])
     assert r.exit_code == 130 and r.output == ""
+
+
+def test_the_table_checksum_reads_values_not_dtypes_and_sees_one_changed_cell():
+    t = pd.DataFrame({"id": ["a/0", "a/1", None], "label": np.array([0, 1, 1], np.int32),
+                      "score": [0.5, np.nan, 1.0], "class_name": pd.Categorical(["x", "y", "y"])})
+    same = t.assign(label=t["label"].astype(np.int64), class_name=t["class_name"].astype(str))
+    assert table_checksum(t).startswith("v2:") and table_checksum(t) == table_checksum(same)
+    for changed in (t.assign(label=[0, 1, 2]), t.assign(score=[0.5, np.nan, 1.5]),
+                    t.assign(id=["a/0", "a/1", "None"]),  # a missing id is not the text "None"
+                    t.assign(id=["a/0", "a/", "1"]),      # the same letters, cut elsewhere
+                    t.rename(columns={"score": "scores"}), t.iloc[:2]):
+        assert table_checksum(changed) != table_checksum(t)
+
+
+def test_a_manifest_whose_sidecar_records_a_csv_table_checksum_still_reads_and_verifies(make_manifest):
+    # manifests written before the v2 checksum recorded the sha256 of the table's CSV
+    m = make_manifest({"0": 3, "1": 3})
+    meta = json.loads(m.sidecar_path.read_text())
+    meta["table_checksum"] = table_checksum(m.table, like="")  # the CSV rendering's
+    assert not meta["table_checksum"].startswith("v2:")
+    m.sidecar_path.write_text(json.dumps(meta))
+    assert len(read_manifest(m.path)) == 6
+    assert CliRunner().invoke(main, ["verify", str(m.path)]).exit_code == 0
+    edited = m.table.assign(class_name=m.table["class_name"].replace({"1": "0"}))
+    edited.to_parquet(m.path)
+    with pytest.raises(ManifestError, match="its table was changed after it was written"):
+        read_manifest(m.path)

@@ -122,7 +122,7 @@ class Manifest:
     def table_checksum(self) -> str:
         """sha256 of the table as read now (compare with the sidecar's ``table_checksum``)."""
         if self._table_checksum is None:
-            self._table_checksum = table_checksum(self.table)
+            self._table_checksum = table_checksum(self.table, like=self.meta.get("table_checksum"))
         return self._table_checksum
 
     def content_key(self) -> str:
@@ -225,9 +225,41 @@ def content_checksum(table: pd.DataFrame, pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def table_checksum(table: pd.DataFrame) -> str:
-    """sha256 of every cell of the table (recorded in the sidecar; checked on every read)."""
-    return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+#: Prefix of a table checksum of every column's values (:func:`table_checksum`); a recorded
+#: checksum without it is of the table's CSV rendering (manifests written before it).
+TABLE_CHECKSUM_V2 = "v2:"
+
+
+def table_checksum(table: pd.DataFrame, like: str | None = None) -> str:
+    """sha256 of every cell of the table (recorded in the sidecar; checked on every read).
+
+    Columns are hashed by value, whatever their dtype (integers as int64, floats as float64,
+    everything else as text, with a missing-value mask): a Parquet round trip that turns a
+    column into a category or int32 into int64 reads the same. ``like``: a recorded checksum
+    to compare with; one without :data:`TABLE_CHECKSUM_V2` was made from the table's CSV
+    rendering (a 70,000-row table took 0.9 s that way), and is recomputed that way.
+    """
+    if like is not None and not like.startswith(TABLE_CHECKSUM_V2):
+        return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
+    h = hashlib.sha256(f"{len(table)}".encode())
+    for name in table.columns:
+        col = table[name]
+        h.update(b"\x00" + str(name).encode("utf-8", "surrogatepass") + b"\x00")
+        kind = col.dtype.kind if not isinstance(col.dtype, pd.CategoricalDtype) else "O"
+        missing = col.isna().to_numpy()
+        h.update(np.packbits(missing).tobytes())
+        if kind in "biu":
+            h.update(b"i" + np.ascontiguousarray(col.to_numpy(np.int64)).tobytes())
+        elif kind == "f":
+            h.update(b"f" + np.ascontiguousarray(col.to_numpy(np.float64)).tobytes())
+        else:
+            values = col.to_numpy(dtype=object)
+            if missing.any():
+                values = np.where(missing, "", values)
+            text = [v if type(v) is str else str(v) for v in values]
+            h.update(b"s" + np.array([len(t) for t in text], dtype=np.int64).tobytes())
+            h.update("".join(text).encode("utf-8", "surrogatepass"))
+    return TABLE_CHECKSUM_V2 + h.hexdigest()
 
 
 #: Key of the Parquet schema metadata that holds the class vocabulary and the geometry.

@@ -79,7 +79,7 @@ def verify_manifest(path: str | os.PathLike) -> VerifyResult:
     if not isinstance(meta.get("table_checksum"), str):
         problems.append(f"the sidecar {sidecar.name} records no table_checksum (the table "
                         "cannot be checked)")
-    elif meta["table_checksum"] != table_checksum(table):
+    elif meta["table_checksum"] != table_checksum(table, like=meta["table_checksum"]):
         problems.append("the table checksum differs from the sidecar's (the table was changed)")
     rows = table["row"].to_numpy()
     if not np.issubdtype(rows.dtype, np.integer) or (len(rows) and (
