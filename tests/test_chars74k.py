@@ -19,6 +19,7 @@ from datakit.manifest.read import read_manifest
 from datakit.sources import chars74k
 from datakit.sources._io import archive as archive_reader
 from datakit.sources.chars74k import ingest_chars74k
+from datakit.sources.common import without_skip_advice
 
 FNT = "English/Fnt"
 GOOD = "English/Img/GoodImg/Bmp"
@@ -260,7 +261,9 @@ def test_bad_png_raises_or_is_skipped(tmp_path, kind, layout):
     assert not out.exists() or not any(out.iterdir())  # nothing half-written
     m = ingest(path, out, on_error="skip")
     assert len(m) == 2
-    assert m.meta["skipped"] == [{"file": where, "reason": str(e.value)}]
+    # the same reason, without advising --on-error skip: it was passed
+    assert m.meta["skipped"] == [{"file": where, "reason": without_skip_advice(str(e.value))}]
+    assert "--on-error skip" in str(e.value) and "--on-error" not in m.meta["skipped"][0]["reason"]
 
 
 def test_unknown_class_folder(tmp_path):
