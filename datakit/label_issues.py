@@ -17,7 +17,8 @@ from the paper (cleanlab itself is AGPL; datakit is MIT):
    mapped to [0, 1].
 
 Only the rows of :func:`find_label_issues`' result table are reported: the candidates,
-most likely wrong first.
+most likely wrong first; or, with ``top=K``, the K lowest-scored rows whatever the
+thresholds say (a review list for a set that may have no candidates at all).
 """
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ logger = logging.getLogger(__name__)
 SCORES = ("self_confidence", "normalized_margin")
 #: The columns of the issues table (and CSV), in order.
 COLUMNS = ["rank", "id", "row", "split", "label", "class_name", "predicted_label",
-           "predicted_class_name", "score", "given_label_probability", "predicted_probability"]
+           "predicted_class_name", "score", "given_label_probability", "predicted_probability",
+           "candidate"]
 
 
 @dataclass
@@ -54,6 +56,7 @@ class LabelIssuesConfig:
     max_train_images: int = 30000  # judge training cap per fold (seeded sample)
     seed: int = 0
     device: str = "auto"
+    top: int = 0                   # >0: report the K lowest-scored rows, candidates or not
 
     def validate(self) -> None:
         if self.score not in SCORES:
@@ -61,6 +64,8 @@ class LabelIssuesConfig:
                               f"{', '.join(SCORES)}.")
         if not isinstance(self.folds, int) or self.folds < 2:
             raise DatakitError(f"--folds must be a whole number of at least 2 (got {self.folds!r}).")
+        if not isinstance(self.top, int) or self.top < 0:
+            raise DatakitError(f"--top must be a whole number of at least 0 (got {self.top!r}).")
 
 
 @dataclass
@@ -78,7 +83,8 @@ class LabelIssues:
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``datakit label-issues --json`` prints)."""
         return {"manifest": self.info.get("manifest"), "rows": int(len(self.probabilities)),
-                "issues": int(len(self.issues)), "config": asdict(self.config),
+                "issues": int(len(self.issues)), "candidates": self.info.get("candidates"),
+                "config": asdict(self.config),
                 "out_of_fold_accuracy": self.info.get("out_of_fold_accuracy"),
                 "thresholds": {c: (None if np.isnan(t) else round(float(t), 6))
                                for c, t in zip(self.classes, self.thresholds)},
@@ -142,6 +148,15 @@ def rank_issues(probs: np.ndarray, labels: np.ndarray, score: str = "self_confid
     cand = np.flatnonzero((confident >= 0) & (confident != labels))
     order = cand[np.lexsort((cand, quality[cand]))]  # low score first; ties by row
     return order, quality[order], thresholds, joint
+
+
+def lowest_scored(quality: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` rows with the lowest label-quality score, lowest first (ties by row).
+
+    Unlike the candidates of :func:`rank_issues` this ignores the thresholds: on a clean
+    set it still gives a reviewer the rows the model doubts most.
+    """
+    return np.lexsort((np.arange(len(quality)), quality))[:max(0, int(k))]
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,6 +223,12 @@ def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = Non
         images = manifest.images(table["row"].to_numpy())
         probabilities = out_of_fold_probabilities(images, labels, classes, config)
     order, scores, thresholds, joint = rank_issues(probabilities, labels, config.score)
+    candidate = np.zeros(len(labels), dtype=bool)
+    candidate[order] = True
+    if config.top:
+        quality = label_quality(probabilities, labels, config.score)
+        order = lowest_scored(quality, config.top)
+        scores = quality[order]
     predicted = probabilities[order].argmax(1)
     vocab = np.asarray(classes, dtype=object)
     issues = pd.DataFrame({
@@ -217,9 +238,11 @@ def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = Non
         "predicted_label": predicted, "predicted_class_name": vocab[predicted],
         "score": np.round(scores, 6),
         "given_label_probability": np.round(probabilities[order, labels[order]], 6),
-        "predicted_probability": np.round(probabilities[order, predicted], 6)})
+        "predicted_probability": np.round(probabilities[order, predicted], 6),
+        "candidate": candidate[order]})
     info = {"manifest": str(manifest.path), "manifest_checksum": manifest.checksum,
-            "out_of_fold_accuracy": float((probabilities.argmax(1) == labels).mean())}
+            "out_of_fold_accuracy": float((probabilities.argmax(1) == labels).mean()),
+            "candidates": int(candidate.sum())}
     return LabelIssues(issues, probabilities, thresholds, joint, list(classes), config, info)
 
 
@@ -229,6 +252,20 @@ def write_issues_csv(result: LabelIssues, path: str | os.PathLike) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     with temp_path(path) as tmp:
         result.issues.to_csv(tmp, index=False)
+    return str(path)
+
+
+def write_probabilities(result: LabelIssues, path: str | os.PathLike) -> str:
+    """Save the N×K out-of-fold probabilities as ``.npy`` (atomically); returns the path.
+
+    Row ``i`` is the manifest table's ``i``-th row (table order, not the ``row`` column of
+    the issues CSV), column ``j`` the class ``result.classes[j]``: the ``pred_probs`` that
+    cleanlab's ``find_label_issues(labels, pred_probs)`` takes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with temp_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(result.probabilities, dtype=np.float64))
     return str(path)
 
 

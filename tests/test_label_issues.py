@@ -16,6 +16,7 @@ from datakit.label_issues import (
     confident_joint,
     find_label_issues,
     label_quality,
+    lowest_scored,
     per_class_thresholds,
     rank_issues,
     read_issues_csv,
@@ -141,3 +142,54 @@ def test_csv_round_trip(tmp_path, flipped_digits):
     assert result.issues["id"].tolist() == [m.table["id"].iloc[0]]
     path = write_issues_csv(result, tmp_path / "i.csv")
     assert read_issues_csv(path)["id"].tolist() == [m.table["id"].iloc[0]]
+
+
+def test_lowest_scored_ignores_the_thresholds():
+    quality = np.array([0.9, 0.2, 0.5, 0.2, 0.99])
+    assert lowest_scored(quality, 3).tolist() == [1, 3, 2]  # ties by row
+    assert lowest_scored(quality, 0).tolist() == []
+    assert lowest_scored(quality, 9).tolist() == [1, 3, 2, 0, 4]
+
+
+def test_cli_top_writes_the_lowest_scored_rows_and_probs_the_probabilities(make_manifest, tmp_path):
+    from datakit.manifest.read import read_manifest
+
+    m = make_manifest({"0": 8, "1": 8, "2": 8})
+    csv, npy = tmp_path / "top.csv", tmp_path / "probs.npy"
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--out", str(csv), "--folds", "2",
+                                  "--epochs", "1", "--top", "5", "--probs", str(npy), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["issues"] == 5 and out["probs"] == str(npy) and out["config"]["top"] == 5
+    table = read_issues_csv(csv)
+    assert len(table) == 5 and table["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert table["score"].is_monotonic_increasing
+    assert int(table["candidate"].sum()) <= out["candidates"]
+    probs = np.load(npy)
+    assert probs.shape == (24, 3) and probs.dtype == np.float64
+    assert np.allclose(probs.sum(1), 1)
+    # table order: the saved probabilities rank the same rows the CSV lists
+    labels = read_manifest(m.path).table["label"].to_numpy()
+    quality = label_quality(probs, labels)
+    assert table["row"].tolist() == lowest_scored(quality, 5).tolist()
+    assert np.allclose(table["given_label_probability"], quality[table["row"]], atol=1e-6)
+    assert set(table["id"][table["candidate"]]) <= set(m.table["id"].iloc[rank_issues(probs, labels)[0]])
+
+
+def test_cli_without_top_writes_only_candidates(make_manifest, tmp_path):
+    m = make_manifest({"0": 8, "1": 8})
+    csv = tmp_path / "c.csv"
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--out", str(csv), "--folds", "2",
+                                  "--epochs", "1", "--show", "2"])
+    assert r.exit_code == 0, r.output
+    table = read_issues_csv(csv)
+    assert table["candidate"].all() if len(table) else True
+    assert r.output.startswith(f"Wrote {csv} ({len(table)} likely label issues among 16 rows; ")
+    assert len(r.output.splitlines()) == 1 + min(2, len(table))
+
+
+def test_cli_refuses_a_negative_top(make_manifest):
+    m = make_manifest({"0": 8, "1": 8})
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--top", "-1"])
+    assert r.exit_code == 2
+    assert "Invalid value for '--top': -1 is not in the range x>=0." in r.output
