@@ -6,7 +6,9 @@ from the paper (cleanlab itself is AGPL; datakit is MIT):
 1. Out-of-fold predicted probabilities ``P`` (N×K): the manifest is cut into ``folds``
    stratified folds; for each, the judge network (:mod:`datakit.judge.network`) is trained
    on the other folds and predicts the held-out one, so no row is scored by a network
-   that saw its label.
+   that saw its label. By default each training image is jittered on its own
+   (:mod:`datakit.judge.out_of_fold`: ``augment="jitter"``), which makes the network sure
+   where it disagrees with a label; ``augment="judge"`` trains the audit's judge as is.
 2. Per-class thresholds ``t_j``: the mean self-confidence ``P[i, j]`` of the rows
    labelled ``j`` (how sure the network typically is about a true ``j``).
 3. The confident joint: row ``i`` (labelled ``y``) counts toward ``(y, j*)`` where
@@ -39,6 +41,8 @@ from datakit.manifest.model import Manifest
 logger = logging.getLogger(__name__)
 
 SCORES = ("self_confidence", "normalized_margin")
+#: How the out-of-fold networks are trained (LabelIssuesConfig.augment).
+AUGMENTS = ("jitter", "judge")
 #: The columns of the issues table (and CSV), in order.
 COLUMNS = ["rank", "id", "row", "split", "label", "class_name", "predicted_label",
            "predicted_class_name", "score", "given_label_probability", "predicted_probability",
@@ -57,6 +61,12 @@ class LabelIssuesConfig:
     seed: int = 0
     device: str = "auto"
     top: int = 0                   # >0: report the K lowest-scored rows, candidates or not
+    augment: str = "jitter"        # jitter: per-image rotation/zoom/shift; judge: the audit judge's
+    rotation: float = 10.0         # jitter: largest rotation, degrees
+    shift: float = 2.0             # jitter: largest shift, pixels of the 32×32 judge input
+    scale: float = 0.1             # jitter: largest zoom, 1 ± scale
+    ensemble: int = 1              # out-of-fold rounds over other fold splits, probabilities averaged
+    threads: int = 0               # torch CPU threads while training (0: torch's default)
 
     def validate(self) -> None:
         if self.score not in SCORES:
@@ -64,6 +74,12 @@ class LabelIssuesConfig:
                               f"{', '.join(SCORES)}.")
         if not isinstance(self.folds, int) or self.folds < 2:
             raise DatakitError(f"--folds must be a whole number of at least 2 (got {self.folds!r}).")
+        if self.augment not in AUGMENTS:
+            raise UnknownName(f"Unknown augment {self.augment!r}; use one of: {', '.join(AUGMENTS)}.")
+        if not isinstance(self.ensemble, int) or self.ensemble < 1:
+            raise DatakitError(f"--ensemble must be a whole number of at least 1 (got {self.ensemble!r}).")
+        if not isinstance(self.threads, int) or self.threads < 0:
+            raise DatakitError(f"--threads must be 0 (torch's default) or more (got {self.threads!r}).")
         if not isinstance(self.top, int) or self.top < 0:
             raise DatakitError(f"--top must be a whole number of at least 0 (got {self.top!r}).")
 
@@ -178,22 +194,46 @@ def out_of_fold_probabilities(images: np.ndarray, labels: np.ndarray, classes: l
     """N×K softmax probabilities, each row predicted by a judge trained without its fold."""
     from scipy.special import softmax
 
-    # The judge needs PyTorch; reading and writing issue CSVs (``stats --html``) does not.
-    from datakit.judge.network import Judge, JudgeConfig
-
+    import torch
 
     fold = stratified_folds(labels, config.folds, config.seed)
     probs = np.zeros((len(labels), len(classes)))
-    for f in progress(range(config.folds), desc="label-issues folds", unit="fold"):
-        held = np.flatnonzero(fold == f)
-        train = np.flatnonzero(fold != f)
-        judge_cfg = JudgeConfig(width=config.width, epochs=config.epochs,
-                                max_train_images=config.max_train_images,
-                                seed=config.seed + f, device=config.device)
-        logger.info("Fold %d/%d: training the judge on %d images", f + 1, config.folds, len(train))
-        judge = Judge(judge_cfg).fit(images[train], labels[train], classes)
-        probs[held] = softmax(judge.embed(images[held]).class_logits, axis=1)
+    threads = torch.get_num_threads()
+    if config.threads > 0:  # on a shared machine one thread wastes the least CPU time
+        torch.set_num_threads(config.threads)
+    try:
+        for f in progress(range(config.folds), desc="label-issues folds", unit="fold"):
+            held = np.flatnonzero(fold == f)
+            train = np.flatnonzero(fold != f)
+            logger.info("Fold %d/%d: training on %d images", f + 1, config.folds, len(train))
+            probs[held] = softmax(fold_logits(images, labels, classes, train, held, config,
+                                              config.seed + f), axis=1)
+    finally:
+        torch.set_num_threads(threads)
     return probs
+
+
+def fold_logits(images: np.ndarray, labels: np.ndarray, classes: list[str], train: np.ndarray,
+                held: np.ndarray, config: LabelIssuesConfig, seed: int) -> np.ndarray:
+    """Class logits of the ``held`` rows from a network trained on the ``train`` rows."""
+    # The networks need PyTorch; reading and writing issue CSVs (``stats --html``) does not.
+    from datakit._core.device import resolve_device
+    from datakit.judge.network import Judge, JudgeConfig
+    from datakit.judge.out_of_fold import class_logits, train_fold_net
+
+    if config.augment == "judge":
+        judge_cfg = JudgeConfig(width=config.width, epochs=config.epochs,
+                                max_train_images=config.max_train_images, seed=seed,
+                                device=config.device)
+        return Judge(judge_cfg).fit(images[train], labels[train], classes).embed(images[held]).class_logits
+    if len(train) > config.max_train_images:  # the same seeded cap as the judge's
+        rng = np.random.default_rng(seed)
+        train = np.sort(rng.choice(train, config.max_train_images, replace=False))
+    device = resolve_device(config.device)
+    net = train_fold_net(images[train], labels[train], len(classes), width=config.width,
+                         epochs=config.epochs, rotation=config.rotation, shift=config.shift,
+                         scale=config.scale, seed=seed, device=device)
+    return class_logits(net, images[held], device)
 
 
 def find_label_issues(manifest: Manifest, config: LabelIssuesConfig | None = None, *,

@@ -24,8 +24,16 @@ from datakit.manifest.read import read_manifest
               help="Label-quality score that ranks the candidates (low = suspicious).")
 @click.option("--epochs", default=0, show_default=True, type=int,
               help="Judge epochs per fold (0: the judge's own rule).")
+@click.option("--augment", default="jitter", show_default=True, type=click.Choice(["jitter", "judge"]),
+              help="How each fold's network trains: jitter = every image rotated, zoomed and "
+                   "shifted on its own; judge = the audit judge's own training.")
 @click.option("--device", default="auto", show_default=True,
               type=click.Choice(["auto", "cpu", "cuda"]), help="Where the judges train.")
+@click.option("--ensemble", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Repeat the out-of-fold round over E fold splits and average the probabilities.")
+@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Torch CPU threads while training (0: torch's default; 1 wastes the least "
+                   "CPU time on a shared machine).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and judges.")
 @click.option("--top", default=0, show_default=True, type=click.IntRange(min=0),
               help="Write the K lowest-scored rows whatever the thresholds say (column "
@@ -37,7 +45,8 @@ from datakit.manifest.read import read_manifest
               help="Rows printed on stdout.")
 @json_option("a summary object: manifest, out, probs, rows, issues, config, "
              "out_of_fold_accuracy, thresholds, top (the first rows)")
-def label_issues_cmd(manifest, out, folds, score, epochs, device, seed, top, probs, show, as_json):
+def label_issues_cmd(manifest, out, folds, score, epochs, augment, ensemble, device, threads, seed,
+                     top, probs, show, as_json):
     """Rank MANIFEST's rows whose label is most likely wrong, most likely first.
 
     Out-of-fold predicted probabilities from the judge network (K folds), per-class
@@ -58,7 +67,7 @@ def label_issues_cmd(manifest, out, folds, score, epochs, device, seed, top, pro
 
     m = read_manifest(manifest)
     cfg = LabelIssuesConfig(folds=folds, score=score, epochs=epochs, seed=seed, device=device,
-                            top=top)
+                            top=top, augment=augment, ensemble=ensemble, threads=threads)
     result = find_label_issues(m, cfg)
     path = write_issues_csv(result, out or m.path.with_name(f"{m.name}.label_issues.csv"))
     probs_path = write_probabilities(result, probs) if probs else None
