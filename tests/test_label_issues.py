@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -193,3 +194,38 @@ def test_cli_refuses_a_negative_top(make_manifest):
     r = CliRunner().invoke(main, ["label-issues", str(m.path), "--top", "-1"])
     assert r.exit_code == 2
     assert "Invalid value for '--top': -1 is not in the range x>=0." in r.output
+
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+def _bench_label_issues():
+    """bench/label_issues as a module (the script has no .py suffix)."""
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("bench_label_issues", str(BENCH / "label_issues"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_bench_scores_candidates_against_a_published_list(tmp_path):
+    from types import SimpleNamespace
+
+    bench = _bench_label_issues()
+    split, errors = bench.read_published(BENCH / "data" / "mnist_test_label_errors.json")
+    assert split == "test" and len(errors) == 15 and errors["mnist/test/00947"] == 8
+    table = pd.DataFrame({"id": [f"mnist/test/{i:05d}" for i in range(4)], "label": [0, 1, 1, 0]})
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]])
+    issues = pd.DataFrame({"id": ["mnist/test/00001", "mnist/test/00002"], "candidate": [True, True]})
+    result = SimpleNamespace(issues=issues, probabilities=probs, config=LabelIssuesConfig())
+    listed = {"mnist/test/00001": 1, "mnist/test/00003": 0}
+    out = bench.score_published(result, SimpleNamespace(table=table), listed)
+    assert out["candidates"] == 2 and out["confirmed_found"] == 1
+    assert out["recall"] == 0.5 and out["precision"] == 0.5
+    # lowest self-confidence first: rows 1 (0.2), 3 (0.3), 2 (0.4), 0 (0.9)
+    assert out["confirmed_in_lowest_2"] == 2 and out["worst_position"] == 2
+    with pytest.raises(SystemExit, match="does not match the ingested labels"):
+        bench.score_published(result, SimpleNamespace(table=table), {"mnist/test/00001": 0})
+

@@ -31,9 +31,9 @@ from datakit.manifest.read import read_manifest
               type=click.Choice(["auto", "cpu", "cuda"]), help="Where the judges train.")
 @click.option("--ensemble", default=1, show_default=True, type=click.IntRange(min=1),
               help="Repeat the out-of-fold round over E fold splits and average the probabilities.")
-@click.option("--threads", default=0, show_default=True, type=click.IntRange(min=0),
-              help="Torch CPU threads while training (0: torch's default; 1 wastes the least "
-                   "CPU time on a shared machine).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Torch CPU threads while training (0: torch's default; more than 1 mostly "
+                   "spins on small networks).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the folds and judges.")
 @click.option("--top", default=0, show_default=True, type=click.IntRange(min=0),
               help="Write the K lowest-scored rows whatever the thresholds say (column "
@@ -49,13 +49,14 @@ def label_issues_cmd(manifest, out, folds, score, epochs, augment, ensemble, dev
                      top, probs, show, as_json):
     """Rank MANIFEST's rows whose label is most likely wrong, most likely first.
 
-    Out-of-fold predicted probabilities from the judge network (K folds), per-class
-    thresholds and the confident joint of confident learning; the off-diagonal rows are
-    written to a CSV with columns rank, id, row, split, label, class_name,
-    predicted_label, predicted_class_name, score, given_label_probability,
-    predicted_probability, candidate. With --top K the CSV holds the K rows the model
-    doubts most instead, flagged or not (for reviewing a set that looks clean). Show them with thumbnails: datakit stats M --html p.html
-    --label-issues issues.csv.
+    Out-of-fold predicted probabilities (K folds; each fold's network is the judge's,
+    trained with every image jittered on its own), per-class thresholds and the confident
+    joint of confident learning; the off-diagonal rows are written to a CSV with columns
+    rank, id, row, split, label, class_name, predicted_label, predicted_class_name, score,
+    given_label_probability, predicted_probability, candidate. With --top K the CSV holds
+    the K rows the model doubts most instead, flagged or not (for reviewing a set that looks
+    clean). --probs saves the probabilities themselves, in the manifest's table order.
+    Show the rows with thumbnails: datakit stats M --html p.html --label-issues issues.csv.
 
     \b
     Example:
