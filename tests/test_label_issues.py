@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib.abc
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from datakit.label_issues import (
     confident_joint,
     find_label_issues,
     label_quality,
+    lowest_scored,
     per_class_thresholds,
     rank_issues,
     read_issues_csv,
@@ -182,3 +184,89 @@ def test_label_issues_off_a_terminal_logs_its_folds(make_manifest, off_terminal,
                                                           "label-issues folds: 2/2 (100%)"]
     assert folds[2].startswith("label-issues folds: 2/2 done in ") and len(folds) == 3
     assert progress_lines(caplog, "judge training")  # and, within each fold, its judge's steps
+
+
+def test_lowest_scored_ignores_the_thresholds():
+    quality = np.array([0.9, 0.2, 0.5, 0.2, 0.99])
+    assert lowest_scored(quality, 3).tolist() == [1, 3, 2]  # ties by row
+    assert lowest_scored(quality, 0).tolist() == []
+    assert lowest_scored(quality, 9).tolist() == [1, 3, 2, 0, 4]
+
+
+def test_cli_top_writes_the_lowest_scored_rows_and_probs_the_probabilities(make_manifest, tmp_path):
+    from datakit.manifest.read import read_manifest
+
+    m = make_manifest({"0": 8, "1": 8, "2": 8})
+    csv, npy = tmp_path / "top.csv", tmp_path / "probs.npy"
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--out", str(csv), "--folds", "2",
+                                  "--epochs", "1", "--top", "5", "--probs", str(npy), "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["issues"] == 5 and out["probs"] == str(npy) and out["config"]["top"] == 5
+    table = read_issues_csv(csv)
+    assert len(table) == 5 and table["rank"].tolist() == [1, 2, 3, 4, 5]
+    assert table["score"].is_monotonic_increasing
+    assert int(table["candidate"].sum()) <= out["candidates"]
+    probs = np.load(npy)
+    assert probs.shape == (24, 3) and probs.dtype == np.float64
+    assert np.allclose(probs.sum(1), 1)
+    # table order: the saved probabilities rank the same rows the CSV lists
+    labels = read_manifest(m.path).table["label"].to_numpy()
+    quality = label_quality(probs, labels)
+    assert table["row"].tolist() == lowest_scored(quality, 5).tolist()
+    assert np.allclose(table["given_label_probability"], quality[table["row"]], atol=1e-6)
+    assert set(table["id"][table["candidate"]]) <= set(m.table["id"].iloc[rank_issues(probs, labels)[0]])
+
+
+def test_cli_without_top_writes_only_candidates(make_manifest, tmp_path):
+    m = make_manifest({"0": 8, "1": 8})
+    csv = tmp_path / "c.csv"
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--out", str(csv), "--folds", "2",
+                                  "--epochs", "1", "--show", "2"])
+    assert r.exit_code == 0, r.output
+    table = read_issues_csv(csv)
+    assert table["candidate"].all() if len(table) else True
+    assert r.output.startswith(f"Wrote {csv} ({len(table)} likely label issues among 16 rows; ")
+    assert len(r.output.splitlines()) == 1 + min(2, len(table))
+
+
+def test_cli_refuses_a_negative_top(make_manifest):
+    m = make_manifest({"0": 8, "1": 8})
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--top", "-1"])
+    assert r.exit_code == 2
+    assert "Invalid value for '--top': -1 is not in the range x>=0." in r.output
+
+
+BENCH = Path(__file__).parent.parent / "bench"
+
+
+def _bench_label_issues():
+    """bench/label_issues as a module (the script has no .py suffix)."""
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+
+    loader = SourceFileLoader("bench_label_issues", str(BENCH / "label_issues"))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+def test_bench_scores_candidates_against_a_published_list(tmp_path):
+    from types import SimpleNamespace
+
+    bench = _bench_label_issues()
+    split, errors = bench.read_published(BENCH / "data" / "mnist_test_label_errors.json")
+    assert split == "test" and len(errors) == 15 and errors["mnist/test/00947"] == 8
+    table = pd.DataFrame({"id": [f"mnist/test/{i:05d}" for i in range(4)], "label": [0, 1, 1, 0]})
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.3, 0.7]])
+    issues = pd.DataFrame({"id": ["mnist/test/00001", "mnist/test/00002"], "candidate": [True, True]})
+    result = SimpleNamespace(issues=issues, probabilities=probs, config=LabelIssuesConfig())
+    listed = {"mnist/test/00001": 1, "mnist/test/00003": 0}
+    out = bench.score_published(result, SimpleNamespace(table=table), listed)
+    assert out["candidates"] == 2 and out["confirmed_found"] == 1
+    assert out["recall"] == 0.5 and out["precision"] == 0.5
+    # lowest self-confidence first: rows 1 (0.2), 3 (0.3), 2 (0.4), 0 (0.9)
+    assert out["confirmed_in_lowest_2"] == 2 and out["worst_position"] == 2
+    with pytest.raises(SystemExit, match="does not match the ingested labels"):
+        bench.score_published(result, SimpleNamespace(table=table), {"mnist/test/00001": 0})
+
