@@ -51,6 +51,7 @@ def test_examples_name_the_manifests_ingest_writes():
     for path, _ in ALL:
         texts[" ".join(path) + " --help"] = CliRunner().invoke(main, list(path) + ["--help"]).output
     for where, text in texts.items():
-        for wrong in ("mnist_train", "mnist_test", "data_manifests/goodimg"):
+        for wrong in ("mnist_train.parquet", "mnist_test.parquet", "data_manifests/mnist_",
+                      "data_manifests/goodimg"):
             assert wrong not in text, f"{where} says {wrong}"
     assert "data_manifests/mnist-train.parquet" in texts["train --help"]

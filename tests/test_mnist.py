@@ -270,3 +270,13 @@ def test_write_failure_keeps_the_previous_manifest(tmp_path, monkeypatch):
     assert sorted(after) == sorted(before)  # no temporary files left behind
     assert after == before  # the failed write touched none of the old manifest's files
     assert len(read_manifest(first.path)) == TRAIN_N
+
+
+def test_a_header_whose_dimensions_overflow_64_bits_is_refused(tmp_path):
+    # 8 × 603,979,776 × 1,912,602,624 wraps to 0 in int64 arithmetic: the header is corrupt
+    from datakit.sources.mnist import IMAGES_MAGIC, read_idx
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x08$\x00\x00\x00r\x00\x00\x00")
+    with pytest.raises(FormatError, match=r"declares 9,241,386,435,364,257,792 bytes of data "
+                                          r"\(dimensions \(8, 603979776, 1912602624\)\), more than"):
+        read_idx(path, IMAGES_MAGIC, 3)

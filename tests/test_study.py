@@ -157,7 +157,7 @@ def test_data_path_needs_datakit_data(tmp_path, monkeypatch):
     ('[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n[compare]\njudge = "b"\n',
      "[compare]: judge = 'b' is not an arm; use one of: a."),
     ('[study]\nseeds = [0, 0]\n[ingest.d]\nsource = "digits"\n[[arm]]\nname = "a"\nfrom = ["d"]\n',
-     "[study]: seeds must be a list of distinct non-negative integers, e.g. seeds = [0, 1, 2]; "
+     "[study]: seeds must be a list of distinct integers from 0 to 4294967295, e.g. seeds = [0, 1, 2]; "
      "got [0, 0]."),
     ('[ingest.d]\nsource = "digits"\n[train]\nseed = 3\n[[arm]]\nname = "a"\nfrom = ["d"]\n',
      "[train]: `seed` is set by the study runner, not the study file (list seeds in [study] seeds)."),

@@ -9,6 +9,7 @@ file, never a per-image loop.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import zlib
 from dataclasses import asdict, dataclass
@@ -149,7 +150,7 @@ def read_idx(path: str | os.PathLike, magic: int, ndim: int, count: int | None =
                     f"({'images' if magic == IMAGES_MAGIC else 'labels'}); "
                     "it is not an MNIST IDX file of that kind.")
             dims = tuple(int.from_bytes(header[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-            declared = int(np.prod(dims, dtype=np.int64))
+            declared = math.prod(dims)  # Python ints: an int64 product of a corrupt header wraps
             if count is not None and dims[0] != count:
                 raise CountMismatch(
                     f"{path} declares {dims[0]:,} items in its header but {count:,} were "
