@@ -12,8 +12,8 @@ held-out samples at the same n, bootstrap interval; clearly worse at 4× the hel
 and 1 point more, :func:`datakit.audit.stats.floors.close_pairs_min_effect`). A class drawn
 from one of its styles over and over keeps its diversity and its coverage (its samples still
 spread over the class's feature space) but holds many near-duplicate pairs: on a trained
-ACGAN with class 5 cut to a fifth of its styles, 2.7% of its pairs against 0.25% held-out,
-while its siblings sat at 0.4–3× their floors. Standing out on it (against the run's other
+ACGAN with class 5 cut to a fifth of its styles, 2.7% of its pairs against 0.24% held-out,
+while its siblings sat at 0.3–3.2× their floors. Standing out on it (against the run's other
 classes, :mod:`datakit.audit.stats.standout`) collapses the class partially.
 """
 from __future__ import annotations

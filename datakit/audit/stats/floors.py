@@ -20,7 +20,7 @@ Minimum effects (module constants, quoted in each FloorTest):
   - share: a factor of 2 (generated/expected share below 0.5 or above 2),
   - near-duplicate pairs (share of a class's sample pairs within one real nearest-neighbour
     radius): the samples hold at least 4× the held-out share and 1 point more (one style of a
-    class drawn over and over; a healthy trained ACGAN sat at 0.4–3× its floors).
+    class drawn over and over; a healthy trained ACGAN's classes sat at 0.3–3.2× their floors).
 """
 from __future__ import annotations
 
