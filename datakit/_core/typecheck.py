@@ -11,13 +11,24 @@ import inspect
 import math
 import types
 import typing
-from typing import Any
+from typing import Any, Iterable
 
 from datakit.errors import DatakitError
 
 #: The largest seed a setting may hold: seeds feed torch and NumPy generators, sometimes
 #: offset or multiplied (``seed * 1_000_003 + rank``), which must stay within 64 bits.
 MAX_SEED = 2 ** 32 - 1
+
+
+def key_mismatch(got: Iterable[Any], required: Iterable[str], allowed: Iterable[str] | None = None) -> str:
+    """``"; missing a, b; unknown c"`` for the keys of ``got`` against the ``required`` ones
+    (and the ``allowed`` ones, default the required), in their orders; ``""`` when they fit."""
+    got, required = list(got), list(required)
+    allowed = set(required if allowed is None else allowed)
+    missing = [k for k in required if k not in got]
+    unknown = [k for k in got if k not in allowed]
+    return (f"{'; missing ' + ', '.join(missing) if missing else ''}"
+            f"{'; unknown ' + ', '.join(map(str, unknown)) if unknown else ''}")
 
 
 def _accepts(value: Any, hint: Any) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 
 import datakit.audit.declare as declare
 from datakit._core.atomic import atomic_write_text
+from datakit._core.typecheck import key_mismatch
 from datakit.errors import DatakitError
 
 #: Bumped whenever a key changes meaning or disappears; the report refuses other versions.
@@ -170,12 +171,9 @@ class ClassRow:
         keys = declare.row_keys()
         # A metric of a check registered after this audit was written reads as None (not
         # measured): re-auditing fills it. Identity and decisions must be there.
-        missing = [k for k in fixed if k not in d]
-        unknown = [k for k in d if k not in fixed and k not in keys]
-        if missing or unknown:
-            raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
-                                   f"{'; missing ' + ', '.join(missing) if missing else ''}"
-                                   f"{'; unknown ' + ', '.join(unknown) if unknown else ''}.")
+        mismatch = key_mismatch(d, fixed, (*fixed, *keys))
+        if mismatch:
+            raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}{mismatch}.")
         row = {k: d[k] for k in fixed}
         vs_floor = row["vs_floor"]
         if not isinstance(vs_floor, dict):
@@ -242,12 +240,9 @@ def _clean(o: Any) -> Any:
 def _construct(cls, d: Any, where: str):
     if not isinstance(d, dict):
         raise AuditSchemaError(f"{where} should be an object, got {type(d).__name__}.")
-    names = {f.name for f in fields(cls)}
-    missing, extra = sorted(names - set(d)), sorted(set(d) - names)
-    if missing or extra:
-        raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
-                               f"{'; missing ' + ', '.join(missing) if missing else ''}"
-                               f"{'; unknown ' + ', '.join(extra) if extra else ''}.")
+    mismatch = key_mismatch(sorted(d), sorted(f.name for f in fields(cls)))
+    if mismatch:
+        raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}{mismatch}.")
     return cls(**d)
 
 
@@ -258,12 +253,9 @@ def validate_audit(audit: dict[str, Any], where: str = "audit") -> dict[str, Any
         raise AuditSchemaError(
             f"{where} has audit schema version {version!r}, but this datakit reads version "
             f"{SCHEMA_VERSION}; re-run `datakit audit` on the run to rewrite it.")
-    missing = [k for k in TOP_KEYS if k not in audit]
-    extra = [k for k in audit if k not in TOP_KEYS]
-    if missing or extra:
-        raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}"
-                               f"{'; missing ' + ', '.join(missing) if missing else ''}"
-                               f"{'; unknown ' + ', '.join(extra) if extra else ''}. "
+    mismatch = key_mismatch(audit, TOP_KEYS)
+    if mismatch:
+        raise AuditSchemaError(f"{where} does not match audit schema {SCHEMA_VERSION}{mismatch}. "
                                "Re-run `datakit audit` on the run.")
     for name, m in audit["summary"].items():
         _construct(Metric, m, f"{where}: summary.{name}")

@@ -60,6 +60,11 @@ class JudgeConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def auto_epochs(images: int) -> int:
+    """The judge's epochs when none are set: about 80,000 image passes, 2 to 15 epochs."""
+    return int(np.clip(np.ceil(80000 / max(1, images)), 2, 15))
+
+
 class JudgeNet(nn.Module):
     """Three conv blocks (32 -> 16 -> 8 -> 4 pixels), a feature layer, a class and a domain head."""
 
@@ -153,7 +158,7 @@ class Judge:
                            for i in range(0, len(images), 4096)])
         y_all = torch.tensor(np.asarray(labels, dtype=np.int64), device=dev)
         d_all = torch.tensor(np.asarray(domains, dtype=np.int64), device=dev) if use_domains else None
-        epochs = cfg.epochs or int(np.clip(np.ceil(80000 / max(1, len(x_all))), 2, 15))
+        epochs = cfg.epochs or auto_epochs(len(x_all))
         opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         steps = epochs * max(1, -(-len(x_all) // cfg.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)

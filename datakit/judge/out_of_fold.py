@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from datakit._core.optional import skip_broken_cupti_probe
 from datakit._core.progress import progress
 from datakit.judge.features import to_judge_input
-from datakit.judge.network import JudgeNet
+from datakit.judge.network import JudgeNet, auto_epochs
 
 
 def affine_matrices(angles: torch.Tensor, zooms: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ def train_fold_net(images: np.ndarray, labels: np.ndarray, num_classes: int, *, 
     x_all = torch.cat([to_judge_input(images[i:i + 4096], channels, device)
                        for i in range(0, len(images), 4096)])
     y_all = torch.tensor(np.asarray(labels, dtype=np.int64), device=device)
-    epochs = epochs or int(np.clip(np.ceil(80000 / max(1, len(x_all))), 2, 15))
+    epochs = epochs or auto_epochs(len(x_all))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     steps = epochs * max(1, -(-len(x_all) // batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)

@@ -237,7 +237,8 @@ def table_checksum(table: pd.DataFrame, like: str | None = None) -> str:
     everything else as text, with a missing-value mask): a Parquet round trip that turns a
     column into a category or int32 into int64 reads the same. ``like``: a recorded checksum
     to compare with; one without :data:`TABLE_CHECKSUM_V2` was made from the table's CSV
-    rendering (a 70,000-row table took 0.9 s that way), and is recomputed that way.
+    rendering (MNIST's 70,000-row table: 0.26 CPU-s that way, 0.09 by value), and is
+    recomputed that way.
     """
     if like is not None and not like.startswith(TABLE_CHECKSUM_V2):
         return hashlib.sha256(table.to_csv(index=False).encode()).hexdigest()
@@ -248,7 +249,7 @@ def table_checksum(table: pd.DataFrame, like: str | None = None) -> str:
         kind = col.dtype.kind if not isinstance(col.dtype, pd.CategoricalDtype) else "O"
         missing = col.isna().to_numpy()
         h.update(np.packbits(missing).tobytes())
-        if kind in "biu":
+        if kind in "biu" and not missing.any():  # (a nullable integer column with gaps: as text)
             h.update(b"i" + np.ascontiguousarray(col.to_numpy(np.int64)).tobytes())
         elif kind == "f":
             h.update(b"f" + np.ascontiguousarray(col.to_numpy(np.float64)).tobytes())

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from datakit._core.typecheck import key_mismatch
 from datakit.audit.schema import Finding
 from datakit.errors import StudyError
 
@@ -43,12 +44,9 @@ class StudyResults:
             raise StudyError(f"{where} should hold an object, got {type(data).__name__}.")
         names = [f.name for f in fields(cls)]
         optional = {"jobs", "threads_per_run"}
-        missing = [k for k in names if k not in data and k not in optional]
-        unknown = [k for k in data if k not in names]
-        if missing or unknown:
-            raise StudyError(f"{where} does not have the shape of a study's results"
-                             f"{'; missing ' + ', '.join(missing) if missing else ''}"
-                             f"{'; unknown ' + ', '.join(unknown) if unknown else ''}; "
+        mismatch = key_mismatch(data, [k for k in names if k not in optional], names)
+        if mismatch:
+            raise StudyError(f"{where} does not have the shape of a study's results{mismatch}; "
                              "re-run `datakit study` to rewrite it.")
         return cls(**{**{k: None for k in optional}, **data,
                       "findings": [Finding(**f) for f in data["findings"]]})

@@ -24,7 +24,7 @@ from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult
 from datakit.audit.schema import Finding
 from datakit.audit.stats import floors
-from datakit.audit.stats.collapse import CollapseRule, close_pair_share, close_pair_statistic, collapse_verdict
+from datakit.audit.stats.collapse import CollapseRule, close_pair_statistic, collapse_verdict
 from datakit.judge import metrics
 
 NAME = "collapse"
@@ -54,16 +54,18 @@ def check(f, cfg) -> CheckResult:
             continue
         real_div = metrics.mean_pairwise_distance(ref, seed=cfg.seed)
         radius = float(np.median(metrics.neighbour_distances(ref, 1)[:, 0]))
-        div, close = _div(gen, real_div, cfg.seed), close_pair_share(gen, radius, seed=cfg.seed)
+        # the pair distances of each side once: for the share and for its floor test's replicates
+        gen_close = close_pair_statistic(gen, radius, seed=cfg.seed)
+        held_close = close_pair_statistic(held, radius, seed=cfg.seed)
+        div, close = _div(gen, real_div, cfg.seed), gen_close(np.arange(len(gen)))
         collapsed, evidence = collapse_verdict(name, len(gen), div, close, rule)
         table.append({"class_name": name, "diversity_ratio": div,
                       "diversity_floor": _div(held, real_div, cfg.seed), "close_pair_share": close,
-                      "close_pair_share_floor": close_pair_share(held, radius, seed=cfg.seed),
+                      "close_pair_share_floor": held_close(np.arange(len(held))),
                       "collapsed": collapsed, "collapse_evidence": evidence, "vs_floor": {}})
-        test, r = floors.floor_test(close_pair_statistic(gen, radius, seed=cfg.seed),
-                                    close_pair_statistic(held, radius, seed=cfg.seed),
-                                    len(gen), len(held), better="lower", min_effect=floors.close_pairs_min_effect,
-                                    replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n)
+        test, r = floors.floor_test(gen_close, held_close, len(gen), len(held), better="lower",
+                                    min_effect=floors.close_pairs_min_effect, replicates=cfg.bootstrap,
+                                    seed=cfg.seed + lab, min_class_n=cfg.min_class_n)
         if test is not None:
             table[-1]["vs_floor"]["close_pairs"] = test
             reps[name] = r

@@ -33,10 +33,10 @@ from datakit.audit.schema import Finding
 from datakit.audit.stats import floors
 from datakit.audit.stats.modes import (
     MAX_FIT,
-    MIN_COVER,
     MIN_SILHOUETTE,
     assign_modes,
     fit_modes,
+    mode_counts,
     modes_covered,
     recall_statistic,
 )
@@ -90,8 +90,7 @@ def missed_modes(model, assigned: np.ndarray, real: np.ndarray, real_ids: np.nda
     of the real images, the samples it would get from real images and got, and the ids of
     its ``examples`` real images nearest its centre (what the samples miss, to look at)."""
     n = len(assigned)
-    counts = np.bincount(assigned[assigned >= 0], minlength=model.k)
-    need = np.maximum(1.0, MIN_COVER * n * model.weights)
+    counts, need = mode_counts(model, assigned)
     on = assign_modes(model, real)
     out = []
     for j in np.argsort(-model.weights):

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
 from datakit.judge import metrics
 
@@ -28,11 +27,7 @@ def close_pair_share(features: np.ndarray, radius: float, max_samples: int = 200
     radius; with a radius of 0 (a real class with duplicate images) exact copies among
     the samples still count as close. NaN with fewer than two samples or no radius.
     """
-    d = metrics.pairwise_distances(features, max_samples=max_samples, seed=seed)
-    if d is None or not np.isfinite(radius):
-        return float("nan")
-    i, j = torch.triu_indices(len(d), len(d), offset=1)
-    return float((d[i, j] <= radius).double().mean())
+    return close_pair_statistic(features, radius, max_samples, seed)(np.arange(len(features)))
 
 
 def close_pair_statistic(features: np.ndarray, radius: float, max_samples: int = 2000,

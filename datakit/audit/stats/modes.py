@@ -102,13 +102,18 @@ def assign_modes(model: ModeModel, x: np.ndarray) -> np.ndarray:
     return np.where(d[np.arange(len(x)), j] <= model.cuts[j], j, -1)
 
 
+def mode_counts(model: ModeModel, assigned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per mode: the samples of ``assigned`` in it, and how many cover it (MIN_COVER of its
+    expected share, and at least one)."""
+    counts = np.bincount(assigned[assigned >= 0], minlength=model.k)
+    return counts, np.maximum(1.0, MIN_COVER * len(assigned) * model.weights)
+
+
 def modes_covered(model: ModeModel, assigned: np.ndarray) -> int:
     """Modes receiving at least MIN_COVER of their expected share of ``assigned`` (and one sample)."""
-    n = len(assigned)
-    if not n:
+    if not len(assigned):
         return 0
-    counts = np.bincount(assigned[assigned >= 0], minlength=model.k)
-    need = np.maximum(1.0, MIN_COVER * n * model.weights)
+    counts, need = mode_counts(model, assigned)
     return int((counts >= need).sum())
 
 
