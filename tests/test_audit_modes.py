@@ -9,6 +9,7 @@ import pytest
 from datakit.audit import AuditConfig
 from datakit.audit.checks import modes as modes_check
 from datakit.audit.registry import CheckResult, register_check, registered_checks, unregister_check
+from datakit.audit.reuse import Reuse
 from datakit.audit.stats import floors
 from datakit.audit.stats.modes import assign_modes, fit_modes, modes_covered, recall_statistic
 
@@ -49,7 +50,7 @@ def _features(real, held, gen):
                            reference_labels=np.zeros(len(real), int),
                            reference_ids=[f"real/{i}" for i in range(len(real))], held=SimpleNamespace(features=held),
                            held_labels=np.zeros(len(held), int), generated=SimpleNamespace(features=gen),
-                           assigned=np.zeros(len(gen), int))
+                           assigned=np.zeros(len(gen), int), reuse=Reuse())
 
 
 def test_two_of_five_modes_is_partial_collapse_and_real_images_are_not(five_modes):

@@ -9,6 +9,7 @@ import pytest
 from datakit.audit import AuditConfig
 from datakit.audit.checks import vendi
 from datakit.audit.registry import registered_checks
+from datakit.audit.reuse import Reuse
 from datakit.sources.digits import load_digits_arrays
 
 
@@ -52,7 +53,8 @@ def test_collapsed_class_is_far_below_its_floor_healthy_class_near_it():
         gen_lab.append(np.full(len(g), lab))
     f = SimpleNamespace(classes=["healthy", "collapsed"], reference=SimpleNamespace(features=x),
                         generated=SimpleNamespace(features=np.vstack(gen)), assigned=np.concatenate(gen_lab),
-                        held=SimpleNamespace(features=np.vstack(held)), held_labels=np.concatenate(held_lab))
+                        held=SimpleNamespace(features=np.vstack(held)), held_labels=np.concatenate(held_lab),
+                        reuse=Reuse())
     r = vendi.check(f, AuditConfig(bootstrap=50))
     healthy, collapsed = r.table
     assert collapsed["vendi"] == pytest.approx(1.0) and collapsed["vendi_ratio"] < 0.5

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from datakit._core.device import resolve_device
+from datakit.audit.reuse import Reuse, memo, sources
 from datakit.audit.schema import Reference
 from datakit.errors import DatakitError
 from datakit.judge import metrics
-from datakit.judge.features import Embedding
-from datakit.judge.network import Judge, JudgeConfig, judge_for_manifest, split_real
+from datakit.judge.features import Embedding, embed, to_judge_input
+from datakit.judge.network import Judge, JudgeConfig, JudgeNet, judge_for_manifest, split_real
 from datakit.manifest.model import Manifest
 from datakit.manifest.read import read_manifest
 
@@ -102,11 +103,34 @@ class AuditFeatures:
 
     @cached_property
     def reference_radii(self) -> np.ndarray:
-        return metrics.knn_radii(self.reference.features, self.k, device=self.device,
-                                 chunk_elems=self.chunk_elems)
+        """Each reference image's distance to its k-th nearest other reference image."""
+        return self.reference_neighbours[:, self.k - 1]
+
+    @property
+    def reference_neighbours(self) -> np.ndarray:
+        """The reference's distances to its 1st..k-th nearest other reference images: one
+        pass (reused across audits) serves PRDC's radii and, when the reference is the
+        run's training set, memorisation's 1-NN distances."""
+        return self.reuse(metrics.neighbour_distances, self.reference.features, self.k, device=self.device,
+                          chunk_elems=self.chunk_elems)
+
+    def nearest_training(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each generated sample's nearest training image (distance, index into ``train``):
+        from the quality check's pass over the reference when the reference is the training
+        set and that pass saw every sample (the same distances), else a pass of its own."""
+        if self.generated_relations is not None and self.train is self.reference:
+            index, rel = self.generated_relations
+            if len(index) == len(self.generated) and (np.asarray(index) == np.arange(len(index))).all():
+                return rel.fake_nn_distance, rel.fake_nn_index
+        return metrics.nearest_neighbours(self.train.features, self.generated.features, device=self.device,
+                                          chunk_elems=self.chunk_elems)
 
     k: int = 5
     chunk_elems: int = metrics.DEFAULT_CHUNK_ELEMS
+    #: real-image values reused across audits (:mod:`datakit.audit.reuse`)
+    reuse: Reuse = field(default_factory=Reuse)
+    #: (generated positions, their NeighbourRelations to the reference), set by the quality check
+    generated_relations: Any = None
 
 
 def _relative(path: Path, run_dir: Path) -> str:
@@ -115,6 +139,15 @@ def _relative(path: Path, run_dir: Path) -> str:
         return os.path.relpath(path.resolve(), audit_dir)
     except ValueError:  # another drive
         return str(path.resolve())
+
+
+def embed_real(judge: Judge, images: np.ndarray, *, disk: bool) -> Embedding:
+    """The judge's embedding of real images, reused across audits (keyed by the judge's
+    fingerprint and the pixels themselves, :mod:`datakit.audit.reuse`)."""
+    images = np.asarray(images)
+    code = sources(Judge.embed, embed, to_judge_input, JudgeNet.forward)
+    return memo("judge embedding", (code, judge.fingerprint(), images), lambda: judge.embed(images),
+                      Embedding, disk=disk)
 
 
 def build_features(run: "RunInputs", cfg: "AuditConfig") -> AuditFeatures:
@@ -137,18 +170,21 @@ def build_features(run: "RunInputs", cfg: "AuditConfig") -> AuditFeatures:
     def read(emb_logits):
         return read_in_run_vocabulary(emb_logits, judge.classes, classes, judge_m)
 
+    def embed_rows(manifest: Manifest, store_rows: np.ndarray) -> Embedding:
+        return embed_real(judge, manifest.images(store_rows), disk=cfg.use_cache)
+
     # 1) the run's own training set: memorisation and shares always compare with it
     own_split = split_real(m, judge_cfg.held_out_share, judge_cfg.seed)
     t = m.table
     rows = t["row"].to_numpy()
     train_pos = own_split.train_rows[_sample(len(own_split.train_rows), cfg.max_reference, rng)]
-    train = judge.embed(m.images(rows[train_pos]))
+    train = embed_rows(m, rows[train_pos])
     train_counts = np.bincount(t["label"].to_numpy(np.int64)[own_split.train_rows], minlength=len(classes))
     # 2) the reference: the same images, or another manifest's splits
     if own:
         ref_split, reference, ref_pos = own_split, train, train_pos
         held_pos = own_split.held_rows
-        held = judge.embed(m.images(rows[held_pos]))
+        held = embed_rows(m, rows[held_pos])
         own_held = held
     else:
         ref_split = split_real(ref_m, judge_cfg.held_out_share, judge_cfg.seed)
@@ -157,9 +193,9 @@ def build_features(run: "RunInputs", cfg: "AuditConfig") -> AuditFeatures:
         ref_pos = keep(ref_split.train_rows)
         ref_pos = ref_pos[_sample(len(ref_pos), cfg.max_reference, rng)]
         held_pos = keep(ref_split.held_rows)
-        reference = judge.embed(ref_m.images(r_rows[ref_pos]))
-        held = judge.embed(ref_m.images(r_rows[held_pos]))
-        own_held = judge.embed(m.images(rows[own_split.held_rows]))
+        reference = embed_rows(ref_m, r_rows[ref_pos])
+        held = embed_rows(ref_m, r_rows[held_pos])
+        own_held = embed_rows(m, rows[own_split.held_rows])
     # 3) the generated samples
     gen_idx = _sample(len(run.images), cfg.max_generated, rng)
     gen_images = run.images[gen_idx]
@@ -179,7 +215,8 @@ def build_features(run: "RunInputs", cfg: "AuditConfig") -> AuditFeatures:
         train_labels=t["label"].to_numpy(np.int64)[train_pos],
         train_ids=t["id"].astype(str).to_numpy()[train_pos].tolist(),
         train_sha=set(t["sha256"].to_numpy()[own_split.train_rows]), train_counts=train_counts,
-        own_held=own_held, reference_info=info, device=device, k=cfg.k, chunk_elems=cfg.chunk_elems)
+        own_held=own_held, reference_info=info, device=device, k=cfg.k, chunk_elems=cfg.chunk_elems,
+        reuse=Reuse(disk=cfg.use_cache))
     if "carve" in ref_split.how:
         f.warnings.append(f"{ref_m.path.name} has no \"test\" split; held-out real images are "
                           f"{ref_split.how}.")

@@ -136,6 +136,17 @@ class Judge:
     def device(self) -> torch.device:
         return resolve_device(self.config.device)
 
+    def fingerprint(self) -> str:
+        """A digest of the trained network, its vocabularies and the device type it runs on:
+        two judges with one fingerprint embed any image alike (a key for reused embeddings)."""
+        if self.net is None:
+            raise DatakitError("The judge has not been trained or loaded yet; call fit() or load().")
+        h = hashlib.sha256(json.dumps([self.classes, self.domains, self.channels, self.device.type]).encode())
+        for name, t in self.net.state_dict().items():
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
     def fit(self, images: np.ndarray, labels: np.ndarray, classes: list[str], *,
             domains: np.ndarray | None = None, domain_names: list[str] | None = None,
             held_images: np.ndarray | None = None, held_labels: np.ndarray | None = None) -> "Judge":

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakit.audit import reuse
 from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult
 from datakit.audit.schema import Finding
@@ -52,8 +53,8 @@ def check(f, cfg) -> CheckResult:
             table.append({"class_name": name, "collapsed": False,
                           "collapse_evidence": f"class {name}: fewer than 2 reference images, no verdict."})
             continue
-        real_div = metrics.mean_pairwise_distance(ref, seed=cfg.seed)
-        radius = float(np.median(metrics.neighbour_distances(ref, 1)[:, 0]))
+        real_div = f.reuse(metrics.mean_pairwise_distance, ref, seed=cfg.seed, kind=float)
+        radius = float(np.median(f.reuse(metrics.neighbour_distances, ref, 1)[:, 0]))
         # the pair distances of each side once: for the share and for its floor test's replicates
         gen_close = close_pair_statistic(gen, radius, seed=cfg.seed)
         held_close = close_pair_statistic(held, radius, seed=cfg.seed)
@@ -65,7 +66,9 @@ def check(f, cfg) -> CheckResult:
                       "collapsed": collapsed, "collapse_evidence": evidence, "vs_floor": {}})
         test, r = floors.floor_test(gen_close, held_close, len(gen), len(held), better="lower",
                                     min_effect=floors.close_pairs_min_effect, replicates=cfg.bootstrap,
-                                    seed=cfg.seed + lab, min_class_n=cfg.min_class_n)
+                                    seed=cfg.seed + lab, min_class_n=cfg.min_class_n,
+                                    held_memo=f.reuse.held("close pairs", reuse.sources(close_pair_statistic),
+                                                          held, radius, cfg.seed))
         if test is not None:
             table[-1]["vs_floor"]["close_pairs"] = test
             reps[name] = r

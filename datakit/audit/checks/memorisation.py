@@ -34,10 +34,16 @@ MIN_FLAGGED_EXCESS = 0.05
 
 def check(f, cfg) -> CheckResult:
     train, gen, dev, ce = f.train.features, f.generated.features, f.device, cfg.chunk_elems
-    train_nn = metrics.neighbour_distances(train, 1, device=dev, chunk_elems=ce)[:, 0]
-    gen_d, gen_i = metrics.nearest_neighbours(train, gen, device=dev, chunk_elems=ce)
+    # real images only, reused across audits: the training set's 1-NN distances (column 0 of
+    # the reference's k-NN pass when the reference is the training set) and the held-out
+    # images' nearest training neighbours
+    if f.train is f.reference and len(train) > f.k:
+        train_nn = f.reference_neighbours[:, 0]
+    else:
+        train_nn = f.reuse(metrics.neighbour_distances, train, 1, device=dev, chunk_elems=ce)[:, 0]
+    gen_d, gen_i = f.nearest_training()
     held = f.own_held.features
-    held_d, _ = metrics.nearest_neighbours(train, held, device=dev, chunk_elems=ce)
+    held_d, _ = f.reuse(metrics.nearest_neighbours, train, held, device=dev, chunk_elems=ce, kind=tuple)
     flags, threshold = memorisation.flag_close_samples(gen_d, train_nn, cfg.memorisation_quantile)
     floor_flags, _ = memorisation.flag_close_samples(held_d, train_nn, cfg.memorisation_quantile)
     exact = np.array([h in f.train_sha for h in pixel_sha256(f.generated_images)])

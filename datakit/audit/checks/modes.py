@@ -27,6 +27,7 @@ from functools import partial
 
 import numpy as np
 
+from datakit.audit import reuse
 from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding
@@ -34,6 +35,7 @@ from datakit.audit.stats import floors
 from datakit.audit.stats.modes import (
     MAX_FIT,
     MIN_SILHOUETTE,
+    ModeModel,
     assign_modes,
     fit_modes,
     mode_counts,
@@ -67,7 +69,7 @@ def check(f, cfg) -> CheckResult:
         table.append(row)
         evidence = []
         real_ids = np.asarray(f.reference_ids, dtype=object)[f.reference_labels == lab]
-        for test_one in (partial(_modes_test, real_ids=real_ids), _recall_test):
+        for test_one in (partial(_modes_test, real_ids=real_ids, f=f), partial(_recall_test, f=f)):
             out = test_one(real, gen, held, lab, name, cfg, row)
             if out is None:
                 continue
@@ -103,16 +105,18 @@ def missed_modes(model, assigned: np.ndarray, real: np.ndarray, real_ids: np.nda
     return out
 
 
-def _modes_test(real, gen, held, lab, name, cfg, row, real_ids):
+def _modes_test(real, gen, held, lab, name, cfg, row, real_ids, f):
     """Modes covered by generated vs held-out samples; fills the row's mode counts."""
-    model = fit_modes(real, seed=cfg.seed)
+    model = f.reuse(fit_modes, real, seed=cfg.seed, kind=ModeModel)
     if model is None:
         return None
     row["modes_real"], row["_modes_kind"] = model.k, model.kind
     g, h = assign_modes(model, gen), assign_modes(model, held)
     test, r = floors.floor_test(lambda i: modes_covered(model, g[i]), lambda i: modes_covered(model, h[i]),
                                 len(g), len(h), better="higher", min_effect=floors.MIN_MODES,
-                                replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n, min_n=1)
+                                replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n, min_n=1,
+                                held_memo=f.reuse.held("modes", reuse.sources(fit_modes, assign_modes, mode_counts,
+                                                                             modes_covered), real, held, cfg.seed))
     if test is None:
         return None
     row.update(modes_covered=int(test.value), modes_covered_floor=int(test.floor))
@@ -142,17 +146,19 @@ def _modes_test(real, gen, held, lab, name, cfg, row, real_ids):
          else "no k with silhouette >= 0.25: 5 k-means regions", "silhouette_text": sil, "missed": missed})
 
 
-def _recall_test(real, gen, held, lab, name, cfg, row):
+def _recall_test(real, gen, held, lab, name, cfg, row, f):
     """Share of the class's real images inside the generated vs the held-out samples' k-NN manifold."""
     k = cfg.k
     if len(real) < 1:
         return None
     if len(real) > MAX_FIT:
         real = real[np.random.default_rng(cfg.seed).choice(len(real), MAX_FIT, replace=False)]
-    test, r = floors.floor_test(recall_statistic(real, gen, k), recall_statistic(real, held, k),
+    test, r = floors.floor_test(recall_statistic(real, gen, k),
+                                floors.lazy_statistic(lambda: recall_statistic(real, held, k)),
                                 len(gen), len(held), better="higher", min_effect=floors.recall_min_effect,
                                 replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n,
-                                min_n=k + 1)
+                                min_n=k + 1, held_memo=f.reuse.held("recall", reuse.sources(recall_statistic),
+                                                                   real, held, k))
     if test is None:
         return None
     if not test.worse:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from datakit.audit import reuse
 from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult, pct
 from datakit.audit.schema import Finding, Metric
@@ -47,7 +48,7 @@ def _summary(f, cfg, rng) -> dict[str, Metric]:
                            *calibration.fd_interval(ref, gen, cfg.bootstrap, cfg.seed), "lower", 0.0, n,
                            calibration.fd_infinity(ref, f.generated.features, min(cfg.bootstrap, 20), cfg.seed))
         kid_args = dict(subset_size=cfg.kid_subset_size, subsets=cfg.kid_subsets, seed=cfg.seed, device=dev)
-        kid, kid_floor = metrics.kid(ref, gen, **kid_args), metrics.kid(ref, held, **kid_args)
+        kid, kid_floor = metrics.kid(ref, gen, **kid_args), f.reuse(metrics.kid, ref, held, kind=dict, **kid_args)
         if kid["subset_shrunk"]:
             f.warnings.append(f"KID used subsets of {kid['subset_size']} images, fewer than the "
                               f"{kid['requested_subset_size']} asked for (a set is that small); its "
@@ -56,7 +57,9 @@ def _summary(f, cfg, rng) -> dict[str, Metric]:
     if n > k:
         radii = f.reference_radii
         rel = metrics.neighbour_relations(ref, gen, k=k, real_radii=radii, device=dev, chunk_elems=ce)
-        rel_h = metrics.neighbour_relations(ref, held, k=k, real_radii=radii, device=dev, chunk_elems=ce)
+        f.generated_relations = (g_idx, rel)   # memorisation reads the nearest reference images
+        rel_h = f.reuse(metrics.neighbour_relations, ref, held, k=k, real_radii=radii, device=dev, chunk_elems=ce,
+                         kind=metrics.NeighbourRelations)
         q, q_h = metrics.prdc_from_relations(rel), metrics.prdc_from_relations(rel_h)
         cis = {"precision": calibration.mean_interval(rel.fake_in_real_balls > 0, seed=cfg.seed),
                "recall": calibration.mean_interval(rel.real_in_fake_ball, seed=cfg.seed),
@@ -78,21 +81,25 @@ def _class_tests(f, cfg, lab: int):
     gen = f.generated.features[f.assigned == lab]
     held = f.held.features[f.held_labels == lab]
     common = dict(replicates=cfg.bootstrap, seed=cfg.seed + lab, min_class_n=cfg.min_class_n)
+    ref_stats = metrics.gaussian_stats(ref) if len(ref) >= 2 else None   # once, not per replicate
     fd_test, fd_reps = floors.floor_test(
-        lambda i: metrics.fd(ref, gen[i]), lambda i: metrics.fd(ref, held[i]), len(gen), len(held),
-        better="lower", min_effect=lambda floor: floors.MIN_FD_RELATIVE * floor, min_n=5, **common) \
+        lambda i: metrics.frechet_distance(*ref_stats, *metrics.gaussian_stats(gen[i])),
+        lambda i: metrics.frechet_distance(*ref_stats, *metrics.gaussian_stats(held[i])), len(gen), len(held),
+        better="lower", min_effect=lambda floor: floors.MIN_FD_RELATIVE * floor, min_n=5,
+        held_memo=f.reuse.held("fd", reuse.sources(_class_tests, metrics.frechet_distance, metrics.gaussian_stats),
+                              ref, held), **common) \
         if len(ref) >= 2 else (None, np.zeros(0))
     cov_test, cov_reps = None, np.zeros(0)
     kk = min(cfg.k, len(ref) - 1)
     if kk >= 1 and len(gen) and len(held):
-        radii = metrics.neighbour_distances(ref, kk)[:, kk - 1]
+        radii = f.reuse(metrics.neighbour_distances, ref, kk)[:, kk - 1]
         # one class: small sets, so the full real × sample distance matrices are cheap
         d_gen, d_held = cdist(ref, gen), cdist(ref, held)
         cov_test, cov_reps = floors.floor_test(
             lambda i: float((d_gen[:, i].min(1) <= radii).mean()),
             lambda i: float((d_held[:, i].min(1) <= radii).mean()), len(gen), len(held),
             better="higher", min_effect=floors.MIN_POINTS, min_n=1, proportion_of=(len(ref), len(ref)),
-            hull=True, **common)
+            hull=True, held_memo=f.reuse.held("coverage", reuse.sources(_class_tests), ref, held, kk), **common)
     return fd_test, fd_reps, cov_test, cov_reps
 
 

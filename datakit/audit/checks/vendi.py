@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from datakit.audit import reuse
 from datakit.audit.declare import MetricSpec
 from datakit.audit.registry import CheckResult
 from datakit.audit.stats import floors
@@ -55,7 +56,8 @@ def check(f, cfg) -> CheckResult:
         test, _ = floors.floor_test(lambda i: vendi_score(gen[i]), lambda i: vendi_score(held[i]),
                                     len(gen), len(held), better="higher", min_effect=0.0,
                                     replicates=cfg.bootstrap, seed=cfg.seed + lab, min_n=2,
-                                    min_class_n=cfg.min_class_n)
+                                    min_class_n=cfg.min_class_n,
+                                    held_memo=f.reuse.held("vendi", reuse.sources(vendi_score), held))
         row = {"class_name": name, "vendi_ratio": None, "vendi": None, "vendi_floor": None, "vs_floor": {}}
         if test is not None:
             row.update(vendi=test.value, vendi_floor=test.floor, vs_floor={NAME: test})

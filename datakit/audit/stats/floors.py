@@ -95,11 +95,25 @@ def is_worse(difference: float | None, lo: float | None, hi: float | None, bette
     return bool(hi <= -min_effect)
 
 
+def lazy_statistic(make: Callable[[], Callable[[np.ndarray], float]]) -> Callable[[np.ndarray], float]:
+    """A statistic built by ``make()`` on its first call: a floor test's held-out side whose
+    distances need not be computed when ``held_memo`` holds its values already."""
+    built: list[Callable[[np.ndarray], float]] = []
+
+    def stat(index: np.ndarray) -> float:
+        if not built:
+            built.append(make())
+        return built[0](index)
+    return stat
+
+
 def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.ndarray], float],
                n_gen: int, n_held: int, *, better: str, min_effect: Callable[[float], float] | float,
                replicates: int, seed: int, size_matched: bool = True,
                min_n: int = 2, proportion_of: tuple[int, int] | None = None,
-               hull: bool = False, min_class_n: int = MIN_CLASS_N) -> tuple[FloorTest | None, np.ndarray]:
+               hull: bool = False, min_class_n: int = MIN_CLASS_N,
+               held_memo: Callable[[np.ndarray, np.ndarray, Callable], tuple] | None = None,
+               ) -> tuple[FloorTest | None, np.ndarray]:
     """Compare a statistic of the generated samples with the same statistic of held-out ones.
 
     Args:
@@ -112,6 +126,11 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
         proportion_of: the statistic is a proportion of (generated, held-out) this many
             units: the interval is Newcombe's (:func:`newcombe_interval`).
         hull: with ``proportion_of``, the hull of Newcombe's and the bootstrap interval.
+        held_memo: ``held_memo(h, draws, compute)`` returns ``compute()`` (the held-out
+            side's statistic and its replicates, a tuple) or what it returned before for the
+            same held-out positions ``h`` and resamples ``draws``: the held-out side depends
+            on the run only through the seed and the sizes, so audits of runs with the same
+            per-class sample counts share it (:mod:`datakit.audit.reuse`).
     A test with fewer than ``min_class_n`` (:data:`MIN_CLASS_N`; ``AuditConfig.min_class_n``)
     samples on a side is never ``worse``.
     Returns:
@@ -124,9 +143,17 @@ def floor_test(gen_stat: Callable[[np.ndarray], float], held_stat: Callable[[np.
         g, h = matched_indices(n_gen, n_held, rng)
     else:
         g, h = np.arange(n_gen), np.arange(n_held)
-    value, floor = float(gen_stat(g)), float(held_stat(h))
-    reps = np.array([gen_stat(g[rng.integers(0, len(g), len(g))])
-                     - held_stat(h[rng.integers(0, len(h), len(h))]) for _ in range(replicates)])
+    # the resamples, drawn in the order of the loop they replace (generated, then held-out)
+    draws = [(rng.integers(0, len(g), len(g)), rng.integers(0, len(h), len(h))) for _ in range(replicates)]
+    g_draws = np.array([d[0] for d in draws]).reshape(replicates, len(g))
+    h_draws = np.array([d[1] for d in draws]).reshape(replicates, len(h))
+
+    def held_side() -> tuple[float, np.ndarray]:
+        return float(held_stat(h)), np.array([held_stat(h[d]) for d in h_draws], np.float64)
+
+    value = float(gen_stat(g))
+    floor, held_reps = held_memo(h, h_draws, held_side) if held_memo is not None else held_side()
+    reps = np.array([gen_stat(g[d]) for d in g_draws], np.float64) - held_reps
     lo, hi = percentile_interval(reps, LEVEL)
     if proportion_of is not None:
         (ng, nh) = proportion_of

@@ -38,6 +38,7 @@ CUT_SLACK = 1.5
 MIN_COVER = 0.2
 MAX_FIT = 2000  # real samples clustered per class (a seeded subsample above this)
 REGIONS = 5     # k-means regions of a class without clear modes
+MAX_ORDERED = 4096  # recall_statistic keeps each sample's neighbour order up to this many samples
 
 
 @dataclass
@@ -130,17 +131,29 @@ def recall_statistic(real: np.ndarray, samples: np.ndarray, k: int) -> Callable[
     (``<=``), as PRDC's.
     """
     real, samples = np.asarray(real, np.float64), np.asarray(samples, np.float64)
-    to_real = cdist(real, samples)     # one class: small sets, full matrices are cheap
+    to_sample = cdist(samples, real)   # one class: small sets, full matrices are cheap
     among = cdist(samples, samples)
     # content id of every sample, and one representative sample per content
     _, first, content = np.unique(samples, axis=0, return_index=True, return_inverse=True)
     content = np.asarray(content).reshape(-1)
+    n = len(samples)
+    # each sample's others in order of distance, once: a resample's k-NN radius is then the
+    # distance of the (k+1)-th member in that order (the sample itself is the first), found
+    # without sorting a submatrix per replicate
+    order = np.argsort(among, axis=1).astype(np.int32) if n <= MAX_ORDERED else None
 
     def stat(index: np.ndarray) -> float:
         i = first[np.unique(content[np.asarray(index, dtype=np.int64)])]
         if len(i) == 0:
             return float("nan")
         kk = min(k, len(i) - 1)
-        radii = np.sort(among[np.ix_(i, i)], axis=1)[:, kk]   # column 0 is the sample itself
-        return float((to_real[:, i] <= radii[None]).any(1).mean())
+        if order is None:
+            radii = np.partition(among[np.ix_(i, i)], kk, axis=1)[:, kk]   # the sample itself is the smallest
+        else:
+            member = np.zeros(n, bool)
+            member[i] = True
+            ranked = order[i]
+            nth = (np.cumsum(member[ranked], axis=1) > kk).argmax(1)
+            radii = among[i, ranked[np.arange(len(i)), nth]]
+        return float((to_sample[i] <= radii[:, None]).any(0).mean())
     return stat
