@@ -169,6 +169,20 @@ def test_cli_audit_writes_the_default_report_and_prints_json(tmp_path, toy, fake
     assert (run / "audit" / "report.html").exists()
 
 
+def test_cli_audit_no_cas_leaves_the_cas_classifier_out(tmp_path, toy, monkeypatch):
+    import datakit.audit.many
+    seen = []
+
+    def audit_run(run_dir, config=None):
+        seen.append(config.cas)
+        raise SystemExit(0)   # the configuration is all this test looks at
+    monkeypatch.setattr(datakit.audit.many, "audit_run", audit_run)
+    run = make_run(tmp_path / "run", toy)
+    CliRunner().invoke(main, ["audit", str(run), "--no-cas"])
+    CliRunner().invoke(main, ["audit", str(run)])
+    assert seen == [False, True]
+
+
 def test_a_report_that_cannot_be_written_leaves_no_stale_page_beside_the_new_audit(tmp_path, toy, fake_audit_run,
                                                                                    monkeypatch):
     import datakit.report.html as page

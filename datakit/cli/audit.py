@@ -25,7 +25,10 @@ from datakit.cli.base import json_option, main, needs_torch, print_json
               help="Measure quality against this manifest's real images (its training split as "
                    "the reference, its held-out split for the floors) instead of each run's own; "
                    "memorisation and class shares still use each run's own training set.")
-def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest, reference_manifest):
+@click.option("--cas/--no-cas", default=True, show_default=True,
+              help="Train the CAS classifier on the samples and test it on real images: on a CPU "
+                   "about half of an audit's time; --no-cas leaves CAS out of audit.json.")
+def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest, reference_manifest, cas):
     """Audit run directories (judge network, quality, per-class collapse, bias amplification,
     memorisation) and write one HTML report over all of them.
 
@@ -44,7 +47,7 @@ def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest
     from datakit.report.html import audit_and_report
 
     config = AuditConfig(device=device, seed=seed, judge_manifest=judge_manifest,
-                         reference_manifest=reference_manifest)
+                         reference_manifest=reference_manifest, cas=cas)
     path, audits = audit_and_report(list(run_dirs), out=out, config=config, reuse=reuse, title=title)
     if as_json:
         dicts = [a.to_dict() for a in audits]
