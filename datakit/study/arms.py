@@ -7,7 +7,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from datakit.manifest.read import read_manifest
 from datakit.sources.home import HOME_SOURCES, source_home
 from datakit.sources.registry import ingest
 from datakit.study.spec import ArmSpec, IngestSpec, Study
+from datakit.study.target import View, domain_views
 from datakit.training import TrainConfig, train
 from datakit.training.config import DEFAULT_STEPS
 from datakit.training.rundir import MARKER
@@ -266,11 +267,26 @@ def train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
 
 @dataclass
 class Reference:
-    """The one real image set (and judge) every arm is measured against."""
+    """The one real image set (and judge) every arm is measured against.
+
+    With a target domain (``[compare] target = "wild"``) the judge is trained on the whole
+    reference while every run is measured against its images of the target (the primary
+    view) and, beside it, of each other domain (:mod:`datakit.study.target`).
+    """
 
     name: str          # an arm name, or "union"
-    path: Path         # its manifest (.parquet)
+    path: Path         # its manifest (.parquet): the judge's, and the real images without a target
     checksum: str
+    views: list[View] = field(default_factory=list)
+
+    @property
+    def measured(self) -> Path:
+        """The manifest whose real images every run's primary audit measures against."""
+        return next((v.path for v in self.views if v.primary), self.path)
+
+    @property
+    def other_views(self) -> list[View]:
+        return [v for v in self.views if not v.primary]
 
 
 def _reference_manifest(study: Study, manifests: dict[str, Any], folder: Path) -> Reference:
@@ -279,9 +295,19 @@ def _reference_manifest(study: Study, manifests: dict[str, Any], folder: Path) -
 
     if study.reference != "union":
         m = manifests[study.reference]
-        return Reference(study.reference, Path(m.path), m.checksum)
-    ms = list({m.checksum: m for m in manifests.values()}.values())
-    out = folder / f"union-{_digest(sorted(m.checksum for m in ms))}.parquet"
-    m = _reuse_or_make(out, "compose union", f"the union of {len(ms)} arm manifests",
-                       lambda: compose(ms, out, dedupe="exact"))
-    return Reference("union", Path(m.path), m.checksum)
+        name = study.reference
+    else:
+        ms = list({m.checksum: m for m in manifests.values()}.values())
+        out = folder / f"union-{_digest(sorted(m.checksum for m in ms))}.parquet"
+        m = _reuse_or_make(out, "compose union", f"the union of {len(ms)} arm manifests",
+                           lambda: compose(ms, out, dedupe="exact"))
+        name = "union"
+
+    def one_domain(domain: str):
+        if set(m.table["domain"].astype(str)) == {domain}:
+            return m  # the reference is all of that domain already
+        out = inside(folder, folder / f"{name}-{domain}-{_digest([m.checksum, domain])}.parquet",
+                     "reference view")
+        return _reuse_or_make(out, f"reference {name} ({domain})", f"its {domain} images",
+                              lambda: compose([m], out, domain=[domain]))
+    return Reference(name, Path(m.path), m.checksum, domain_views(m, study.target, one_domain))
