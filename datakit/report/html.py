@@ -49,6 +49,7 @@ from datakit.report.run_data import (
 from datakit.report.verdict import comparable_key, findings
 from datakit.study.contrasts import LABELS
 from datakit.study.schema import StudyResults
+from datakit.study.target import share_key, single_domain
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: With more runs than this on one page, runs after each arm's first seed show fewer samples
@@ -595,8 +596,15 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
             if isinstance(val, (int, float)):
                 seeds.setdefault(r["arm"], {}).setdefault(m, []).append(float(val))
     contrasts = study.contrasts
-    labels = {**LABELS, "kid": "KID"}
+    target = single_domain(study.reference.get("target"))
+    share = share_key(target) if target else None
+    labels = {**LABELS, "kid": "KID", **({share: f"generated {target} share"} if share else {})}
+    views = list(dict.fromkeys(v for a in arms for v in (a.get("views") or {})))
     return {"reference": study.reference, "budget": study.budget,
+            "target": target, "share_key": share,
+            "failed": [r for r in study.runs if r.get("diverged")],
+            "views": [{"name": v, "metrics": list(dict.fromkeys(
+                m for a in arms for m in ((a.get("views") or {}).get(v) or {})))} for v in views],
             "contrasts": contrasts, "arms": arms, "metrics": metrics, "labels": labels,
             "runs": study.runs,
             "contrasts_csv": csv_uri(["factor", "a", "b", "metric", "difference", "ci_low", "ci_high",
@@ -609,8 +617,8 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
                                   v.get("n_seeds")] for a in arms
                                  for m, v in (a.get("metrics") or {}).items()]),
             "arms_img": figures.arms_with_intervals(
-                arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid")
-                       if m in metrics], seeds, labels),
+                arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid",
+                                   share) if m in metrics], seeds, labels),
             "curve_img": figures.data_efficiency_curve(study.curve)}
 
 
