@@ -125,20 +125,23 @@ def mix_findings(target: dict[str, float] | None, measured: dict[str, float],
         return [{"check": "target", "severity": "warn", "classes": [],
                  "sentence": f"The arms train on several domains ({', '.join(sorted(set(arm_domains)))}) "
                              f"but the study names no target domain, so realism is measured "
-                             f"against the reference's mix ({mix}) and a contrast partly says "
+                             f"against the reference's held-out mix ({mix}) and a contrast partly says "
                              "which arm draws more like that mix. Name the domain the question "
                              "is about in [compare] target (e.g. target = \"wild\").",
                  "evidence": {"target": None, "measured": measured}}]
-    gaps = {d: measured.get(d, 0.0) - target.get(d, 0.0) for d in set(target) | set(measured)}
-    worst = max(gaps, key=lambda d: abs(gaps[d]))
+    domains = list(target) + sorted(d for d in measured if d not in target)  # the target's first
+    gaps = {d: measured.get(d, 0.0) - target.get(d, 0.0) for d in domains}
+    worst = max(domains, key=lambda d: abs(gaps[d]))  # ties: the target's own domain
     if abs(gaps[worst]) <= TOLERANCE:
         return []
     want = ", ".join(f"{pct(s)} {d}" for d, s in sorted(target.items(), key=lambda t: -t[1]))
     return [{"check": "target", "severity": "warn", "classes": [],
-             "sentence": f"The reference's real images are {mix}, but the study's target is "
-                         f"{want}: {worst} differs by {abs(gaps[worst]) * 100:.1f} points "
-                         f"(more than {TOLERANCE * 100:.0f}), so every distance partly measures "
-                         "the reference's mix rather than the target.",
+             "sentence": f"The reference's held-out real images are {mix}, but the study's "
+                         f"target is {want}: their {worst} share is "
+                         f"{pct(measured.get(worst, 0.0))} against the target's "
+                         f"{pct(target.get(worst, 0.0))} ({abs(gaps[worst]) * 100:.1f} points "
+                         f"apart, more than {TOLERANCE * 100:.0f}), so every distance partly "
+                         "measures the reference's mix rather than the target.",
              "evidence": {"target": target, "measured": measured, "largest_gap": gaps[worst],
                           "domain": worst}}]
 
