@@ -46,7 +46,7 @@ from datakit.report.run_data import (
     shares,
     summary_metrics,
 )
-from datakit.report.verdict import comparable_key, findings
+from datakit.report.verdict import comparison_note, findings
 from datakit.study.contrasts import LABELS
 from datakit.study.schema import StudyResults
 from datakit.study.target import share_key, single_domain
@@ -449,7 +449,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
         row["collapsed_classes"] = sum(r.collapsed for r in rows) if rows else None
         row["failed_classes"] = sum(r.failed for r in rows) if rows else None
         table.append(row)
-    comparable = len({comparable_key(r) for r in runs}) == 1
+    note = comparison_note(runs)
     df = pd.DataFrame(table)
     metrics = [m for m in ("fd", "kid", "precision", "recall", "density", "coverage") if m in df]
     varying = [m for m in metrics if pd.to_numeric(df[m], errors="coerce").nunique() > 1][:4]
@@ -462,7 +462,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
         + [c for c in ("fd_floor", "fd_n") if c in df] + ["collapsed_classes", "failed_classes"]
     records = df.to_dict("records")
     return {"columns": cols, "short": {c: RUNS_SHORT[c][0] for c in cols if c in RUNS_SHORT},
-            "legend": [RUNS_SHORT[c] for c in cols if c in RUNS_SHORT], "rows": records, "comparable": comparable,
+            "legend": [RUNS_SHORT[c] for c in cols if c in RUNS_SHORT], "rows": records, "comparable": note is None, "note": note,
             "csv": csv_uri(cols, [[r.get(c) for c in cols] for r in records]),
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
