@@ -117,10 +117,11 @@ def _env() -> Environment:
 
 
 def _figure_attrs(uri: str | None) -> Markup:
-    """``src``, ``width`` and ``height`` of a figure drawn at 2×: shown at half its pixels."""
+    """``class``, ``src``, ``width`` and ``height`` of a figure drawn at 2×: shown at half its
+    pixels (``fig``: the browser test measures every figure's shown width)."""
     size = shown_size(uri or "")
     dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
-    return Markup(f'src="{uri}"{dims}')
+    return Markup(f'class="fig" src="{uri}"{dims}')
 
 
 def _picture_attrs(p: Any) -> Markup:
@@ -440,6 +441,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     table = []
     for run in runs:
         row = run.properties()
+        row["arm"], row["seed"] = run.arm, run.seed  # colour and marker in the figure
         for k, v in summary_metrics(run.audit).items():
             row[k] = v["value"] if v["value"] is not None else None
         fd = run.audit.summary.get("fd")
@@ -589,12 +591,14 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
     """What the study part of the page shows: contrasts, arms with intervals, budget, runs."""
     arms = study.arms
     metrics = list(dict.fromkeys(m for a in arms for m in a.get("metrics", {})))
-    seeds: dict[str, dict[str, list[float]]] = {}
+    seeds: dict[str, dict[str, list[tuple[int, float]]]] = {}
     for r in study.runs:
+        if r.get("diverged"):
+            continue  # shown apart, with the failed runs; its arm's mean leaves it out too
         for m, v in r["summary"].items():
             val = v["value"]
             if isinstance(val, (int, float)):
-                seeds.setdefault(r["arm"], {}).setdefault(m, []).append(float(val))
+                seeds.setdefault(r["arm"], {}).setdefault(m, []).append((r["seed"], float(val)))
     contrasts = study.contrasts
     target = single_domain(study.reference.get("target"))
     share = share_key(target) if target else None
@@ -619,7 +623,11 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
             "arms_img": figures.arms_with_intervals(
                 arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid",
                                    share) if m in metrics], seeds, labels),
-            "curve_img": figures.data_efficiency_curve(study.curve)}
+            "curve_img": figures.data_efficiency_curve(study.curve),
+            # in the page itself: a curve.csv is written beside study.json, but a page may be
+            # shipped without its study folder
+            "curve_csv": csv_uri(list(study.curve[0]), [list(row.values()) for row in study.curve])
+            if study.curve else None}
 
 
 def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
