@@ -36,6 +36,7 @@ from datakit.report.dataset import composition_section
 from datakit.report.datasheet import composition_facts, datasheet
 from datakit.report.inline import grid_data_uri, shown_size
 from datakit.report.numbers import fmt, pct
+from datakit.report.portable import relative_to_folder
 from datakit.report.run_data import (
     RunData,
     count_correlations,
@@ -671,7 +672,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     html = render_report(runs, title=title, intro=intro, factors=factors, study=study,
                          relative_to=out.parent if relative_paths else None, command=command)
     if relative_paths:  # the embedded sections (composition, datasheet) print manifest paths too
-        html = html.replace(str(out.parent.resolve()) + os.sep, "")
+        html = relative_to_folder(html, out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, html)
     return out

@@ -52,13 +52,65 @@ def _ingest(spec: IngestSpec, folder: Path):
 
 
 def _reuse_or_make(out: Path, step: str, what: str, make):
-    """The manifest at ``out`` if a previous run wrote it, else ``make()`` (logged either way)."""
-    m = _existing(out)
+    """The manifest a previous run made from the same inputs, else ``make()`` (logged either
+    way), named by its content.
+
+    ``out`` is ``STEM-KEY.parquet``, KEY a digest of the inputs (parents' checksums, options):
+    ``make()`` writes there, and the manifest is then renamed ``STEM-CHECKSUM`` after the first
+    10 hex digits of its content checksum, its sidecar recording KEY (``study_inputs``) for the
+    next run to find it. So one manifest name means one content, in every study folder: the
+    same inputs made by another datakit version into other images get another name.
+    """
+    stem, key = out.name[: -len(".parquet")].rsplit("-", 1)
+    m = _made_from(out.parent, stem, key)
+    if m is None:
+        m = _existing(out)  # a folder of an older version: named by its inputs only
     if m is not None:
-        log(f"[{step}] reusing {out}")
-        return m
+        log(f"[{step}] reusing {m.path}")
+        return _named_by_content(m, stem, key)
     log(f"[{step}] {what}")
-    return make()
+    return _named_by_content(make(), stem, key)
+
+
+def _made_from(folder: Path, stem: str, key: str):
+    """The manifest ``STEM-*`` of ``folder`` whose sidecar records inputs ``key``, or None."""
+    for sidecar in sorted(folder.glob(f"{stem}-*.json")):
+        try:
+            made = json.loads(sidecar.read_text()).get("study_inputs") or []
+        except (OSError, ValueError):
+            continue
+        if key in made:
+            m = _existing(sidecar.with_suffix(".parquet"))
+            if m is not None:
+                return m
+    return None
+
+
+def _named_by_content(m, stem: str, key: str):
+    """``m`` renamed ``STEM-<content checksum[:10]>`` (its three files; the sidecar's name and
+    ``study_inputs`` updated), or the manifest already there under that name."""
+    from datakit._core.atomic import atomic_write_text
+    from datakit.manifest.model import manifest_paths
+    final = Path(m.path).parent / f"{stem}-{m.checksum[:10]}.parquet"
+    (fp, fj, fx), (sp, sj, sx) = manifest_paths(final), manifest_paths(m.path)
+    meta = json.loads(fj.read_text()) if fj.exists() else dict(m.meta)
+    if fj.exists() and meta.get("checksum") != m.checksum:
+        raise StudyError(f"{fj} names other images than its name says; remove it and re-run.")
+    if key in (meta.get("study_inputs") or []) and fp.resolve() == sp.resolve():
+        return m
+    if fp.resolve() != sp.resolve():
+        if fj.exists():  # the same content under its name already: drop the staged copy
+            for f in (sp, sj, sx):
+                f.unlink(missing_ok=True)
+        else:
+            os.replace(sx, fx)
+            os.replace(sp, fp)
+    meta.update(name=final.name[: -len(".parquet")],
+                study_inputs=sorted(set(meta.get("study_inputs") or []) | {key}))
+    atomic_write_text(fj, json.dumps(meta, indent=2, default=str))
+    if fp.resolve() != sp.resolve():
+        sj.unlink(missing_ok=True)
+    return read_manifest(fp)
 
 
 def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):

@@ -27,7 +27,9 @@ import datakit.study.contrasts as cs
 from datakit._core.atomic import atomic_write_bytes
 from datakit.audit.schema import Audit
 from datakit.manifest.read import read_manifest
+from datakit._core.progress import warn
 from datakit.report.html import write_report
+from datakit.report.portable import absolute_paths, outside_links, relative_to_folder
 from datakit.report.run_data import summary_metrics
 from datakit.study.divergence import diverged_findings, divergence_signs, run_name
 from datakit.study.schema import StudyResults
@@ -336,7 +338,9 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
             "contrasts": contrasts, "arms": arms,
             "curve": curve, "runs": records}
     summary = out / "study.json"
-    atomic_write_bytes(summary, json.dumps(data, indent=2, default=str).encode())
+    text = relative_to_folder(json.dumps(data, indent=2, default=str), out)
+    atomic_write_bytes(summary, text.encode())
+    data = json.loads(text)
     # every run of every arm, in arm order; the page folds each run and shows each
     # arm's training set once
     report = write_report(list(runs.values()), out / "report.html", audits=audits,
@@ -344,4 +348,18 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
                           labels=[f"{arm} (seed {s})" for arm, s in runs], arm_seeds=list(runs),
                           factors=study.factors or None, study=StudyResults.from_dict(data, str(summary)),
                           relative_paths=True)
+    _warn_unportable(report, summary)
     return report, summary
+
+
+def _warn_unportable(report: Path, summary: Path) -> None:
+    """Warn about any absolute path left in the page or study.json, or a link out of the page:
+    both are meant to be read away from this machine (tests assert there is none)."""
+    html = report.read_text(encoding="utf-8")
+    problems = [f"{p.name}: {x}" for p, text in ((report, html),
+                                                 (summary, summary.read_text(encoding="utf-8")))
+                for x in absolute_paths(text)]
+    problems += [f"{report.name}: link to {x}" for x in outside_links(html, report.parent)]
+    if problems:
+        warn("The study's page or study.json holds absolute paths or links to files that do "
+             "not ship beside it: " + "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else ""))
