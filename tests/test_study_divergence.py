@@ -37,14 +37,23 @@ def test_training_signs_name_nan_blow_up_and_probe_collapse(tmp_path):
     assert training_signs(read(probe_fd=[np.nan] * 5 + [300.0, 200.0, 150, 120, 110, 100])) == []
 
 
-def test_audit_signs_need_precision_recall_and_coverage_all_near_zero():
+def test_audit_signs_are_read_against_the_arm_s_other_seeds():
     entry = lambda v: {"value": v}  # noqa: E731
     dead = {"precision": entry(0.0), "recall": entry(0.0), "coverage": entry(0.004),
             "fd": entry(1426.0)}
-    assert audit_signs(dead) == ["precision, recall and coverage are all near 0 (0, 0, 0.004)"]
-    weak = {**dead, "coverage": entry(0.2)}  # control: a weak but live run
-    assert audit_signs(weak) == []
-    assert audit_signs({"label_fidelity": entry(0.0)}) == ["label fidelity is near 0 (0)"]
+    mates = [{"precision": entry(0.7), "recall": entry(0.3), "coverage": entry(0.5),
+              "fd": entry(50.0)}, {"precision": entry(0.72), "recall": entry(0.35),
+                                   "coverage": entry(0.55), "fd": entry(54.0)}]
+    assert audit_signs(dead, mates) == [
+        "precision, recall and coverage are all near 0 (0, 0, 0.004) while its arm's other seeds "
+        "reach 0.71, 0.325, 0.525", "FD 1426 is 27× its arm's other seeds' (52)"]
+    # controls: an arm whose every seed never learned (a tiny budget) is a result, not a
+    # failed run; a weak but live run is healthy; a lone seed has nothing to be read against
+    assert audit_signs(dead, [dead, dead]) == []
+    assert audit_signs({**mates[0], "coverage": entry(0.2)}, mates[1:]) == []
+    assert audit_signs(dead, []) == []
+    lf = audit_signs({"label_fidelity": entry(0.0)}, [{"label_fidelity": entry(0.9)}])
+    assert lf == ["label fidelity is near 0 (0; its arm's other seeds 0.9)"]
 
 
 def test_a_diverged_run_is_a_fail_finding_and_left_out_of_means_and_contrasts(tmp_path):
@@ -74,8 +83,9 @@ def test_a_diverged_run_is_a_fail_finding_and_left_out_of_means_and_contrasts(tm
     assert [f["check"] for f in fails] == ["diverged"]
     assert fails[0]["sentence"] == (
         "Run b seed 2 diverged in training: precision, recall and coverage are all near 0 "
-        "(0, 0, 0). It is left out of its arm's means and of every contrast, which count the "
-        "seeds they used.")
+        "(0, 0, 0) while its arm's other seeds reach 0.605, 0.4, 0.5; FD 1426 is 56× its arm's "
+        "other seeds' (25.5). It is left out of its arm's means and of every contrast, which "
+        "count the seeds they used.")
     b = next(a for a in data["arms"] if a["arm"] == "b")
     assert b["n_seeds"] == 2 and b["left_out"] == [2]
     assert b["metrics"]["fd"]["mean"] == 25.5 and b["metrics"]["fd"]["n_seeds"] == 2

@@ -155,3 +155,73 @@ def test_without_a_target_a_mixed_study_is_warned(tmp_path, make_manifest):
     assert len(warns) == 1 and warns[0]["severity"] == "warn"
     # held out: 1 wild image per class and 7 font images per class
     assert "87.5% synthetic, 12.5% wild" in warns[0]["sentence"]
+
+
+TARGET_STUDY = """
+[study]
+name = "target_toy"
+seeds = [0, 1]
+
+[train]
+model = "acgan"
+steps = 30
+width = 8
+batch_size = 16
+n_generate = 10
+
+[audit]
+cas = false
+bootstrap = 5
+kid_subsets = 3
+kid_subset_size = 50
+judge = {{ epochs = 1, max_train_images = 300 }}
+
+[[arm]]
+name = "mixed"
+manifest = "{mixed}"
+
+[[arm]]
+name = "scene"
+manifest = "{scene}"
+
+[compare]
+reference = "mixed"
+target = "wild"
+contrasts = [["mixed", "scene"]]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_target_study_runs_end_to_end(digits_manifest, tmp_path):
+    # Real (tiny) training and audits: the digits, the first half marked "wild" and the
+    # second "synthetic" (a stand-in for GoodImg + Fnt); every run is audited against the
+    # wild images, and once more against the synthetic ones, with one judge trained on both.
+    from datakit.manifest.write import write_manifest
+    from datakit.sources.common import build_table
+    from datakit.study.runner import run_study
+    t = digits_manifest.table.sort_values("row").iloc[:600].copy()
+    pixels = np.asarray(digits_manifest.pixels)[t["row"].to_numpy()]
+    t["domain"] = np.where(np.arange(len(t)) < 300, "wild", "synthetic")
+    t["split"] = np.where(np.arange(len(t)) % 5 == 0, "test", "train")
+    records = t.drop(columns=["sha256", "row"]).to_dict("records")
+    mixed = write_manifest(tmp_path / "mixed.parquet", build_table(records, pixels), pixels,
+                           {"command": "test: mixed"}, classes=digits_manifest.vocabulary)
+    scene = write_manifest(tmp_path / "scene.parquet", build_table(records[:300], pixels[:300]),
+                           pixels[:300], {"command": "test: wild"}, classes=digits_manifest.vocabulary)
+    path = tmp_path / "target_toy.toml"
+    path.write_text(TARGET_STUDY.format(mixed=mixed.path, scene=scene.path))
+    result = run_study(load_study(path), out=tmp_path / "out", device="cpu", threads=1)
+    data = json.loads(result.summary.read_text())
+    assert data["reference"]["domain_mix"] == {"wild": 1.0}
+    for run in result.runs.values():
+        assert (run / "audit" / "views" / "synthetic" / "audit.json").exists()
+    for r in data["runs"]:
+        assert set(r["views"]) == {"synthetic"} and "fd" in r["views"]["synthetic"]
+        share = r["summary"]["generated_wild_share"]
+        assert 0 <= share["ci_low"] <= share["value"] <= share["ci_high"] <= 1
+    audit = next(iter(result.audits.values()))
+    assert audit.reference.checksum != mixed.checksum  # measured against the wild images only
+    assert audit.judge["manifest_checksum"] == mixed.checksum  # by the judge of both
+    assert any(c["metric"] == "generated_wild_share" for c in data["contrasts"]), [
+        (c["metric"], c["a"], c["b"]) for c in data["contrasts"]]

@@ -12,9 +12,14 @@ used). The signs, each from numbers the run already has:
   times the run's median absolute loss (and above :data:`LOSS_FLOOR`);
 * the training probe collapsing: its label fidelity falling below :data:`PROBE_DROP` of its
   best reading, or its FD rising above :data:`PROBE_RISE` times its best;
+
+and, against the same arm's other seeds (so that an arm that never learned, e.g. at a tiny
+CPU budget, is a result about the arm and not a failed run):
+
 * precision, recall and coverage all below :data:`NEAR_ZERO` (no sample near the real
-  images and no real image near a sample);
-* label fidelity below :data:`NEAR_ZERO` in a conditional run (no sample reads as its class).
+  images and no real image near a sample) while the other seeds' median reaches :data:`LIVE`;
+* label fidelity below :data:`NEAR_ZERO` while the other seeds' median reaches :data:`LIVE`;
+* FD more than :data:`FD_OUTLIER` times the other seeds' median.
 """
 from __future__ import annotations
 
@@ -35,6 +40,10 @@ LOSS_FLOOR = 10.0
 PROBE_DROP = 0.5
 #: The probe's FD has collapsed above this multiple of its best (lowest) reading.
 PROBE_RISE = 3.0
+#: A share-valued metric of the arm's other seeds at least this high: they learned.
+LIVE = 0.1
+#: FD this many times the median of the arm's other seeds: an outlier run.
+FD_OUTLIER = 5.0
 _LOSSES = ("loss_d", "loss_g")
 
 
@@ -92,22 +101,49 @@ def _value(summary: dict[str, Any], key: str) -> float | None:
     return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
-def audit_signs(summary: dict[str, Any]) -> list[str]:
-    """Signs of divergence in a run's whole-set metrics (study.json's run ``summary``)."""
+def audit_signs(summary: dict[str, Any], others: Sequence[dict[str, Any]]) -> list[str]:
+    """Signs of divergence in a run's whole-set metrics (study.json's run ``summary``) against
+    ``others``, the summaries of its arm's other seeds (none: no sign can be read)."""
+    if not others:
+        return []
     out = []
+
+    def median(key: str) -> float | None:
+        vals = [v for v in (_value(o, key) for o in others) if v is not None]
+        return float(np.median(vals)) if vals else None
+
     prc = {k: _value(summary, k) for k in ("precision", "recall", "coverage")}
-    if all(v is not None for v in prc.values()) and all(v < NEAR_ZERO for v in prc.values()):
+    live = [median(k) for k in prc]
+    if all(v is not None and v < NEAR_ZERO for v in prc.values()) \
+            and any(m is not None and m >= LIVE for m in live):
         out.append("precision, recall and coverage are all near 0 ("
-                   + ", ".join(f"{v:.3g}" for v in prc.values()) + ")")
-    lf = _value(summary, "label_fidelity")
-    if lf is not None and lf < NEAR_ZERO:
-        out.append(f"label fidelity is near 0 ({lf:.3g})")
+                   + ", ".join(f"{v:.3g}" for v in prc.values()) + ") while its arm's other "
+                   "seeds reach " + ", ".join("–" if m is None else f"{m:.3g}" for m in live))
+    lf, lf_others = _value(summary, "label_fidelity"), median("label_fidelity")
+    if lf is not None and lf < NEAR_ZERO and lf_others is not None and lf_others >= LIVE:
+        out.append(f"label fidelity is near 0 ({lf:.3g}; its arm's other seeds {lf_others:.3g})")
+    fd, fd_others = _value(summary, "fd"), median("fd")
+    if fd is not None and fd_others and fd > FD_OUTLIER * fd_others:
+        out.append(f"FD {fd:.4g} is {fd / fd_others:.0f}× its arm's other seeds' ({fd_others:.4g})")
     return out
 
 
-def divergence_signs(run_dir: Path, summary: dict[str, Any]) -> list[str]:
-    """Every sign that the run in ``run_dir`` diverged (empty: a healthy run)."""
-    return training_signs(_read_metrics(run_dir)) + audit_signs(summary)
+def mark_diverged(records: list[dict[str, Any]]) -> None:
+    """Add the audit signs (:func:`audit_signs`, against each run's arm mates) to each study.json
+    run record's ``diverged`` list (which holds its training signs already)."""
+    signs = []
+    for r in records:
+        mates = [o["summary"] for o in records
+                 if o["arm"] == r["arm"] and o is not r and not o.get("diverged")]
+        signs.append(audit_signs(r["summary"], mates))
+    for r, more in zip(records, signs):
+        r["diverged"] = list(r.get("diverged") or []) + more
+
+
+def divergence_signs(run_dir: Path) -> list[str]:
+    """The signs in the training log of the run in ``run_dir`` (its audit's signs need its
+    arm's other runs: :func:`mark_diverged`)."""
+    return training_signs(_read_metrics(run_dir))
 
 
 def run_name(record: dict[str, Any]) -> str:

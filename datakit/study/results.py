@@ -31,7 +31,12 @@ from datakit._core.progress import warn
 from datakit.report.html import write_report
 from datakit.report.portable import absolute_paths, outside_links, relative_to_folder
 from datakit.report.run_data import summary_metrics
-from datakit.study.divergence import diverged_findings, divergence_signs, run_name
+from datakit.study.divergence import (
+    diverged_findings,
+    divergence_signs,
+    mark_diverged,
+    run_name,
+)
 from datakit.study.schema import StudyResults
 from datakit.study.sweep import curve_rows, write_curve_csv
 from datakit.study.target import domain_mix, generated_share, mix_findings, share_key, single_domain
@@ -81,7 +86,7 @@ def run_record(arm: str, seed: int, run_dir: Path, audit: Audit, base: Path,
             "steps": cfg.get("steps"), "steps_done": cfg.get("steps_done", cfg.get("steps")),
             "plateaued": cfg.get("plateaued"), "epochs": cfg.get("epochs"),
             "generated": audit.run.get("generated_count"),
-            "diverged": divergence_signs(run_dir, summary),
+            "diverged": divergence_signs(run_dir),
             "summary": summary, "per_class": audit.to_dict()["per_class"],
             "views": {k: summary_metrics(v) for k, v in (views or {}).items()}}
 
@@ -317,6 +322,7 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     views = views or [{} for _ in audits]
     records = [run_record(a, s, p, au, out, v, target)
                for ((a, s), p), au, v in zip(runs.items(), audits, views)]
+    mark_diverged(records)
     arms = arm_records(study, records, manifests, out)
     extra = [share_key(target)] if target else []
     contrasts = study_contrasts(study, records, arms, extra) + class_group_contrasts(study, records)
