@@ -9,10 +9,15 @@ study.json (every path relative to the study folder):
 * ``arms``: per arm, its composition levels and each metric's mean and interval over seeds
   (diverged runs left out, their seeds listed in ``left_out``);
 * ``contrasts``: paired differences between arms (:mod:`datakit.study.contrasts`);
-* ``verdict``: sentences built from the contrasts only; ``findings``: the same as findings
-  ({check, severity, classes, sentence, evidence}): a conclusive contrast whose ``b`` is worse
-  is a ``warn``, the rest ``info`` (:func:`datakit.study.contrasts.study_findings`);
-* ``reference``: the one real image set and judge every run is measured against;
+* ``verdict``: the sentences of ``findings`` ({check, severity, classes, sentence,
+  evidence}), in the order the page reads them: the answer (the strongest conclusive
+  contrasts, best and worst together; ``evidence.answer``), then failed runs (``fail``,
+  :mod:`datakit.study.divergence`), the study's own warnings (a reference mix off its target,
+  :mod:`datakit.study.target`), then the other contrasts: a conclusive contrast whose ``b``
+  is worse is a ``warn``, the rest ``info`` (:func:`datakit.study.contrasts.study_findings`);
+* ``reference``: the judge's manifest and the real images every run is measured against,
+  the ``target`` domain, their held-out ``domain_mix`` and the per-domain ``views``; a run's
+  audits against the other domains' images are in ``runs[].views`` and ``arms[].views``;
 * ``budget``, ``executor`` (``local`` or ``ray``), ``jobs``, ``threads_per_run``,
   ``curve`` (sweeps: the data-efficiency curve).
 """
