@@ -82,3 +82,26 @@ def test_one_manifest_name_means_one_content(tmp_path, make_manifest):
     adopted = _reuse_or_make(Path(old.path), "compose", "x", lambda: pytest.fail("composed again"))
     assert adopted.path.name == f"mnist_500-{old.checksum[:10]}.parquet"
     assert json.loads(adopted.sidecar_path.read_text())["name"] == adopted.path.name[:-8]
+
+
+def test_the_first_screen_of_a_study_leads_with_its_answer(tmp_path):
+    # Planted: arm b is conclusively better on FD; before, every run's headline and then
+    # whichever warning sorted first opened the page.
+    import re
+    ms = {a: stroke_manifest(tmp_path / "manifests" / f"{a}.parquet", {"0": 20, "1": 20}, 8, seed=i)
+          for i, a in enumerate(("a", "b"))}
+    study = parse_study({"study": {"name": "ans", "seeds": [0, 1, 2]},
+                         "arm": [{"name": a, "manifest": str(ms[a].path)} for a in ms],
+                         "compare": {"contrasts": [["a", "b"]], "reference": "a"}})
+
+    def audit_for(arm, seed, m):
+        return fake_audit(m, fd=(40.0 if arm == "a" else 10.0) + seed)
+    report, path = written_study(tmp_path, study, ms, Reference("a", ms["a"].path, ms["a"].checksum),
+                                 audit_for)
+    html = report.read_text()
+    verdict = html[html.index('<h2 id="verdict">'):html.index('<h2 id="study">')]
+    first = re.search(r'<li class="([a-z ]+)"><span class="sev">\w+</span> ([^<]*)</li>', verdict)
+    assert "answer" in first.group(1)
+    assert first.group(2).startswith("FD, b vs a: difference -30")
+    assert verdict.index("<li") < verdict.index("Each run's own verdict")
+    assert '<p class="headline">' not in verdict
