@@ -2,7 +2,6 @@
 generated manifests and fake runs (nothing is trained)."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 
