@@ -89,10 +89,12 @@ def stroke_manifest(path: Path, counts: dict[str, int], size: int, seed: int):
 
 def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, fd_floor: float = 2.0,
                generated_shares: dict[str, float] | None = None, findings: list | None = None,
-               judge_checksum: str | None = None, reference_checksum: str | None = None):
+               judge_checksum: str | None = None, reference_checksum: str | None = None,
+               values: dict[str, float] | None = None, domains: dict | None = None):
     """An audit built with the audit's own schema (dataclasses + validation), read as the
     report reads it, so that the report is only ever tested on the shape ``datakit audit``
-    writes (``.to_dict()`` gives audit.json's object)."""
+    writes (``.to_dict()`` gives audit.json's object). ``values``: whole-set metrics to set
+    (precision, recall, coverage, label_fidelity...); ``domains``: audit.json's domains section."""
     from datakit.audit.declare import row_keys
     from datakit.audit.schema import (
         SCHEMA_VERSION,
@@ -150,7 +152,8 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
                   "confusion": Confusion(names, np.eye(len(names), dtype=int).tolist(),
                                          (2 * np.eye(len(names), dtype=int)).tolist())},
         "summary": {"fd": metric(fd, fd_floor, "lower", 0.0), "kid": metric(0.02, 0.001, "lower", 0.0),
-                    "precision": metric(0.6, 0.8, "higher", 1.0), "recall": metric(0.4, 0.8, "higher", 1.0)},
+                    "precision": metric(0.6, 0.8, "higher", 1.0), "recall": metric(0.4, 0.8, "higher", 1.0),
+                    **{k: metric(v, 0.8, "higher", 1.0) for k, v in (values or {}).items()}},
         "per_class": rows,
         "verdict": Verdict(f"Far from real data (FD {fd:.3g} against {fd_floor:.3g} for held-out real images); "
                            + (f"{len(collapsed)} classes stand out" if collapsed else "no class stands out")
@@ -161,7 +164,7 @@ def fake_audit(manifest, *, collapsed: tuple[str, ...] = (), fd: float = 20.0, f
         "amplification": {"classes": {"basis": "conditioning labels", "rows": amp_rows,
                                       "divergence": {"kl": 0.1, "js": 0.05, "tv": 0.1},
                                       "generated_count": 6 * len(names), "expected_basis": "conditioning labels"}},
-        "domains": None,
+        "domains": domains,
         "composition": {"skew_ratio": 1.0, "minority": [], "majority": [], "comparisons": {},
                         "correlations": None, "note": "class counts vary by 1.00×"},
         "memorisation": {"threshold": 0.1, "quantile": 0.01, "flagged_count": 1, "flagged_share": 0.02,
@@ -229,3 +232,22 @@ def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
              "curve": [], "runs": records}
     from datakit.study.schema import StudyResults
     return dirs, audits, StudyResults.from_dict(study)
+
+
+def written_study(root: Path, study, manifests: dict, reference, audit_for, *, seeds: Sequence[int] = (0, 1, 2),
+                  views_for=None, per_class: int = 6):
+    """Run folders for every (arm, seed) of a parsed ``study`` (no training) with the audits
+    ``audit_for(arm, seed, manifest)`` returns, written by the study layer itself
+    (:func:`datakit.study.results.write_study_outputs`): returns (report, study.json path).
+    ``views_for(arm, seed, manifest)``: the run's other-domain audits ({view: Audit})."""
+    from datakit.study.results import write_study_outputs
+    runs, audits, views = {}, [], []
+    for arm in study.arms:
+        m = manifests[arm.name]
+        for s in seeds:
+            runs[(arm.name, s)] = make_run(root / "runs" / arm.name / f"seed{s}", m, seed=s,
+                                           per_class=per_class, strokes_like=True)
+            audits.append(audit_for(arm.name, s, m))
+            views.append(views_for(arm.name, s, m) if views_for else {})
+    return write_study_outputs(study, root, runs, audits, manifests, reference, budget=1.0,
+                               overrides={}, views=views)

@@ -56,10 +56,14 @@ window.addEventListener('load', function () {
     var px = parseFloat(getComputedStyle(e).fontSize);
     if (own && px < smallest.px) smallest = {px: px, what: e.tagName + '.' + e.className + ' ' + e.textContent.slice(0, 20)};
   });
+  // every figure's shown width (CSS px), with every folded section open
+  var figures = Array.from(document.querySelectorAll('img.fig')).map(function (i) {
+    return {w: i.getBoundingClientRect().width, drawn: i.naturalWidth, alt: i.alt}; });
   var pre = document.createElement('pre');
   pre.id = '__probe';
   pre.textContent = JSON.stringify({images: imgs, errors: window.__errors, overflow: overflow,
-                                   sorted: sorted, heat: heat, smallest: smallest});
+                                   sorted: sorted, heat: heat, smallest: smallest,
+                                   figures: figures});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -67,6 +71,8 @@ window.addEventListener('load', function () {
 
 #: 10 pt in CSS pixels: the smallest text a table may hold, on screen and on paper.
 TEN_PT = 10 * 96 / 72
+#: No figure may be shown narrower than this (CSS px), on screen or on paper.
+MIN_FIGURE_PX = 300
 #: Width of an A4 landscape page inside the print stylesheet's 1 cm margins, in CSS pixels.
 A4_LANDSCAPE = round((297 - 20) / 25.4 * 96)
 
@@ -92,7 +98,7 @@ def _load(tmp_path, page, width=1280, print_rules=False):
     return probe, html, proc.stderr
 
 
-def _check(probe, html, stderr):
+def _check(probe, html, stderr, full_size_figures=False):
     assert probe["errors"] == []
     # Console messages the browser logged itself (e.g. a blocked resource) show up on stderr.
     console = [line for line in stderr.splitlines() if "CONSOLE" in line and "ERROR" in line.upper()]
@@ -102,6 +108,14 @@ def _check(probe, html, stderr):
     assert all(i["ok"] and i["w"] > 0 for i in probe["images"]), probe["images"]
     assert probe["overflow"] == []  # every table fits its container
     assert probe["smallest"]["px"] >= TEN_PT - 0.01, probe["smallest"]  # table text >= 10 pt
+    # every figure is shown at its drawn size or wider than 300 px (their text is >= 10 pt at
+    # that size, tests/test_figures.py), never squeezed below it by the page
+    assert len(probe["figures"]) == html.count('class="fig"')
+    small = [f for f in probe["figures"] if f["w"] < MIN_FIGURE_PX]
+    assert small == [], small
+    if full_size_figures:  # at 1280 px every figure is shown at its drawn size: text >= 10 pt
+        shrunk = [f for f in probe["figures"] if f["w"] < f["drawn"] / 2 - 1]
+        assert shrunk == [], shrunk
     if probe["sorted"]:
         assert probe["sorted"]["after"] != probe["sorted"]["before"]
         assert sorted(probe["sorted"]["after"]) == sorted(probe["sorted"]["before"])
@@ -128,6 +142,13 @@ def long_study_page(tmp_path_factory):
     root = tmp_path_factory.mktemp("long_study")
     (root / "manifests").mkdir()
     dirs, audits, study = fake_study(root, arms=4, seeds=3, per_class=32, arm_names=LONG_ARM_NAMES)
+    # a 4-level sweep's curve of 7 metrics (the committed mnist_size page's): its panels too
+    import dataclasses
+    study = dataclasses.replace(study, curve=[
+        {"sweep": "mnist", "factor": "size", "value": v, "metric": m, "mean": 1.0 + i,
+         "ci_low": 0.5 + i, "ci_high": 1.5 + i, "n_seeds": 3}
+        for m in ("fd", "kid", "precision", "recall", "density", "coverage", "label_fidelity")
+        for i, v in enumerate((500, 2000, 10000, 60000))])
     return write_report(dirs, root / "report.html", audits=audits, study=study,
                         relative_paths=True, title="Fake study",
                         labels=[f"{a} (seed {s})" for a in LONG_ARM_NAMES for s in range(3)],
@@ -142,7 +163,8 @@ def test_study_page_loads_fits_and_sorts_in_headless_chromium(tmp_path, long_stu
     # every table fits its container with text of at least 10 pt: on a wide and a small
     # screen, and with the print stylesheet on an A4 landscape page
     probe, html, stderr = _load(tmp_path, long_study_page, width, print_rules)
-    _check(probe, html, stderr)
+    _check(probe, html, stderr, full_size_figures=width == 1280)
+    assert any(f["alt"] == "data-efficiency curve" for f in probe["figures"])
     assert probe["heat"]["header_rows"] == 2  # each arm heads its three seeds' columns
     assert html.count('<th class="arm" colspan="3">goodimg_diffaugment</th>') == 4
 

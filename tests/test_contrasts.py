@@ -117,8 +117,68 @@ def test_a_conclusive_contrast_where_b_is_worse_is_a_warning():
     for c in (better_fd, better_lf, null):
         f = contrast_finding(c)
         assert f["severity"] == "info" and f["sentence"] == c["sentence"]
-    # the study's findings list warnings first; the inconclusive ones are counted in one note
+    # the study's findings lead with its answer, best and worst together; the inconclusive
+    # ones are counted in one note
     fs = study_findings([better_fd, null, fd_worse])
-    assert [f["severity"] for f in fs] == ["warn", "info", "info"]
-    assert fs[1]["sentence"] == better_fd["sentence"] and "1 of 3 contrasts" in fs[2]["sentence"]
+    assert [f["severity"] for f in fs] == ["info", "warn", "info"]
+    assert fs[0]["sentence"] == better_fd["sentence"] and "1 of 3 contrasts" in fs[2]["sentence"]
+    assert fs[0]["evidence"]["answer"] and fs[1]["evidence"]["answer"]
     assert study_verdict([better_fd, null, fd_worse]) == [f["sentence"] for f in fs]
+
+
+def test_the_first_findings_answer_the_question_best_and_worst_together():
+    # Planted: five conclusive contrasts. A small but sharp warning (precision, asked by a
+    # sweep) used to sort first because warnings did; the answer is the strongest contrast
+    # the study file asks for on each side: b much better on FD, b worse on recall.
+    from datakit.study.contrasts import study_answer, study_findings
+    fd = contrast("domain mix", "goodimg", "fnt", "fd", _runs([900, 910, 905]), _runs([20, 22, 19]))
+    recall = contrast("domain mix", "goodimg", "fnt", "recall", _runs([0.6, 0.62, 0.61], 0.01),
+                      _runs([0.3, 0.31, 0.29], 0.01))
+    cov = contrast("domain mix", "goodimg", "fnt", "coverage", _runs([0.3, 0.32, 0.31], 0.01),
+                   _runs([0.5, 0.52, 0.49], 0.01))
+    for c in (fd, recall, cov):
+        c["asked"] = True
+    sweep_warn = contrast("size", "s1", "s2", "precision", _runs([0.70, 0.71, 0.69], 0.001),
+                          _runs([0.66, 0.67, 0.65], 0.001))
+    assert all(c["conclusive"] for c in (fd, recall, cov, sweep_warn))
+    answer = study_answer([sweep_warn, cov, recall, fd], size=2)
+    assert answer == [fd, recall]  # strongest better first, then the strongest worse
+    failed = {"check": "diverged", "severity": "fail", "classes": [], "sentence": "Run x diverged.",
+              "evidence": {}}
+    fs = study_findings([sweep_warn, cov, recall, fd], [failed])
+    assert fs[0]["sentence"] == fd["sentence"] and fs[1]["evidence"]["metric"] == "recall"
+    # the answer holds up to 4 contrasts; the failed run follows it, then the other contrasts
+    assert [f["evidence"].get("metric") for f in fs] == ["fd", "recall", "coverage", "precision",
+                                                        None]
+    assert fs[4]["severity"] == "fail"
+
+
+def test_bounded_metrics_keep_their_intervals_in_range():
+    # Planted (class_skew's balanced_dcgan): precision 0.7, 0.72 and a diverged 0.0. The
+    # t-interval over three seeds reaches past 1 and below 0; a share's interval may not.
+    from datakit.study.contrasts import arm_summary
+    s = arm_summary(_runs([0.7, 0.72, 0.0], 0.01), metric="precision")
+    assert 0.0 <= s["ci_low"] and s["ci_high"] <= 1.0
+    assert s["ci_low"] == 0.0 and s["ci_high"] == 1.0  # clipped, not shifted
+    fd = arm_summary(_runs([50, 52, 1426], 5.0), metric="fd")
+    assert fd["ci_low"] == 0.0 < fd["ci_high"]  # a distance is never negative
+    unbounded = arm_summary(_runs([0.7, 0.72, 0.0], 0.01))
+    assert unbounded["ci_low"] < 0  # control: without the metric's bounds
+    lf = contrast("f", "a", "b", "label_fidelity", _runs([0.99, 0.0, 0.98], 0.01),
+                  _runs([0.0, 0.99, 0.01], 0.01))
+    assert -1.0 <= lf["ci_low"] and lf["ci_high"] <= 1.0
+    share = arm_summary(_runs([0.99, 0.2, 0.98], 0.01), metric="generated_wild_share")
+    assert share["ci_high"] <= 1.0
+
+
+def test_every_contrast_sentence_counts_its_seeds_and_names_left_out_runs():
+    two = contrast("f", "a", "b", "fd", _runs([70, 72]), _runs([40, 41]),
+                   left_out=["b seed 2"])
+    assert two["n_seeds"] == 2 and two["left_out"] == ["b seed 2"]
+    assert "over 2 seeds (b seed 2 left out: it diverged in training)" in two["sentence"]
+    for c in (contrast("f", "a", "b", "fd", _runs([70, 72, 69]), _runs([40, 41, 43])),
+              contrast("f", "a", "b", "fd", _runs([40, 43, 38]), _runs([41, 39, 42]))):
+        assert "over 3 seeds" in c["sentence"]
+    assert "from one seed" in contrast("f", "a", "b", "fd", _runs([70]), _runs([10]))["sentence"]
+    none = contrast("f", "a", "b", "fd", [Measurement(0, 1.0)], [Measurement(1, 2.0)])
+    assert "over 0 seeds" in none["sentence"]

@@ -68,9 +68,9 @@ def test_runs_with_different_judges_or_references_are_not_ranked(tmp_path, make_
     a2 = fake_audit(m2, fd=12.0, fd_floor=1.0, judge_checksum=m2.checksum)
     runs = [read_audited_run(make_run(tmp_path / "x", m1), a1), read_audited_run(make_run(tmp_path / "y", m2), a2)]
     texts = [f.sentence for f in findings(runs)]
-    assert texts[0] == ("The runs were not measured against one judge and one reference set of real images "
-                        "at one sample size, so their Fréchet distances are not on one scale and are not "
-                        "ranked. Each against its own floor: x 30.00 (floor 10.00, n = 100), y 12.00 "
+    assert texts[0] == ("These runs were measured with one judge but against different reference sets. "
+                        "Their Fréchet distances are therefore not on one scale and are not ranked. "
+                        "Each against its own floor: x 30.00 (floor 10.00, n = 100), y 12.00 "
                         "(floor 1.00, n = 100).")
     assert not any("further from" in t for t in texts)
     # one judge and one reference: ranked
@@ -78,6 +78,29 @@ def test_runs_with_different_judges_or_references_are_not_ranked(tmp_path, make_
     a2 = fake_audit(m2, fd=12.0, judge_checksum=m2.checksum)
     runs = [read_audited_run(make_run(tmp_path / "x", m1), a1), read_audited_run(make_run(tmp_path / "y", m2), a2)]
     assert findings(runs)[0].sentence.startswith("Run x is 2.5× further from the reference real images")
+
+
+def test_runs_compared_says_what_differs_as_the_intro_counts_it(tmp_path, toy):
+    # Planted (class_skew): one judge and one reference, but the DCGAN runs' metrics are on 500
+    # images and the ACGAN runs' on 2,500. The page used to say they were not measured with
+    # one judge and one reference; it must name the sample sizes and the generated images.
+    import dataclasses
+    from datakit.report.verdict import comparison_note
+    audits = [fake_audit(toy, fd=10.0), fake_audit(toy, fd=12.0)]
+    small = dataclasses.replace(audits[1].summary["fd"], sample_size=50)
+    audits[1] = dataclasses.replace(audits[1], summary={**audits[1].summary, "fd": small})
+    runs = [read_audited_run(make_run(tmp_path / n, toy), a, label=n, arm=n.split("_")[0], seed=0)
+            for n, a in (("acgan_s0", audits[0]), ("dcgan_s0", audits[1]))]
+    generated = audits[0].run["generated_count"]
+    note = comparison_note(runs)
+    assert note == ("These runs were measured with one judge and one reference set of real images, "
+                    "at different sample sizes n (the generated and held-out images each metric is "
+                    f"computed on): n = 100 of {generated} generated images for acgan; n = 50 of "
+                    f"{generated} generated images for dcgan. Their Fréchet distances are therefore "
+                    "not on one scale and are not ranked.")
+    html = render_report(runs)
+    assert note in html and "not measured with one judge" not in html
+    assert comparison_note(runs[:1] * 2) is None  # control: one ruler, nothing to say
 
 
 def test_an_old_or_foreign_audit_is_refused_with_what_to_do(tmp_path, toy):
@@ -311,7 +334,7 @@ def test_a_study_verdict_warns_where_an_arm_is_conclusively_worse(study_page):
     # (+29) is conclusively worse than arm0 (a warning); arm1's +3 is within the image noise
     html = study_page.read_text()
     verdict = re.search(r'<h2 id="verdict">.*?</ul>', html, flags=re.S).group(0)
-    warns = re.findall(r'<li class="warn"><span class="sev">warn</span> ([^<]*)</li>', verdict)
+    warns = re.findall(r'<li class="warn(?: answer)?"><span class="sev">warn</span> ([^<]*)</li>', verdict)
     assert any(w.startswith("arm3 is worse than arm0 on FD (lower is better): arm3 − arm0 = +29, "
                             "95% interval [") for w in warns), warns
     assert "arm1 is worse" not in html

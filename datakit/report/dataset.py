@@ -42,6 +42,7 @@ from datakit.manifest.model import Manifest
 from datakit.manifest.read import read_manifest
 from datakit.manifest.stats import manifest_stats
 from datakit.report.inline import array_data_uri, figure_data_uri, grid_data_uri  # noqa: E402
+from datakit.report.numbers import fmt
 
 TEMPLATES = Path(__file__).parent / "templates"
 DPI = 80
@@ -259,9 +260,12 @@ def composition_section(manifest: Manifest | str | os.PathLike, *, stats: dict[s
                     "intensity": intensity_figure(s)},
         "balance": [
             {"measure": "classes", "value": str(len(s["class_counts"]))},
-            {"measure": "imbalance ratio (max/min)", "value": f"{b['imbalance_ratio']:.2f}"},
-            {"measure": "normalised entropy (1 = balanced)", "value": f"{b['normalised_entropy']:.3f}"},
-            {"measure": "Gini coefficient (0 = balanced)", "value": f"{b['gini']:.3f}"},
+            # one rounding for every number of a page (report.numbers.fmt), and the rows it is
+            # of said: a run's page also quotes its training rows' own ratio
+            {"measure": f"imbalance ratio (max/min), all {int(s['images']):,} images",
+             "value": fmt(b['imbalance_ratio'])},
+            {"measure": "normalised entropy (1 = balanced)", "value": fmt(b['normalised_entropy'])},
+            {"measure": "Gini coefficient (0 = balanced)", "value": fmt(b['gini'])},
         ],
         "classes": classes,
         "split_names": list(by_split),

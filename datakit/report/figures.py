@@ -3,6 +3,13 @@
 Every function takes plain data (lists, dicts, DataFrames), draws one small figure and
 returns ``data:image/png;base64,...`` (see :mod:`datakit.report.inline`), so the page
 stays a single self-contained file. Functions return ``None`` when there is nothing to draw.
+
+Figures are made to be read: text of at least :data:`MIN_POINTS` at the size shown, no
+figure narrower than :data:`MIN_FIGURE_PX` and no panel of a multi-panel figure narrower
+than :data:`MIN_PANEL_PX` (the page shows a figure at 96 px per inch, drawn at twice that),
+axis titles in words with their units (:func:`axis_title`), a tick at every swept value,
+and one colour per arm and one marker per seed in every figure of a study
+(:func:`arm_colours`, :data:`SEED_MARKERS`).
 """
 from __future__ import annotations
 
@@ -26,6 +33,92 @@ sns.set_theme(style="whitegrid", context="notebook", font_scale=1.0)  # text >= 
 DPI = 192
 #: Smallest text in any figure, in points (at the shown size).
 MIN_POINTS = 10
+#: Shown pixels per inch of figure (the page halves the DPI-192 drawing).
+SHOWN_PPI = 96
+#: No figure is narrower than this when shown (CSS pixels).
+MIN_FIGURE_PX = 300
+#: No panel (axes cell) of a multi-panel figure is narrower than this when shown.
+MIN_PANEL_PX = 320
+#: Width of one panel cell, in inches (4.6 in = 442 px: the axes inside stay >= 320 px).
+PANEL_IN = 4.6
+#: Panels per row of a multi-panel figure: two fit the page's 1,116 px at full size (a
+#: legend goes below them), so that no text is shown below 10 pt.
+PANEL_COLUMNS = 2
+#: One marker per seed (in the study's seed order), in every figure.
+SEED_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+#: Axis titles: each metric in words, with its unit or range.
+METRIC_TITLES = {
+    "fd": "Fréchet distance (judge features; lower is better)",
+    "kid": "KID (judge features, squared; lower is better)",
+    "label_fidelity": "Label fidelity (share of samples read as their class)",
+    "coverage": "Coverage (share of real images with a sample near)",
+    "recall": "Recall (share of real images covered)",
+    "precision": "Precision (share of samples near real images)",
+    "density": "Density (real k-NN balls per sample ÷ k)",
+    "cas_accuracy": "Classification accuracy score (share correct)",
+    "diversity_ratio": "Diversity (share of the real class's)",
+    "generated_share_ratio": "Generated share ÷ training share",
+    "fd_over_floor": "FD ÷ its real-vs-real floor",
+}
+#: Axis titles of the factors a study plots metrics against.
+FACTOR_TITLES = {
+    "size": "Training-set size (images, before the hold-out)",
+    "images": "Training images (count)",
+    "skew": "Imbalance ratio (largest ÷ smallest class count)",
+    "synthetic_share": "Synthetic share of training images",
+    "wild_share": "Natural-scene (wild) share of training images",
+    "handwritten_share": "Handwritten share of training images",
+    "steps": "Training steps",
+    "width": "Network width (channels)",
+    "train_count": "Training images of the class (count)",
+}
+
+
+def axis_title(key: str) -> str:
+    """An axis title in words with its unit for a metric or factor key (never the raw key)."""
+    if key in METRIC_TITLES:
+        return METRIC_TITLES[key]
+    if key in FACTOR_TITLES:
+        return FACTOR_TITLES[key]
+    if key.startswith("generated_") and key.endswith("_share"):
+        return f"Generated {key[len('generated_'):-len('_share')]} share (share of samples)"
+    return key.replace("_", " ").capitalize()
+
+
+def arm_colours(arms: Sequence[str]) -> dict[str, Any]:
+    """One colour per arm, in the study's arm order (the same arm has the same colour in
+    every figure of a page)."""
+    arms = list(dict.fromkeys(arms))
+    palette = sns.color_palette("tab10" if len(arms) <= 10 else "tab20", len(arms))
+    return dict(zip(arms, palette))
+
+
+def seed_markers(seeds: Sequence[Any]) -> dict[Any, str]:
+    """One marker per seed, in sorted seed order."""
+    order = sorted(dict.fromkeys(seeds), key=lambda s: (str(type(s)), s))
+    return {s: SEED_MARKERS[i % len(SEED_MARKERS)] for i, s in enumerate(order)}
+
+
+def _grid(n: int, height: float = 3.4):
+    """``n`` panels in rows of :data:`PANEL_COLUMNS`, each :data:`PANEL_IN` wide."""
+    cols = min(PANEL_COLUMNS, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(PANEL_IN * cols, height * rows))
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat)[:n]
+
+
+def _ticks_at(ax, values: Sequence[float]) -> None:
+    """A labelled tick at every value (a sweep's levels), in the page's number format."""
+    from datakit.report.numbers import fmt
+    from matplotlib.ticker import FixedLocator, NullLocator
+    values = sorted(set(float(v) for v in values))
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([fmt(int(v) if float(v).is_integer() else v) for v in values],
+                       rotation=30 if len(values) > 4 else 0, ha="right" if len(values) > 4 else "center")
 
 
 def _legend_outside(ax, title: str | None = None) -> None:
@@ -55,6 +148,8 @@ def training_curves(metrics: pd.DataFrame) -> str | None:
     if not loss.empty:
         sns.lineplot(data=loss, x="step", y="value", hue="loss", ax=ax_loss, linewidth=1)
     ax_loss.set_title("Losses")
+    ax_loss.set_xlabel("Training step")
+    ax_loss.set_ylabel("Loss")
     _legend_outside(ax_loss)
     acc_cols = [c for c in ("acc_real", "acc_fake", "acc_aux") if c in metrics
                 and pd.to_numeric(metrics[c], errors="coerce").notna().any()]
@@ -66,6 +161,8 @@ def training_curves(metrics: pd.DataFrame) -> str | None:
     ax_acc.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     ax_acc.set_ylim(-0.02, 1.02)
     ax_acc.set_title("Discriminator accuracy (0.5 = equilibrium)")
+    ax_acc.set_xlabel("Training step")
+    ax_acc.set_ylabel("Accuracy (share correct)")
     _legend_outside(ax_acc)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
@@ -80,11 +177,12 @@ def share_comparison(train: dict[str, float], generated: dict[str, float],
     rows = [{"name": str(k), "set": "training", "share": float(train.get(k, 0.0))} for k in keys]
     rows += [{"name": str(k), "set": "generated", "share": float(generated.get(k, 0.0))} for k in keys]
     df = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(min(12, 2 + 0.35 * len(keys)), 2.8))
+    fig, ax = plt.subplots(figsize=(min(12, max(4.2, 2 + 0.35 * len(keys))), 2.8))
     sns.barplot(data=df, x="name", y="share", hue="set", ax=ax,
                 palette={"training": "#8da0cb", "generated": "#fc8d62"})
     ax.set_title(title)
     ax.set_xlabel("")
+    ax.set_ylabel("Share of images")
     _legend_outside(ax)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
@@ -113,110 +211,144 @@ def metric_vs_count(per_class: pd.DataFrame, metric: str, rho: float | None = No
     if df["train_count"].max() > 10 * max(1, df["train_count"].min()):
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(NullFormatter())
-    title = f"{metric} vs training count"
-    if rho is not None and math.isfinite(rho):
-        title += f" (Spearman ρ = {rho:.2f})"
-    ax.set_title(title)
+    title = f"Spearman ρ = {rho:.2f}" if rho is not None and math.isfinite(rho) else None
+    ax.set_xlabel(axis_title("train_count"))
+    ax.set_ylabel(axis_title(metric), wrap=True)
+    if title:
+        ax.set_title(title)
     if ax.get_legend() is not None:
         _legend_outside(ax)
     fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
 
 
+def _run_identity(runs: pd.DataFrame) -> tuple[list[str], list[Any]]:
+    """Each run's arm and seed (a run outside a study is its own arm, seed 0)."""
+    arms = [str(a) if a is not None and a == a else str(r)
+            for a, r in zip(runs.get("arm", runs["run"]), runs["run"])]
+    seeds = [s if s is not None and s == s else 0 for s in runs.get("seed", [0] * len(runs))]
+    return arms, seeds
+
+
+def _legend_below(fig, handles: list) -> None:
+    """Lay the panels out and put one legend below them, in as many columns as fit the
+    figure's width (the figure grows by the legend's rows, never in width)."""
+    labels = [h.get_label() for h in handles]
+    width = fig.get_figwidth()
+    per_column = 0.6 + 0.085 * max(len(t) for t in labels)  # inches at 10 pt, with the marker
+    ncol = max(1, min(len(labels), int(width // per_column)))
+    rows = -(-len(labels) // ncol)
+    extra = 0.32 * rows + 0.2
+    height = fig.get_figheight()
+    fig.set_figheight(height + extra)
+    fig.tight_layout(rect=(0, extra / (height + extra), 1, 1))
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.0), ncol=ncol,
+               fontsize=MIN_POINTS, frameon=False)
+
+
+def _identity_legend(fig, colours: dict[str, Any], markers: dict[Any, str]) -> None:
+    """One legend below the panels: each arm's colour, then each seed's marker (grey)."""
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], color=c, marker="o", linestyle="", label=a) for a, c in colours.items()]
+    if len(markers) > 1:
+        handles += [Line2D([], [], color="#555555", marker=m, linestyle="", label=f"seed {s}")
+                    for s, m in markers.items()]
+    _legend_below(fig, handles)
+
+
 def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str]) -> str | None:
-    """With several runs: each whole-set metric (rows) against each run property (columns),
-    one labelled point per run (size, synthetic share, skew...)."""
+    """With several runs: each whole-set metric against each run property (one panel per
+    pair, two a row), one point per run: its arm's colour and its seed's marker."""
     metrics = [m for m in metrics if m in runs and pd.to_numeric(runs[m], errors="coerce").notna().any()]
     factors = [f for f in factors if f in runs and pd.to_numeric(runs[f], errors="coerce").notna().any()]
     if len(runs) < 2 or not metrics or not factors:
         return None
-    one_factor = len(factors) == 1  # then the metrics go side by side in one row
-    shape = (1, len(metrics)) if one_factor else (len(metrics), len(factors))
-    fig, axes = plt.subplots(*shape, squeeze=False,
-                             figsize=(2.9 * shape[1] + 0.5, 2.3 * shape[0] + 0.3))
-    palette = sns.color_palette("tab10", len(runs))
-    for i, m in enumerate(metrics):
-        for j, f in enumerate(factors):
-            ax = axes[0][i] if one_factor else axes[i][j]
-            x = _finite(runs[f])
-            y = _finite(runs[m])
-            for k, (xv, yv) in enumerate(zip(x, y)):
-                if math.isfinite(xv) and math.isfinite(yv):
-                    ax.scatter([xv], [yv], color=palette[k], s=30, label=str(runs["run"].iloc[k]))
-            if f == "images" and np.nanmax(x) > 10 * max(1.0, np.nanmin(x)):
-                ax.set_xscale("log")
-                ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
-            if one_factor:
-                ax.set_xlabel(f)
-                ax.set_ylabel(m)
-            else:
-                ax.set_xlabel(f if i == len(metrics) - 1 else "")
-                ax.set_ylabel(m if j == 0 else "")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="upper left", fontsize=MIN_POINTS, frameon=False,
-                   bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    arms, seeds = _run_identity(runs)
+    colours, markers = arm_colours(arms), seed_markers(seeds)
+    pairs = [(m, f) for m in metrics for f in factors]
+    fig, axes = _grid(len(pairs), height=3.2)
+    for ax, (m, f) in zip(axes, pairs):
+        x, y = _finite(runs[f]), _finite(runs[m])
+        for k, (xv, yv) in enumerate(zip(x, y)):
+            if math.isfinite(xv) and math.isfinite(yv):
+                ax.scatter([xv], [yv], color=colours[arms[k]], marker=markers[seeds[k]], s=40)
+        if f == "images" and np.nanmax(x) > 10 * max(1.0, np.nanmin(x)):
+            ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
+        ax.set_xlabel(axis_title(f))
+        ax.set_ylabel(axis_title(m), wrap=True)
+    _identity_legend(fig, colours, markers)
     return figure_data_uri(fig, dpi=DPI)
 
 
 def data_efficiency_curve(rows: Sequence[dict[str, Any]]) -> str | None:
-    """A sweep's curve: each metric (one panel) against the swept factor, the mean over
-    seeds as a line and its interval as a band (rows as in curve.csv)."""
+    """A sweep's curve: each metric (one panel, two panels a row) against the swept factor,
+    the mean over seeds as a line and its interval as a band (rows as in curve.csv), a tick
+    at every swept value, axis titles in words."""
     df = pd.DataFrame(list(rows))
     if df.empty or not pd.to_numeric(df["value"], errors="coerce").notna().all():
         return None
     metrics = list(dict.fromkeys(df["metric"]))
-    fig, axes = plt.subplots(1, len(metrics), squeeze=False,
-                             figsize=(2.9 * len(metrics) + 0.5, 2.6))
-    for ax, metric in zip(axes[0], metrics):
+    sweeps = list(dict.fromkeys(df["sweep"]))
+    colours = arm_colours(sweeps)
+    several = len(sweeps) > 1
+    fig, axes = _grid(len(metrics))
+    factor = str(df["factor"].iloc[0])
+    for ax, metric in zip(axes, metrics):
+        values = []
         for sweep, part in df[df["metric"] == metric].groupby("sweep", sort=False):
             part = part.sort_values("value")
             x = part["value"].astype(float).to_numpy()
-            ax.plot(x, _finite(part["mean"]), marker="o", ms=3, label=str(sweep))
+            values += list(x)
+            ax.plot(x, _finite(part["mean"]), marker="o", ms=5, color=colours[sweep], label=str(sweep))
             lo, hi = _finite(part["ci_low"]), _finite(part["ci_high"])
-            ax.fill_between(x, lo, hi, alpha=0.25)
+            ax.fill_between(x, lo, hi, alpha=0.2, color=colours[sweep])
             if x.min() > 0 and x.max() > 10 * x.min():
                 ax.set_xscale("log")
-                ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(str(df["factor"].iloc[0]))
-        ax.set_title(metric, fontsize=MIN_POINTS + 1)
-    if df["sweep"].nunique() > 1:
-        _legend_outside(axes[0][-1])
-    fig.tight_layout()
+        _ticks_at(ax, values)
+        ax.set_xlabel(axis_title(factor))
+        ax.set_ylabel(axis_title(metric), wrap=True)
+    if several:
+        _legend_below(fig, axes[0].get_legend_handles_labels()[0])
+    else:
+        fig.tight_layout()
     return figure_data_uri(fig, dpi=DPI)
 
 
 def arms_with_intervals(arms: Sequence[dict[str, Any]], metrics: Sequence[str],
-                        seeds: dict[str, dict[str, list[float]]], labels: dict[str, str]) -> str | None:
-    """Each metric (one panel) across the study's arms: the mean over seeds with its 95%
-    interval as an error bar, and every seed's own value as a small grey dot."""
+                        seeds: dict[str, dict[str, list[tuple[Any, float]]]],
+                        labels: dict[str, str]) -> str | None:
+    """Each metric (one panel, two a row) across the study's arms: the mean over seeds with its
+    95% interval as an error bar in the arm's colour, and each seed's own value beside it in
+    its seed's marker. ``seeds``: {arm: {metric: [(seed, value), ...]}}."""
     metrics = [m for m in metrics if any((a.get("metrics") or {}).get(m) for a in arms)]
     if not arms or not metrics:
         return None
-    cols = min(3, len(metrics))
-    rows = -(-len(metrics) // cols)
-    fig, axes = plt.subplots(rows, cols, squeeze=False, figsize=(3.4 * cols, 3.0 * rows))
     names = [str(a["arm"]) for a in arms]
-    for ax, m in zip(axes.flat, metrics):
-        k = 1.0  # every metric as the audit writes it (KID in the judge's squared feature units)
+    colours = arm_colours(names)
+    markers = seed_markers([s for a in seeds.values() for pts in a.values() for s, _ in pts])
+    fig, axes = _grid(len(metrics), height=3.6)
+    for ax, m in zip(axes, metrics):
         for i, a in enumerate(arms):
             s = (a.get("metrics") or {}).get(m) or {}
-            mean, lo, hi = (None if s.get(f) is None else s[f] * k for f in ("mean", "ci_low", "ci_high"))
-            pts = [p * k for p in seeds.get(a["arm"], {}).get(m, [])]
-            ax.scatter([i] * len(pts), pts, color="#999999", s=12, zorder=2)
+            mean, lo, hi = (s.get(f) for f in ("mean", "ci_low", "ci_high"))
+            for seed, v in seeds.get(a["arm"], {}).get(m, []):
+                ax.scatter([i + 0.18], [v], color=colours[a["arm"]], marker=markers[seed], s=28,
+                           alpha=0.7, zorder=2)
             if mean is None or not math.isfinite(mean):
                 continue
             err = None
             if lo is not None and hi is not None:
                 err = [[mean - lo], [hi - mean]]
-            ax.errorbar([i], [mean], yerr=err, fmt="o", color="#4c72b0", capsize=4, zorder=3)
+            ax.errorbar([i], [mean], yerr=err, fmt="o", color=colours[a["arm"]], capsize=4,
+                        ms=7, zorder=3)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right")
-        ax.set_title("KID" if m == "kid" else labels.get(m, m), fontsize=MIN_POINTS + 1)
-    for ax in list(axes.flat)[len(metrics):]:
-        ax.set_visible(False)
-    fig.tight_layout()
+        ax.set_xlim(-0.5, len(names) - 0.5)
+        ax.set_xlabel("Arm (mean over seeds, 95% interval; dots: seeds)")
+        ax.set_ylabel(axis_title(m) if m not in labels or m in METRIC_TITLES else labels[m],
+                      wrap=True)
+    _identity_legend(fig, colours, markers)
     return figure_data_uri(fig, dpi=DPI)
 
 
@@ -225,7 +357,7 @@ def confusion_picture(share: np.ndarray, classes: Sequence[str], title: str) -> 
     k = len(classes)
     if k == 0:
         return None
-    side = min(10.0, 2.0 + 0.14 * k)
+    side = min(10.0, max(3.4, 2.0 + 0.14 * k))
     fig, ax = plt.subplots(figsize=(side + 1.0, side))
     sns.heatmap(share, ax=ax, cmap="Blues", vmin=0, vmax=1, square=True,
                 xticklabels=list(classes), yticklabels=list(classes),

@@ -36,6 +36,7 @@ from datakit.report.dataset import composition_section
 from datakit.report.datasheet import composition_facts, datasheet
 from datakit.report.inline import grid_data_uri, shown_size
 from datakit.report.numbers import fmt, pct
+from datakit.report.portable import relative_to_folder
 from datakit.report.run_data import (
     RunData,
     count_correlations,
@@ -46,9 +47,10 @@ from datakit.report.run_data import (
     shares,
     summary_metrics,
 )
-from datakit.report.verdict import comparable_key, findings
+from datakit.report.verdict import comparison_note, findings
 from datakit.study.contrasts import LABELS
 from datakit.study.schema import StudyResults
+from datakit.study.target import share_key, single_domain
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: With more runs than this on one page, runs after each arm's first seed show fewer samples
@@ -116,10 +118,11 @@ def _env() -> Environment:
 
 
 def _figure_attrs(uri: str | None) -> Markup:
-    """``src``, ``width`` and ``height`` of a figure drawn at 2×: shown at half its pixels."""
+    """``class``, ``src``, ``width`` and ``height`` of a figure drawn at 2×: shown at half its
+    pixels (``fig``: the browser test measures every figure's shown width)."""
     size = shown_size(uri or "")
     dims = f' width="{size[0]}" height="{size[1]}"' if size else ""
-    return Markup(f'src="{uri}"{dims}')
+    return Markup(f'class="fig" src="{uri}"{dims}')
 
 
 def _picture_attrs(p: Any) -> Markup:
@@ -439,6 +442,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     table = []
     for run in runs:
         row = run.properties()
+        row["arm"], row["seed"] = run.arm, run.seed  # colour and marker in the figure
         for k, v in summary_metrics(run.audit).items():
             row[k] = v["value"] if v["value"] is not None else None
         fd = run.audit.summary.get("fd")
@@ -448,7 +452,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
         row["collapsed_classes"] = sum(r.collapsed for r in rows) if rows else None
         row["failed_classes"] = sum(r.failed for r in rows) if rows else None
         table.append(row)
-    comparable = len({comparable_key(r) for r in runs}) == 1
+    note = comparison_note(runs)
     df = pd.DataFrame(table)
     metrics = [m for m in ("fd", "kid", "precision", "recall", "density", "coverage") if m in df]
     varying = [m for m in metrics if pd.to_numeric(df[m], errors="coerce").nunique() > 1][:4]
@@ -461,7 +465,7 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
         + [c for c in ("fd_floor", "fd_n") if c in df] + ["collapsed_classes", "failed_classes"]
     records = df.to_dict("records")
     return {"columns": cols, "short": {c: RUNS_SHORT[c][0] for c in cols if c in RUNS_SHORT},
-            "legend": [RUNS_SHORT[c] for c in cols if c in RUNS_SHORT], "rows": records, "comparable": comparable,
+            "legend": [RUNS_SHORT[c] for c in cols if c in RUNS_SHORT], "rows": records, "comparable": note is None, "note": note,
             "csv": csv_uri(cols, [[r.get(c) for c in cols] for r in records]),
             "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
 
@@ -588,15 +592,24 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
     """What the study part of the page shows: contrasts, arms with intervals, budget, runs."""
     arms = study.arms
     metrics = list(dict.fromkeys(m for a in arms for m in a.get("metrics", {})))
-    seeds: dict[str, dict[str, list[float]]] = {}
+    seeds: dict[str, dict[str, list[tuple[int, float]]]] = {}
     for r in study.runs:
+        if r.get("diverged"):
+            continue  # shown apart, with the failed runs; its arm's mean leaves it out too
         for m, v in r["summary"].items():
             val = v["value"]
             if isinstance(val, (int, float)):
-                seeds.setdefault(r["arm"], {}).setdefault(m, []).append(float(val))
+                seeds.setdefault(r["arm"], {}).setdefault(m, []).append((r["seed"], float(val)))
     contrasts = study.contrasts
-    labels = {**LABELS, "kid": "KID"}
+    target = single_domain(study.reference.get("target"))
+    share = share_key(target) if target else None
+    labels = {**LABELS, "kid": "KID", **({share: f"generated {target} share"} if share else {})}
+    views = list(dict.fromkeys(v for a in arms for v in (a.get("views") or {})))
     return {"reference": study.reference, "budget": study.budget,
+            "target": target, "share_key": share,
+            "failed": [r for r in study.runs if r.get("diverged")],
+            "views": [{"name": v, "metrics": list(dict.fromkeys(
+                m for a in arms for m in ((a.get("views") or {}).get(v) or {})))} for v in views],
             "contrasts": contrasts, "arms": arms, "metrics": metrics, "labels": labels,
             "runs": study.runs,
             "contrasts_csv": csv_uri(["factor", "a", "b", "metric", "difference", "ci_low", "ci_high",
@@ -609,9 +622,13 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
                                   v.get("n_seeds")] for a in arms
                                  for m, v in (a.get("metrics") or {}).items()]),
             "arms_img": figures.arms_with_intervals(
-                arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid")
-                       if m in metrics], seeds, labels),
-            "curve_img": figures.data_efficiency_curve(study.curve)}
+                arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid",
+                                   share) if m in metrics], seeds, labels),
+            "curve_img": figures.data_efficiency_curve(study.curve),
+            # in the page itself: a curve.csv is written beside study.json, but a page may be
+            # shipped without its study folder
+            "curve_csv": csv_uri(list(study.curve[0]), [list(row.values()) for row in study.curve])
+            if study.curve else None}
 
 
 def _unique_labels(run_dirs: Sequence[Path]) -> list[str]:
@@ -655,7 +672,7 @@ def write_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
     html = render_report(runs, title=title, intro=intro, factors=factors, study=study,
                          relative_to=out.parent if relative_paths else None, command=command)
     if relative_paths:  # the embedded sections (composition, datasheet) print manifest paths too
-        html = html.replace(str(out.parent.resolve()) + os.sep, "")
+        html = relative_to_folder(html, out.parent)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, html)
     return out

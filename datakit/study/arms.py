@@ -7,7 +7,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from datakit.manifest.read import read_manifest
 from datakit.sources.home import HOME_SOURCES, source_home
 from datakit.sources.registry import ingest
 from datakit.study.spec import ArmSpec, IngestSpec, Study
+from datakit.study.target import View, domain_views
 from datakit.training import TrainConfig, train
 from datakit.training.config import DEFAULT_STEPS
 from datakit.training.rundir import MARKER
@@ -51,13 +52,65 @@ def _ingest(spec: IngestSpec, folder: Path):
 
 
 def _reuse_or_make(out: Path, step: str, what: str, make):
-    """The manifest at ``out`` if a previous run wrote it, else ``make()`` (logged either way)."""
-    m = _existing(out)
+    """The manifest a previous run made from the same inputs, else ``make()`` (logged either
+    way), named by its content.
+
+    ``out`` is ``STEM-KEY.parquet``, KEY a digest of the inputs (parents' checksums, options):
+    ``make()`` writes there, and the manifest is then renamed ``STEM-CHECKSUM`` after the first
+    10 hex digits of its content checksum, its sidecar recording KEY (``study_inputs``) for the
+    next run to find it. So one manifest name means one content, in every study folder: the
+    same inputs made by another datakit version into other images get another name.
+    """
+    stem, key = out.name[: -len(".parquet")].rsplit("-", 1)
+    m = _made_from(out.parent, stem, key)
+    if m is None:
+        m = _existing(out)  # a folder of an older version: named by its inputs only
     if m is not None:
-        log(f"[{step}] reusing {out}")
-        return m
+        log(f"[{step}] reusing {m.path}")
+        return _named_by_content(m, stem, key)
     log(f"[{step}] {what}")
-    return make()
+    return _named_by_content(make(), stem, key)
+
+
+def _made_from(folder: Path, stem: str, key: str):
+    """The manifest ``STEM-*`` of ``folder`` whose sidecar records inputs ``key``, or None."""
+    for sidecar in sorted(folder.glob(f"{stem}-*.json")):
+        try:
+            made = json.loads(sidecar.read_text()).get("study_inputs") or []
+        except (OSError, ValueError):
+            continue
+        if key in made:
+            m = _existing(sidecar.with_suffix(".parquet"))
+            if m is not None:
+                return m
+    return None
+
+
+def _named_by_content(m, stem: str, key: str):
+    """``m`` renamed ``STEM-<content checksum[:10]>`` (its three files; the sidecar's name and
+    ``study_inputs`` updated), or the manifest already there under that name."""
+    from datakit._core.atomic import atomic_write_text
+    from datakit.manifest.model import manifest_paths
+    final = Path(m.path).parent / f"{stem}-{m.checksum[:10]}.parquet"
+    (fp, fj, fx), (sp, sj, sx) = manifest_paths(final), manifest_paths(m.path)
+    meta = json.loads(fj.read_text()) if fj.exists() else dict(m.meta)
+    if fj.exists() and meta.get("checksum") != m.checksum:
+        raise StudyError(f"{fj} names other images than its name says; remove it and re-run.")
+    if key in (meta.get("study_inputs") or []) and fp.resolve() == sp.resolve():
+        return m
+    if fp.resolve() != sp.resolve():
+        if fj.exists():  # the same content under its name already: drop the staged copy
+            for f in (sp, sj, sx):
+                f.unlink(missing_ok=True)
+        else:
+            os.replace(sx, fx)
+            os.replace(sp, fp)
+    meta.update(name=final.name[: -len(".parquet")],
+                study_inputs=sorted(set(meta.get("study_inputs") or []) | {key}))
+    atomic_write_text(fj, json.dumps(meta, indent=2, default=str))
+    if fp.resolve() != sp.resolve():
+        sj.unlink(missing_ok=True)
+    return read_manifest(fp)
 
 
 def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
@@ -266,11 +319,26 @@ def train_shared_judge(reference: "Reference", audit_cfg, cache: Path) -> None:
 
 @dataclass
 class Reference:
-    """The one real image set (and judge) every arm is measured against."""
+    """The one real image set (and judge) every arm is measured against.
+
+    With a target domain (``[compare] target = "wild"``) the judge is trained on the whole
+    reference while every run is measured against its images of the target (the primary
+    view) and, beside it, of each other domain (:mod:`datakit.study.target`).
+    """
 
     name: str          # an arm name, or "union"
-    path: Path         # its manifest (.parquet)
+    path: Path         # its manifest (.parquet): the judge's, and the real images without a target
     checksum: str
+    views: list[View] = field(default_factory=list)
+
+    @property
+    def measured(self) -> Path:
+        """The manifest whose real images every run's primary audit measures against."""
+        return next((v.path for v in self.views if v.primary), self.path)
+
+    @property
+    def other_views(self) -> list[View]:
+        return [v for v in self.views if not v.primary]
 
 
 def _reference_manifest(study: Study, manifests: dict[str, Any], folder: Path) -> Reference:
@@ -279,9 +347,19 @@ def _reference_manifest(study: Study, manifests: dict[str, Any], folder: Path) -
 
     if study.reference != "union":
         m = manifests[study.reference]
-        return Reference(study.reference, Path(m.path), m.checksum)
-    ms = list({m.checksum: m for m in manifests.values()}.values())
-    out = folder / f"union-{_digest(sorted(m.checksum for m in ms))}.parquet"
-    m = _reuse_or_make(out, "compose union", f"the union of {len(ms)} arm manifests",
-                       lambda: compose(ms, out, dedupe="exact"))
-    return Reference("union", Path(m.path), m.checksum)
+        name = study.reference
+    else:
+        ms = list({m.checksum: m for m in manifests.values()}.values())
+        out = folder / f"union-{_digest(sorted(m.checksum for m in ms))}.parquet"
+        m = _reuse_or_make(out, "compose union", f"the union of {len(ms)} arm manifests",
+                           lambda: compose(ms, out, dedupe="exact"))
+        name = "union"
+
+    def one_domain(domain: str):
+        if set(m.table["domain"].astype(str)) == {domain}:
+            return m  # the reference is all of that domain already
+        out = inside(folder, folder / f"{name}-{domain}-{_digest([m.checksum, domain])}.parquet",
+                     "reference view")
+        return _reuse_or_make(out, f"reference {name} ({domain})", f"its {domain} images",
+                              lambda: compose([m], out, domain=[domain]))
+    return Reference(name, Path(m.path), m.checksum, domain_views(m, study.target, one_domain))

@@ -22,6 +22,12 @@ different far more often than 5% of the time. We therefore use the bootstrap onl
 standard error, correct it by sqrt(n / (n − 1)), and form the interval with Student's t on
 n − 1 degrees of freedom: at three seeds wide, honestly so. With a single seed there is no
 between-seed level at all, so no contrast can be conclusive; its interval is left empty.
+
+Bounded metrics (precision, recall, coverage and label fidelity are shares in [0, 1]; FD is
+never negative) keep intervals inside their range: an arm's interval is clipped to the
+metric's bounds (:data:`BOUNDS`), a difference's to ±(high − low). Runs a study found to have
+diverged in training (:mod:`datakit.study.divergence`) are left out before any of this, and
+every contrast says how many seeds it used and which runs it left out.
 """
 from __future__ import annotations
 
@@ -39,6 +45,9 @@ BETTER = {"fd": "lower", "kid": "lower", "label_fidelity": "higher", "coverage":
           "recall": "higher", "precision": "higher", "density": "higher"}
 LABELS = {"fd": "FD", "kid": "KID", "label_fidelity": "label fidelity", "coverage": "coverage",
           "recall": "recall", "precision": "precision", "density": "density"}
+#: The range of each bounded metric: intervals are clipped to it (a share cannot exceed 1).
+BOUNDS = {"fd": (0.0, math.inf), "label_fidelity": (0.0, 1.0), "coverage": (0.0, 1.0),
+          "recall": (0.0, 1.0), "precision": (0.0, 1.0), "density": (0.0, math.inf)}
 #: Bootstrap replicates and the level of every interval.
 REPLICATES = 4000
 LEVEL = 0.95
@@ -73,13 +82,35 @@ def _finite(x: Any) -> bool:
         return False
 
 
+def bounds_of(metric: str) -> tuple[float, float]:
+    """The range of ``metric``'s values: :data:`BOUNDS`, shares in [0, 1] (``*_share``), else
+    unbounded."""
+    if metric in BOUNDS:
+        return BOUNDS[metric]
+    if metric.endswith("_share"):
+        return (0.0, 1.0)
+    return (-math.inf, math.inf)
+
+
+def difference_bounds(metric: str) -> tuple[float, float]:
+    """The range of a difference of two values of ``metric``: ±(high − low)."""
+    lo, hi = bounds_of(metric)
+    return (-(hi - lo), hi - lo)
+
+
+def _clip(x: float | None, bounds: tuple[float, float]) -> float | None:
+    return None if x is None else min(max(x, bounds[0]), bounds[1])
+
+
 def mean_interval(values: Sequence[float], image_se: Sequence[float], *, seed: int = 0,
-                  replicates: int = REPLICATES, level: float = LEVEL
+                  replicates: int = REPLICATES, level: float = LEVEL,
+                  bounds: tuple[float, float] = (-math.inf, math.inf)
                   ) -> tuple[float, float | None, float | None]:
     """Mean of per-seed ``values`` and its interval over seeds and resampled images.
 
     ``image_se`` is each value's own standard error (0 where unknown). Returns
     (mean, ci_low, ci_high); with one seed the interval is the image interval alone.
+    ``bounds``: the values' range; the interval is clipped to it.
     See the module docstring for why the interval is a bootstrap-t and not a percentile one.
     """
     v = np.asarray(values, dtype=float)
@@ -90,30 +121,35 @@ def mean_interval(values: Sequence[float], image_se: Sequence[float], *, seed: i
     mean = float(v.mean())
     if n == 1:
         half = stats.norm.ppf(0.5 + level / 2) * float(se[0])
-        return mean, mean - half, mean + half
+        return mean, _clip(mean - half, bounds), _clip(mean + half, bounds)
     rng = np.random.default_rng(seed)
     pick = rng.integers(n, size=(replicates, n))                  # level 1: seeds
     draws = v[pick] + se[pick] * rng.standard_normal((replicates, n))  # level 2: images
     boot_se = float(draws.mean(axis=1).std(ddof=1)) * math.sqrt(n / (n - 1))
     half = float(stats.t.ppf(0.5 + level / 2, df=n - 1)) * boot_se
-    return mean, mean - half, mean + half
+    return mean, _clip(mean - half, bounds), _clip(mean + half, bounds)
 
 
-def arm_summary(runs: Iterable[Measurement], *, seed: int = 0) -> dict[str, Any]:
-    """{mean, ci_low, ci_high, n_seeds} of one arm's metric over its seeds."""
+def arm_summary(runs: Iterable[Measurement], *, seed: int = 0, metric: str | None = None,
+                left_out: Sequence[int] = ()) -> dict[str, Any]:
+    """{mean, ci_low, ci_high, n_seeds, left_out} of one arm's metric over its seeds; the
+    interval stays within ``metric``'s bounds; ``left_out``: seeds of diverged runs."""
     runs = list(runs)
-    mean, lo, hi = mean_interval([r.value for r in runs], [r.image_se for r in runs], seed=seed)
-    return {"mean": mean, "ci_low": lo, "ci_high": hi, "n_seeds": len(runs)}
+    mean, lo, hi = mean_interval([r.value for r in runs], [r.image_se for r in runs], seed=seed,
+                                 bounds=bounds_of(metric) if metric else (-math.inf, math.inf))
+    return {"mean": mean, "ci_low": lo, "ci_high": hi, "n_seeds": len(runs),
+            "left_out": sorted(left_out)}
 
 
 def contrast(factor: str, a: str, b: str, metric: str, runs_a: Iterable[Measurement],
-             runs_b: Iterable[Measurement], *, better: str | None = None, seed: int = 0
-             ) -> dict[str, Any]:
+             runs_b: Iterable[Measurement], *, better: str | None = None, seed: int = 0,
+             left_out: Sequence[str] = ()) -> dict[str, Any]:
     """The paired difference b − a of ``metric`` over the seeds both arms have.
 
-    Returns the contrast object of study.json: factor, a, b, metric, difference, ci_low,
-    ci_high, n_seeds, conclusive (the interval excludes 0; never with one seed), better,
-    sentence.
+    ``left_out``: the runs ("ARM seed K") left out because they diverged; the sentence names
+    them. Returns the contrast object of study.json: factor, a, b, metric, difference,
+    ci_low, ci_high (within the difference's bounds), n_seeds, left_out, conclusive (the
+    interval excludes 0; never with one seed), better, sentence.
     """
     by_seed_a = {r.seed: r for r in runs_a}
     by_seed_b = {r.seed: r for r in runs_b}
@@ -123,10 +159,10 @@ def contrast(factor: str, a: str, b: str, metric: str, runs_a: Iterable[Measurem
     ses = [math.hypot(by_seed_a[s].image_se, by_seed_b[s].image_se) for s in seeds]
     better = better or BETTER.get(metric, "higher")
     out = {"factor": factor, "a": a, "b": b, "metric": metric, "difference": None,
-           "ci_low": None, "ci_high": None, "n_seeds": len(seeds), "conclusive": False,
-           "better": better}
+           "ci_low": None, "ci_high": None, "n_seeds": len(seeds), "left_out": list(left_out),
+           "conclusive": False, "better": better}
     if seeds:
-        diff, lo, hi = mean_interval(diffs, ses, seed=seed)
+        diff, lo, hi = mean_interval(diffs, ses, seed=seed, bounds=difference_bounds(metric))
         out["difference"] = diff
         if len(seeds) > 1:
             out.update(ci_low=lo, ci_high=hi, conclusive=bool(lo > 0 or hi < 0))
@@ -134,22 +170,34 @@ def contrast(factor: str, a: str, b: str, metric: str, runs_a: Iterable[Measurem
     return out
 
 
+def seeds_used(c: dict[str, Any]) -> str:
+    """"over 3 seeds", "from one seed", or "over 2 seeds (balanced_dcgan seed 2 left out: it
+    diverged in training)"."""
+    n = c["n_seeds"]
+    text = "from one seed" if n == 1 else f"over {n} seeds"
+    left = c.get("left_out") or []
+    if left:
+        text += (f" ({', '.join(left)} left out: "
+                 f"{'it' if len(left) == 1 else 'they'} diverged in training)")
+    return text
+
+
 def contrast_sentence(c: dict[str, Any]) -> str:
-    """What the report says about one contrast."""
+    """What the report says about one contrast; it always says how many seeds it used."""
     name = LABELS.get(c["metric"], c["metric"])
     head = f"{name}, {c['b']} vs {c['a']}"
     if c["difference"] is None:
-        return f"{head}: no seed has both runs; nothing to compare."
+        return f"{head}: no seed has both runs ({seeds_used(c)}); nothing to compare."
     diff = f"{c['difference']:+.3g}"
     if c["n_seeds"] < 2:
-        return (f"{head}: difference {diff} from one seed, so seed-to-seed noise is unknown: "
+        return (f"{head}: difference {diff} {seeds_used(c)}, so seed-to-seed noise is unknown: "
                 "inconclusive at this budget (use seeds = [0, 1, 2]).")
     ci = f"[{c['ci_low']:+.3g}, {c['ci_high']:+.3g}]"
     if not c["conclusive"]:
-        return (f"{head}: difference {diff}, 95% interval {ci} over {c['n_seeds']} seeds "
+        return (f"{head}: difference {diff}, 95% interval {ci} {seeds_used(c)} "
                 "includes 0: inconclusive at this budget.")
     b_better = (c["difference"] < 0) == (c["better"] == "lower")
-    return (f"{head}: difference {diff}, 95% interval {ci} over {c['n_seeds']} seeds: "
+    return (f"{head}: difference {diff}, 95% interval {ci} {seeds_used(c)}: "
             f"{c['b']} is {'better' if b_better else 'worse'} than {c['a']} (conclusive).")
 
 
@@ -169,7 +217,7 @@ def contrast_finding(c: dict[str, Any]) -> dict[str, Any]:
     contrast (conclusive and better, or inconclusive) is ``info`` with its own sentence.
     """
     evidence = {k: c.get(k) for k in ("factor", "a", "b", "metric", "difference", "ci_low",
-                                      "ci_high", "n_seeds", "better")}
+                                      "ci_high", "n_seeds", "left_out", "better")}
     if not (c["conclusive"] and _b_is_worse(c)):
         return {"check": "contrast", "severity": "info", "classes": [],
                 "sentence": c["sentence"], "evidence": evidence}
@@ -177,7 +225,7 @@ def contrast_finding(c: dict[str, Any]) -> dict[str, Any]:
     where = f"{c['arm']}: " if c.get("arm") else ""
     sentence = (f"{where}{c['b']} is worse than {c['a']} on {name} ({c['better']} is better): "
                 f"{c['b']} − {c['a']} = {c['difference']:+.3g}, 95% interval "
-                f"[{c['ci_low']:+.3g}, {c['ci_high']:+.3g}] over {c['n_seeds']} seeds (conclusive).")
+                f"[{c['ci_low']:+.3g}, {c['ci_high']:+.3g}] {seeds_used(c)} (conclusive).")
     return {"check": "contrast", "severity": "warn", "classes": [], "sentence": sentence,
             "evidence": evidence}
 
@@ -186,27 +234,74 @@ def _b_is_worse(c: dict[str, Any]) -> bool:
     return (c["difference"] > 0) == (c["better"] == "lower") and c["difference"] != 0
 
 
-def study_findings(contrasts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The study's verdict as findings: the conclusive contrasts (warnings first, see
-    :func:`contrast_finding`), then one ``info`` counting the inconclusive ones.
+#: Conclusive contrasts the first screen leads with (the study's answer).
+ANSWER_SIZE = 4
 
-    Built only from contrasts, so no finding ever rests on one seed's point values.
-    """
-    if not contrasts:
-        return [{"check": "contrast", "severity": "info", "classes": [], "evidence": {},
-                 "sentence": "The study names no contrasts, so it draws no conclusion."}]
-    out = sorted((contrast_finding(c) for c in contrasts if c["conclusive"]),
-                 key=lambda f: f["severity"] != "warn")
-    rest = sum(not c["conclusive"] for c in contrasts)
-    if rest:
-        out.append({"check": "contrast", "severity": "info", "classes": [],
-                    "evidence": {"inconclusive": rest, "contrasts": len(contrasts)},
-                    "sentence": f"{rest} of {len(contrasts)} contrasts are inconclusive at this "
-                                "budget (their intervals include 0); more seeds or steps may "
-                                "separate them."})
+
+def _strength(c: dict[str, Any]) -> float:
+    """How far a conclusive contrast's interval sits from 0, in half-widths."""
+    half = (c["ci_high"] - c["ci_low"]) / 2
+    return abs(c["difference"]) / half if half > 0 else math.inf
+
+
+def study_answer(contrasts: Sequence[dict[str, Any]], size: int = ANSWER_SIZE
+                 ) -> list[dict[str, Any]]:
+    """The contrasts that answer the study's question, best and worst together: of the
+    conclusive ones (those the study file asks for before those a sweep or class groups add),
+    the strongest where ``b`` is better and the strongest where it is worse, alternating, up
+    to ``size``. Strength is the distance of the interval from 0 in half-widths."""
+    conclusive = [c for c in contrasts if c["conclusive"]]
+    rank = sorted(conclusive, key=lambda c: (not c.get("asked", False), -_strength(c)))
+    worse = [c for c in rank if _b_is_worse(c)]
+    better = [c for c in rank if not _b_is_worse(c)]
+    out: list[dict[str, Any]] = []
+    while (better or worse) and len(out) < size:
+        for side in (better, worse):
+            if side and len(out) < size:
+                out.append(side.pop(0))
     return out
 
 
-def study_verdict(contrasts: Sequence[dict[str, Any]]) -> list[str]:
+def study_findings(contrasts: Sequence[dict[str, Any]],
+                   runs: Sequence[dict[str, Any]] = (),
+                   notes: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The study's verdict as findings, in the order the first screen reads them:
+
+    1. the answer (:func:`study_answer`: the strongest conclusive contrasts, best and worst
+       together; when none is conclusive, the count of inconclusive ones);
+    2. ``runs``: findings on single runs (a diverged run is a ``fail``,
+       :mod:`datakit.study.divergence`), then ``notes``: the study's own findings (e.g. a
+       reference whose domain mix is not the target's, :mod:`datakit.study.target`);
+    3. the other conclusive contrasts (warnings first, see :func:`contrast_finding`), then
+       one ``info`` counting the inconclusive ones.
+
+    Contrast findings are built only from contrasts, so none rests on one seed's point values.
+    """
+    if not contrasts:
+        return list(runs) + list(notes) + [{
+            "check": "contrast", "severity": "info", "classes": [], "evidence": {},
+            "sentence": "The study names no contrasts, so it draws no conclusion."}]
+    answer = study_answer(contrasts)
+    rest = sorted((contrast_finding(c) for c in contrasts if c["conclusive"] and c not in answer),
+                  key=lambda f: f["severity"] != "warn")
+    lead = [{**contrast_finding(c), "answer": True} for c in answer]
+    n_out = sum(not c["conclusive"] for c in contrasts)
+    count = []
+    if n_out:
+        count = [{"check": "contrast", "severity": "info", "classes": [],
+                  "evidence": {"inconclusive": n_out, "contrasts": len(contrasts)},
+                  "sentence": f"{n_out} of {len(contrasts)} contrasts are inconclusive at this "
+                              "budget (their intervals include 0); more seeds or steps may "
+                              "separate them."}]
+    if not answer:
+        lead, count = count, []
+    for f in lead:  # the answer is marked in its evidence (a finding's keys are fixed)
+        f["evidence"] = {**f["evidence"], "answer": True}
+        f.pop("answer", None)
+    return lead + list(runs) + list(notes) + rest + count
+
+
+def study_verdict(contrasts: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]] = (),
+                  notes: Sequence[dict[str, Any]] = ()) -> list[str]:
     """The sentences of :func:`study_findings`, in order (study.json's ``verdict``)."""
-    return [f["sentence"] for f in study_findings(contrasts)]
+    return [f["sentence"] for f in study_findings(contrasts, runs, notes)]

@@ -23,7 +23,7 @@ import os
 import socket
 import uuid
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,6 +38,7 @@ from datakit.judge.cache import cache_at
 from datakit.manifest.read import read_manifest
 from datakit.study.arms import train_run
 from datakit.study.spec import EXECUTORS
+from datakit.study.target import audit_view
 
 #: The file a study writes in its folder so that a worker can prove it sees that folder.
 TOKEN_NAME = ".datakit-study-token"
@@ -101,6 +102,8 @@ class RunTask:
     token_value: str              # ... and what it must hold
     threads: int = 1
     gpu: bool = False             # trains on CUDA: a Ray task requests one GPU
+    views: tuple = ()             # (view, AuditConfig.to_dict()): audits against other-domain
+                                  # real images (datakit.study.target)
 
     @property
     def name(self) -> str:
@@ -109,12 +112,13 @@ class RunTask:
 
 @dataclass
 class RunOutcome:
-    """What a task returns: its run folder and its audit."""
+    """What a task returns: its run folder, its audit and its other-domain views' audits."""
 
     arm: str
     seed: int
     run_dir: str
     audit: Audit
+    views: dict[str, Audit] = field(default_factory=dict)
 
 
 # -- the work of one task (runs in a worker) ------------------------------------------------
@@ -127,7 +131,9 @@ def run_task(task: RunTask) -> RunOutcome:
         manifest = read_manifest(task.manifest)
         run_dir = train_run(task.name, manifest, dict(task.settings), Path(task.run_dir))
         audit = audit_runs([run_dir], config=AuditConfig.from_dict(task.audit), reuse=True)[0]
-    return RunOutcome(task.arm, task.seed, task.run_dir, audit)
+        views = {name: audit_view(run_dir, name, AuditConfig.from_dict(cfg))
+                 for name, cfg in task.views}
+    return RunOutcome(task.arm, task.seed, task.run_dir, audit, views)
 
 
 def write_token(folder: Path) -> tuple[Path, str]:

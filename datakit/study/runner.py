@@ -78,7 +78,10 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
     # 1) the data every run reads: ingests, compositions and the reference, made once
     manifests, reference = prepare_manifests(study, mdir)
     # 2) the shared judge, trained once into the cache every task reads
-    audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path)
+    audit_cfg = _audit_config(study.audit, audit_overrides, device, reference.path,
+                              reference.measured)
+    views = tuple((v.name, _audit_config(study.audit, audit_overrides, device, reference.path,
+                                         v.path).to_dict()) for v in reference.other_views)
     cache = judge_cache(out)
     train_shared_judge(reference, audit_cfg, cache)
     # 3) one task per run (arm × seed), executed where the plan says
@@ -94,16 +97,18 @@ def run_study(study: Study, out: str | os.PathLike | None = None, *, budget: flo
                 arm.name, seed, str(Path(manifests[arm.name].path).resolve()), settings,
                 str(runs[(arm.name, seed)].resolve()), audit_cfg.to_dict(), str(cache),
                 str(token), token_value, plan.threads_per_run(),
-                _trains_on_cuda(settings.get("device", "auto"))))
+                _trains_on_cuda(settings.get("device", "auto")), views))
     log(f"== {len(tasks)} runs ({len(study.arms)} arms × {len(study.seeds)} seeds), executor "
         f"{plan.name}" + (f", {plan.jobs} at once" if plan.jobs > 1 else "")
         + f", {plan.threads_per_run()} threads each")
-    audits = [o.audit for o in execute(tasks, plan)]
+    outcomes = execute(tasks, plan)
+    audits = [o.audit for o in outcomes]
     # 4) study.json, curve.csv and the report
     replaced = {**train_overrides, **{f"audit.{k}": v for k, v in audit_overrides.items()}}
     report, summary = write_study_outputs(study, out, runs, audits, manifests, reference,
                                           budget=budget, overrides=replaced,
-                                          executor=plan.record())
+                                          executor=plan.record(),
+                                          views=[o.views for o in outcomes])
     log(f"Study report: {report}")
     return StudyResult(report, summary, {f"{a}/seed{s}": p for (a, s), p in runs.items()},
                        {f"{a}/seed{s}": au for (a, s), au in zip(runs, audits)})
@@ -140,9 +145,11 @@ def _trains_on_cuda(device: str) -> bool:
 
 
 def _audit_config(audit: dict[str, Any], overrides: dict[str, Any], device: str | None,
-                  reference: Path):
-    """The study's AuditConfig: one judge and one real image set (the reference) for every run."""
-    reference = str(Path(reference).resolve())
+                  reference: Path, measured: Path | None = None):
+    """The study's AuditConfig: one judge (trained on ``reference``) and one real image set
+    (``measured``, default the reference itself; a target domain's images of it) for every run."""
+    judge = str(Path(reference).resolve())
     settings = {**audit, **overrides, **({"device": device} if device else {}),
-                "judge_manifest": reference, "reference_manifest": reference}
+                "judge_manifest": judge,
+                "reference_manifest": str(Path(measured or reference).resolve())}
     return AuditConfig.from_dict(settings)

@@ -36,6 +36,8 @@ A study file (see ``audits/*.toml``)::
     reference = "1k"                      # one judge and one real image set for every arm:
                                           # an arm's manifest or "union" (default: `judge`,
                                           # an older spelling, else the first arm)
+    target = "wild"                       # the domain realism is measured against: the
+                                          # reference's images of it (datakit.study.target)
     contrasts = [["1k", "mnist_2000"]]    # arm pairs compared over seeds (datakit.study.contrasts)
     factor = "size"                       # and/or neighbouring arms along a factor
     class_groups = { a = ["0"], b = ["9"] }  # within-arm contrast of two class groups
@@ -67,6 +69,7 @@ from datakit.composition.config import ComposeConfig
 from datakit.errors import DatakitError, StudyError
 from datakit.sources.registry import SOURCES, source_function
 from datakit.study.sweep import expand_sweeps
+from datakit.study.target import parse_target
 from datakit.training import TrainConfig
 
 _STUDY_KEYS = {"name", "title", "description", "seeds", "executor", "jobs", "threads"}
@@ -120,6 +123,7 @@ class Study:
     contrasts: list[tuple[str, str]] = field(default_factory=list)  # (a, b) arm pairs
     contrast_factors: list[str] = field(default_factory=list)  # contrast adjacent arms along these
     class_groups: dict[str, list[str]] = field(default_factory=dict)  # two named class groups
+    target: dict[str, float] | None = None  # [compare] target: {domain: share} (datakit.study.target)
     executor: dict[str, Any] = field(default_factory=dict)  # [study] executor, jobs, threads
 
 
@@ -289,8 +293,8 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
         arms.append(arm)
 
     compare = _table(data.get("compare"), f"{where} [compare]")
-    _check_keys(compare, {"factors", "judge", "reference", "contrasts", "factor", "class_groups"},
-                f"{where} [compare]")
+    _check_keys(compare, {"factors", "judge", "reference", "contrasts", "factor", "class_groups",
+                          "target"}, f"{where} [compare]")
     check_types(compare, {"factors": list, "judge": str, "reference": str, "contrasts": list,
                           "factor": str, "class_groups": dict}, f"{where} [compare]", StudyError)
     factors = list(compare.get("factors") or [])
@@ -307,6 +311,7 @@ def parse_study(data: dict[str, Any], *, path: Path | None = None) -> Study:
     study.seeds = _parse_seeds(head, where)
     study.executor = _parse_executor(head, where)
     _parse_reference_and_contrasts(study, compare, where)
+    study.target = parse_target(compare.get("target"), where)
     return study
 
 
