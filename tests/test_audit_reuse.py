@@ -155,3 +155,11 @@ def test_recall_from_neighbour_order_equals_recall_from_sorted_distances(monkeyp
     for _ in range(30):
         index = rng.integers(0, len(samples), len(samples))
         assert ordered(index) == sorted_(index)
+
+
+def test_the_disk_keeps_the_most_recently_used_values(cache, monkeypatch):
+    monkeypatch.setattr(reuse, "DISK_ENTRIES", 3)
+    on_disk = reuse.Reuse(disk=True)
+    for i in range(5):
+        on_disk(np.sort, np.arange(4) + i)
+    assert len(list(reuse.reuse_dir().glob("*.npz"))) == 3

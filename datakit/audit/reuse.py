@@ -136,7 +136,10 @@ def _read(path: Path, kind: Any) -> Any | None:
             value = _unpack(kind, {k: z[k] for k in z.files})
     except Exception:  # a truncated or foreign file: computed again and rewritten
         return None
-    os.utime(path)  # recently used: kept by _prune
+    try:
+        os.utime(path)  # recently used: kept by _prune
+    except OSError:     # removed meanwhile by another process's _prune: the value stands
+        pass
     return value
 
 
@@ -149,8 +152,18 @@ def _write(path: Path, value: Any) -> None:
 
 
 def _prune(folder: Path) -> None:
-    files = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for p in files[DISK_ENTRIES:]:
+    """Keep the :data:`DISK_ENTRIES` most recently used files (other processes, e.g. a study's
+    parallel runs, may be reading and pruning the same folder)."""
+    files = list(folder.glob("*.npz"))
+    if len(files) <= DISK_ENTRIES:
+        return
+    used = []
+    for p in files:
+        try:
+            used.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    for _, p in sorted(used, reverse=True)[DISK_ENTRIES:]:
         p.unlink(missing_ok=True)
 
 
