@@ -110,3 +110,25 @@ def test_no_small_figure(drawn):
         assert _shown_px(fig) >= figures.MIN_FIGURE_PX
         for t in _texts(fig):
             assert t.get_fontsize() >= figures.MIN_POINTS, t.get_text()
+
+
+def test_the_class_group_curve_is_readable_with_a_tick_at_every_ratio(drawn):
+    ratios = (1, 2, 5, 10, 20)
+    metrics = ("label_fidelity", "recall", "generated_share", "generated_share_ratio")
+    rows = [{"sweep": "skew", "factor": "skew_ratio", "value": v, "metric": m,
+             "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n_seeds": 3, "class_group": g}
+            for g in ("majority", "minority") for m in metrics for v in ratios]
+    rows.append({"sweep": "skew", "factor": "skew_ratio", "value": 1, "metric": "fd",
+                 "mean": 9.0, "ci_low": 8.0, "ci_high": 10.0, "n_seeds": 3, "class_group": None})
+    figures.class_group_curve(rows, {"majority": ["0", "1"], "minority": ["8", "9"]})
+    (fig,) = drawn
+    _readable(fig, set(metrics) | {"skew_ratio"})
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 4  # the whole-set row is the data-efficiency curve's, not this one's
+    for ax in axes:
+        assert _shown_px(fig, ax) >= figures.MIN_PANEL_PX
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "5", "10", "20"]
+        assert len(ax.get_lines()) >= 2  # one line per group
+    assert axes[0].get_xlabel().startswith("Majority : minority ratio")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["majority (0, 1)",
+                                                                   "minority (8, 9)"]

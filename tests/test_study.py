@@ -275,9 +275,12 @@ def test_curve_csv_columns(tmp_path):
     from datakit.study.sweep import write_curve_csv
     p = write_curve_csv(tmp_path / "curve.csv", [
         {"sweep": "d", "factor": "size", "value": 100, "metric": "fd", "mean": 5.0,
-         "ci_low": 4.0, "ci_high": 6.0, "n_seeds": 3}])
-    assert p.read_text() == ("sweep,factor,value,metric,mean,ci_low,ci_high,n_seeds\n"
-                             "d,size,100,fd,5.0,4.0,6.0,3\n")
+         "ci_low": 4.0, "ci_high": 6.0, "n_seeds": 3, "class_group": None},
+        {"sweep": "d", "factor": "size", "value": 100, "metric": "recall", "mean": 0.5,
+         "ci_low": 0.4, "ci_high": 0.6, "n_seeds": 3, "class_group": "minority"}])
+    assert p.read_text() == ("sweep,factor,value,metric,mean,ci_low,ci_high,n_seeds,class_group\n"
+                             "d,size,100,fd,5.0,4.0,6.0,3,\n"
+                             "d,size,100,recall,0.5,0.4,0.6,3,minority\n")
 
 
 def test_reference_goes_to_the_audit_config(tmp_path):

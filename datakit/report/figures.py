@@ -66,6 +66,7 @@ FACTOR_TITLES = {
     "size": "Training-set size (images, before the hold-out)",
     "images": "Training images (count)",
     "skew": "Imbalance ratio (largest ÷ smallest class count)",
+    "skew_ratio": "Majority : minority ratio (a majority class's images per minority image)",
     "synthetic_share": "Synthetic share of training images",
     "wild_share": "Natural-scene (wild) share of training images",
     "handwritten_share": "Handwritten share of training images",
@@ -285,7 +286,7 @@ def data_efficiency_curve(rows: Sequence[dict[str, Any]]) -> str | None:
     """A sweep's curve: each metric (one panel, two panels a row) against the swept factor,
     the mean over seeds as a line and its interval as a band (rows as in curve.csv), a tick
     at every swept value, axis titles in words."""
-    df = pd.DataFrame(list(rows))
+    df = pd.DataFrame([r for r in rows if not r.get("class_group")])  # whole-set rows only
     if df.empty or not pd.to_numeric(df["value"], errors="coerce").notna().all():
         return None
     metrics = list(dict.fromkeys(df["metric"]))
@@ -312,6 +313,55 @@ def data_efficiency_curve(rows: Sequence[dict[str, Any]]) -> str | None:
         _legend_below(fig, axes[0].get_legend_handles_labels()[0])
     else:
         fig.tight_layout()
+    return figure_data_uri(fig, dpi=DPI)
+
+
+#: Axis titles of the class-group curve's metrics (a group's value, datakit.study.class_groups).
+GROUP_TITLES = {
+    "label_fidelity": "Label fidelity (mean over the group's classes)",
+    "recall": "Recall (mean over the group's classes)",
+    "generated_share": "Generated share of the group (share of samples)",
+    "generated_share_ratio": "Group's generated ÷ training share",
+}
+
+
+def class_group_curve(rows: Sequence[dict[str, Any]], groups: dict[str, list[str]] | None = None
+                      ) -> str | None:
+    """Each class group's curve along a sweep (rows as in curve.csv with ``class_group``
+    set): one panel per metric, one line per group (the mean over seeds) with its interval as
+    a band, a tick at every swept value; the share ratio's panel marks 1 (share kept).
+    ``groups``: {group: classes}, named in the legend."""
+    df = pd.DataFrame([r for r in rows if r.get("class_group")])
+    if df.empty or not pd.to_numeric(df["value"], errors="coerce").notna().all():
+        return None
+    metrics = list(dict.fromkeys(df["metric"]))
+    names = list(dict.fromkeys(df["class_group"]))
+    colours = dict(zip(names, sns.color_palette("Dark2", max(3, len(names)))))
+    several = df["sweep"].nunique() > 1
+    fig, axes = _grid(len(metrics))
+    factor = str(df["factor"].iloc[0])
+    for ax, metric in zip(axes, metrics):
+        values = []
+        for (sweep, group), part in df[df["metric"] == metric].groupby(
+                ["sweep", "class_group"], sort=False):
+            part = part.sort_values("value")
+            x = part["value"].astype(float).to_numpy()
+            values += list(x)
+            classes = (groups or {}).get(group)
+            label = f"{group} ({', '.join(classes)})" if classes else str(group)
+            ax.plot(x, _finite(part["mean"]), marker="o", ms=5, color=colours[group],
+                    linestyle="-" if not several else ["-", "--", ":"][hash(sweep) % 3],
+                    label=f"{sweep}: {label}" if several else label)
+            ax.fill_between(x, _finite(part["ci_low"]), _finite(part["ci_high"]), alpha=0.2,
+                            color=colours[group])
+            if x.min() > 0 and x.max() > 10 * x.min():
+                ax.set_xscale("log")
+        if metric == "generated_share_ratio":
+            ax.axhline(1.0, color="#555555", linewidth=1, linestyle="--")
+        _ticks_at(ax, values)
+        ax.set_xlabel(axis_title(factor))
+        ax.set_ylabel(GROUP_TITLES.get(metric, axis_title(metric)), wrap=True)
+    _legend_below(fig, axes[0].get_legend_handles_labels()[0])
     return figure_data_uri(fig, dpi=DPI)
 
 

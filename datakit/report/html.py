@@ -50,6 +50,7 @@ from datakit.report.run_data import (
 from datakit.report.verdict import comparison_note, findings
 from datakit.study.contrasts import LABELS
 from datakit.study.schema import StudyResults
+from datakit.study.sweep import CURVE_COLUMNS
 from datakit.study.target import share_key, single_domain
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -625,9 +626,12 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
                 arms, [m for m in ("fd", "label_fidelity", "coverage", "precision", "recall", "kid",
                                    share) if m in metrics], seeds, labels),
             "curve_img": figures.data_efficiency_curve(study.curve),
+            "groups": study.class_groups,
+            "group_curve_img": figures.class_group_curve(study.curve, study.class_groups),
             # in the page itself: a curve.csv is written beside study.json, but a page may be
             # shipped without its study folder
-            "curve_csv": csv_uri(list(study.curve[0]), [list(row.values()) for row in study.curve])
+            "curve_csv": csv_uri(CURVE_COLUMNS, [[row.get(k) for k in CURVE_COLUMNS]
+                                                 for row in study.curve])
             if study.curve else None}
 
 

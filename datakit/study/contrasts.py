@@ -47,7 +47,8 @@ LABELS = {"fd": "FD", "kid": "KID", "label_fidelity": "label fidelity", "coverag
           "recall": "recall", "precision": "precision", "density": "density"}
 #: The range of each bounded metric: intervals are clipped to it (a share cannot exceed 1).
 BOUNDS = {"fd": (0.0, math.inf), "label_fidelity": (0.0, 1.0), "coverage": (0.0, 1.0),
-          "recall": (0.0, 1.0), "precision": (0.0, 1.0), "density": (0.0, math.inf)}
+          "recall": (0.0, 1.0), "precision": (0.0, 1.0), "density": (0.0, math.inf),
+          "generated_share_ratio": (0.0, math.inf)}
 #: Bootstrap replicates and the level of every interval.
 REPLICATES = 4000
 LEVEL = 0.95

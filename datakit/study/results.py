@@ -19,7 +19,8 @@ study.json (every path relative to the study folder):
   the ``target`` domain, their held-out ``domain_mix`` and the per-domain ``views``; a run's
   audits against the other domains' images are in ``runs[].views`` and ``arms[].views``;
 * ``budget``, ``executor`` (``local`` or ``ray``), ``jobs``, ``threads_per_run``,
-  ``curve`` (sweeps: the data-efficiency curve).
+  ``curve`` (sweeps: the data-efficiency curve; with class groups, each group's curve too,
+  :mod:`datakit.study.class_groups`), ``class_groups`` (the [compare] class groups).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from datakit._core.progress import warn
 from datakit.report.html import write_report
 from datakit.report.portable import absolute_paths, outside_links, relative_to_folder
 from datakit.report.run_data import summary_metrics
+from datakit.study.class_groups import class_group_contrasts, class_group_curve
 from datakit.study.divergence import (
     diverged_findings,
     divergence_signs,
@@ -224,43 +226,6 @@ def study_contrasts(study: "Study", runs: list[dict], arms: list[dict],
 
 
 
-#: Per-class metrics compared between two class groups ([compare] class_groups).
-CLASS_GROUP_METRICS = ("label_fidelity", "coverage", "fd")
-
-
-def _group_mean(per_class: list[dict], classes: list[str], metric: str) -> float | None:
-    vals = [r.get(metric) for r in per_class if str(r.get("class_name")) in classes]
-    vals = [float(v) for v in vals if cs._finite(v)]
-    return sum(vals) / len(vals) if vals else None
-
-
-def class_group_contrasts(study: "Study", runs: list[dict]) -> list[dict[str, Any]]:
-    """Within each arm: group b's mean per-class metric minus group a's, paired over seeds
-    (e.g. minority − majority classes of a skewed set). Per-class values carry no image
-    interval here, so the interval is over seeds only."""
-    if not study.class_groups:
-        return []
-    (ga, ca), (gb, cb) = study.class_groups.items()
-    out = []
-    for i, arm in enumerate(study.arms):
-        left = [run_name(r) for r in _left_out(runs, arm.name)]
-        for metric in CLASS_GROUP_METRICS:
-            ma, mb = [], []
-            for r in _healthy(runs):
-                if r["arm"] != arm.name:
-                    continue
-                va, vb = (_group_mean(r["per_class"], c, metric) for c in (ca, cb))
-                if va is not None and vb is not None:
-                    ma.append(cs.Measurement(r["seed"], va))
-                    mb.append(cs.Measurement(r["seed"], vb))
-            if ma:
-                c = cs.contrast(f"class group ({arm.name})", ga, gb, metric, ma, mb, seed=100 + i,
-                                left_out=left)
-                c["arm"], c["asked"] = arm.name, True
-                c["sentence"] = f"{arm.name}: " + c["sentence"]
-                out.append(c)
-    return out
-
 
 def reference_record(reference: "Reference", study: "Study", base: Path,
                      measured_mix: dict[str, float] | None = None) -> dict[str, Any]:
@@ -338,6 +303,7 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     findings = cs.study_findings(contrasts, failed, notes)
     levels = {a.name: a.levels for a in study.arms if a.levels}
     curve = curve_rows({a["arm"]: a for a in arms}, levels) if levels else []
+    curve += class_group_curve(study, records)
     if curve:
         write_curve_csv(out / "curve.csv", curve)
     data = {"study": study.name, "title": study.title,
@@ -347,7 +313,7 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
             "reference": reference_record(reference, study, out, measured),
             "verdict": [f["sentence"] for f in findings], "findings": findings,
             "contrasts": contrasts, "arms": arms,
-            "curve": curve, "runs": records}
+            "curve": curve, "class_groups": study.class_groups or None, "runs": records}
     summary = out / "study.json"
     text = relative_to_folder(json.dumps(data, indent=2, default=str), out)
     atomic_write_bytes(summary, text.encode())

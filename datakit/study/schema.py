@@ -18,7 +18,8 @@ class StudyResults:
     ``findings`` are typed (:class:`datakit.audit.schema.Finding`); contrasts, arms, the
     curve, the budget, the reference and the runs are the objects study.json holds (their
     keys are documented in docs/studies.md). ``jobs`` and ``threads_per_run`` are None for a
-    study run in this process without an executor plan.
+    study run in this process without an executor plan; ``class_groups`` is None for a study
+    without ``[compare] class_groups`` (and in study.json files written before it).
     """
 
     study: str
@@ -36,6 +37,7 @@ class StudyResults:
     arms: list[dict[str, Any]]
     curve: list[dict[str, Any]]
     runs: list[dict[str, Any]]
+    class_groups: dict[str, list[str]] | None = None  # [compare] class_groups (older files: none)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "study.json") -> "StudyResults":
@@ -43,7 +45,7 @@ class StudyResults:
         if not isinstance(data, dict):
             raise StudyError(f"{where} should hold an object, got {type(data).__name__}.")
         names = [f.name for f in fields(cls)]
-        optional = {"jobs", "threads_per_run"}
+        optional = {"jobs", "threads_per_run", "class_groups"}
         mismatch = key_mismatch(data, [k for k in names if k not in optional], names)
         if mismatch:
             raise StudyError(f"{where} does not have the shape of a study's results{mismatch}; "

@@ -1,0 +1,129 @@
+"""The curves the founding story asks for (issue 20, item 3), on fake runs: a class-skew sweep
+whose x-axis is the numeric majority:minority ratio, with minority and majority curves; the
+budget and whether each arm's runs plateaued by their own probe; and the shipped study files
+that run them (parsed, never trained)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datakit.audit.schema import FloorTest
+from datakit.errors import StudyError
+from datakit.study.arms import Reference
+from datakit.study.spec import load_study, parse_study
+from fake_runs import fake_audit, stroke_manifest, written_study
+
+AUDITS = Path(__file__).resolve().parents[1] / "audits"
+
+SKEW_SWEEP = {
+    "study": {"name": "skew", "seeds": [0, 1, 2]},
+    "ingest": {"d": {"source": "digits"}},
+    "train": {"model": "acgan", "label_dist": "train"},
+    "sweep": [{"name": "skew", "from": ["d"], "factor": "skew_ratio", "values": [1, 5, 20],
+               "compose": {"size": 400, "holdout": 0.2}}],
+    "compare": {"reference": "skew_1", "factor": "skew_ratio",
+                "class_groups": {"majority": ["0", "1"], "minority": ["2", "3"]}},
+}
+
+
+def test_a_skew_ratio_sweep_sets_the_step_skew_and_keeps_the_number_as_its_level():
+    study = parse_study(SKEW_SWEEP)
+    assert [a.name for a in study.arms] == ["skew_1", "skew_5", "skew_20"]
+    assert [a.compose["skew"] for a in study.arms] == ["step:1.0", "step:0.2", "step:0.05"]
+    assert study.arms[2].compose == {"size": 400, "holdout": 0.2, "skew": "step:0.05"}
+    # the level is the ratio itself: the curve's x-axis reads 1, 5, 20
+    assert [a.levels for a in study.arms][2] == {"sweep": "skew", "factor": "skew_ratio",
+                                                 "value": 20}
+    assert study.contrast_factors == ["skew_ratio"]
+
+
+@pytest.mark.parametrize("values, compose, message", [
+    ([1, 0.5], {}, "the study sweep 1 (skew): skew_ratio values must be numbers of at least 1 "
+     "(a majority class's image count over a minority class's), e.g. values = [1, 2, 5, 10, 20]; "
+     "got 0.5."),
+    ([1, "step:0.1"], {}, "the study sweep 1 (skew): skew_ratio values must be numbers of at "
+     "least 1 (a majority class's image count over a minority class's), e.g. values = "
+     "[1, 2, 5, 10, 20]; got 'step:0.1'."),
+    ([1, 2], {"skew": "step:0.5"}, "the study sweep 1 (skew): factor skew_ratio sets compose "
+     "option `skew` itself; remove `skew` from the sweep's compose table."),
+])
+def test_a_bad_skew_ratio_sweep_is_a_one_line_error(values, compose, message):
+    bad = json.loads(json.dumps(SKEW_SWEEP))
+    bad["sweep"][0].update(values=values, compose=compose)
+    with pytest.raises(StudyError) as e:
+        parse_study(bad)
+    assert str(e.value) == message
+
+
+def _skew_manifests(tmp_path, study):
+    """Per arm, 4 classes: "0" and "1" at R times the count of "2" and "3"."""
+    out = {}
+    for i, arm in enumerate(study.arms):
+        r = arm.levels["value"]
+        counts = {"0": 10 * r, "1": 10 * r, "2": 10, "3": 10}
+        out[arm.name] = stroke_manifest(tmp_path / "manifests" / f"{arm.name}.parquet", counts, 8,
+                                        seed=i)
+    return out
+
+
+def _planted_audit(arm, seed, m):
+    """Minority label fidelity 0.9 − 0.02 R (± 0.01 over seeds), majority 0.95; minority
+    recall 0.6 − 0.01 R; the generator halves the minority's share at every ratio."""
+    r = int(arm.split("_")[1])
+    t = m.table
+    train = {c: float((t["class_name"] == c).mean()) for c in ("0", "1", "2", "3")}
+    minority = {c: 0.5 * train[c] for c in ("2", "3")}
+    rest = (1 - sum(minority.values())) / 2
+    audit = fake_audit(m, generated_shares={"0": rest, "1": rest, **minority})
+    for row in audit.per_class:
+        small = row.class_name in ("2", "3")
+        row.metrics["label_fidelity"] = (0.9 - 0.02 * r + 0.01 * (seed - 1)) if small else 0.95
+        recall = 0.6 - 0.01 * r if small else 0.8
+        row.vs_floor["recall"] = FloorTest(recall, 0.9, recall - 0.9, recall - 1.0, recall - 0.8,
+                                           40, 0.02, "higher", False)
+    return audit
+
+
+def test_the_class_group_curve_follows_the_ratio_with_bands_over_seeds(tmp_path):
+    # Before: the sweep could only swing `skew` as strings ("step:0.05") and study.json's
+    # curve held whole-set metrics alone; the minority's curve was nowhere.
+    study = parse_study(SKEW_SWEEP)
+    ms = _skew_manifests(tmp_path, study)
+    ref = Reference("skew_1", ms["skew_1"].path, ms["skew_1"].checksum)
+    report, path = written_study(tmp_path, study, ms, ref, _planted_audit)
+    data = json.loads(path.read_text())
+    assert data["class_groups"] == {"majority": ["0", "1"], "minority": ["2", "3"]}
+    group = [r for r in data["curve"] if r["class_group"]]
+    minority_lf = [r for r in group if r["class_group"] == "minority"
+                   and r["metric"] == "label_fidelity"]
+    assert [r["value"] for r in minority_lf] == [1, 5, 20]  # numbers, in order
+    assert [round(r["mean"], 6) for r in minority_lf] == [0.88, 0.8, 0.5]
+    for r in minority_lf:
+        assert r["n_seeds"] == 3 and r["ci_low"] < r["mean"] < r["ci_high"]
+        assert r["factor"] == "skew_ratio" and r["sweep"] == "skew"
+    majority_lf = [r["mean"] for r in group if r["class_group"] == "majority"
+                   and r["metric"] == "label_fidelity"]
+    assert majority_lf == pytest.approx([0.95] * 3)
+    recall = {r["value"]: r["mean"] for r in group if r["class_group"] == "minority"
+              and r["metric"] == "recall"}
+    assert recall == pytest.approx({1: 0.59, 5: 0.55, 20: 0.4})  # read from vs_floor.recall
+    ratio = [r for r in group if r["class_group"] == "minority"
+             and r["metric"] == "generated_share_ratio"]
+    assert [r["mean"] for r in ratio] == pytest.approx([0.5] * 3)
+    share = {r["value"]: r["mean"] for r in group if r["class_group"] == "minority"
+             and r["metric"] == "generated_share"}
+    assert share == pytest.approx({1: 0.25, 5: 1 / 12, 20: 1 / 42})  # half the training share
+    # whole-set rows stay, without a group
+    assert any(r["class_group"] is None and r["metric"] == "fd" for r in data["curve"])
+    # curve.csv holds the same rows, the group in its last column
+    csv = pd.read_csv(tmp_path / "curve.csv", keep_default_na=False)
+    assert list(csv.columns)[-1] == "class_group"
+    lf = csv[(csv["class_group"] == "minority") & (csv["metric"] == "label_fidelity")]
+    assert list(lf["value"]) == [1, 5, 20] and np.allclose(lf["mean"], [0.88, 0.8, 0.5])
+    html = report.read_text()
+    assert "Class groups along the sweep" in html and 'alt="class-group curve"' in html
+    assert "majority: 0, 1; minority: 2, 3" in html
