@@ -235,11 +235,13 @@ def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
 
 
 def written_study(root: Path, study, manifests: dict, reference, audit_for, *, seeds: Sequence[int] = (0, 1, 2),
-                  views_for=None, per_class: int = 6):
+                  views_for=None, per_class: int = 6, edit_run=None):
     """Run folders for every (arm, seed) of a parsed ``study`` (no training) with the audits
     ``audit_for(arm, seed, manifest)`` returns, written by the study layer itself
     (:func:`datakit.study.results.write_study_outputs`): returns (report, study.json path).
-    ``views_for(arm, seed, manifest)``: the run's other-domain audits ({view: Audit})."""
+    ``views_for(arm, seed, manifest)``: the run's other-domain audits ({view: Audit});
+    ``edit_run(arm, seed, run_dir)``: changes a run folder before the study reads it (e.g.
+    probe readings in its metrics.csv)."""
     from datakit.study.results import write_study_outputs
     runs, audits, views = {}, [], []
     for arm in study.arms:
@@ -249,5 +251,7 @@ def written_study(root: Path, study, manifests: dict, reference, audit_for, *, s
                                            per_class=per_class, strokes_like=True)
             audits.append(audit_for(arm.name, s, m))
             views.append(views_for(arm.name, s, m) if views_for else {})
+            if edit_run:
+                edit_run(arm.name, s, runs[(arm.name, s)])
     return write_study_outputs(study, root, runs, audits, manifests, reference, budget=1.0,
                                overrides={}, views=views)

@@ -127,3 +127,86 @@ def test_the_class_group_curve_follows_the_ratio_with_bands_over_seeds(tmp_path)
     html = report.read_text()
     assert "Class groups along the sweep" in html and 'alt="class-group curve"' in html
     assert "majority: 0, 1; minority: 2, 3" in html
+
+
+def _probe_csv(run_dir, readings, column="probe_label_fidelity"):
+    """metrics.csv with one probe reading every 4 steps (the losses as the trainer logs them)."""
+    steps = 4 * np.arange(1, len(readings) + 1)
+    pd.DataFrame({"step": steps, "loss_d": 1.0, "loss_g": 1.0, column: readings}).to_csv(
+        run_dir / "metrics.csv", index=False)
+
+
+RISING = [0.1, 0.3, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85]   # +13% in the last third
+FLAT = [0.1, 0.5, 0.7, 0.8, 0.81, 0.8, 0.81, 0.805, 0.81]    # +1.2%: within 2%
+
+
+@pytest.mark.parametrize("readings, column, stopped, state", [
+    (RISING, "probe_label_fidelity", False, "improving"),
+    (FLAT, "probe_label_fidelity", False, "plateaued"),
+    (RISING[:5], "probe_label_fidelity", False, "unknown"),  # too few to split
+    (RISING[:5], "probe_label_fidelity", True, "plateaued"),  # the trainer stopped it
+    ([90, 40, 20, 12, 11, 10.9, 10.8, 10.9, 10.85], "probe_fd", False, "plateaued"),
+    ([90, 40, 20, 15, 12, 10, 8, 6, 5], "probe_fd", False, "improving"),
+])
+def test_a_run_s_plateau_is_read_from_its_probe(tmp_path, readings, column, stopped, state):
+    from datakit.study.plateau import probe_plateau
+    _probe_csv(tmp_path, readings, column)
+    p = probe_plateau(tmp_path, stopped=stopped)
+    assert p["state"] == state and p["criterion"] == column and p["probes"] == len(readings)
+    if len(readings) >= 6:
+        assert p["from_step"] == 28 and p["last_third"] == (max if "label" in column else min)(
+            readings[-3:])
+
+
+def test_the_page_states_the_budget_and_which_arms_had_plateaued(tmp_path):
+    # Before: the budget line said "5000 steps ..., scaled by --budget 0.2" (not the steps
+    # run, nor the images seen) and only whether the trainer stopped a run; a largest arm
+    # still improving at the end passed unsaid.
+    study = parse_study({
+        "study": {"name": "size", "seeds": [0, 1, 2]},
+        "ingest": {"d": {"source": "digits"}},
+        "train": {"model": "acgan", "steps": 40, "batch_size": 8, "probe_every": 4},
+        "sweep": [{"name": "d", "from": ["d"], "factor": "size", "values": [40, 200]}],
+        "compare": {"reference": "d_200", "factor": "size"}})
+    ms = {a.name: stroke_manifest(tmp_path / "manifests" / f"{a.name}.parquet",
+                                  {c: a.levels["value"] // 4 for c in "0123"}, 8, seed=i)
+          for i, a in enumerate(study.arms)}
+    ref = Reference("d_200", ms["d_200"].path, ms["d_200"].checksum)
+
+    def edit(arm, seed, run_dir):
+        _probe_csv(run_dir, RISING if arm == "d_200" and seed < 2 else FLAT)
+    report, path = written_study(tmp_path, study, ms, ref, lambda a, s, m: fake_audit(m),
+                                 edit_run=edit)
+    data = json.loads(path.read_text())
+    budget = data["budget"]
+    assert [(a["arm"], a["plateaued"], a["improving"], a["images_seen"]) for a in budget["arms"]] \
+        == [("d_40", 3, 0, 320), ("d_200", 1, 2, 320)]
+    assert budget["description"] == (
+        "40 steps of 8 images: 320 images seen per run, every arm and seed alike; a probe every "
+        "4 steps. 0 of 6 runs stopped on a plateau. Plateaued by their own probe (runs): d_40 3 "
+        "of 3 (10 passes over its training images); d_200 1 of 3 (2 passes over its training "
+        "images).")
+    (warn,) = [f for f in data["findings"] if f["check"] == "plateau"]
+    assert warn["severity"] == "warn" and warn["sentence"] == (
+        "d_200: 2 of 3 runs were still improving when training ended (best probe label fidelity "
+        "before the last third of training → in it: 0.7 → 0.85, 0.7 → 0.85); this arm's "
+        "numbers are short of what a longer budget reaches.")
+    assert data["runs"][3]["probe_plateau"]["state"] == "improving"
+    html = report.read_text()
+    first_screen = html[:html.index("Contrasts: what changed")]
+    assert "Budget: 40 steps of 8 images: 320 images seen per run" in first_screen
+    assert "d_200: 2 of 3 runs were still improving" in first_screen
+    assert "still improving</b>" in html  # the runs table, per run
+
+
+def test_every_run_plateaued_is_one_info_line():
+    from datakit.study.plateau import plateau_findings
+    per_arm = [{"arm": "a", "runs": 3, "plateaued": 3, "improving": 0, "unknown": 0}]
+    (f,) = plateau_findings([], per_arm)
+    assert f["severity"] == "info" and f["sentence"] == (
+        "Every run had plateaued by its own training probe when training ended (its best "
+        "reading in the last third of training within 2% of its best before, or stopped on a "
+        "plateau).")
+    (f,) = plateau_findings([], [{**per_arm[0], "plateaued": 0, "unknown": 3}])
+    assert f["sentence"] == ("Whether the runs had plateaued is unknown: their training logged "
+                             "fewer than 6 probe readings (set probe_every to read it).")

@@ -35,9 +35,11 @@ from datakit.audit.schema import Audit
 from datakit.manifest.read import read_manifest
 from datakit._core.progress import warn
 from datakit.report.html import write_report
+from datakit.report.numbers import fmt
 from datakit.report.portable import absolute_paths, outside_links, relative_to_folder
 from datakit.report.run_data import summary_metrics
 from datakit.study.class_groups import class_group_contrasts, class_group_curve
+from datakit.study.plateau import arm_plateaus, plateau_findings, probe_plateau
 from datakit.study.divergence import (
     diverged_findings,
     divergence_signs,
@@ -45,6 +47,7 @@ from datakit.study.divergence import (
     run_name,
 )
 from datakit.study.schema import StudyResults
+from datakit.training.config import DEFAULT_STEPS
 from datakit.study.sweep import curve_rows, write_curve_csv
 from datakit.study.target import domain_mix, generated_share, mix_findings, share_key, single_domain
 
@@ -92,6 +95,8 @@ def run_record(arm: str, seed: int, run_dir: Path, audit: Audit, base: Path,
     return {"arm": arm, "seed": seed, "run_dir": _rel(run_dir, base),
             "steps": cfg.get("steps"), "steps_done": cfg.get("steps_done", cfg.get("steps")),
             "plateaued": cfg.get("plateaued"), "epochs": cfg.get("epochs"),
+            "batch_size": cfg.get("batch_size"),
+            "probe_plateau": probe_plateau(run_dir, stopped=bool(cfg.get("plateaued"))),
             "generated": audit.run.get("generated_count"),
             "diverged": divergence_signs(run_dir),
             "summary": summary, "per_class": audit.to_dict()["per_class"],
@@ -258,25 +263,47 @@ def reference_record(reference: "Reference", study: "Study", base: Path,
 
 
 def budget_record(study: "Study", runs: list[dict], budget: float,
-                  overrides: dict[str, Any]) -> dict[str, Any]:
-    """study.json's ``budget``: the training length, the plateau stop, and what each run did."""
+                  overrides: dict[str, Any], arms: list[dict] | None = None) -> dict[str, Any]:
+    """study.json's ``budget``: the training length (steps, batch, images seen), the plateau
+    stop, and per arm whether its runs had plateaued by their own probe
+    (:mod:`datakit.study.plateau`; ``arms``: study.json's arms, for the passes over each
+    arm's training images)."""
     t = {**study.train, **{k: v for k, v in overrides.items() if not k.startswith("audit.")}}
-    length = (f"{t['epochs']:g} epochs" if t.get("epochs") is not None
-              else f"{t.get('steps', 'default')} steps")
-    text = f"{length} of {t.get('batch_size', 64)} images per arm and seed"
-    if budget != 1:
-        text += f", scaled by --budget {budget:g}"
+    batch = t.get("batch_size", 64)
+    done = sorted({r["steps_done"] for r in runs if r.get("steps_done")})
+    if t.get("epochs") is not None:
+        length = f"{t['epochs']:g} epochs" + (f" × --budget {budget:g}" if budget != 1 else "")
+    else:
+        planned = int(t.get("steps") or DEFAULT_STEPS)
+        steps = max(1, int(round(planned * budget)))
+        length = f"{steps:,} steps" + (f" ({planned:,} × --budget {budget:g})" if budget != 1 else "")
+        if steps * batch:
+            length += f" of {batch} images: {steps * batch:,} images seen per run"
+    text = f"{length}, every arm and seed alike"
+    if done and (len(done) > 1 or t.get("epochs") is not None):
+        text += f" (steps done: {fmt(done[0])}" + (f" to {fmt(done[-1])}" if len(done) > 1 else "") + ")"
     if t.get("probe_every"):
-        text += (f"; a probe every {t['probe_every']} steps stops a run after "
-                 f"{t.get('plateau_patience', 'the default')} probes without improvement")
-    plateaued = sum(bool(r.get("plateaued")) for r in runs)
-    text += f". {plateaued} of {len(runs)} runs stopped on a plateau."
+        text += (f"; a probe every {t['probe_every']} steps"
+                 + (f" stops a run after {t['plateau_patience']} probes without improvement"
+                    if t.get("plateau_patience") else ""))
+    stopped = sum(bool(r.get("plateaued")) for r in runs)
+    text += f". {stopped} of {len(runs)} runs stopped on a plateau."
+    per_arm = arm_plateaus(runs, [a.name for a in study.arms])
+    images = {a["arm"]: (a.get("levels") or {}).get("images") for a in arms or []}
+    for a in per_arm:
+        if a["images_seen"] and images.get(a["arm"]):
+            a["passes"] = a["images_seen"] / images[a["arm"]]
+    if any(a["plateaued"] or a["improving"] for a in per_arm):
+        text += " Plateaued by their own probe (runs): " + "; ".join(
+            f"{a['arm']} {a['plateaued']} of {a['runs']}"
+            + (f" ({fmt(a['passes'])} passes over its training images)" if a.get("passes") else "")
+            for a in per_arm) + "."
     if overrides:
         text += " Settings replaced: " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + "."
     return {"scale": budget, "steps": t.get("steps"), "epochs": t.get("epochs"),
             "batch_size": t.get("batch_size"), "probe_every": t.get("probe_every"),
             "plateau_patience": t.get("plateau_patience"), "overrides": overrides,
-            "runs_plateaued": plateaued, "description": text}
+            "runs_plateaued": stopped, "arms": per_arm, "description": text}
 
 
 def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], Path],
@@ -299,7 +326,9 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     measured = domain_mix(read_manifest(reference.measured))
     arm_domains = [d for m in manifests.values() for d in set(m.table["domain"].astype(str))]
     failed = diverged_findings(records)
-    notes = mix_findings(study.target, measured, arm_domains)
+    budget_info = budget_record(study, records, budget, overrides, arms)
+    notes = plateau_findings(records, budget_info["arms"]) + mix_findings(
+        study.target, measured, arm_domains)
     findings = cs.study_findings(contrasts, failed, notes)
     levels = {a.name: a.levels for a in study.arms if a.levels}
     curve = curve_rows({a["arm"]: a for a in arms}, levels) if levels else []
@@ -309,7 +338,7 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     data = {"study": study.name, "title": study.title,
             "file": _rel(study.path, out) if study.path else None,
             **(executor or {"executor": "local"}), "seeds": study.seeds,
-            "budget": budget_record(study, records, budget, overrides),
+            "budget": budget_info,
             "reference": reference_record(reference, study, out, measured),
             "verdict": [f["sentence"] for f in findings], "findings": findings,
             "contrasts": contrasts, "arms": arms,
