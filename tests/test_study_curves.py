@@ -210,3 +210,26 @@ def test_every_run_plateaued_is_one_info_line():
     (f,) = plateau_findings([], [{**per_arm[0], "plateaued": 0, "unknown": 3}])
     assert f["sentence"] == ("Whether the runs had plateaued is unknown: their training logged "
                              "fewer than 6 probe readings (set probe_every to read it).")
+
+
+def test_the_shipped_curve_studies_parse_as_the_founding_story_asks():
+    # Parsed with the study loader (every key, type and range checked), never trained here.
+    skew = load_study(AUDITS / "class_skew_sweep.toml")
+    assert [a.name for a in skew.arms] == ["skew_1", "skew_2", "skew_5", "skew_10", "skew_20"]
+    assert [a.levels["value"] for a in skew.arms] == [1, 2, 5, 10, 20]
+    assert {a.levels["factor"] for a in skew.arms} == {"skew_ratio"}
+    assert skew.arms[-1].compose["skew"] == "step:0.05" and skew.seeds == [0, 1, 2]
+    assert skew.train["model"] == "acgan" and skew.train["label_dist"] == "train"
+    assert skew.class_groups == {"majority": list("01234"), "minority": list("56789")}
+    assert skew.reference == "skew_1" and skew.contrast_factors == ["skew_ratio"]
+    assert skew.train["probe_every"] and skew.train["plateau_patience"]
+
+    size = load_study(AUDITS / "mnist_size.toml")
+    assert [a.levels["value"] for a in size.arms] == [500, 2000, 10000, 60000]
+    assert size.seeds == [0, 1, 2] and size.reference == "mnist_60000"
+    # probes on, so the page can say whether the largest arm had plateaued
+    assert size.train["probe_every"] == 250 and size.train["plateau_patience"] == 4
+    assert size.train["steps"] == 6000
+    # the 1:1 vs 10:1 study stays beside the sweep
+    assert [a.name for a in load_study(AUDITS / "class_skew.toml").arms][:2] == [
+        "balanced_acgan", "skewed_acgan"]
