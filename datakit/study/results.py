@@ -3,7 +3,8 @@
 study.json (every path relative to the study folder):
 
 * ``runs``: one object per (arm, seed): arm, seed, run_dir, steps (planned), steps_done,
-  plateaued, summary (whole-set metrics with floor and interval), per_class (the audit's rows),
+  plateaued (the trainer stopped it on a plateau), batch_size, probe_plateau (whether it had
+  plateaued by its own probe, :mod:`datakit.study.plateau`), summary (whole-set metrics with floor and interval), per_class (the audit's rows),
   diverged (the signs that its training diverged, :mod:`datakit.study.divergence`; empty for a
   healthy run);
 * ``arms``: per arm, its composition levels and each metric's mean and interval over seeds
@@ -18,7 +19,8 @@ study.json (every path relative to the study folder):
 * ``reference``: the judge's manifest and the real images every run is measured against,
   the ``target`` domain, their held-out ``domain_mix`` and the per-domain ``views``; a run's
   audits against the other domains' images are in ``runs[].views`` and ``arms[].views``;
-* ``budget``, ``executor`` (``local`` or ``ray``), ``jobs``, ``threads_per_run``,
+* ``budget`` (steps, batch, images seen; ``arms``: per arm, its runs plateaued / still
+  improving / unknown), ``executor`` (``local`` or ``ray``), ``jobs``, ``threads_per_run``,
   ``curve`` (sweeps: the data-efficiency curve; with class groups, each group's curve too,
   :mod:`datakit.study.class_groups`), ``class_groups`` (the [compare] class groups).
 """
