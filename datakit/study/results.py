@@ -5,8 +5,8 @@ study.json (every path relative to the study folder):
 * ``runs``: one object per (arm, seed): arm, seed, run_dir, steps (planned), steps_done,
   plateaued (the trainer stopped it on a plateau), batch_size, probe_plateau (whether it had
   plateaued by its own probe, :mod:`datakit.study.plateau`), summary (whole-set metrics
-  with floor and interval), per_class (the audit's rows), diverged (the signs that its training diverged, :mod:`datakit.study.divergence`; empty for a
-  healthy run);
+  with floor and interval), per_class (the audit's rows), diverged (the signs that its
+  training diverged, :mod:`datakit.study.divergence`; empty for a healthy run);
 * ``arms``: per arm, its composition levels and each metric's mean and interval over seeds
   (diverged runs left out, their seeds listed in ``left_out``);
 * ``contrasts``: paired differences between arms (:mod:`datakit.study.contrasts`);
