@@ -94,12 +94,15 @@ def test_values_come_back_as_they_were_computed(cache):
         (metrics.kid, (real, fake), {"subset_size": 20, "subsets": 4}, dict),
         (metrics.mean_pairwise_distance, (real,), {}, float),
         (fit_modes, (real,), {"seed": 0}, ModeModel),
+        (fit_modes, (real[:3],), {"seed": 0}, ModeModel),   # too few images to cluster: None
     ]
     for fn, args, kwargs, kind in cases:
         computed = on_disk(fn, *args, kind=kind, **kwargs)
         reuse.clear_memory()
         read = on_disk(fn, *args, kind=kind, **kwargs)    # from disk this time
         assert type(read) is type(computed)
+        if computed is None:
+            continue
         if isinstance(computed, tuple):
             for a, b in zip(computed, read):
                 np.testing.assert_array_equal(a, b)

@@ -93,6 +93,8 @@ def sources(*fns: Callable) -> str:
 
 # -- a value as named arrays and back ------------------------------------------------------
 def _pack(value: Any) -> dict[str, np.ndarray]:
+    if value is None:   # e.g. fit_modes on a class too small to cluster
+        return {"none": np.zeros(0)}
     if isinstance(value, (float, int, bool)):
         return {"scalar": np.asarray(value)}
     if isinstance(value, np.ndarray):
@@ -112,6 +114,8 @@ def _scalar(a: np.ndarray) -> Any:
 
 
 def _unpack(kind: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if "none" in arrays:
+        return None
     if kind in (float, int, bool):
         return kind(arrays["scalar"].item())
     if kind is np.ndarray:
@@ -178,8 +182,8 @@ def memo(name: str, parts: tuple, compute: Callable[[], T], kind: Any, *, disk: 
     """``compute()``, or the value it gave before for the same ``name`` and ``parts``.
 
     ``kind`` is the value's type (``float``, ``int``, ``bool``, ``np.ndarray``, a ``tuple``
-    or ``dict`` of arrays and scalars, or a dataclass of them); ``disk`` also keeps it in
-    :func:`reuse_dir`.
+    or ``dict`` of arrays and scalars, or a dataclass of them; the value may also be None);
+    ``disk`` also keeps it in :func:`reuse_dir`.
     """
     key = key_of(name, *parts)
     if key in _memory:
