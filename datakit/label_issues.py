@@ -203,26 +203,34 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
 
 def out_of_fold_probabilities(images: np.ndarray, labels: np.ndarray, classes: list[str],
                               config: LabelIssuesConfig) -> np.ndarray:
-    """N×K softmax probabilities, each row predicted by a judge trained without its fold."""
+    """N×K softmax probabilities, each row predicted by a judge trained without its fold.
+
+    With ``config.ensemble = E`` the out-of-fold round runs E times, round ``r`` exactly as a
+    single round at seed ``config.seed + r`` (its own fold split and networks), and the
+    rounds' probabilities are averaged.
+    """
     from scipy.special import softmax
 
     import torch
 
-    fold = stratified_folds(labels, config.folds, config.seed)
-    probs = np.zeros((len(labels), len(classes)))
+    rounds = [(r, f) for r in range(config.ensemble) for f in range(config.folds)]
+    splits = [stratified_folds(labels, config.folds, config.seed + r) for r in range(config.ensemble)]
+    probs = np.zeros((config.ensemble, len(labels), len(classes)))
     threads = torch.get_num_threads()
     if config.threads > 0:  # on a shared machine one thread wastes the least CPU time
         torch.set_num_threads(config.threads)
     try:
-        for f in progress(range(config.folds), desc="label-issues folds", unit="fold"):
+        for r, f in progress(rounds, desc="label-issues folds", unit="fold"):
+            fold = splits[r]
             held = np.flatnonzero(fold == f)
             train = np.flatnonzero(fold != f)
-            logger.info("Fold %d/%d: training on %d images", f + 1, config.folds, len(train))
-            probs[held] = softmax(fold_logits(images, labels, classes, train, held, config,
-                                              config.seed + f), axis=1)
+            logger.info("Round %d/%d, fold %d/%d: training on %d images", r + 1, config.ensemble,
+                        f + 1, config.folds, len(train))
+            probs[r, held] = softmax(fold_logits(images, labels, classes, train, held, config,
+                                                 config.seed + r + f), axis=1)
     finally:
         torch.set_num_threads(threads)
-    return probs
+    return probs.mean(0)
 
 
 def fold_logits(images: np.ndarray, labels: np.ndarray, classes: list[str], train: np.ndarray,

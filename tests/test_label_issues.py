@@ -98,6 +98,16 @@ def test_flipped_labels_rank_at_the_top(flipped_digits):
     assert result.info["out_of_fold_accuracy"] > 0.85
 
 
+def test_an_ensemble_averages_rounds_over_other_fold_splits(make_manifest):
+    # --ensemble 2: round r is the single search at seed + r; their probabilities are averaged
+    m = make_manifest({"0": 8, "1": 8})
+    one = dict(folds=2, epochs=1, width=4)
+    rounds = [find_label_issues(m, LabelIssuesConfig(**one, seed=s)).probabilities for s in (3, 4)]
+    both = find_label_issues(m, LabelIssuesConfig(**one, seed=3, ensemble=2))
+    np.testing.assert_allclose(both.probabilities, (rounds[0] + rounds[1]) / 2, atol=1e-6)
+    assert both.summary()["config"]["ensemble"] == 2
+
+
 def test_cli_writes_the_csv_and_the_page_shows_it(flipped_digits, tmp_path):
     m, flipped = flipped_digits
     csv = tmp_path / "issues.csv"
