@@ -6,9 +6,11 @@ from the paper (cleanlab itself is AGPL; datakit is MIT):
 1. Out-of-fold predicted probabilities ``P`` (N×K): the manifest is cut into ``folds``
    stratified folds; for each, the judge network (:mod:`datakit.judge.network`) is trained
    on the other folds and predicts the held-out one, so no row is scored by a network
-   that saw its label. By default each training image is jittered on its own
-   (:mod:`datakit.judge.out_of_fold`: ``augment="jitter"``), which makes the network sure
-   where it disagrees with a label; ``augment="judge"`` trains the audit's judge as is.
+   that saw its label. By default it trains on the plain images, about 150,000 image
+   passes (:mod:`datakit.judge.out_of_fold`: ``augment="none"``), which leaves it sure of
+   what it reads where that disagrees with a label; ``augment="jitter"`` rotates, zooms
+   and shifts each training image on its own (the more accurate classifier, but unsure on
+   the mislabelled rows); ``augment="judge"`` trains the audit's judge as is.
 2. Per-class thresholds ``t_j``: the mean self-confidence ``P[i, j]`` of the rows
    labelled ``j`` (how sure the network typically is about a true ``j``).
 3. The confident joint: row ``i`` (labelled ``y``) counts toward ``(y, j*)`` where
@@ -44,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 SCORES = ("self_confidence", "normalized_margin")
 #: How the out-of-fold networks are trained (LabelIssuesConfig.augment).
-AUGMENTS = ("jitter", "judge")
+AUGMENTS = ("none", "jitter", "judge")
 #: The columns of the issues table (and CSV), in order.
 COLUMNS = ["rank", "id", "row", "split", "label", "class_name", "predicted_label",
            "predicted_class_name", "score", "given_label_probability", "predicted_probability",
@@ -57,13 +59,15 @@ class LabelIssuesConfig:
 
     folds: int = 4                 # out-of-fold rounds; each trains one judge on (folds-1)/folds
     score: str = "self_confidence"  # label-quality score ranking the candidates
-    epochs: int = 0                # judge epochs (0 = the judge's own auto rule)
+    epochs: int = 0                # epochs per fold (0: the augment's own rule)
     width: int = 16                # judge width
     max_train_images: int = 30000  # judge training cap per fold (seeded sample)
     seed: int = 0
     device: str = "auto"
     top: int = 0                   # >0: report the K lowest-scored rows, candidates or not
-    augment: str = "jitter"        # jitter: per-image rotation/zoom/shift; judge: the audit judge's
+    # none: plain images, epochs from out_of_fold.plain_epochs (20 on MNIST's test split);
+    # jitter: per-image rotation/zoom/shift, the judge's epoch rule; judge: the audit judge's
+    augment: str = "none"
     rotation: float = 10.0         # jitter: largest rotation, degrees
     shift: float = 2.0             # jitter: largest shift, pixels of the 32×32 judge input
     scale: float = 0.1             # jitter: largest zoom, 1 ± scale
@@ -203,26 +207,34 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
 
 def out_of_fold_probabilities(images: np.ndarray, labels: np.ndarray, classes: list[str],
                               config: LabelIssuesConfig) -> np.ndarray:
-    """N×K softmax probabilities, each row predicted by a judge trained without its fold."""
+    """N×K softmax probabilities, each row predicted by a judge trained without its fold.
+
+    With ``config.ensemble = E`` the out-of-fold round runs E times, round ``r`` exactly as a
+    single round at seed ``config.seed + r`` (its own fold split and networks), and the
+    rounds' probabilities are averaged.
+    """
     from scipy.special import softmax
 
     import torch
 
-    fold = stratified_folds(labels, config.folds, config.seed)
-    probs = np.zeros((len(labels), len(classes)))
+    rounds = [(r, f) for r in range(config.ensemble) for f in range(config.folds)]
+    splits = [stratified_folds(labels, config.folds, config.seed + r) for r in range(config.ensemble)]
+    probs = np.zeros((config.ensemble, len(labels), len(classes)))
     threads = torch.get_num_threads()
     if config.threads > 0:  # on a shared machine one thread wastes the least CPU time
         torch.set_num_threads(config.threads)
     try:
-        for f in progress(range(config.folds), desc="label-issues folds", unit="fold"):
+        for r, f in progress(rounds, desc="label-issues folds", unit="fold"):
+            fold = splits[r]
             held = np.flatnonzero(fold == f)
             train = np.flatnonzero(fold != f)
-            logger.info("Fold %d/%d: training on %d images", f + 1, config.folds, len(train))
-            probs[held] = softmax(fold_logits(images, labels, classes, train, held, config,
-                                              config.seed + f), axis=1)
+            logger.info("Round %d/%d, fold %d/%d: training on %d images", r + 1, config.ensemble,
+                        f + 1, config.folds, len(train))
+            probs[r, held] = softmax(fold_logits(images, labels, classes, train, held, config,
+                                                 config.seed + r + f), axis=1)
     finally:
         torch.set_num_threads(threads)
-    return probs
+    return probs.mean(0)
 
 
 def fold_logits(images: np.ndarray, labels: np.ndarray, classes: list[str], train: np.ndarray,
@@ -231,7 +243,7 @@ def fold_logits(images: np.ndarray, labels: np.ndarray, classes: list[str], trai
     # The networks need PyTorch; reading and writing issue CSVs (``stats --html``) does not.
     from datakit._core.device import resolve_device
     from datakit.judge.network import Judge, JudgeConfig
-    from datakit.judge.out_of_fold import class_logits, train_fold_net
+    from datakit.judge.out_of_fold import class_logits, plain_epochs, train_fold_net
 
     if config.augment == "judge":
         judge_cfg = JudgeConfig(width=config.width, epochs=config.epochs,
@@ -242,6 +254,11 @@ def fold_logits(images: np.ndarray, labels: np.ndarray, classes: list[str], trai
         rng = np.random.default_rng(seed)
         train = np.sort(rng.choice(train, config.max_train_images, replace=False))
     device = resolve_device(config.device)
+    if config.augment == "none":  # the plain images, for longer than the judge's rule
+        net = train_fold_net(images[train], labels[train], len(classes), width=config.width,
+                             epochs=config.epochs or plain_epochs(len(train)), rotation=0.0,
+                             shift=0.0, scale=0.0, seed=seed, device=device)
+        return class_logits(net, images[held], device)
     net = train_fold_net(images[train], labels[train], len(classes), width=config.width,
                          epochs=config.epochs, rotation=config.rotation, shift=config.shift,
                          scale=config.scale, seed=seed, device=device)

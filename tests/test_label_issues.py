@@ -98,6 +98,29 @@ def test_flipped_labels_rank_at_the_top(flipped_digits):
     assert result.info["out_of_fold_accuracy"] > 0.85
 
 
+def test_fold_networks_train_on_the_plain_images_by_default(make_manifest, monkeypatch):
+    # augment="none" (the default): no image is jittered, and with epochs=0 each fold trains
+    # for about 150,000 image passes (20 epochs on a 7,500-image fold, at most 30)
+    from datakit.judge import out_of_fold
+
+    assert LabelIssuesConfig().augment == "none"
+    assert [out_of_fold.plain_epochs(n) for n in (7500, 30000, 100, 10**6)] == [20, 5, 30, 2]
+    monkeypatch.setattr(out_of_fold, "jitter", lambda *a, **k: pytest.fail("jittered"))
+    m = make_manifest({"0": 8, "1": 8})
+    result = find_label_issues(m, LabelIssuesConfig(folds=2, epochs=1, width=4))
+    assert result.summary()["config"]["augment"] == "none" and result.probabilities.shape == (16, 2)
+
+
+def test_an_ensemble_averages_rounds_over_other_fold_splits(make_manifest):
+    # --ensemble 2: round r is the single search at seed + r; their probabilities are averaged
+    m = make_manifest({"0": 8, "1": 8})
+    one = dict(folds=2, epochs=1, width=4)
+    rounds = [find_label_issues(m, LabelIssuesConfig(**one, seed=s)).probabilities for s in (3, 4)]
+    both = find_label_issues(m, LabelIssuesConfig(**one, seed=3, ensemble=2))
+    np.testing.assert_allclose(both.probabilities, (rounds[0] + rounds[1]) / 2, atol=1e-6)
+    assert both.summary()["config"]["ensemble"] == 2
+
+
 def test_cli_writes_the_csv_and_the_page_shows_it(flipped_digits, tmp_path):
     m, flipped = flipped_digits
     csv = tmp_path / "issues.csv"
