@@ -55,3 +55,9 @@ def test_examples_name_the_manifests_ingest_writes():
                       "data_manifests/goodimg"):
             assert wrong not in text, f"{where} says {wrong}"
     assert "data_manifests/mnist-train.parquet" in texts["train --help"]
+
+
+def test_the_audit_page_names_the_current_audit_json_schema():
+    from datakit.audit.schema import SCHEMA_VERSION
+    page = (Path(__file__).parent.parent / "docs" / "audit.md").read_text()
+    assert f"(`schema_version` {SCHEMA_VERSION})" in page
