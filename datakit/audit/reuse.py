@@ -21,6 +21,7 @@ cannot be read is recomputed and rewritten.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import os
@@ -79,7 +80,9 @@ def key_of(name: str, *parts: Any) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
 def _source(fn: Callable) -> str:
+    """The source text of ``fn``, read once per process (keys ask for it on every call)."""
     try:
         return inspect.getsource(fn)
     except (OSError, TypeError):
