@@ -216,6 +216,27 @@ def test_cas_is_high_for_real_labels_and_low_for_shuffled(world, tmp_path):
     assert good["cas"]["accuracy"] > 0.8
     assert bad["cas"]["accuracy"] < 0.35
     assert set(good["cas"]["per_class"]) == {str(d) for d in range(10)}
+    assert good["cas"]["epochs"] == 10  # about 50,000 image passes, at most 10 epochs
+
+
+def test_cas_trains_channels_last_and_reads_as_the_default_layout(world):
+    # CAS trains a fresh classifier in every audit, in the channels-last layout (faster on the
+    # CPU); the cached judge keeps the default layout, so its features do not move.
+    import torch
+
+    from datakit.judge.network import JudgeConfig
+
+    classes = [str(d) for d in range(10)]
+    fit = dict(held_images=world.fresh_images, held_labels=world.fresh_labels)
+    default = Judge(JudgeConfig(epochs=4)).fit(world.train_images, world.train_labels, classes, **fit)
+    fast = Judge(JudgeConfig(epochs=4)).fit(world.train_images, world.train_labels, classes,
+                                            channels_last=True, **fit)
+    conv = lambda judge: judge.net.body[4].weight  # noqa: E731  (16 -> 32 channels)
+    assert conv(fast).is_contiguous(memory_format=torch.channels_last)
+    assert not conv(default).is_contiguous(memory_format=torch.channels_last)
+    assert not conv(world.judge).is_contiguous(memory_format=torch.channels_last)
+    assert default.info["held_out_accuracy"] > 0.9
+    assert abs(fast.info["held_out_accuracy"] - default.info["held_out_accuracy"]) < 0.03
 
 
 def test_split_real_uses_test_split(world):

@@ -30,7 +30,7 @@ class AuditConfig:
     ct_cells: int = 5                  # k-means cells per class for C_T
     ct_cells_whole: int = 20           # cells for the whole-set C_T
     cas: bool = True                   # train the classification-accuracy-score classifier
-    cas_epochs: int = 0                # 0 = auto (as the judge)
+    cas_epochs: int = 0                # 0 = auto (~50,000 image passes, 2-10 epochs: stats.cas)
     min_density_samples: int = 1000    # below this, per-class coverage gets a warning
     seed: int = 0
     device: str = "auto"

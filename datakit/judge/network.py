@@ -149,8 +149,17 @@ class Judge:
 
     def fit(self, images: np.ndarray, labels: np.ndarray, classes: list[str], *,
             domains: np.ndarray | None = None, domain_names: list[str] | None = None,
-            held_images: np.ndarray | None = None, held_labels: np.ndarray | None = None) -> "Judge":
-        """Train on uint8 N×H×W×C ``images`` with int ``labels`` (and domain indices when mixed)."""
+            held_images: np.ndarray | None = None, held_labels: np.ndarray | None = None,
+            channels_last: bool = False) -> "Judge":
+        """Train on uint8 N×H×W×C ``images`` with int ``labels`` (and domain indices when mixed).
+
+        ``channels_last`` trains in the channels-last memory layout: about 1.6× faster a step on
+        the CPU (oneDNN's convolutions; 38-42 against 64 ms at batch 128, one thread). Its
+        floating-point sums run in another order, so the trained weights differ in their last
+        digits; the audit's cached judge keeps the default layout (its features, and every
+        number computed from them, stay as they were) and the classifiers trained afresh in
+        every audit (CAS) use the faster one.
+        """
         cfg, dev = self.config, self.device
         skip_broken_cupti_probe()
         torch.manual_seed(cfg.seed)
@@ -164,6 +173,8 @@ class Judge:
             domains = domains[keep] if domains is not None else None
         self.net = JudgeNet(self.channels, len(self.classes), len(self.domains) if use_domains else 1,
                             cfg.feature_dim, cfg.width).to(dev)
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         # The whole (capped) training set is converted once, on the device: epochs then only index.
         x_all = torch.cat([to_judge_input(images[i:i + 4096], self.channels, dev)
                            for i in range(0, len(images), 4096)])
@@ -187,6 +198,8 @@ class Judge:
                 # 1) small random shifts: the judge must read glyphs that are not centred exactly
                 shift = torch.randint(-2, 3, (2,)).tolist()
                 x = torch.roll(x, shifts=shift, dims=(2, 3))
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 _, logits, dlogits = self.net(x)
                 loss = F.cross_entropy(logits, y_all[idx])
                 if d_all is not None:

@@ -91,7 +91,8 @@ def train_fold_net(images: np.ndarray, labels: np.ndarray, num_classes: int, *, 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     channels = int(images.shape[-1])
-    net = JudgeNet(channels, num_classes, 1, width=width).to(device)
+    # Channels-last: about 1.6x faster a step on the CPU (see Judge.fit); nothing here is cached.
+    net = JudgeNet(channels, num_classes, 1, width=width).to(device, memory_format=torch.channels_last)
     x_all = torch.cat([to_judge_input(images[i:i + 4096], channels, device)
                        for i in range(0, len(images), 4096)])
     y_all = torch.tensor(np.asarray(labels, dtype=np.int64), device=device)
@@ -114,6 +115,7 @@ def train_fold_net(images: np.ndarray, labels: np.ndarray, num_classes: int, *, 
             x = x_all[idx]
             if jittered:
                 x = jitter(x, rotation=rotation, shift=shift, scale=scale, generator=gen)
+            x = x.contiguous(memory_format=torch.channels_last)
             # 2) the class loss only: the fold net has no domain head
             loss = F.cross_entropy(net(x)[1], y_all[idx])
             opt.zero_grad(set_to_none=True)
