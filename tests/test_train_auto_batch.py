@@ -135,6 +135,10 @@ def test_a_run_made_before_auto_resumes_with_its_recorded_numbers():
     assert (got.batch_size, got.lr_g, got.lr_d) == (64, 1e-3, 1e-3)
     assert got.auto["batch_size"] == ("batch 64: as the run's config.json recorded it; "
                                       "kept on resume")
+    # A hand-edited config.json without usable numbers: resolved as for a new run.
+    got = resolve_batch(0, 0.0, 0.0, "cuda", recorded={"batch_size": "64", "lr_g": None,
+                                                       "lr_d": True})
+    assert (got.batch_size, got.lr_g, got.lr_d) == (256, 2e-3, 2e-3)
 
 
 def test_negative_batch_and_rates_are_refused_and_help_says_auto(make_manifest, tmp_path):

@@ -97,6 +97,10 @@ def auto_learning_rate(batch_size: int) -> float:
     return BASE_LR * math.sqrt(batch_size / BASE_BATCH)
 
 
+#: Appended to the reason of an auto setting a resumed run took from its config.json.
+KEPT = "; kept on resume"
+
+
 @dataclass(frozen=True)
 class BatchSettings:
     """The batch and learning rates a run trains with (its config.json records these).
@@ -138,8 +142,9 @@ def resolve_batch(batch_size: int, lr_g: float, lr_d: float, device_type: str,
         before = (recorded.get("accel") or {}).get("auto") or {}
         differs = []
         for name in auto:
-            if not recorded.get(name):
-                continue  # a config.json without the setting: resolve as for a new run
+            value = recorded.get(name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                continue  # a config.json without a usable number: resolve as for a new run
             out[name] = recorded[name]
             reason = before.get(name) or (f"{label(name)} {recorded[name]:g}: as the run's "
                                           "config.json recorded it")
@@ -152,8 +157,6 @@ def resolve_batch(batch_size: int, lr_g: float, lr_d: float, device_type: str,
                 "and learning rates; pass --batch-size, --lr-g, --lr-d to change them.")
     return BatchSettings(int(out["batch_size"]), float(out["lr_g"]), float(out["lr_d"]), auto)
 
-
-KEPT = "; kept on resume"
 
 
 def label(name: str) -> str:
