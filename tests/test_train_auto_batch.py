@@ -60,8 +60,12 @@ def test_the_run_uses_the_batch_its_device_type_chooses(make_manifest, tmp_path,
     m = make_manifest({"0": 4, "1": 4}, size=28)
     run = train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r"), device="cpu", **SMALL))
     cfg = _config(run)
-    assert (cfg["batch_size"], cfg["lr_g"], cfg["lr_d"]) == (16, 5e-4, 5e-4)  # 1e-3 × √(16/64)
-    assert _optimizer_rates(run) == (5e-4, 5e-4)
+    # below batch 64 the rate stays at 1e-3 (nothing measured there; the demo trains at 16)
+    assert (cfg["batch_size"], cfg["lr_g"], cfg["lr_d"]) == (16, 1e-3, 1e-3)
+    assert _optimizer_rates(run) == (1e-3, 1e-3)
+    monkeypatch.setitem(accel_.AUTO_BATCH, "cpu", 128)
+    run = train(TrainConfig(manifest=str(m.path), out=str(tmp_path / "r128"), device="cpu", **SMALL))
+    assert _optimizer_rates(run) == (1e-3 * math.sqrt(2), 1e-3 * math.sqrt(2))
 
 
 def test_an_explicit_rate_is_kept_and_an_explicit_batch_scales_the_auto_rate(make_manifest,
@@ -154,5 +158,5 @@ def test_negative_batch_and_rates_are_refused_and_help_says_auto(make_manifest, 
     assert not (tmp_path / "o").exists()
     text = " ".join(runner.invoke(main, ["train", "--help"]).output.split())
     assert "[default: auto — 64 on CPU, 256 on CUDA; 0 asks for auto]" in text
-    assert "[default: auto — 1e-3 × √(batch/64): 1e-3 at batch 64 on CPU, 2e-3 at 256 on CUDA" \
-        in text
+    assert ("[default: auto — 1e-3 × √(batch/64), never under 1e-3: 1e-3 at batch 64 on CPU, "
+            "2e-3 at 256 on CUDA") in text

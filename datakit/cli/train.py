@@ -31,8 +31,8 @@ def _default(name: str):
               help="Real images per step (over all processes under torchrun).  "
                    "[default: auto — 64 on CPU, 256 on CUDA; 0 asks for auto]")
 @click.option("--lr-g", type=float, default=_default("lr_g"),
-              help="Generator learning rate.  [default: auto — 1e-3 × √(batch/64): 1e-3 at "
-                   "batch 64 on CPU, 2e-3 at 256 on CUDA; 0 asks for auto]")
+              help="Generator learning rate.  [default: auto — 1e-3 × √(batch/64), never under "
+                   "1e-3: 1e-3 at batch 64 on CPU, 2e-3 at 256 on CUDA; 0 asks for auto]")
 @click.option("--lr-d", type=float, default=_default("lr_d"),
               help="Discriminator learning rate.  [default: auto — as --lr-g]")
 @click.option("--beta1", type=float, default=_default("beta1"), show_default=True, help="Adam beta1.")

@@ -91,10 +91,12 @@ def auto_batch_size(device_type: str) -> int:
 
 
 def auto_learning_rate(batch_size: int) -> float:
-    """The rate an auto ``lr_g``/``lr_d`` means at this batch: square-root scaling,
-    ``BASE_LR × √(batch / BASE_BATCH)``. What the measurement supports: at batch 256, 1e-3 did
-    not reach 90% label fidelity and 2e-3 (√4 = 2×) did, in fewer steps than batch 64."""
-    return BASE_LR * math.sqrt(batch_size / BASE_BATCH)
+    """The rate an auto ``lr_g``/``lr_d`` means at this batch: square-root scaling above
+    :data:`BASE_BATCH`, ``BASE_LR × √(batch / BASE_BATCH)``, and ``BASE_LR`` at or below it.
+    What the measurement supports: at batch 256, 1e-3 did not reach 90% label fidelity and
+    2e-3 (√4 = 2×) did, in fewer steps than batch 64. Nothing was measured below 64, where
+    1e-3 has always been the rate (the quick demo trains at batch 16), so it stays."""
+    return BASE_LR * math.sqrt(max(batch_size, BASE_BATCH) / BASE_BATCH)
 
 
 #: Appended to the reason of an auto setting a resumed run took from its config.json.
@@ -134,7 +136,7 @@ def resolve_batch(batch_size: int, lr_g: float, lr_d: float, device_type: str,
             "lr_d": lr_d or auto_learning_rate(batch)}
     why = {"batch_size": f"batch {batch}: auto on {device_type}"}
     for name in ("lr_g", "lr_d"):
-        why[name] = (f"{name} {here[name]:g}: auto, {BASE_LR:g} x sqrt({batch}/{BASE_BATCH})"
+        why[name] = (f"{name} {here[name]:g}: auto, {BASE_LR:g} x sqrt({max(batch, BASE_BATCH)}/{BASE_BATCH})"
                      + (f" (batch auto on {device_type})" if not batch_size else ""))
     out = {k: v if v else here[k] for k, v in asked.items()}
     auto = {k: why[k] for k, v in asked.items() if not v}
@@ -156,7 +158,6 @@ def resolve_batch(batch_size: int, lr_g: float, lr_d: float, device_type: str,
             log(f"Resuming with the run's recorded {', '.join(differs)}: a run keeps its batch "
                 "and learning rates; pass --batch-size, --lr-g, --lr-d to change them.")
     return BatchSettings(int(out["batch_size"]), float(out["lr_g"]), float(out["lr_d"]), auto)
-
 
 
 def label(name: str) -> str:

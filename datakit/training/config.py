@@ -45,7 +45,8 @@ class TrainConfig:
         batch_size: real images per step, summed over all processes under DDP. 0 (the
             default): auto, 256 on CUDA and 64 elsewhere.
         lr_g, lr_d: Adam learning rates of the generator and the discriminator. 0 (the
-            default): auto, 1e-3 × √(batch_size / 64), so 1e-3 at batch 64 and 2e-3 at 256.
+            default): auto, 1e-3 × √(batch_size / 64) and never under 1e-3, so 1e-3 at batch 64
+            (and below) and 2e-3 at 256.
             config.json records the resolved batch and rates (a resumed run keeps them).
         beta1, beta2: Adam betas (shared).
         seed: seeds weights, batch sampling, noise, augmentation and the sample grids.
