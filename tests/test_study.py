@@ -322,3 +322,36 @@ def test_a_driver_without_a_gpu_leaves_a_cuda_audit_s_judge_to_the_workers(tmp_p
     reference = arms.Reference("union", tmp_path / "union.parquet", "0" * 64)
     arms.train_shared_judge(reference, SimpleNamespace(use_cache=True, device="cuda", judge=None), tmp_path)
     assert trained == []
+
+
+def test_a_batch_left_at_auto_is_no_part_of_a_run_s_identity(tmp_path):
+    # The study file's settings name the run; an auto batch or rate (absent, or 0) names no
+    # value, so a run recorded at the GPU's batch 256 is still the study's run on a laptop.
+    from types import SimpleNamespace
+
+    from datakit.study.arms import _same_run
+    from datakit.study.results import budget_record
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"manifest_checksum": "abc", "batch_size": 256,
+                                                 "lr_g": 2e-3, "lr_d": 2e-3, "width": 8}))
+    m = SimpleNamespace(checksum="abc")
+    assert _same_run(run, {"width": 8}, m)
+    assert _same_run(run, {"width": 8, "batch_size": 0, "lr_g": 0.0, "lr_d": 0.0}, m)
+    assert _same_run(run, {"batch_size": 256, "lr_g": 2e-3}, m)
+    assert not _same_run(run, {"batch_size": 64}, m)  # an explicit batch still counts
+    assert not _same_run(run, {"lr_d": 1e-3}, m)
+    # study.json's budget reads the batch the runs recorded, and says when they differ.
+    study = parse_study({"study": {"name": "s", "seeds": [0, 1]},
+                         "ingest": {"d": {"source": "digits"}}, "train": {"steps": 10},
+                         "arm": [{"name": "a", "from": ["d"]}]})
+    runs = [{"arm": "a", "seed": s, "steps_done": 10, "batch_size": 64} for s in (0, 1)]
+    record = budget_record(study, runs, 1.0, {})
+    assert record["batch_size"] == 64
+    assert record["description"].startswith("10 steps of 64 images: 640 images seen per run")
+    runs[1]["batch_size"] = 256
+    record = budget_record(study, runs, 1.0, {})
+    assert record["batch_size"] is None
+    assert record["description"].startswith(
+        "10 steps of 64 to 256 images: the batch differs between runs (batch_size is auto, "
+        "and the runs were trained on different devices).")

@@ -171,7 +171,7 @@ def test_bad_options_and_manifests(make_manifest, tmp_path):
     res = _invoke([m.path, "--out", out, "--steps", "0"])
     assert res.output == "Error: --steps must be at least 1, got 0.\n"
     res = _invoke([m.path, "--out", out, "--lr-d", "-1"])
-    assert res.output == "Error: --lr-d must be positive, got -1.0.\n"
+    assert res.output == "Error: --lr-d must be 0 (auto) or positive, got -1.0.\n"
     res = _invoke([m.path, "--out", out, "--model", "biggan"])
     assert res.exit_code == 2 and "'biggan' is not one of 'dcgan', 'acgan', 'cgan-proj'" in res.output
     missing = tmp_path / "missing.parquet"

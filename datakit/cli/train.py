@@ -27,12 +27,14 @@ def _default(name: str):
 @click.option("--steps", type=int, default=None,
               help="Optimisation steps (default 2000 when --epochs is not given either).")
 @click.option("--epochs", type=float, default=None, help="Passes over the training rows.")
-@click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True,
-              help="Real images per step (over all processes under torchrun).")
-@click.option("--lr-g", type=float, default=_default("lr_g"), show_default=True,
-              help="Generator learning rate.")
-@click.option("--lr-d", type=float, default=_default("lr_d"), show_default=True,
-              help="Discriminator learning rate.")
+@click.option("--batch-size", type=int, default=_default("batch_size"),
+              help="Real images per step (over all processes under torchrun).  "
+                   "[default: auto — 64 on CPU, 256 on CUDA; 0 asks for auto]")
+@click.option("--lr-g", type=float, default=_default("lr_g"),
+              help="Generator learning rate.  [default: auto — 1e-3 × √(batch/64), never under "
+                   "1e-3: 1e-3 at batch 64 on CPU, 2e-3 at 256 on CUDA; 0 asks for auto]")
+@click.option("--lr-d", type=float, default=_default("lr_d"),
+              help="Discriminator learning rate.  [default: auto — as --lr-g]")
 @click.option("--beta1", type=float, default=_default("beta1"), show_default=True, help="Adam beta1.")
 @click.option("--beta2", type=float, default=_default("beta2"), show_default=True, help="Adam beta2.")
 @click.option("--seed", type=int, default=_default("seed"), show_default=True,

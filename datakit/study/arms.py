@@ -25,7 +25,7 @@ from datakit.sources.registry import ingest
 from datakit.study.spec import ArmSpec, IngestSpec, Study
 from datakit.study.target import View, domain_views
 from datakit.training import TrainConfig, train
-from datakit.training.config import DEFAULT_STEPS
+from datakit.training.config import AUTO_SETTINGS, DEFAULT_STEPS
 from datakit.training.rundir import MARKER
 
 
@@ -192,7 +192,17 @@ def _same_run(run_dir: Path, settings: dict[str, Any], manifest) -> bool:
     if cfg.get("manifest_checksum") != manifest.checksum:
         return False
     ignore = {"device", "out", "manifest", "resume"}
-    return all(cfg.get(k) == v for k, v in settings.items() if k not in ignore and k in cfg)
+    # A run's identity is the study's settings as the file states them, not as a device
+    # resolved them: a batch or rate left at auto (absent, or 0) names no value, so it matches
+    # whatever the run recorded, just as the device is not compared. So a study finished on a
+    # GPU (batch 256) is reused, not retrained, when its report is remade on a laptop (where
+    # auto means 64); an unfinished run resumes with the values it recorded (the trainer keeps
+    # them, see accel.resolve_batch); and a study file that sets batch_size keeps its identity.
+    # Runs of one study made on different devices may so differ in batch: study.json's budget
+    # says so (results.budget_record).
+    auto = {k for k in AUTO_SETTINGS if not settings.get(k)}
+    return all(cfg.get(k) == v for k, v in settings.items()
+               if k not in ignore and k not in auto and k in cfg)
 
 
 #: What datakit writes into a run folder (training, sampling, the audit); anything else in

@@ -271,7 +271,10 @@ def budget_record(study: "Study", runs: list[dict], budget: float,
     (:mod:`datakit.study.plateau`; ``arms``: study.json's arms, for the passes over each
     arm's training images)."""
     t = {**study.train, **{k: v for k, v in overrides.items() if not k.startswith("audit.")}}
-    batch = t.get("batch_size", 64)
+    # A batch left at auto is the device's (64 on the CPU, 256 on CUDA): read what the runs
+    # recorded; runs made on different devices may differ, and the text says so.
+    batches = sorted({int(r["batch_size"]) for r in runs if r.get("batch_size")})
+    batch = t.get("batch_size") or (batches[0] if len(batches) == 1 else None)
     done = sorted({r["steps_done"] for r in runs if r.get("steps_done")})
     if t.get("epochs") is not None:
         length = f"{t['epochs']:g} epochs" + (f" × --budget {budget:g}" if budget != 1 else "")
@@ -279,9 +282,15 @@ def budget_record(study: "Study", runs: list[dict], budget: float,
         planned = int(t.get("steps") or DEFAULT_STEPS)
         steps = max(1, int(round(planned * budget)))
         length = f"{steps:,} steps" + (f" ({planned:,} × --budget {budget:g})" if budget != 1 else "")
-        if steps * batch:
+        if batch:
             length += f" of {batch} images: {steps * batch:,} images seen per run"
-    text = f"{length}, every arm and seed alike"
+        elif batches:
+            length += f" of {batches[0]} to {batches[-1]} images"
+    if batch or not batches:
+        text = f"{length}, every arm and seed alike"
+    else:
+        text = (f"{length}: the batch differs between runs (batch_size is auto, and the runs "
+                "were trained on different devices)")
     if done and (len(done) > 1 or t.get("epochs") is not None):
         text += f" (steps done: {fmt(done[0])}" + (f" to {fmt(done[-1])}" if len(done) > 1 else "") + ")"
     if t.get("probe_every"):
@@ -303,7 +312,7 @@ def budget_record(study: "Study", runs: list[dict], budget: float,
     if overrides:
         text += " Settings replaced: " + ", ".join(f"{k}={v}" for k, v in overrides.items()) + "."
     return {"scale": budget, "steps": t.get("steps"), "epochs": t.get("epochs"),
-            "batch_size": t.get("batch_size"), "probe_every": t.get("probe_every"),
+            "batch_size": batch, "probe_every": t.get("probe_every"),
             "plateau_patience": t.get("plateau_patience"), "overrides": overrides,
             "runs_plateaued": stopped, "arms": per_arm, "description": text}
 

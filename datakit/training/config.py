@@ -24,6 +24,9 @@ COMPILE_MODES = ("auto", "off", "default", "reduce-overhead")
 IMAGE_SIZES = (28, 32, 64)
 CHANNELS = (1, 3)
 # The defaults (width 16, lr 1e-3) were chosen by bench/ttq: docs/training.md has the measurements.
+#: Settings whose 0 means "auto": the device chooses the batch (64 on the CPU, 256 on CUDA), and
+#: a learning rate left at 0 follows the batch (datakit.training.accel.resolve_batch).
+AUTO_SETTINGS = ("batch_size", "lr_g", "lr_d")
 #: Length of a run when neither ``steps`` nor ``epochs`` is given.
 DEFAULT_STEPS = 2000
 
@@ -39,8 +42,12 @@ class TrainConfig:
             (projection discriminator with spectral norm and hinge loss).
         steps: number of optimisation steps (exclusive with ``epochs``).
         epochs: passes over the training rows (``steps = ceil(epochs * rows / batch_size)``).
-        batch_size: real images per step, summed over all processes under DDP.
-        lr_g, lr_d: Adam learning rates of the generator and the discriminator.
+        batch_size: real images per step, summed over all processes under DDP. 0 (the
+            default): auto, 256 on CUDA and 64 elsewhere.
+        lr_g, lr_d: Adam learning rates of the generator and the discriminator. 0 (the
+            default): auto, 1e-3 × √(batch_size / 64) and never under 1e-3, so 1e-3 at batch 64
+            (and below) and 2e-3 at 256.
+            config.json records the resolved batch and rates (a resumed run keeps them).
         beta1, beta2: Adam betas (shared).
         seed: seeds weights, batch sampling, noise, augmentation and the sample grids.
         z_dim: length of the noise vector.
@@ -80,9 +87,9 @@ class TrainConfig:
     model: str = "acgan"
     steps: int | None = None
     epochs: float | None = None
-    batch_size: int = 64
-    lr_g: float = 1e-3
-    lr_d: float = 1e-3
+    batch_size: int = 0
+    lr_g: float = 0.0
+    lr_d: float = 0.0
     beta1: float = 0.5
     beta2: float = 0.999
     seed: int = 0
@@ -125,8 +132,10 @@ class TrainConfig:
             raise TrainingError(f"--steps must be at least 1, got {self.steps}.")
         if self.epochs is not None and not self.epochs > 0:
             raise TrainingError(f"--epochs must be positive, got {self.epochs}.")
-        for name in ("batch_size", "z_dim", "width", "sample_every", "log_every",
-                     "n_generate", "checkpoint_every"):
+        if self.batch_size < 0:
+            raise TrainingError(f"--batch-size must be 0 (auto) or more, got {self.batch_size}.")
+        for name in ("z_dim", "width", "sample_every", "log_every", "n_generate",
+                     "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise TrainingError(f"--{name.replace('_', '-')} must be at least 1, "
                                     f"got {getattr(self, name)}.")
@@ -136,8 +145,8 @@ class TrainConfig:
             raise TrainingError(f"--seed must be a whole number from 0 to {MAX_SEED}, "
                                 f"got {self.seed!r}.")
         for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise TrainingError(f"--{name.replace('_', '-')} must be positive, "
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise TrainingError(f"--{name.replace('_', '-')} must be 0 (auto) or positive, "
                                     f"got {getattr(self, name)}.")
         for name in ("beta1", "beta2", "ema_decay"):
             if not 0 <= getattr(self, name) < 1:
@@ -145,10 +154,15 @@ class TrainConfig:
                                     f"got {getattr(self, name)}.")
 
     def total_steps(self, train_rows: int) -> int:
-        """The run's length in steps, from ``steps`` or ``epochs`` (default :data:`DEFAULT_STEPS`)."""
+        """The run's length in steps, from ``steps`` or ``epochs`` (default :data:`DEFAULT_STEPS`).
+
+        With ``epochs``, the batch must be resolved first (an auto batch has no size yet)."""
         if self.steps is not None:
             return int(self.steps)
         if self.epochs is not None:
+            if self.batch_size < 1:
+                raise ValueError("total_steps() with epochs needs a resolved batch_size, got "
+                                 f"{self.batch_size}; see datakit.training.accel.resolve_batch.")
             return max(1, math.ceil(self.epochs * train_rows / self.batch_size))
         return DEFAULT_STEPS
 

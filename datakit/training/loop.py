@@ -17,6 +17,7 @@ One plain loop with numbered steps. Design choices, and why:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import platform
 import time
@@ -76,19 +77,27 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device,
     fmt = torch.channels_last
 
     # 1. Read the manifest, choose the training rows, and refuse what cannot be trained.
+    #    The batch and rates left at auto are resolved here: from here on cfg holds the values
+    #    the run trains with, and config.json records them.
     manifest = read_manifest(cfg.manifest)
     data = load_training_set(manifest)
     check_trainable(cfg, manifest, data)
+    run = RunDir(cfg.out)
+    scale = accel_.resolve_batch(cfg.batch_size, cfg.lr_g, cfg.lr_d, device.type,
+                                 _recorded_config(cfg, run))
+    asked_batch = cfg.batch_size
+    cfg = dataclasses.replace(cfg, batch_size=scale.batch_size, lr_g=scale.lr_g, lr_d=scale.lr_d)
     if cfg.batch_size % procs.world_size:
-        raise TrainingError(f"--batch-size {cfg.batch_size} does not split evenly over "
-                            f"{procs.world_size} processes; use a multiple of {procs.world_size}.")
+        what = (f"--batch-size {cfg.batch_size}" if asked_batch else
+                f"The batch {cfg.batch_size} ({scale.auto['batch_size']})")
+        raise TrainingError(f"{what} does not split evenly over {procs.world_size} processes; "
+                            f"use a multiple of {procs.world_size}.")
     if cfg.sync_batchnorm and procs.distributed and device.type != "cuda":
         raise TrainingError("--sync-batchnorm needs CUDA GPUs: PyTorch's SyncBatchNorm does not "
                             "run on the CPU. Leave it off, or train with --device cuda.")
     batch = cfg.batch_size // procs.world_size
     total_steps = cfg.total_steps(len(data.labels))
-    run = RunDir(cfg.out)
-    run_config = _run_config(cfg, manifest, data, total_steps, device, procs, accel)
+    run_config = _run_config(cfg, manifest, data, total_steps, device, procs, accel, scale)
 
     # 2. Find the checkpoint to resume from (every rank reads; only rank 0 writes).
     ckpt = _agreed_checkpoint(cfg, run, run_config, procs)
@@ -136,7 +145,9 @@ def _train(cfg: TrainConfig, procs: distributed.Processes, device: torch.device,
         run.write_config(run_config)
         run.start_metrics(start if ckpt is not None else None)
         log(f"Training {cfg.model} on {len(data.labels)} images ({data.rows}) of "
-            f"{manifest.path.name}, {total_steps} steps of {cfg.batch_size} on {device}"
+            f"{manifest.path.name}, {total_steps} steps of {cfg.batch_size} at lr "
+            f"{cfg.lr_g:g}/{cfg.lr_d:g} on {device}"
+            + (f" ({', '.join(accel_.label(k) for k in scale.auto)}: auto)" if scale.auto else "")
             + (f" x{procs.world_size} processes" if procs.distributed else "")
             + (f", resuming at step {start}" if start else ""))
 
@@ -275,9 +286,10 @@ def _compiled(*nets) -> bool:
 
 def _run_config(cfg: TrainConfig, manifest, data: TrainingSet, total_steps: int,
                 device: torch.device, procs: distributed.Processes,
-                accel: accel_.Accel) -> dict[str, Any]:
-    """config.json: the TrainConfig fields (as asked for), what the audit needs to read the
-    run, and ``accel``: how the device was used (precision, fused Adam, compile, ...)."""
+                accel: accel_.Accel, scale: accel_.BatchSettings) -> dict[str, Any]:
+    """config.json: the TrainConfig fields (as asked for, with the batch and rates resolved),
+    what the audit needs to read the run, and ``accel``: how the device was used (precision,
+    fused Adam, compile, ...) and ``auto``: why each setting left at auto has its value."""
     g = manifest.geometry
     out = cfg.to_dict()
     out.update({
@@ -295,11 +307,23 @@ def _run_config(cfg: TrainConfig, manifest, data: TrainingSet, total_steps: int,
         "train_class_counts": data.class_counts().tolist(),
         "device": device.type,
         "world_size": procs.world_size,
-        "accel": accel.to_dict(),
+        "accel": {**accel.to_dict(), "auto": scale.auto},
         "versions": {"datakit": __version__, "torch": torch.__version__,
                      "numpy": np.__version__, "python": platform.python_version()},
     })
     return out
+
+
+def _recorded_config(cfg: TrainConfig, run: RunDir) -> dict[str, Any] | None:
+    """The config.json of the run ``cfg`` resumes (None for a new run, or one not readable:
+    :func:`_checkpoint_to_resume` then says what is wrong with the folder)."""
+    if not (cfg.resume and run.config_path.is_file()):
+        return None
+    try:
+        recorded = run.read_config()
+    except (OSError, ValueError):
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def _agreed_checkpoint(cfg: TrainConfig, run: RunDir, run_config: dict[str, Any],
