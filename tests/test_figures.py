@@ -60,7 +60,8 @@ def test_the_data_efficiency_curve_is_readable(drawn):
         assert [t.get_text() for t in ax.get_xticklabels()] == ["500", "2,000", "10,000", "60,000"]
         assert not ax.xaxis.get_minorticklabels() or not any(
             t.get_text() for t in ax.xaxis.get_minorticklabels())
-    assert axes[-1].get_ylabel() == "Label fidelity (share of samples read as their class)"
+    # a long axis title is broken into lines that fit beside its panel, never cut
+    assert axes[-1].get_ylabel() == "Label fidelity (share of samples\nread as their class)"
     assert axes[0].get_xlabel() == "Training-set size (images, before the hold-out)"
 
 

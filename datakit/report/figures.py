@@ -14,6 +14,7 @@ and one colour per arm and one marker per seed in every figure of a study
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Any, Sequence
 
 import matplotlib
@@ -39,8 +40,9 @@ SHOWN_PPI = 96
 MIN_FIGURE_PX = 300
 #: No panel (axes cell) of a multi-panel figure is narrower than this when shown.
 MIN_PANEL_PX = 320
-#: Width of one panel cell, in inches (4.6 in = 442 px: the axes inside stay >= 320 px).
-PANEL_IN = 4.6
+#: Width of one panel cell, in inches (4.8 in = 461 px: beside a two-line axis title, the
+#: axes inside stay >= 320 px).
+PANEL_IN = 4.8
 #: Panels per row of a multi-panel figure: two fit the page's 1,116 px at full size (a
 #: legend goes below them), so that no text is shown below 10 pt.
 PANEL_COLUMNS = 2
@@ -109,6 +111,14 @@ def _grid(n: int, height: float = 3.4):
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return fig, list(axes.flat)[:n]
+
+
+def _y_title(ax, text: str, width: int = 32) -> None:
+    """A y-axis title broken into lines of at most ``width`` characters, so that a long title
+    stays within its panel's height instead of running into the panel below (at 10 pt, 32
+    characters are about 2.4 inches, a 3.4-inch panel's plotting height) and the layout
+    leaves room for it beside the panel on its left."""
+    ax.set_ylabel("\n".join(textwrap.wrap(text, width)) or text)
 
 
 def _ticks_at(ax, values: Sequence[float]) -> None:
@@ -214,7 +224,7 @@ def metric_vs_count(per_class: pd.DataFrame, metric: str, rho: float | None = No
         ax.xaxis.set_minor_formatter(NullFormatter())
     title = f"Spearman ρ = {rho:.2f}" if rho is not None and math.isfinite(rho) else None
     ax.set_xlabel(axis_title("train_count"))
-    ax.set_ylabel(axis_title(metric), wrap=True)
+    _y_title(ax, axis_title(metric))
     if title:
         ax.set_title(title)
     if ax.get_legend() is not None:
@@ -277,7 +287,7 @@ def runs_metric_grid(runs: pd.DataFrame, metrics: list[str], factors: list[str])
             ax.set_xscale("log")
             ax.xaxis.set_minor_formatter(NullFormatter())  # decade labels only
         ax.set_xlabel(axis_title(f))
-        ax.set_ylabel(axis_title(m), wrap=True)
+        _y_title(ax, axis_title(m))
     _identity_legend(fig, colours, markers)
     return figure_data_uri(fig, dpi=DPI)
 
@@ -308,7 +318,7 @@ def data_efficiency_curve(rows: Sequence[dict[str, Any]]) -> str | None:
                 ax.set_xscale("log")
         _ticks_at(ax, values)
         ax.set_xlabel(axis_title(factor))
-        ax.set_ylabel(axis_title(metric), wrap=True)
+        _y_title(ax, axis_title(metric))
     if several:
         _legend_below(fig, axes[0].get_legend_handles_labels()[0])
     else:
@@ -360,7 +370,7 @@ def class_group_curve(rows: Sequence[dict[str, Any]], groups: dict[str, list[str
             ax.axhline(1.0, color="#555555", linewidth=1, linestyle="--")
         _ticks_at(ax, values)
         ax.set_xlabel(axis_title(factor))
-        ax.set_ylabel(GROUP_TITLES.get(metric, axis_title(metric)), wrap=True)
+        _y_title(ax, GROUP_TITLES.get(metric, axis_title(metric)))
     _legend_below(fig, axes[0].get_legend_handles_labels()[0])
     return figure_data_uri(fig, dpi=DPI)
 
@@ -396,8 +406,7 @@ def arms_with_intervals(arms: Sequence[dict[str, Any]], metrics: Sequence[str],
         ax.set_xticklabels(names, rotation=30, ha="right")
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_xlabel("Arm (mean over seeds, 95% interval; dots: seeds)")
-        ax.set_ylabel(axis_title(m) if m not in labels or m in METRIC_TITLES else labels[m],
-                      wrap=True)
+        _y_title(ax, axis_title(m) if m not in labels or m in METRIC_TITLES else labels[m])
     _identity_legend(fig, colours, markers)
     return figure_data_uri(fig, dpi=DPI)
 
