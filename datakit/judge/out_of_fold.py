@@ -91,7 +91,7 @@ def train_fold_net(images: np.ndarray, labels: np.ndarray, num_classes: int, *, 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     channels = int(images.shape[-1])
-    # Channels-last: about 1.6x faster a step on the CPU (see Judge.fit); nothing here is cached.
+    # Channels-last: faster steps on the CPU (see Judge.fit); nothing trained here is cached.
     net = JudgeNet(channels, num_classes, 1, width=width).to(device, memory_format=torch.channels_last)
     x_all = torch.cat([to_judge_input(images[i:i + 4096], channels, device)
                        for i in range(0, len(images), 4096)])
