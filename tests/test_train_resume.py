@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,6 +128,11 @@ def test_absurd_learning_rate_is_caught_as_divergence(make_manifest, tmp_path):
                           beta1=0.0, checkpoint_every=1000))
 
 
+#: What a torchrun launcher prints when it aborts at its own exit (a C++ std::thread still
+#: joinable), after its workers have finished.
+LAUNCHER_ABORT = "terminate called without an active exception"
+
+
 def test_ddp_two_gloo_processes(make_manifest, tmp_path):
     m = make_manifest({"0": 8, "1": 8}, size=28)
     out = tmp_path / "ddp"
@@ -136,6 +142,13 @@ def test_ddp_two_gloo_processes(make_manifest, tmp_path):
                                         z_dim=4, log_every=2, sample_every=2,
                                         checkpoint_every=2, n_generate=2))]
     res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
+    if res.returncode != 0 and res.stderr.strip() == LAUNCHER_ABORT:
+        # Rarely (once in the full-suite runs of two sessions; 0 of 6 runs of this test alone)
+        # torchrun's own launcher aborts at exit with this one line and nothing else: no
+        # worker failed (torchrun would name it, with its exit code). Once more, from scratch;
+        # a second abort, or any other failure, fails.
+        shutil.rmtree(out, ignore_errors=True)
+        res = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stdout.count(f"Wrote {out}") == 1  # rank 0 alone reports and writes
     cfg = json.loads((out / "config.json").read_text())
