@@ -61,8 +61,8 @@ def test_every_model_trains_on_the_cuda_path(make_manifest, tmp_path, model, cud
     assert cfg["accel"] == {"device_type": "cpu", "precision": "bf16", "fused_adam": True,
                             "compile": "off", "finite_check_every": TINY["log_every"],
                             "cudnn_benchmark": False, "compiled": False,
-                            "auto": {"lr_g": "lr_g 0.000353553: auto, 0.001 x sqrt(8/64)",
-                                     "lr_d": "lr_d 0.000353553: auto, 0.001 x sqrt(8/64)"}}
+                            "auto": {"lr_g": "lr_g 0.001: auto, 0.001 below batch 64",
+                                     "lr_d": "lr_d 0.001: auto, 0.001 below batch 64"}}
     ckpt = _weights(run)
     assert ckpt["opt_g"]["param_groups"][0]["fused"] is True
     assert ckpt["opt_d"]["param_groups"][0]["fused"] is True

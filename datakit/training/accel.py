@@ -136,7 +136,9 @@ def resolve_batch(batch_size: int, lr_g: float, lr_d: float, device_type: str,
             "lr_d": lr_d or auto_learning_rate(batch)}
     why = {"batch_size": f"batch {batch}: auto on {device_type}"}
     for name in ("lr_g", "lr_d"):
-        why[name] = (f"{name} {here[name]:g}: auto, {BASE_LR:g} x sqrt({max(batch, BASE_BATCH)}/{BASE_BATCH})"
+        rule = (f"{BASE_LR:g} x sqrt({batch}/{BASE_BATCH})" if batch >= BASE_BATCH else
+                f"{BASE_LR:g} below batch {BASE_BATCH}")
+        why[name] = (f"{name} {here[name]:g}: auto, {rule}"
                      + (f" (batch auto on {device_type})" if not batch_size else ""))
     out = {k: v if v else here[k] for k, v in asked.items()}
     auto = {k: why[k] for k, v in asked.items() if not v}
