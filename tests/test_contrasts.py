@@ -117,11 +117,12 @@ def test_a_conclusive_contrast_where_b_is_worse_is_a_warning():
     for c in (better_fd, better_lf, null):
         f = contrast_finding(c)
         assert f["severity"] == "info" and f["sentence"] == c["sentence"]
-    # the study's findings lead with its answer, best and worst together; the inconclusive
-    # ones are counted in one note
+    # the study's findings lead with its answer, best and worst together (here the worse
+    # side's interval sits a little further from 0, so it leads); the inconclusive ones are
+    # counted in one note
     fs = study_findings([better_fd, null, fd_worse])
-    assert [f["severity"] for f in fs] == ["info", "warn", "info"]
-    assert fs[0]["sentence"] == better_fd["sentence"] and "1 of 3 contrasts" in fs[2]["sentence"]
+    assert [f["severity"] for f in fs] == ["warn", "info", "info"]
+    assert fs[1]["sentence"] == better_fd["sentence"] and "1 of 3 contrasts" in fs[2]["sentence"]
     assert fs[0]["evidence"]["answer"] and fs[1]["evidence"]["answer"]
     assert study_verdict([better_fd, null, fd_worse]) == [f["sentence"] for f in fs]
 
@@ -142,7 +143,7 @@ def test_the_first_findings_answer_the_question_best_and_worst_together():
                           _runs([0.66, 0.67, 0.65], 0.001))
     assert all(c["conclusive"] for c in (fd, recall, cov, sweep_warn))
     answer = study_answer([sweep_warn, cov, recall, fd], size=2)
-    assert answer == [fd, recall]  # strongest better first, then the strongest worse
+    assert answer == [fd, recall]  # the stronger side first (FD), then the strongest worse
     failed = {"check": "diverged", "severity": "fail", "classes": [], "sentence": "Run x diverged.",
               "evidence": {}}
     fs = study_findings([sweep_warn, cov, recall, fd], [failed])
@@ -151,6 +152,22 @@ def test_the_first_findings_answer_the_question_best_and_worst_together():
     assert [f["evidence"].get("metric") for f in fs] == ["fd", "recall", "coverage", "precision",
                                                         None]
     assert fs[4]["severity"] == "fail"
+
+
+def test_the_answer_leads_with_the_stronger_side():
+    # Planted (class_skew's page): in the balanced control arm, minority is barely better on
+    # coverage (+0.017, interval just clear of 0); in the skewed arm it is far worse (-0.36).
+    # The sharp worse contrast leads; the weak better one still shows, second.
+    from datakit.study.contrasts import study_answer
+    control = contrast("class group", "majority", "minority", "coverage",
+                       _runs([0.50, 0.51, 0.52], 0.001), _runs([0.52, 0.525, 0.53], 0.001))
+    skewed = contrast("class group", "majority", "minority", "coverage",
+                      _runs([0.50, 0.51, 0.52], 0.001), _runs([0.15, 0.16, 0.14], 0.001))
+    for c in (control, skewed):
+        c["asked"] = True
+    assert control["conclusive"] and skewed["conclusive"]
+    assert study_answer([control, skewed]) == [skewed, control]
+    assert study_answer([control]) == [control]  # one side only: it leads
 
 
 def test_bounded_metrics_keep_their_intervals_in_range():

@@ -250,14 +250,22 @@ def study_answer(contrasts: Sequence[dict[str, Any]], size: int = ANSWER_SIZE
     """The contrasts that answer the study's question, best and worst together: of the
     conclusive ones (those the study file asks for before those a sweep or class groups add),
     the strongest where ``b`` is better and the strongest where it is worse, alternating, up
-    to ``size``. Strength is the distance of the interval from 0 in half-widths."""
+    to ``size``, from the side whose strongest is the stronger (so a barely conclusive
+    difference in a control arm does not lead a page whose answer is a sharp one). Strength
+    is the distance of the interval from 0 in half-widths."""
+    def key(c: dict[str, Any]) -> tuple[bool, float]:
+        return (not c.get("asked", False), -round(_strength(c), 6))
+
     conclusive = [c for c in contrasts if c["conclusive"]]
-    rank = sorted(conclusive, key=lambda c: (not c.get("asked", False), -_strength(c)))
+    rank = sorted(conclusive, key=key)
     worse = [c for c in rank if _b_is_worse(c)]
     better = [c for c in rank if not _b_is_worse(c)]
+    sides = (better, worse)
+    if better and worse and key(worse[0]) < key(better[0]):
+        sides = (worse, better)
     out: list[dict[str, Any]] = []
     while (better or worse) and len(out) < size:
-        for side in (better, worse):
+        for side in sides:
             if side and len(out) < size:
                 out.append(side.pop(0))
     return out
