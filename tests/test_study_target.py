@@ -135,6 +135,7 @@ def test_a_target_study_reports_both_views_and_the_generated_share(tmp_path, mak
     share = next(c for c in data["contrasts"] if c["metric"] == "generated_wild_share")
     assert share["difference"] == pytest.approx(-0.27) and share["conclusive"]
     assert "fnt is worse than goodimg_fnt (conclusive)" in share["sentence"]
+    assert share["sentence"].startswith("generated wild share, fnt vs goodimg_fnt: ")  # words
     html = report.read_text()
     assert "The same arms against the synthetic images (the other-domain view)" in html
     assert "generated wild share" in html

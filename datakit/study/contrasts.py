@@ -45,6 +45,18 @@ BETTER = {"fd": "lower", "kid": "lower", "label_fidelity": "higher", "coverage":
           "recall": "higher", "precision": "higher", "density": "higher"}
 LABELS = {"fd": "FD", "kid": "KID", "label_fidelity": "label fidelity", "coverage": "coverage",
           "recall": "recall", "precision": "precision", "density": "density"}
+
+
+def metric_label(metric: str) -> str:
+    """A metric's name in sentences: :data:`LABELS`, ``generated_wild_share`` as "generated
+    wild share", else the field name."""
+    if metric in LABELS:
+        return LABELS[metric]
+    if metric.startswith("generated_") and metric.endswith("_share"):
+        return metric.replace("_", " ")
+    return metric
+
+
 #: The range of each bounded metric: intervals are clipped to it (a share cannot exceed 1).
 BOUNDS = {"fd": (0.0, math.inf), "label_fidelity": (0.0, 1.0), "coverage": (0.0, 1.0),
           "recall": (0.0, 1.0), "precision": (0.0, 1.0), "density": (0.0, math.inf),
@@ -185,7 +197,7 @@ def seeds_used(c: dict[str, Any]) -> str:
 
 def contrast_sentence(c: dict[str, Any]) -> str:
     """What the report says about one contrast; it always says how many seeds it used."""
-    name = LABELS.get(c["metric"], c["metric"])
+    name = metric_label(c["metric"])
     head = f"{name}, {c['b']} vs {c['a']}"
     if c["difference"] is None:
         return f"{head}: no seed has both runs ({seeds_used(c)}); nothing to compare."
@@ -222,7 +234,7 @@ def contrast_finding(c: dict[str, Any]) -> dict[str, Any]:
     if not (c["conclusive"] and _b_is_worse(c)):
         return {"check": "contrast", "severity": "info", "classes": [],
                 "sentence": c["sentence"], "evidence": evidence}
-    name = LABELS.get(c["metric"], c["metric"])
+    name = metric_label(c["metric"])
     where = f"{c['arm']}: " if c.get("arm") else ""
     sentence = (f"{where}{c['b']} is worse than {c['a']} on {name} ({c['better']} is better): "
                 f"{c['b']} − {c['a']} = {c['difference']:+.3g}, 95% interval "
