@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -315,6 +316,18 @@ def test_runs_compared_has_short_headers_explained_by_a_legend(study_page):
     assert heads[:2] == ["steps", "images"] and "coll" in heads and "fail" in heads
     assert all(len(h) <= 6 for h in heads), heads
     assert re.findall(r"<dt>([^<]*)</dt>", section) == heads
+
+
+def test_runs_compared_shows_the_steps_each_run_trained():
+    # A run that stopped on its probe's plateau at 3,250 of its 5,000 steps reads 3,250 in
+    # "Runs compared" (its header says "training steps done"), not the planned 5,000.
+    from datakit.report.run_data import RunData
+
+    stopped = RunData(Path("run"), "stopped", {"model": "acgan", "steps": 5000, "steps_done": 3250},
+                      audit=None)
+    older = RunData(Path("run"), "older", {"model": "acgan", "steps": 1000}, audit=None)
+    assert stopped.properties()["steps"] == 3250
+    assert older.properties()["steps"] == 1000
 
 
 def test_every_per_class_table_has_a_csv_link(study_page):

@@ -85,8 +85,10 @@ class RunData:
     def properties(self) -> dict[str, Any]:
         """Composition of the training set: images, synthetic/wild/handwritten share, skew."""
         t = self.train_table()
+        # the steps trained (a run that stopped on its probe's plateau, or was interrupted,
+        # did fewer than its config's ``steps``); older runs record only ``steps``
         props: dict[str, Any] = {"run": self.label, "model": self.config.get("model"),
-                                 "steps": self.config.get("steps")}
+                                 "steps": self.config.get("steps_done", self.config.get("steps"))}
         if t is None:
             return props
         counts = t["class_name"].value_counts()
