@@ -221,12 +221,20 @@ def _execute_ray(tasks: list[RunTask], bar) -> list[RunOutcome]:
         try:
             return [_logged(_ray_get(ray, r), i, len(tasks), bar) for i, r in enumerate(refs)]
         except BaseException:
-            for r in refs:
-                ray.cancel(r)
+            _cancel_pending(ray, refs)
             raise
     finally:
         if started:
             ray.shutdown()
+
+
+def _cancel_pending(ray, refs: list) -> None:
+    """Cancel the tasks that have not finished. A finished one is left alone: cancelling it
+    can abort the whole driver process in Ray ("Check failed: ... Tried to complete task
+    that was not pending", task_manager.cc), which took a test session down with it."""
+    _, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
+    for r in pending:
+        ray.cancel(r)
 
 
 def _connect_ray(ray) -> bool:
