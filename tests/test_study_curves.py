@@ -233,3 +233,41 @@ def test_the_shipped_curve_studies_parse_as_the_founding_story_asks():
     # the 1:1 vs 10:1 study stays beside the sweep
     assert [a.name for a in load_study(AUDITS / "class_skew.toml").arms][:2] == [
         "balanced_acgan", "skewed_acgan"]
+
+
+def _runs_with_shares(arm, minority_ratios, train_minority=0.1):
+    """Study runs whose two minority classes ("2", "3") hold ``train_minority`` of the training
+    images and get ``ratio ×`` that share of the samples (the judge's reading), per seed."""
+    runs = []
+    for seed, ratio in enumerate(minority_ratios):
+        t_min, t_maj = train_minority / 2, (1 - train_minority) / 2
+        g_min = t_min * ratio
+        g_maj = (1 - 2 * g_min) / 2
+        runs.append({"arm": arm, "seed": seed, "diverged": False, "per_class": [
+            {"class_name": c, "train_share": t, "generated_share": g}
+            for c, t, g in (("0", t_maj, g_maj), ("1", t_maj, g_maj), ("2", t_min, g_min),
+                            ("3", t_min, g_min))]})
+    return runs
+
+
+@pytest.mark.parametrize("ratios,severity,verb,numbers", [
+    ([0.50, 0.55, 0.45], "warn", "amplifies the class skew", "(2, 3) 0.500× as often as"),
+    ([1.90, 2.00, 2.10], "info", "softens the class skew", "(2, 3) 2.000× as often as"),
+    ([0.90, 1.10, 1.00], "info", "keeps the class shares, as far as these seeds tell",
+     "(2, 3) 1.000× as often as"),
+])
+def test_the_minority_share_says_whether_the_generator_amplifies_the_skew(ratios, severity, verb,
+                                                                          numbers):
+    # Planted: a 20:1 set's minority read at half its training share (amplified), at twice
+    # it (softened), or around it (kept); a balanced arm has no minority and no finding.
+    from datakit.study.class_groups import amplification_findings
+    study = parse_study(SKEW_SWEEP)
+    skewed = next(a.name for a in study.arms if a.name == "skew_20")
+    runs = _runs_with_shares(skewed, ratios) + _runs_with_shares("skew_1", [0.5, 0.5, 0.5], 0.5)
+    (f,) = amplification_findings(study, runs)
+    assert (f["severity"], f["classes"]) == (severity, ["2", "3"])
+    assert f["sentence"].startswith(f"skew_20: the generator {verb}: the judge reads its samples "
+                                    "as the minority classes (2, 3) ")
+    assert numbers in f["sentence"] and "over 3 seeds" in f["sentence"]
+    m = f["evidence"]["ratio"]["minority"]
+    assert m["ci_low"] <= m["mean"] <= m["ci_high"]

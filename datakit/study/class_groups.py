@@ -11,6 +11,11 @@ A group's value in one run is read from the run's per-class rows (study.json
 * ``generated_share_ratio``: that share ÷ the group's share of the training images
   (1: the generator kept the group's share; below 1: it shrank it).
 
+Whether a generator amplifies a skew (:func:`amplification_findings`): in each arm whose
+groups have unequal training shares, the smaller group's ``generated_share_ratio`` over the
+arm's healthy seeds, with its 95% interval. Below 1 (interval and all) the generator gives
+the minority even less than its training share: it amplifies the skew.
+
 Along a sweep (:func:`class_group_curve`), each level's value is the mean over the arm's
 healthy seeds with its 95% interval (:func:`datakit.study.contrasts.arm_summary`), as the
 whole-set curve is; the rows join curve.csv with their group in ``class_group``.
@@ -88,6 +93,64 @@ def class_group_contrasts(study: "Study", runs: list[dict]) -> list[dict[str, An
                 c["arm"], c["asked"] = arm.name, True
                 c["sentence"] = f"{arm.name}: " + c["sentence"]
                 out.append(c)
+    return out
+
+
+#: Groups whose per-class training shares are within this factor of each other are balanced:
+#: there is no minority whose share could be amplified.
+BALANCED_WITHIN = 1.25
+
+
+def _per_class_train_share(per_class: list[dict[str, Any]], classes: list[str]) -> float:
+    rows = [r for r in per_class if str(r.get("class_name")) in classes]
+    return sum(float(r.get("train_share") or 0.0) for r in rows) / max(1, len(rows))
+
+
+def amplification_findings(study: "Study", runs: list[dict]) -> list[dict[str, Any]]:
+    """Per arm with a minority group (per-class training share more than
+    :data:`BALANCED_WITHIN` below the other group's): the minority's generated share over its
+    training share, mean over the arm's healthy seeds with its 95% interval, beside the
+    majority's. Interval below 1: the generator amplifies the skew (``warn``); above 1: it
+    softens it; containing 1: it keeps the shares, as far as these seeds tell (``info``)."""
+    if not study.class_groups:
+        return []
+    out = []
+    for i, arm in enumerate(study.arms):
+        healthy = _healthy(runs, arm.name)
+        if not healthy:
+            continue
+        groups = list(study.class_groups.items())
+        shares = [_per_class_train_share(healthy[0]["per_class"], c) for _, c in groups]
+        if min(shares) <= 0 or max(shares) / min(shares) < BALANCED_WITHIN:
+            continue
+        (minority, m_cls), (majority, _) = sorted(groups, key=lambda g: shares[groups.index(g)])
+        ratio = {}
+        for name, classes in groups:
+            values = [cs.Measurement(r["seed"], v) for r in healthy
+                      for v in [group_value(r["per_class"], classes, "generated_share_ratio")]
+                      if v is not None]
+            if values:
+                ratio[name] = cs.arm_summary(values, metric="generated_share_ratio", seed=300 + i)
+        if minority not in ratio:
+            continue
+        m = ratio[minority]
+        if m["n_seeds"] >= 2 and m["ci_high"] < 1:
+            verb, severity = "amplifies the class skew", "warn"
+        elif m["n_seeds"] >= 2 and m["ci_low"] > 1:
+            verb, severity = "softens the class skew", "info"
+        else:
+            verb, severity = "keeps the class shares, as far as these seeds tell", "info"
+        seeds = f"over {m['n_seeds']} seed{'s' if m['n_seeds'] != 1 else ''}"
+        rest = (f"; the {majority} classes {ratio[majority]['mean']:.3f}×" if majority in ratio
+                else "")
+        out.append({"check": "amplification", "severity": severity, "classes": list(m_cls),
+                    "evidence": {"arm": arm.name, "minority": minority, "majority": majority,
+                                 "ratio": ratio},
+                    "sentence": f"{arm.name}: the generator {verb}: the judge reads its "
+                                f"samples as the {minority} classes ({', '.join(m_cls)}) "
+                                f"{m['mean']:.3f}× as often as their share of the training "
+                                f"images (95% interval [{m['ci_low']:.3f}, {m['ci_high']:.3f}] "
+                                f"{seeds}){rest}."})
     return out
 
 

@@ -40,7 +40,8 @@ from datakit.report.html import write_report
 from datakit.report.numbers import fmt
 from datakit.report.portable import absolute_paths, outside_links, relative_to_folder
 from datakit.report.run_data import summary_metrics
-from datakit.study.class_groups import class_group_contrasts, class_group_curve
+from datakit.study.class_groups import (amplification_findings, class_group_contrasts,
+                                        class_group_curve)
 from datakit.study.plateau import arm_plateaus, plateau_findings, probe_plateau
 from datakit.study.divergence import (
     diverged_findings,
@@ -338,8 +339,8 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     arm_domains = [d for m in manifests.values() for d in set(m.table["domain"].astype(str))]
     failed = diverged_findings(records)
     budget_info = budget_record(study, records, budget, overrides, arms)
-    notes = plateau_findings(records, budget_info["arms"]) + mix_findings(
-        study.target, measured, arm_domains)
+    notes = amplification_findings(study, records) + plateau_findings(
+        records, budget_info["arms"]) + mix_findings(study.target, measured, arm_domains)
     findings = cs.study_findings(contrasts, failed, notes)
     levels = {a.name: a.levels for a in study.arms if a.levels}
     curve = curve_rows({a["arm"]: a for a in arms}, levels) if levels else []
