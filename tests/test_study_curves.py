@@ -271,3 +271,14 @@ def test_the_minority_share_says_whether_the_generator_amplifies_the_skew(ratios
     assert numbers in f["sentence"] and "over 3 seeds" in f["sentence"]
     m = f["evidence"]["ratio"]["minority"]
     assert m["ci_low"] <= m["mean"] <= m["ci_high"]
+
+
+def test_the_amplification_finding_and_the_curve_print_one_interval_for_one_number():
+    from datakit.study.class_groups import amplification_findings, class_group_curve
+    study = parse_study(SKEW_SWEEP)
+    runs = _runs_with_shares("skew_20", [0.9, 1.2, 1.05]) + _runs_with_shares("skew_5", [1.0] * 3)
+    (f,) = [f for f in amplification_findings(study, runs) if f["evidence"]["arm"] == "skew_20"]
+    (row,) = [r for r in class_group_curve(study, runs) if r["value"] == 20
+              and r["class_group"] == "minority" and r["metric"] == "generated_share_ratio"]
+    m = f["evidence"]["ratio"]["minority"]
+    assert (m["mean"], m["ci_low"], m["ci_high"]) == (row["mean"], row["ci_low"], row["ci_high"])

@@ -101,6 +101,15 @@ def class_group_contrasts(study: "Study", runs: list[dict]) -> list[dict[str, An
 BALANCED_WITHIN = 1.25
 
 
+def _group_seed(study: "Study", arm) -> int:
+    """The bootstrap seed of an arm's class-group summaries: the curve's and the amplification
+    finding's intervals of the same arm are the same numbers."""
+    swept = [a.name for a in study.arms if a.levels]
+    if arm.name in swept:
+        return 200 + swept.index(arm.name)
+    return 300 + [a.name for a in study.arms].index(arm.name)
+
+
 def _per_class_train_share(per_class: list[dict[str, Any]], classes: list[str]) -> float:
     rows = [r for r in per_class if str(r.get("class_name")) in classes]
     return sum(float(r.get("train_share") or 0.0) for r in rows) / max(1, len(rows))
@@ -115,7 +124,7 @@ def amplification_findings(study: "Study", runs: list[dict]) -> list[dict[str, A
     if not study.class_groups:
         return []
     out = []
-    for i, arm in enumerate(study.arms):
+    for arm in study.arms:
         healthy = _healthy(runs, arm.name)
         if not healthy:
             continue
@@ -130,7 +139,8 @@ def amplification_findings(study: "Study", runs: list[dict]) -> list[dict[str, A
                       for v in [group_value(r["per_class"], classes, "generated_share_ratio")]
                       if v is not None]
             if values:
-                ratio[name] = cs.arm_summary(values, metric="generated_share_ratio", seed=300 + i)
+                ratio[name] = cs.arm_summary(values, metric="generated_share_ratio",
+                                             seed=_group_seed(study, arm))
         if minority not in ratio:
             continue
         m = ratio[minority]
@@ -162,14 +172,14 @@ def class_group_curve(study: "Study", runs: list[dict]) -> list[dict[str, Any]]:
     if not study.class_groups:
         return []
     rows = []
-    for i, arm in enumerate(a for a in study.arms if a.levels):
+    for arm in (a for a in study.arms if a.levels):
         for group, classes in study.class_groups.items():
             for metric in GROUP_CURVE_METRICS:
                 values = [cs.Measurement(r["seed"], v) for r in _healthy(runs, arm.name)
                           for v in [group_value(r["per_class"], classes, metric)] if v is not None]
                 if not values:
                     continue
-                s = cs.arm_summary(values, metric=metric, seed=200 + i)
+                s = cs.arm_summary(values, metric=metric, seed=_group_seed(study, arm))
                 rows.append({"sweep": arm.levels["sweep"], "factor": arm.levels["factor"],
                              "value": arm.levels["value"], "metric": metric,
                              **{k: s[k] for k in ("mean", "ci_low", "ci_high", "n_seeds")},
