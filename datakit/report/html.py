@@ -48,7 +48,7 @@ from datakit.report.run_data import (
     summary_metrics,
 )
 from datakit.report.verdict import comparison_note, findings
-from datakit.study.contrasts import LABELS
+from datakit.study.contrasts import LABELS, metric_label
 from datakit.study.schema import StudyResults
 from datakit.study.sweep import CURVE_COLUMNS
 from datakit.study.target import share_key, single_domain
@@ -604,7 +604,7 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
     contrasts = study.contrasts
     target = single_domain(study.reference.get("target"))
     share = share_key(target) if target else None
-    labels = {**LABELS, "kid": "KID", **({share: f"generated {target} share"} if share else {})}
+    labels = {**LABELS, **({share: metric_label(share)} if share else {})}
     views = list(dict.fromkeys(v for a in arms for v in (a.get("views") or {})))
     return {"reference": study.reference, "budget": study.budget,
             "target": target, "share_key": share,

@@ -101,13 +101,20 @@ def class_group_contrasts(study: "Study", runs: list[dict]) -> list[dict[str, An
 BALANCED_WITHIN = 1.25
 
 
-def _group_seed(study: "Study", arm) -> int:
-    """The bootstrap seed of an arm's class-group summaries: the curve's and the amplification
-    finding's intervals of the same arm are the same numbers."""
+def _group_summary(study: "Study", arm, runs: list[dict], classes: list[str], metric: str
+                   ) -> dict[str, Any] | None:
+    """A group's ``metric`` in ``arm``: mean over its healthy seeds with its 95% interval
+    (:func:`datakit.study.contrasts.arm_summary`), or None when no run measured it. One
+    bootstrap seed per arm, so the curve and the amplification finding print one interval
+    for one number."""
+    values = [cs.Measurement(r["seed"], v) for r in _healthy(runs, arm.name)
+              for v in [group_value(r["per_class"], classes, metric)] if v is not None]
+    if not values:
+        return None
     swept = [a.name for a in study.arms if a.levels]
-    if arm.name in swept:
-        return 200 + swept.index(arm.name)
-    return 300 + [a.name for a in study.arms].index(arm.name)
+    seed = (200 + swept.index(arm.name) if arm.name in swept
+            else 300 + [a.name for a in study.arms].index(arm.name))
+    return cs.arm_summary(values, metric=metric, seed=seed)
 
 
 def _per_class_train_share(per_class: list[dict[str, Any]], classes: list[str]) -> float:
@@ -133,14 +140,8 @@ def amplification_findings(study: "Study", runs: list[dict]) -> list[dict[str, A
         if min(shares) <= 0 or max(shares) / min(shares) < BALANCED_WITHIN:
             continue
         (minority, m_cls), (majority, _) = sorted(groups, key=lambda g: shares[groups.index(g)])
-        ratio = {}
-        for name, classes in groups:
-            values = [cs.Measurement(r["seed"], v) for r in healthy
-                      for v in [group_value(r["per_class"], classes, "generated_share_ratio")]
-                      if v is not None]
-            if values:
-                ratio[name] = cs.arm_summary(values, metric="generated_share_ratio",
-                                             seed=_group_seed(study, arm))
+        ratio = {name: s for name, classes in groups
+                 if (s := _group_summary(study, arm, runs, classes, "generated_share_ratio"))}
         if minority not in ratio:
             continue
         m = ratio[minority]
@@ -175,11 +176,9 @@ def class_group_curve(study: "Study", runs: list[dict]) -> list[dict[str, Any]]:
     for arm in (a for a in study.arms if a.levels):
         for group, classes in study.class_groups.items():
             for metric in GROUP_CURVE_METRICS:
-                values = [cs.Measurement(r["seed"], v) for r in _healthy(runs, arm.name)
-                          for v in [group_value(r["per_class"], classes, metric)] if v is not None]
-                if not values:
+                s = _group_summary(study, arm, runs, classes, metric)
+                if s is None:
                     continue
-                s = cs.arm_summary(values, metric=metric, seed=_group_seed(study, arm))
                 rows.append({"sweep": arm.levels["sweep"], "factor": arm.levels["factor"],
                              "value": arm.levels["value"], "metric": metric,
                              **{k: s[k] for k in ("mean", "ci_low", "ci_high", "n_seeds")},
