@@ -235,6 +235,15 @@ def test_cli_audit_several_runs(tmp_path, toy, fake_audit_run):
     assert "Runs compared" in out.read_text()
 
 
+def test_cli_audit_prints_each_runs_verdict_before_the_report(tmp_path, toy, fake_audit_run):
+    a, b = make_run(tmp_path / "a", toy), make_run(tmp_path / "b", toy)
+    out = tmp_path / "cmp.html"
+    result = CliRunner().invoke(main, ["audit", str(a), str(b), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    sentence = Audit.from_dict(fake_audit(toy).to_dict()).verdict.sentence
+    assert result.stdout.splitlines() == [f"{a}: {sentence}", f"{b}: {sentence}", f"Report: {out}"]
+
+
 def test_cli_audit_judge_manifest_reaches_the_audit(tmp_path, toy, monkeypatch):
     import datakit.audit.many
     seen = []

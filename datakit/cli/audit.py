@@ -33,7 +33,8 @@ def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest
     memorisation) and write one HTML report over all of them.
 
     Each run's numbers go to RUN_DIR/audit/audit.json; the report opens from disk (figures
-    inline, no network) and starts with the verdict.
+    inline, no network) and starts with the verdict. Each run's verdict line is also printed
+    on stdout, before the report's path.
 
     \b
     Example:
@@ -53,4 +54,7 @@ def audit_cmd(run_dirs, out, as_json, reuse, device, seed, title, judge_manifest
         dicts = [a.to_dict() for a in audits]
         print_json(dicts[0] if len(dicts) == 1 else dicts)
     else:
+        # the verdict's first line per run, so a terminal shows the answer without the page
+        for run_dir, audit in zip(run_dirs, audits):
+            click.echo(f"{run_dir}: {audit.verdict.sentence}")
         click.echo(f"Report: {path}")
