@@ -130,7 +130,7 @@ def test_sample_library_and_cli(make_manifest, tmp_path):
     res = runner.invoke(main, ["sample", str(run), "--n", "6", "--out", str(tmp_path / "g.png")])
     assert res.exit_code == 0, res.output
     assert (tmp_path / "g.png").exists()
-    res = runner.invoke(main, ["sample", str(run), "--n", "6"])
+    res = runner.invoke(main, ["sample", str(run), "-n", "6"])
     assert res.exit_code == 0
     assert np.load(run / "samples" / "sample_all_6.npz")["labels"].tolist() == [0, 1, 0, 1, 0, 1]
     res = runner.invoke(main, ["sample", str(run), "--n", "2", "--class", "z"])

@@ -114,7 +114,7 @@ def train_cmd(manifest, as_json, **options):
 
 @main.command("sample")
 @click.argument("run_dir", type=click.Path())
-@click.option("--n", "n", type=int, required=True, help="Number of images.")
+@click.option("--n", "-n", "n", type=int, required=True, help="Number of images.")
 @click.option("--class", "class_name", default=None,
               help="Only this class (a class name, e.g. 7 or A); conditional models only.")
 @click.option("--out", "-o", type=click.Path(), default=None,
@@ -128,7 +128,7 @@ def sample_cmd(run_dir, n, class_name, out, seed, device, as_json):
 
     \b
     Example:
-        datakit sample runs/acgan --n 100 --class 7 --out sevens.png
+        datakit sample runs/acgan -n 100 --class 7 --out sevens.png
     """
     needs_torch("sample")
     from datakit.training import sample
