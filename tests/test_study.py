@@ -97,9 +97,14 @@ def test_two_arm_study_runs_and_then_reuses_everything(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for r in first.runs.values()
               for p in (r / "generated.npz", r / "audit" / "audit.json")}
 
-    again = run_study(load_study(tmp_path / "study.toml"), out=out, budget=0.1, device="cpu")
+    # Again from the command line: it lists the runs, prints study.json's verdict, then the report.
+    again = CliRunner().invoke(main, ["study", str(tmp_path / "study.toml"), "--out", str(out),
+                                      "--budget", "0.1", "--device", "cpu"])
+    assert again.exit_code == 0, again.output
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing retrained or re-audited
-    assert again.report.exists()
+    assert again.stdout.splitlines() == (
+        [f"  {arm}: {d}" for arm, d in first.runs.items()] + ["Verdict:"]
+        + [f"  {sentence}" for sentence in summary["verdict"]] + [f"Report: {first.report}"])
 
     # A different budget changes the settings, so the finished run no longer matches.
     from datakit.study.arms import _resumable, _run_matches

@@ -1,6 +1,7 @@
 """``datakit study FILE.toml``: run an audit study (every arm ingested, composed, trained, audited)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -61,4 +62,8 @@ def study_cmd(study_file, budget, device, out, overrides, executor, jobs, thread
         return
     for arm, run_dir in result.runs.items():
         click.echo(f"  {arm}: {run_dir}")
+    # the study's verdict (study.json's sentences), so a terminal shows the answer without the page
+    click.echo("Verdict:")
+    for sentence in json.loads(Path(result.summary).read_text())["verdict"]:
+        click.echo(f"  {sentence}")
     click.echo(f"Report: {result.report}")
