@@ -24,6 +24,8 @@ def test_quick_demo_writes_a_report_of_three_arms(tmp_path):
     assert "Runs compared" in html
     summary = json.loads((out / "study.json").read_text())
     assert [a["arm"] for a in summary["arms"]] == ["handwritten", "synthetic", "mixed"]
+    assert summary["verdict"] and result.stdout.splitlines() == (
+        ["Verdict:"] + [f"  {sentence}" for sentence in summary["verdict"]] + [f"Report: {report}"])
     # The arms' training sets are what the demo promises: one domain each, then both.
     from datakit.manifest.read import read_manifest
     domains, judges = {}, set()

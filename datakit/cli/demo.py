@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from datakit.cli.base import json_option, main, needs_torch, print_json
+from datakit.cli.study import echo_verdict_and_report
 
 
 @main.command("demo")
@@ -37,4 +38,4 @@ def demo_cmd(out, steps, device, quick, as_json):
     if as_json:
         print_json({"out": str(out), "report": str(result.report)})
     else:
-        click.echo(f"Report: {result.report}")
+        echo_verdict_and_report(result)

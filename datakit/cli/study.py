@@ -62,7 +62,12 @@ def study_cmd(study_file, budget, device, out, overrides, executor, jobs, thread
         return
     for arm, run_dir in result.runs.items():
         click.echo(f"  {arm}: {run_dir}")
-    # the study's verdict (study.json's sentences), so a terminal shows the answer without the page
+    echo_verdict_and_report(result)
+
+
+def echo_verdict_and_report(result) -> None:
+    """A study's verdict (study.json's sentences) and its report's path, on stdout: a terminal
+    shows the answer without opening the page."""
     click.echo("Verdict:")
     for sentence in json.loads(Path(result.summary).read_text())["verdict"]:
         click.echo(f"  {sentence}")
