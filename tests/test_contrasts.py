@@ -91,6 +91,23 @@ def test_verdict_comes_only_from_contrasts():
     assert v[0] == yes["sentence"] and "1 of 2 contrasts are inconclusive" in v[1]
 
 
+def test_the_inconclusive_count_says_why():
+    one_seed = contrast("f", "a", "b", "fd", _runs([70]), _runs([10]))
+    spans_zero = contrast("f", "a", "b", "recall", _runs([0.4, 0.5, 0.45]), _runs([0.5, 0.4, 0.45]))
+    unpaired = contrast("f", "a", "b", "precision", [Measurement(0, 0.5)], [Measurement(1, 0.6)])
+    assert unpaired["difference"] is None
+    assert study_verdict([one_seed, one_seed]) == [
+        "2 of 2 contrasts are inconclusive at this budget (each from one seed, so seed-to-seed "
+        "noise is unknown); run more seeds (e.g. seeds = [0, 1, 2]) to separate them."]
+    assert study_verdict([spans_zero]) == [
+        "1 of 1 contrasts are inconclusive at this budget (their intervals include 0); more "
+        "seeds or steps may separate them."]
+    assert study_verdict([unpaired, one_seed, spans_zero]) == [
+        "3 of 3 contrasts are inconclusive at this budget (1 with no seed that has both runs; "
+        "1 from one seed, whose seed-to-seed noise is unknown; 1 whose intervals include 0); "
+        "more seeds or steps may separate them."]
+
+
 def test_a_conclusive_contrast_where_b_is_worse_is_a_warning():
     from datakit.study.contrasts import contrast_finding, study_findings
     # Planted: the minority's label fidelity is about 0.54 below the majority's on every seed

@@ -283,6 +283,30 @@ def study_answer(contrasts: Sequence[dict[str, Any]], size: int = ANSWER_SIZE
     return out
 
 
+def inconclusive_sentence(contrasts: Sequence[dict[str, Any]]) -> str:
+    """How many contrasts are inconclusive, and why: no seed with both runs, one seed (so the
+    seed-to-seed noise is unknown), or an interval that includes 0."""
+    out = [c for c in contrasts if not c["conclusive"]]
+    unpaired = sum(c["difference"] is None for c in out)
+    one_seed = sum(c["difference"] is not None and c["n_seeds"] < 2 for c in out)
+    spans_zero = len(out) - unpaired - one_seed
+    alone = {"unpaired": "no seed has both runs",
+             "one_seed": "each from one seed, so seed-to-seed noise is unknown",
+             "spans_zero": "their intervals include 0"}
+    counted = {"unpaired": "with no seed that has both runs",
+               "one_seed": "from one seed, whose seed-to-seed noise is unknown",
+               "spans_zero": "whose intervals include 0"}
+    counts = {"unpaired": unpaired, "one_seed": one_seed, "spans_zero": spans_zero}
+    present = [k for k, n in counts.items() if n]
+    why = (alone[present[0]] if len(present) == 1
+           else "; ".join(f"{counts[k]} {counted[k]}" for k in present))
+    why = f"({why})"
+    advice = ("run more seeds (e.g. seeds = [0, 1, 2]) to separate them" if not spans_zero
+              else "more seeds or steps may separate them")
+    return (f"{len(out)} of {len(contrasts)} contrasts are inconclusive at this budget "
+            f"{why}; {advice}.")
+
+
 def study_findings(contrasts: Sequence[dict[str, Any]],
                    runs: Sequence[dict[str, Any]] = (),
                    notes: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
@@ -311,9 +335,7 @@ def study_findings(contrasts: Sequence[dict[str, Any]],
     if n_out:
         count = [{"check": "contrast", "severity": "info", "classes": [],
                   "evidence": {"inconclusive": n_out, "contrasts": len(contrasts)},
-                  "sentence": f"{n_out} of {len(contrasts)} contrasts are inconclusive at this "
-                              "budget (their intervals include 0); more seeds or steps may "
-                              "separate them."}]
+                  "sentence": inconclusive_sentence(contrasts)}]
     if not answer:
         lead, count = count, []
     for f in lead:  # the answer is marked in its evidence (a finding's keys are fixed)
