@@ -41,3 +41,9 @@ def test_quick_demo_writes_a_report_of_three_arms(tmp_path):
     assert domains == {"handwritten": ["handwritten"], "synthetic": ["synthetic"],
                        "mixed": ["handwritten", "synthetic"]}
     assert judges == {mixed_checksum}  # one judge, trained on the mixed set, measured every arm
+    # Realism is measured against the mixed set's handwritten digits (the target domain), the
+    # font renderings beside; so the verdict has no "names no target domain" warning.
+    assert summary["reference"]["domain_mix"] == {"handwritten": 1.0}
+    assert all("generated_handwritten_share" in a["metrics"] for a in summary["arms"])
+    assert not any("no target domain" in sentence for sentence in summary["verdict"])
+    assert "The same arms against the synthetic images" in html
