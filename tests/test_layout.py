@@ -125,3 +125,19 @@ def test_the_public_api_is_exported_from_the_package():
                  "read_manifest", "register_check", "DatakitError", "ManifestError"):
         assert callable(getattr(datakit, name)), name
     assert set(datakit.__all__) >= {"ingest", "compose", "train", "audit_run", "run_study"}
+
+
+def test_every_command_has_its_python_function_in_the_root_and_the_docs():
+    import re
+    import datakit
+    from datakit.cli import main
+    section = (PACKAGE.parent / "docs" / "cli.md").read_text().split("## The same in Python", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `datakit ([a-z-]+)[^`]*` \| (.+) \|$", section, flags=re.M)
+    assert sorted(cmd for cmd, _ in rows) == sorted(main.commands)
+    for cmd, python in rows:
+        names = re.findall(r"datakit\.([A-Za-z_]+)\(", python)
+        assert names, f"no function named for `datakit {cmd}`"
+        for name in names:
+            assert name in datakit.__all__ and callable(getattr(datakit, name)), (cmd, name)
+    assert {"DemoConfig", "LabelIssuesConfig", "AuditConfig", "ComposeConfig", "TrainConfig"} <= set(dir(datakit))

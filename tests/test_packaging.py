@@ -91,6 +91,23 @@ main({args!r}, prog_name="datakit")
         f"Error: datakit {name} needs PyTorch: pip install 'datakit[train]'")
 
 
+def test_python_names_that_need_torch_name_the_extra_and_the_others_work(tmp_path):
+    code = """
+import datakit
+datakit.ingest('digits', size=8, out='m')
+result = datakit.verify_manifest('m/digits.parquet')
+assert result.ok, result
+assert len(datakit.manifest_stats(datakit.read_manifest('m/digits.parquet'))['class_counts']) == 10
+try:
+    datakit.sample('r', 2)
+except datakit.MissingDependency as e:
+    print(e)
+"""
+    out = _run_without_torch(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "datakit.sample needs PyTorch: pip install 'datakit[train]'"
+
+
 def test_setup_declares_extras_license_and_python():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
