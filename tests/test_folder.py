@@ -52,6 +52,30 @@ def test_one_class_per_folder_any_format(tmp_path):
     assert m.table["id"].iloc[0] == "folder/glyphs/7/0.jpg"
 
 
+def test_notes_and_thumbnail_caches_in_class_folders_are_left_out_and_said(tmp_path, monkeypatch, caplog):
+    import logging
+    root = make_tree(tmp_path / "glyphs")
+    (root / "A" / "notes.txt").write_text("drawn by hand, 2019")
+    (root / "A" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (root / "b" / "labels.CSV").write_text("0.png,b")
+    (root / "b" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    monkeypatch.setattr(logging.getLogger("datakit"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="datakit")
+    m = ingest_folder(root, out=tmp_path / "o", workers=0)
+    assert len(m) == 9 and not m.meta.get("skipped")
+    assert (f"Left out 3 file(s) whose names say they are not images: {root / 'A' / 'Thumbs.db'}, "
+            f"{root / 'A' / 'notes.txt'}, {root / 'b' / 'labels.CSV'}") in caplog.messages
+    # A file that claims to be an image and is not one is still an error.
+    (root / "b" / "3.png").write_text("not a png")
+    with pytest.raises(FormatError, match="3.png is not a readable image"):
+        ingest_folder(root, out=tmp_path / "o2", workers=0)
+    # A class folder holding only notes holds no images.
+    (root / "Z").mkdir()
+    (root / "Z" / "readme.md").write_text("to do")
+    with pytest.raises(FormatError, match=r"\(class 'Z'\) holds no images"):
+        ingest_folder(root, classes="A,Z", out=tmp_path / "o3", workers=0)
+
+
 def test_classes_option_chooses_and_orders_the_vocabulary(tmp_path):
     root = make_tree(tmp_path / "glyphs")
     m = ingest_folder(root, classes="b,A", out=tmp_path / "o", workers=0)

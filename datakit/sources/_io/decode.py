@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from datakit._core.progress import progress
+from datakit._core.progress import log, progress
 from datakit.errors import DatakitError, FormatError
 from datakit.manifest.store import PixelSpill
 from datakit.sources._io.images import FitOptions, decode_image, fit_square
@@ -25,6 +25,20 @@ from datakit.sources.common import ErrorPolicy
 
 BATCH = 256                # files per task shipped to a worker: large enough to amortise IPC,
 BATCH_BYTES = 16 << 20     # and small enough in bytes that the tasks in flight stay small
+
+#: Suffixes of the files that sit in image folders and are never images: notes, lists,
+#: labels, metadata and the thumbnail caches of file managers (Thumbs.db, desktop.ini).
+#: They are left out (and counted in a log line); any other file must decode as an image.
+NOT_IMAGE_SUFFIXES = frozenset({".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".yaml", ".yml",
+                                ".xml", ".html", ".pdf", ".ini", ".db", ".log"})
+
+
+def is_not_an_image(name: str) -> bool:
+    """Whether a file's name says it is no image: hidden (a dot first: macOS resource forks
+    and the like) or a suffix of :data:`NOT_IMAGE_SUFFIXES`."""
+    base = name.rsplit("/", 1)[-1]
+    return base.startswith(".") or os.path.splitext(base)[1].lower() in NOT_IMAGE_SUFFIXES
+
 
 #: ``class_of_folder(folder, where)`` -> class name, or raises FormatError for a folder
 #: that is not a class.
@@ -84,6 +98,7 @@ def decode_into(spill: PixelSpill, files: Iterator[tuple[str, str, str, bytes | 
     workers = (os.cpu_count() or 1) if workers is None else max(0, int(workers))
     pool = None
     bar = progress(desc="decoding", unit="img")
+    not_images: list[str] = []                 # notes and the like in class folders, left out
 
     def collect(batch_meta, result) -> None:
         arr, results = result
@@ -135,8 +150,12 @@ def decode_into(spill: PixelSpill, files: Iterator[tuple[str, str, str, bytes | 
             if cls not in kept:
                 continue
             entry = folders[folder]
-            if kind == "dir" or rest.rsplit("/", 1)[-1].startswith("."):
-                continue  # hidden files (macOS resource forks and the like) are never images
+            if kind == "dir":
+                continue
+            if is_not_an_image(rest):
+                if not rest.rsplit("/", 1)[-1].startswith("."):
+                    not_images.append(where)
+                continue
             entry[1] += 1
             batch_meta.append((rel, where, cls))
             batch.append((where, data))
@@ -163,4 +182,7 @@ def decode_into(spill: PixelSpill, files: Iterator[tuple[str, str, str, bytes | 
         if pool is not None:
             pool.terminate()
             pool.join()
+    if not_images:
+        log(f"Left out {len(not_images)} file(s) whose names say they are not images: "
+            f"{', '.join(not_images[:3])}{', …' if len(not_images) > 3 else ''}")
     return rels, metas, folders
