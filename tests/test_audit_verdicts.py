@@ -36,6 +36,22 @@ def test_healthy_control_has_no_fail(world, tmp_path):
     assert not any(c["collapsed"] for c in a["per_class"])
 
 
+def test_classes_too_small_to_test_are_said_in_one_finding_per_side(world, tmp_path):
+    run = make_run(tmp_path / "run", world.manifest, world.fresh_images, world.fresh_labels)
+    a = audit_run(run, AuditConfig(**{**FAST, "min_class_n": 1000}))  # every class is too small
+    few = [f for f in a["findings"] if f["sentence"].startswith("Too few")]
+    assert [f["evidence"]["side"] for f in few] == ["held-out", "generated"]
+    names = [str(d) for d in range(10)]
+    for f in few:
+        assert f["severity"] == "info" and f["classes"] == names
+        assert f["sentence"].startswith(f"Too few {f['evidence']['side']} images of 10 classes, 0 (n = ")
+        assert f["sentence"].endswith("to test them against their floors (at least 1000 each are "
+                                      "needed); they are not failed on label fidelity, coverage, FD or modes.")
+    generated = few[1]["evidence"]["per_class"]
+    assert generated == {c: int((world.fresh_labels == int(c)).sum()) for c in names}
+    assert all(c["untested"] for c in a["per_class"]) and _fails(a) == []
+
+
 def test_a_class_drawn_as_another_fails_label_fidelity(world, tmp_path):
     images, labels = world.fresh_images.copy(), world.fresh_labels.copy()
     fives, threes = np.flatnonzero(labels == 5), np.flatnonzero(labels == 3)

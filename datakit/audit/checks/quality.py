@@ -107,6 +107,7 @@ def check(f, cfg) -> CheckResult:
     rng = np.random.default_rng(cfg.seed)
     summary = _summary(f, cfg, rng)
     table, findings, reps = [], [], {"fd": {}, "coverage": {}}
+    too_few: dict[str, dict[str, int]] = {"held-out": {}, "generated": {}}
     for lab, name in enumerate(f.classes):
         fd_test, fd_reps, cov_test, cov_reps = _class_tests(f, cfg, lab)
         row = {"class_name": name, "fd": None, "fd_floor": None, "coverage": None,
@@ -120,7 +121,11 @@ def check(f, cfg) -> CheckResult:
             if test.worse:
                 findings.append(_finding(key, name, test))
         table.append(row)
-        findings += _too_few(f, lab, name, cfg.min_class_n)
+        for side, n in (("held-out", int((f.held_labels == lab).sum())),
+                        ("generated", int((f.assigned == lab).sum()))):
+            if 0 < n < cfg.min_class_n:
+                too_few[side][name] = n
+    findings += [_too_few(side, counts, cfg.min_class_n) for side, counts in too_few.items() if counts]
     fd = summary.get("fd")
     if fd is not None:
         inf = fd.fd_infinity or {}
@@ -140,18 +145,21 @@ def check(f, cfg) -> CheckResult:
                        findings, sections={"summary": summary}, replicates=reps)
 
 
-def _too_few(f, lab: int, name: str, min_n: int) -> list[Finding]:
-    """An ``info`` finding when a class is too small to be failed against its floors."""
-    out = []
-    for side, n in (("held-out", int((f.held_labels == lab).sum())),
-                    ("generated", int((f.assigned == lab).sum()))):
-        if 0 < n < min_n:
-            out.append(Finding(NAME, "info", [name],
-                               f"Too few {side} images of class {name} (n = {n}) to test it against its "
-                               f"floor (at least {min_n} are needed); it is not failed on "
-                               "label fidelity, coverage, FD or modes.",
-                               {"value": n, "floor": min_n, "side": side}))
-    return out
+def _too_few(side: str, counts: dict[str, int], min_n: int) -> Finding:
+    """One ``info`` finding for the classes with too few ``side`` images to be failed against
+    their floors (``counts``: class -> images)."""
+    if len(counts) == 1:
+        (name, n), = counts.items()
+        sentence = (f"Too few {side} images of class {name} (n = {n}) to test it against its "
+                    f"floor (at least {min_n} are needed); it is not failed on label fidelity, "
+                    "coverage, FD or modes.")
+    else:
+        listed = ", ".join(f"{name} (n = {n})" for name, n in counts.items())
+        sentence = (f"Too few {side} images of {len(counts)} classes, {listed}, to test them against "
+                    f"their floors (at least {min_n} each are needed); they are not failed on label "
+                    "fidelity, coverage, FD or modes.")
+    return Finding(NAME, "info", list(counts), sentence,
+                   {"per_class": dict(counts), "floor": min_n, "side": side})
 
 
 def _finding(key: str, name: str, test) -> Finding:
