@@ -210,6 +210,12 @@ def test_every_run_plateaued_is_one_info_line():
     (f,) = plateau_findings([], [{**per_arm[0], "plateaued": 0, "unknown": 3}])
     assert f["sentence"] == ("Whether the runs had plateaued is unknown: their training logged "
                              "fewer than 6 probe readings (set probe_every to read it).")
+    # A probe was set, but the budget's steps leave room for one reading (250 of 300 steps).
+    runs = [{"arm": "a", "probe_plateau": {"state": "unknown", "probes": p}} for p in (1, 1, 0)]
+    (f,) = plateau_findings(runs, [{**per_arm[0], "plateaued": 0, "unknown": 3}])
+    assert f["sentence"] == ("Whether the runs had plateaued is unknown: each logged at most 1 "
+                             "probe reading, fewer than the 6 needed (a larger --budget, or a "
+                             "smaller probe_every, gives more).")
 
 
 def test_the_shipped_curve_studies_parse_as_the_founding_story_asks():

@@ -108,9 +108,14 @@ def plateau_findings(runs: Sequence[dict[str, Any]], per_arm: Sequence[dict[str,
     done = sum(a["plateaued"] for a in per_arm)
     unknown = sum(a["unknown"] for a in per_arm)
     total = done + unknown
-    if not done:
+    most = max([(r.get("probe_plateau") or {}).get("probes", 0) for r in runs], default=0)
+    if not done and not most:
         sentence = ("Whether the runs had plateaued is unknown: their training logged fewer than "
                     f"{MIN_PROBES} probe readings (set probe_every to read it).")
+    elif not done:  # a probe was set, but its interval is long for the steps this budget runs
+        sentence = (f"Whether the runs had plateaued is unknown: each logged at most {most} probe "
+                    f"reading{'s' if most != 1 else ''}, fewer than the {MIN_PROBES} needed "
+                    "(a larger --budget, or a smaller probe_every, gives more).")
     else:
         sentence = (("Every run" if not unknown else f"{done} of {total} runs")
                     + " had plateaued by its own training probe when training ended (its best "
