@@ -223,6 +223,7 @@ def fake_study(root: Path, *, arms: int = 4, seeds: int = 3, classes: int = 10,
             ra = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == arm[0]]
             rb = [cs.measurement(r["seed"], r["summary"][k]) for r in records if r["arm"] == arm[a]]
             contrasts.append(cs.contrast("arm", arm[0], arm[a], k, ra, rb, seed=a))
+    cs.add_q_values(contrasts)
     study = {"study": "fake", "title": "Fake study", "file": None, "executor": "local",
              "seeds": list(range(seeds)),
              "budget": {"description": "40 steps of 8 images per arm and seed."},

@@ -88,7 +88,60 @@ def test_verdict_comes_only_from_contrasts():
     yes = contrast("f", "a", "b", "fd", _runs([70, 72, 69]), _runs([40, 41, 43]))
     no = contrast("f", "a", "b", "recall", _runs([0.4, 0.5, 0.45]), _runs([0.5, 0.4, 0.45]))
     v = study_verdict([yes, no])
-    assert v[0] == yes["sentence"] and "1 of 2 contrasts are inconclusive" in v[1]
+    assert v[0] == yes["sentence"] and "1 of 2 contrasts are inconclusive" in v[-1]
+
+
+def test_a_contrasts_p_value_agrees_with_its_interval():
+    rng = np.random.default_rng(3)
+    for i in range(200):
+        n = int(rng.integers(2, 6))
+        shift = float(rng.choice([0.0, 0.5, 1.5]))
+        c = contrast("f", "a", "b", "fd", _runs(list(rng.normal(10, 1, n)), 0.3),
+                     _runs(list(rng.normal(10 + shift, 1, n)), 0.3), seed=i)
+        assert (c["p_value"] < 0.05) == c["conclusive"], c
+    assert "p_value" not in contrast("f", "a", "b", "fd", _runs([70]), _runs([10]))  # one seed
+
+
+def test_q_values_are_benjamini_hochberg():
+    from scipy.stats import false_discovery_control
+    from datakit.study.contrasts import q_values
+    ps = [0.01, 0.04, 0.03, 0.005, 0.2, 0.049]
+    got = q_values(ps[:2] + [None] + ps[2:])
+    assert got[2] is None
+    assert np.allclose([q for q in got if q is not None], false_discovery_control(ps))
+    assert np.allclose(q_values([0.01, 0.04, 0.03, 0.005]), [0.02, 0.04, 0.04, 0.02])  # by hand
+
+
+def test_conclusive_contrasts_are_weighed_as_a_family():
+    from datakit.report.numbers import fmt
+    strong = contrast("f", "a", "b", "fd", _runs([70, 72, 69]), _runs([40, 41, 43]))
+    weak = contrast("f", "a", "b", "precision", _runs([0.40, 0.42, 0.41], 0), _runs([0.43, 0.47, 0.44], 0))
+    null = contrast("f", "a", "b", "recall", _runs([0.4, 0.5, 0.45], 0), _runs([0.5, 0.4, 0.45], 0))
+    assert weak["conclusive"] and 0.01 < weak["p_value"] < 0.05 and strong["p_value"] < 0.005
+    # Healthy control: a sharp difference among few contrasts stands.
+    assert study_verdict([strong, null])[1] == (
+        "1 of 2 contrasts is conclusive at 95% and it stands with the false-discovery rate over "
+        "the 2 held at 5% (Benjamini–Hochberg); where nothing differs, about 1 contrast in 20 "
+        "reads conclusive by chance.")
+    # Planted: a barely conclusive contrast among 12 is what chance makes; it is said to be one.
+    v = study_verdict([strong, weak] + [null] * 10)
+    assert v[:2] == [strong["sentence"], weak["sentence"]]  # the answer is unchanged
+    assert v[2] == (
+        "2 of 12 contrasts are conclusive at 95% each; where nothing differs, about 1 contrast in "
+        "20 reads conclusive by chance. With the false-discovery rate over the 12 held at 5% "
+        "(Benjamini–Hochberg), 1 stands and 1 may be chance (precision, b vs a (q 0.191)); more "
+        "seeds would settle it.")
+    assert study_verdict([weak] + [null] * 10)[1] == (
+        "1 of 11 contrasts is conclusive at 95%; where nothing differs, about 1 contrast in 20 "
+        "reads conclusive by chance. With the false-discovery rate over the 11 held at 5% "
+        f"(Benjamini–Hochberg), none stands: it may be chance (precision, b vs a (q {fmt(weak['p_value'] * 11)})); "
+        "more seeds would settle it.")
+    from datakit.study.contrasts import study_findings
+    family = study_findings([strong, weak] + [null] * 10)[2]
+    assert family["evidence"] == {"tested": 12, "conclusive": 2, "stand": 1, "fdr": 0.05,
+                                  "may_be_chance": ["precision: b vs a"]}
+    assert not any(f["sentence"].startswith(("1 of", "2 of")) for f in study_findings([null, null])
+                   if "conclusive at 95%" in f["sentence"])  # nothing conclusive: no such line
 
 
 def test_the_inconclusive_count_says_why():
@@ -138,9 +191,11 @@ def test_a_conclusive_contrast_where_b_is_worse_is_a_warning():
     # side's interval sits a little further from 0, so it leads); the inconclusive ones are
     # counted in one note
     fs = study_findings([better_fd, null, fd_worse])
-    assert [f["severity"] for f in fs] == ["warn", "info", "info"]
-    assert fs[1]["sentence"] == better_fd["sentence"] and "1 of 3 contrasts" in fs[2]["sentence"]
+    assert [f["severity"] for f in fs] == ["warn", "info", "info", "info"]
+    assert fs[1]["sentence"] == better_fd["sentence"] and "1 of 3 contrasts" in fs[3]["sentence"]
     assert fs[0]["evidence"]["answer"] and fs[1]["evidence"]["answer"]
+    assert fs[2]["sentence"].startswith("2 of 3 contrasts are conclusive at 95% each and all 2 stand")
+    assert "answer" not in fs[2]["evidence"]  # it qualifies the answer; it is not one
     assert study_verdict([better_fd, null, fd_worse]) == [f["sentence"] for f in fs]
 
 
@@ -165,10 +220,10 @@ def test_the_first_findings_answer_the_question_best_and_worst_together():
               "evidence": {}}
     fs = study_findings([sweep_warn, cov, recall, fd], [failed])
     assert fs[0]["sentence"] == fd["sentence"] and fs[1]["evidence"]["metric"] == "recall"
-    # the answer holds up to 4 contrasts; the failed run follows it, then the other contrasts
+    # the answer holds up to 4 contrasts; whether they stand as a family, then the failed run
     assert [f["evidence"].get("metric") for f in fs] == ["fd", "recall", "coverage", "precision",
-                                                        None]
-    assert fs[4]["severity"] == "fail"
+                                                        None, None]
+    assert fs[4]["evidence"]["stand"] == 4 and fs[5]["severity"] == "fail"
 
 
 def test_the_answer_leads_with_the_stronger_side():

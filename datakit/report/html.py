@@ -614,9 +614,10 @@ def _study_section(study: StudyResults) -> dict[str, Any]:
             "contrasts": contrasts, "arms": arms, "metrics": metrics, "labels": labels,
             "runs": study.runs,
             "contrasts_csv": csv_uri(["factor", "a", "b", "metric", "difference", "ci_low", "ci_high",
-                                      "n_seeds", "conclusive"],
+                                      "n_seeds", "conclusive", "p_value", "q_value"],
                                      [[c.get(k) for k in ("factor", "a", "b", "metric", "difference",
-                                                          "ci_low", "ci_high", "n_seeds", "conclusive")]
+                                                          "ci_low", "ci_high", "n_seeds", "conclusive",
+                                                          "p_value", "q_value")]
                                       for c in contrasts]),
             "arms_csv": csv_uri(["arm", "metric", "mean", "ci_low", "ci_high", "n_seeds"],
                                 [[a["arm"], m, v.get("mean"), v.get("ci_low"), v.get("ci_high"),

@@ -38,6 +38,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from scipy import stats
 
+from datakit.report.numbers import fmt
+
 #: Metrics compared by default (those present in the runs' summaries).
 CONTRAST_METRICS = ("fd", "label_fidelity", "coverage", "recall", "precision", "density", "kid")
 #: Direction of each metric when the audit does not record it (``better``).
@@ -135,12 +137,53 @@ def mean_interval(values: Sequence[float], image_se: Sequence[float], *, seed: i
     if n == 1:
         half = stats.norm.ppf(0.5 + level / 2) * float(se[0])
         return mean, _clip(mean - half, bounds), _clip(mean + half, bounds)
+    half = float(stats.t.ppf(0.5 + level / 2, df=n - 1)) * bootstrap_se(v, se, seed=seed,
+                                                                       replicates=replicates)
+    return mean, _clip(mean - half, bounds), _clip(mean + half, bounds)
+
+
+def bootstrap_se(values: Sequence[float], image_se: Sequence[float], *, seed: int = 0,
+                 replicates: int = REPLICATES) -> float:
+    """The standard error of the mean of two or more per-seed ``values`` under both levels of
+    noise (seeds resampled, then each run's image noise drawn), corrected by sqrt(n / (n − 1))
+    (the module docstring says why)."""
+    v, se = np.asarray(values, dtype=float), np.asarray(image_se, dtype=float)
+    n = len(v)
     rng = np.random.default_rng(seed)
     pick = rng.integers(n, size=(replicates, n))                  # level 1: seeds
     draws = v[pick] + se[pick] * rng.standard_normal((replicates, n))  # level 2: images
-    boot_se = float(draws.mean(axis=1).std(ddof=1)) * math.sqrt(n / (n - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, df=n - 1)) * boot_se
-    return mean, _clip(mean - half, bounds), _clip(mean + half, bounds)
+    return float(draws.mean(axis=1).std(ddof=1)) * math.sqrt(n / (n - 1))
+
+
+def p_value(difference: float, se: float, n_seeds: int) -> float:
+    """Two-sided p-value of a mean difference over ``n_seeds`` seeds with standard error
+    ``se`` (Student's t on n − 1 degrees of freedom): below 0.05 exactly when the 95%
+    interval excludes 0."""
+    if se <= 0:
+        return 0.0 if difference != 0 else 1.0
+    return float(2 * stats.t.sf(abs(difference) / se, df=n_seeds - 1))
+
+
+def add_q_values(contrasts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each contrast with a p-value its ``q_value`` over all of them (what study.json
+    records); returns ``contrasts``."""
+    for c, q in zip(contrasts, q_values([c.get("p_value") for c in contrasts])):
+        if q is not None:
+            c["q_value"] = q
+    return contrasts
+
+
+def q_values(p_values: Sequence[float | None]) -> list[float | None]:
+    """Benjamini–Hochberg adjusted p-values (q-values) over the tests that have a p-value
+    (None stays None): a contrast with q ≤ 0.05 stands with the false-discovery rate over all
+    of them held at 5%."""
+    tested = [(p, i) for i, p in enumerate(p_values) if p is not None]
+    out: list[float | None] = [None] * len(p_values)
+    m, running = len(tested), 1.0
+    for rank, (p, i) in reversed(list(enumerate(sorted(tested), start=1))):
+        running = min(running, p * m / rank)
+        out[i] = running
+    return out
 
 
 def arm_summary(runs: Iterable[Measurement], *, seed: int = 0, metric: str | None = None,
@@ -162,7 +205,9 @@ def contrast(factor: str, a: str, b: str, metric: str, runs_a: Iterable[Measurem
     ``left_out``: the runs ("ARM seed K") left out because they diverged; the sentence names
     them. Returns the contrast object of study.json: factor, a, b, metric, difference,
     ci_low, ci_high (within the difference's bounds), n_seeds, left_out, conclusive (the
-    interval excludes 0; never with one seed), better, sentence.
+    interval excludes 0; never with one seed), better, sentence, and with two seeds or more
+    p_value (below 0.05 exactly when conclusive; the study adds each contrast's q_value,
+    :func:`q_values`).
     """
     by_seed_a = {r.seed: r for r in runs_a}
     by_seed_b = {r.seed: r for r in runs_b}
@@ -178,7 +223,8 @@ def contrast(factor: str, a: str, b: str, metric: str, runs_a: Iterable[Measurem
         diff, lo, hi = mean_interval(diffs, ses, seed=seed, bounds=difference_bounds(metric))
         out["difference"] = diff
         if len(seeds) > 1:
-            out.update(ci_low=lo, ci_high=hi, conclusive=bool(lo > 0 or hi < 0))
+            out.update(ci_low=lo, ci_high=hi, conclusive=bool(lo > 0 or hi < 0),
+                       p_value=p_value(diff, bootstrap_se(diffs, ses, seed=seed), len(seeds)))
     out["sentence"] = contrast_sentence(out)
     return out
 
@@ -307,13 +353,54 @@ def inconclusive_sentence(contrasts: Sequence[dict[str, Any]]) -> str:
             f"{why}; {advice}.")
 
 
+#: The false-discovery rate a study's conclusive contrasts are held to, all together.
+FDR = 0.05
+
+
+def multiplicity_finding(contrasts: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """One ``info`` finding on the conclusive contrasts as a family: a study tests many
+    contrasts at 95% each, so about 1 in 20 of those where nothing differs reads conclusive by
+    chance. Holding the false-discovery rate over all tested contrasts at :data:`FDR`
+    (Benjamini–Hochberg, :func:`q_values`), it says which conclusive contrasts stand and which
+    may be chance. None when no contrast is conclusive."""
+    tested = [c for c in contrasts if c.get("p_value") is not None]
+    conclusive = [c for c in tested if c["conclusive"]]
+    if not conclusive:
+        return None
+    q = dict(zip(map(id, tested), q_values([c["p_value"] for c in tested])))
+    chance = [c for c in conclusive if q[id(c)] > FDR]
+    m, k = len(tested), len(conclusive)
+    head = f"{k} of {m} contrasts {'is' if k == 1 else 'are'} conclusive at 95%{' each' if k > 1 else ''}"
+    chance_rate = "where nothing differs, about 1 contrast in 20 reads conclusive by chance"
+    held = (f"with the false-discovery rate over the {m} held at {FDR:.0%} "
+            "(Benjamini–Hochberg)")
+    if not chance:
+        sentence = (f"{head} and {'it stands' if k == 1 else f'all {k} stand'} {held}; "
+                    f"{chance_rate}.")
+    else:
+        names = "; ".join(f"{(c['arm'] + ': ') if c.get('arm') else ''}{metric_label(c['metric'])}, "
+                          f"{c['b']} vs {c['a']} (q {fmt(q[id(c)])})" for c in chance)
+        j = k - len(chance)
+        verdict = (f"{j} {'stands' if j == 1 else 'stand'} and {len(chance)} may be chance" if j
+                   else f"none stands: {'it' if k == 1 else 'both' if k == 2 else 'all ' + str(k)} "
+                   "may be chance")
+        sentence = (f"{head}; {chance_rate}. {held[0].upper()}{held[1:]}, {verdict} ({names}); "
+                    f"more seeds would settle {'it' if len(chance) == 1 else 'them'}.")
+    return {"check": "contrast", "severity": "info", "classes": [], "sentence": sentence,
+            "evidence": {"tested": m, "conclusive": k, "stand": k - len(chance), "fdr": FDR,
+                         "may_be_chance": [f"{c['metric']}: {c['b']} vs {c['a']}"
+                                           + (f" ({c['arm']})" if c.get("arm") else "")
+                                           for c in chance]}}
+
+
 def study_findings(contrasts: Sequence[dict[str, Any]],
                    runs: Sequence[dict[str, Any]] = (),
                    notes: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The study's verdict as findings, in the order the first screen reads them:
 
     1. the answer (:func:`study_answer`: the strongest conclusive contrasts, best and worst
-       together; when none is conclusive, the count of inconclusive ones);
+       together; when none is conclusive, the count of inconclusive ones), then whether the
+       conclusive ones stand as a family (:func:`multiplicity_finding`);
     2. ``runs``: findings on single runs (a diverged run is a ``fail``,
        :mod:`datakit.study.divergence`), then ``notes``: the study's own findings (e.g. a
        reference whose domain mix is not the target's, :mod:`datakit.study.target`);
@@ -341,7 +428,8 @@ def study_findings(contrasts: Sequence[dict[str, Any]],
     for f in lead:  # the answer is marked in its evidence (a finding's keys are fixed)
         f["evidence"] = {**f["evidence"], "answer": True}
         f.pop("answer", None)
-    return lead + list(runs) + list(notes) + rest + count
+    family = multiplicity_finding(contrasts)  # right after the answer it qualifies
+    return lead + ([family] if family else []) + list(runs) + list(notes) + rest + count
 
 
 def study_verdict(contrasts: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]] = (),

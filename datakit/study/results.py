@@ -334,7 +334,8 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     mark_diverged(records)
     arms = arm_records(study, records, manifests, out)
     extra = [share_key(target)] if target else []
-    contrasts = study_contrasts(study, records, arms, extra) + class_group_contrasts(study, records)
+    contrasts = cs.add_q_values(study_contrasts(study, records, arms, extra)
+                                + class_group_contrasts(study, records))
     measured = domain_mix(read_manifest(reference.measured))
     arm_domains = [d for m in manifests.values() for d in set(m.table["domain"].astype(str))]
     failed = diverged_findings(records)
