@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from datakit.cli.base import json_option, main, needs_torch, print_json
+
+if TYPE_CHECKING:
+    from datakit.study.runner import StudyResult
 
 
 @main.command("study")
@@ -65,7 +69,7 @@ def study_cmd(study_file, budget, device, out, overrides, executor, jobs, thread
     echo_verdict_and_report(result)
 
 
-def echo_verdict_and_report(result) -> None:
+def echo_verdict_and_report(result: "StudyResult") -> None:
     """A study's verdict (study.json's sentences) and its report's path, on stdout: a terminal
     shows the answer without opening the page."""
     click.echo("Verdict:")
