@@ -61,3 +61,25 @@ def test_the_audit_page_names_the_current_audit_json_schema():
     from datakit.audit.schema import SCHEMA_VERSION
     page = (Path(__file__).parent.parent / "docs" / "audit.md").read_text()
     assert f"(`schema_version` {SCHEMA_VERSION})" in page
+
+
+def test_the_top_level_example_walks_the_flow_in_order(tmp_path, monkeypatch):
+    """`datakit --help` shows ingest -> stats -> train -> audit on the embedded digits, each
+    command reading what the one before it wrote (the first two are run here; the training
+    and the audit are `datakit demo`'s own, tested in test_demo)."""
+    import shlex
+    help_text = CliRunner().invoke(main, ["--help"]).output
+    example = help_text.split("Example", 1)[1].split("With real data", 1)[0]
+    lines = [shlex.split(line.strip())[1:] for line in example.splitlines()
+             if line.strip().startswith("datakit ")]
+    commands = [next(a for a in args if not a.startswith("-")) for args in lines]
+    assert commands[:4] == ["ingest", "stats", "train", "audit"]
+    ingest, stats, train, audit = lines[:4]
+    assert train[train.index("--out") + 1] == audit[1]           # audit reads train's run dir
+    assert stats[1] == train[1]                                  # both read ingest's manifest
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATAKIT_DATA", str(tmp_path / "home"))
+    for args in (ingest, stats):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / stats[1]).is_file()

@@ -56,12 +56,14 @@ def main(verbose: int = 0, quiet: bool = False) -> None:
 
     \b
     The flow:  ingest -> compose -> train -> audit
-    Example:
-        datakit ingest chars74k --subset GoodImg
-        datakit audit run_dir/
+    Example (embedded digits, no download; `datakit demo` does all of it):
         datakit ingest digits
         datakit stats data_manifests/digits.parquet
+        datakit train data_manifests/digits.parquet --out runs/digits --steps 500
+        datakit audit runs/digits
         datakit -q stats data_manifests/digits.parquet --json
+    With real data, e.g.:
+        datakit ingest chars74k --subset GoodImg
     """
     setup_logging(verbose, quiet)
 
