@@ -111,8 +111,12 @@ def test_the_summary_sentence_answers_both_questions():
     fd = Metric(105.0, 9.2, 100.0, 110.0, "lower", 0.0, 1000)
     assert verdict.summary_sentence({"fd": fd}, v) == (
         "Far from real data (FD 105 against 9.2 for held-out real images); 1 class stands out: "
-        "3 collapsed (recall); 1 class untested (9: too few images; hold out more real images or "
-        "generate more samples).")
+        "3 collapsed (recall); 1 class untested (9: too few held-out images; hold out more real "
+        "images with datakit compose --holdout).")
+    v, _ = _decide(tests, {**{c: (100, 100) for c in CLASSES}, "8": (12, 100), "9": (100, 7)})
+    assert verdict.summary_sentence({"fd": fd}, v).endswith(
+        "2 classes untested (8, 9: too few held-out and generated images; hold out more real images "
+        "with datakit compose --holdout and generate more samples with datakit train --resume --n-generate).")
     healthy = {c: verdict.ClassVerdict(False, "", False, [], "") for c in CLASSES}
     assert verdict.summary_sentence({"fd": Metric(9.5, 9.2, 9, 10, "lower", 0.0, 1000)}, healthy) == (
         "Close to real data (FD 9.5 against 9.2 for held-out real images); no class stands out.")

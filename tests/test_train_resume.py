@@ -316,3 +316,20 @@ def test_sync_batchnorm_under_ddp_converts_the_generator_and_refuses_the_cpu(mak
                           **SMALL))
     assert str(err.value) == ("--sync-batchnorm needs CUDA GPUs: PyTorch's SyncBatchNorm does "
                               "not run on the CPU. Leave it off, or train with --device cuda.")
+
+
+def test_a_finished_run_resumed_with_more_n_generate_only_draws_more(make_manifest, tmp_path):
+    """What the audit advises for classes with too few generated images: `datakit train ...
+    --resume --n-generate N` at the run's own step count trains no further and rewrites
+    generated.npz with N images per class."""
+    m = make_manifest({"0": 6, "1": 6}, size=28)
+    opts = dict(manifest=str(m.path), out=str(tmp_path / "r"), model="acgan", steps=4,
+                batch_size=4, width=2, z_dim=4, checkpoint_every=2, log_every=1, n_generate=2)
+    run = train(TrainConfig(**opts))
+    before = _weights(run)
+    rows = len(read_metrics(run / "metrics.csv"))
+    train(TrainConfig(**{**opts, "n_generate": 9}, resume=True))
+    gen = np.load(run / "generated.npz")
+    assert sorted(gen["labels"].tolist()) == [0] * 9 + [1] * 9
+    assert len(read_metrics(run / "metrics.csv")) == rows
+    _assert_same_state(before, _weights(run))

@@ -262,6 +262,22 @@ def summary_sentence(summary: dict[str, Metric], verdicts: dict[str, ClassVerdic
     untested = [c for c, v in verdicts.items() if v.untested]
     if untested:
         parts.append(f"{len(untested)} class{'es' if len(untested) != 1 else ''} untested "
-                     f"({', '.join(untested[:8])}{' …' if len(untested) > 8 else ''}: too few images; "
-                     "hold out more real images or generate more samples)")
+                     f"({', '.join(untested[:8])}{' …' if len(untested) > 8 else ''}: "
+                     f"{untested_advice([verdicts[c].untested for c in untested])})")
     return "; ".join(parts) + "."
+
+
+#: What gives a short side more images, named by the side :func:`untested_reason` reports.
+MORE_IMAGES = {"held-out": "hold out more real images with datakit compose --holdout",
+               "generated": "generate more samples with datakit train --resume --n-generate"}
+
+
+def untested_advice(reasons: list[str]) -> str:
+    """"too few held-out images; hold out more real images with datakit compose --holdout" for
+    the untested classes' reasons (:func:`untested_reason`): which side is short, and what
+    gives it more."""
+    short = [side for side in MORE_IMAGES if any(f" {side}" in r for r in reasons)]
+    if not short:
+        return "too few images"
+    return (f"too few {' and '.join(short)} images; "
+            + " and ".join(MORE_IMAGES[side] for side in short))
