@@ -244,6 +244,26 @@ def test_cli_audit_prints_each_runs_verdict_before_the_report(tmp_path, toy, fak
     assert result.stdout.splitlines() == [f"{a}: {sentence}", f"{b}: {sentence}", f"Report: {out}"]
 
 
+def test_an_audit_page_shows_every_path_relative_to_its_own_folder(tmp_path, toy, fake_audit_run):
+    """The header says "Paths are relative to this page's folder": the run, its training set
+    and the reference images are shown so, wherever --out puts the page, and each leads from
+    the page's folder to the file (audit.json keeps the reference relative to RUN_DIR/audit)."""
+    from datakit.report.portable import absolute_paths
+    run = make_run(tmp_path / "runs" / "a", toy)
+    out = tmp_path / "pages" / "cmp.html"
+    assert CliRunner().invoke(main, ["audit", str(run), "--out", str(out)]).exit_code == 0
+    audit = json.loads((run / "audit" / "audit.json").read_text())
+    audit["reference"]["manifest"] = str(Path("..", "..", "..", toy.path.name))  # as the audit stores it
+    (run / "audit" / "audit.json").write_text(json.dumps(audit))
+    assert CliRunner().invoke(main, ["audit", str(run), "--out", str(out), "--reuse"]).exit_code == 0
+    html = out.read_text()
+    assert "Paths are relative to this page's folder." in html and absolute_paths(html) == []
+    shown = re.search(r"Reference real images: <code>([^<]+)</code>", html).group(1)
+    assert (out.parent / shown).resolve() == toy.path.resolve()
+    assert f"<code>{Path('..', toy.path.name)}</code>" in html           # the training set
+    assert f"Folder <code>{Path('..', 'runs', 'a')}</code>" in html
+
+
 def test_cli_audit_judge_manifest_reaches_the_audit(tmp_path, toy, monkeypatch):
     import datakit.audit.many
     seen = []

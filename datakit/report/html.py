@@ -133,14 +133,17 @@ def _picture_attrs(p: Any) -> Markup:
 
 # -- sections ---------------------------------------------------------------------------------
 
-def _composition(run: RunData, compact: bool = False) -> dict[str, Any]:
+def _composition(run: RunData, compact: bool = False, relative_to: Path | None = None
+                 ) -> dict[str, Any]:
     """The training manifest: the data-audit page's composition section (classes, shares,
     examples, duplicates, history), our datasheet, and the training rows' own facts."""
     t = run.train_table()
     if t is None:
         return {}
+    section = composition_section(run.manifest, examples_per_class=4 if compact else 8)
+    section["path"] = _shown_path(section["path"], relative_to)
     return {"facts": composition_facts(run.manifest, t), "datasheet": datasheet(run.manifest),
-            "section": composition_section(run.manifest, examples_per_class=4 if compact else 8)}
+            "section": section}
 
 
 def _page_css() -> Markup:
@@ -290,7 +293,17 @@ def _memorisation(run: RunData) -> dict[str, Any]:
     return ctx
 
 
-def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
+def _reference(run: RunData, relative_to: Path | None) -> dict[str, Any]:
+    """The audit's reference record with its manifest as the page shows paths (audit.json
+    stores it relative to RUN_DIR/audit, which is not the page's folder in general)."""
+    ref = dict(vars(run.audit.reference))
+    path = Path(ref["manifest"])
+    path = path if path.is_absolute() else Path(run.run_dir) / "audit" / path
+    ref["manifest"] = _shown_path(os.path.normpath(path.absolute()), relative_to)
+    return ref
+
+
+def _quality(run: RunData, compact: bool = False, relative_to: Path | None = None) -> dict[str, Any]:
     typed = run.audit.per_class
     pc = per_class_table(run.audit)
     specs = shown_metrics()
@@ -323,7 +336,7 @@ def _quality(run: RunData, compact: bool = False) -> dict[str, Any]:
         "summary": summary,
         "negative_kid": any(m["key"] == "kid" and (m["floor"] or 0) < 0 for m in summary),
         "judge_accuracy": judge_accuracy(run.audit),
-        "reference": run.audit.reference,
+        "reference": _reference(run, relative_to),
         "counts": counts, "columns": columns, "short": short,
         "per_class": rows, "csv": csv,
         "confusion": _confusion(run.audit.confusion),
@@ -492,7 +505,7 @@ def _run_context(run: RunData, index: int, compact: bool = False,
         "collapsed": sum(r.collapsed for r in rows),
         "problems": run.problems,
         "training": _training(run, compact, crowded),
-        "quality": _quality(run, compact),
+        "quality": _quality(run, compact, relative_to),
         "links": _links(run, compact),
     }
 
@@ -510,7 +523,7 @@ def _datasets(runs: list[RunData], compact: bool, relative_to: Path | None
         if key not in shown:
             shown[key] = {"anchor": f"dataset-{len(shown)}", "runs": [],
                           "manifest": _shown_path(run.config.get("manifest"), relative_to),
-                          "composition": _composition(run, compact)}
+                          "composition": _composition(run, compact, relative_to)}
         shown[key]["runs"].append(run.label)
         refs.append({"anchor": shown[key]["anchor"], "manifest": shown[key]["manifest"]})
     return list(shown.values()), refs
@@ -569,6 +582,7 @@ def render_report(runs: Sequence[RunData], title: str | None = None,
         "title": title, "intro": intro,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": _command(command, relative_to), "version": __version__,
+        "relative_paths": relative_to is not None,
         "css": _page_css(), "script": Markup((TEMPLATES / "sort.js").read_text()),
         "findings": verdict[:top],
         "more_findings": verdict[top:],
@@ -707,7 +721,7 @@ def audit_and_report(run_dirs: Sequence[str | os.PathLike], out: str | os.PathLi
     out = Path(out) if out is not None else default_report_path(run_dirs)
     try:
         write_report(run_dirs, out, audits=audits, title=title, intro=intro, labels=labels,
-                     factors=factors)
+                     factors=factors, relative_paths=True)
     except OSError as e:
         # audit.json is new: an older page beside it would now contradict it
         stale = out.exists()
