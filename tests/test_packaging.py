@@ -156,3 +156,24 @@ def test_json_for_one_manifest_is_an_object_and_logging_goes_to_stderr(make_mani
     r = CliRunner().invoke(main, ["-q", "ingest", "digits", "--size", "8", "--out", str(tmp_path), "--json"])
     assert r.exit_code == 0
     assert json.loads(r.stdout)["images"] == 1797 and r.stderr == ""
+
+
+def test_the_wheel_holds_every_file_the_package_reads(tmp_path):
+    """A `pip install datakit` (not editable) gets what the source tree has: every non-Python
+    file under datakit/ (the report's templates, stylesheets and script) is in the wheel."""
+    src = tmp_path / "src"
+    tracked = subprocess.run(["git", "ls-files", "datakit", "setup.cfg", "pyproject.toml", "README.md",
+                              "LICENSE"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in tracked:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes((ROOT / name).read_bytes())
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps",
+                            "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    import zipfile
+    (wheel,) = (tmp_path / "dist").glob("datakit-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    data = [n for n in tracked if n.startswith("datakit/") and not n.endswith(".py")]
+    assert "datakit/report/templates/sort.js" in data
+    assert [n for n in data if n not in shipped] == []
