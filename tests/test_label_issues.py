@@ -250,7 +250,26 @@ def test_cli_without_top_writes_only_candidates(make_manifest, tmp_path):
     table = read_issues_csv(csv)
     assert table["candidate"].all() if len(table) else True
     assert r.output.startswith(f"Wrote {csv} ({len(table)} likely label issues among 16 rows; ")
-    assert len(r.output.splitlines()) == 1 + min(2, len(table))
+    assert len(r.output.splitlines()) == 1 + min(2, len(table)) + (not len(table))
+
+
+def test_cli_with_no_candidate_says_how_to_review_the_doubted_rows(make_manifest, tmp_path, monkeypatch):
+    import datakit.cli.label_issues as cli
+    from datakit.label_issues import find_label_issues
+    m = make_manifest({"0": 8, "1": 8})
+
+    def none_pass(manifest, cfg):  # a clean set: the real search, with every candidate dropped
+        result = find_label_issues(manifest, cfg)
+        result.issues = result.issues.iloc[:0]
+        return result
+    monkeypatch.setattr(cli, "find_label_issues", none_pass)
+    csv = tmp_path / "c.csv"
+    r = CliRunner().invoke(main, ["label-issues", str(m.path), "--out", str(csv), "--folds", "2",
+                                  "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[1:] == [
+        "No row passed its class threshold. To review the rows the model doubts most anyway: "
+        "--top 20 writes the 20 lowest-scored."]
 
 
 def test_cli_refuses_a_negative_top(make_manifest):

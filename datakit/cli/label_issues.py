@@ -85,6 +85,9 @@ def label_issues_cmd(manifest, out, folds, score, epochs, augment, ensemble, dev
     if probs_path:
         click.echo(f"Wrote {probs_path} (out-of-fold probabilities, {len(m)}×{len(m.vocabulary)}, "
                    "table order)")
+    if not top and result.issues.empty:
+        click.echo("No row passed its class threshold. To review the rows the model doubts most "
+                   "anyway: --top 20 writes the 20 lowest-scored.")
     for r in result.issues.head(show).itertuples(index=False):
         click.echo(f"  {r.rank:>4}  {r.id}  labelled {r.class_name!r}, looks like "
                    f"{r.predicted_class_name!r}  (score {r.score:.3f})")
