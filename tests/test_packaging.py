@@ -177,3 +177,16 @@ def test_the_wheel_holds_every_file_the_package_reads(tmp_path):
     data = [n for n in tracked if n.startswith("datakit/") and not n.endswith(".py")]
     assert "datakit/report/templates/sort.js" in data
     assert [n for n in data if n not in shipped] == []
+
+
+@pytest.mark.parametrize("typed, hint", [
+    ("ingest digits -q", "datakit -q ingest digits ..."),
+    ("stats m.parquet --verbose", "datakit --verbose stats ..."),
+])
+def test_quiet_or_verbose_after_the_command_says_where_it_goes(typed, hint):
+    result = CliRunner().invoke(main, typed.split(), prog_name="datakit")
+    assert result.exit_code == 2
+    option = typed.split()[-1]
+    assert result.output.splitlines()[-1] == (
+        f"Error: No such option '{option}'. {option} is an option of datakit itself and goes "
+        f"before the command: {hint}")

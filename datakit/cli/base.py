@@ -20,6 +20,10 @@ from datakit.errors import DatakitError
 from datakit.sources.home import get_data_home
 
 
+#: Options of ``datakit`` itself, which a user may type after the command by habit.
+GROUP_OPTIONS = ("-v", "--verbose", "-q", "--quiet")
+
+
 class DatakitGroup(click.Group):
     """A click group that turns library errors into clean ``Error: ...`` messages."""
 
@@ -33,6 +37,13 @@ class DatakitGroup(click.Group):
                                        "writable, with free space.") from e
         except KeyboardInterrupt:
             raise click.exceptions.Exit(130) from None
+        except click.NoSuchOption as e:  # `datakit ingest digits -q`: say where it belongs
+            if e.option_name in GROUP_OPTIONS and e.ctx is not None:
+                program = e.ctx.find_root().command_path       # datakit, or python -m datakit
+                rest = e.ctx.command_path[len(program):].strip()
+                e.message += (f" {e.option_name} is an option of {program} itself and goes before "
+                              f"the command: {program} {e.option_name} {rest} ...")
+            raise
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # The resolved data home, so `datakit --help` tells where sources look for files.
