@@ -161,6 +161,48 @@ def test_the_inconclusive_count_says_why():
         "more seeds or steps may separate them."]
 
 
+def _arm(name, metric, runs):
+    return {"arm": name, "metrics": {metric: arm_summary(runs, metric=metric)}}
+
+
+def test_one_seed_per_arm_gives_a_lead_that_says_it_is_one():
+    """Known answer: three arms, one seed each, FD about 15, 140 and 520 with image SE 2:
+    the lead ranks them best first with their image intervals; nothing is called conclusive."""
+    runs = {"handwritten": _runs([15.0], 2.0), "synthetic": _runs([520.0], 2.0),
+            "mixed": _runs([140.0], 2.0)}
+    arms = [_arm(a, "fd", r) for a, r in runs.items()]
+    contrasts = [contrast("mix", a, "mixed", "fd", runs[a], runs["mixed"])
+                 for a in ("handwritten", "synthetic")]
+    verdict = study_verdict(contrasts, arms=arms)
+    assert len(verdict) == 2 and verdict[0].startswith("2 of 2 contrasts are inconclusive")
+    assert verdict[1] == (
+        "A lead from one seed per arm, not a conclusion: on FD (lower is better) the arms rank "
+        "handwritten 15 (11.1–18.9), mixed 140 (136–144), synthetic 520 (516–524) (in brackets, "
+        "each run's 95% interval over its images). Those intervals leave out how far another seed "
+        "would move each run; more seeds would test this order.")
+
+
+def test_the_lead_names_arms_even_one_seed_does_not_order_and_reads_higher_is_better():
+    runs = {"a": _runs([0.50], 0.02), "b": _runs([0.52], 0.02), "c": _runs([0.90], 0.02)}
+    arms = [_arm(a, "coverage", r) for a, r in runs.items()]
+    contrasts = [contrast("f", "a", x, "coverage", runs["a"], runs[x]) for x in ("b", "c")]
+    from datakit.study.contrasts import one_seed_lead
+    lead = one_seed_lead(contrasts, arms)
+    assert lead["evidence"]["order"] == ["c", "b", "a"] and lead["evidence"]["overlapping"] == [["b", "a"]]
+    assert "(higher is better)" in lead["sentence"]
+    assert "; the intervals of b and a overlap, so even this seed does not order them." in lead["sentence"]
+
+
+def test_no_lead_once_seeds_can_decide():
+    """Control: with three seeds the contrasts themselves answer; no one-seed lead is added."""
+    a, b = _runs([70, 72, 69]), _runs([40, 41, 43])
+    arms = [_arm("a", "fd", a), _arm("b", "fd", b)]
+    from datakit.study.contrasts import one_seed_lead
+    assert one_seed_lead([contrast("f", "a", "b", "fd", a, b)], arms) is None
+    assert not any("A lead from one seed" in s
+                   for s in study_verdict([contrast("f", "a", "b", "fd", a, b)], arms=arms))
+
+
 def test_a_conclusive_contrast_where_b_is_worse_is_a_warning():
     from datakit.study.contrasts import contrast_finding, study_findings
     # Planted: the minority's label fidelity is about 0.54 below the majority's on every seed

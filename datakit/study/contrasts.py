@@ -393,21 +393,63 @@ def multiplicity_finding(contrasts: Sequence[dict[str, Any]]) -> dict[str, Any] 
                                            for c in chance]}}
 
 
+def one_seed_lead(contrasts: Sequence[dict[str, Any]], arms: Sequence[dict[str, Any]]
+                  ) -> dict[str, Any] | None:
+    """When every contrast rests on one seed (none can be conclusive), one ``info`` finding
+    that still reads the study's first metric: how the arms rank on it, each with its run's
+    own 95% interval over images. It is marked a lead, not a conclusion: those intervals leave
+    out how far another seed would move a run. Adjacent arms whose intervals overlap are
+    named, since even one seed does not order them. None when a contrast has two seeds or
+    more, or fewer than two arms measured the metric."""
+    paired = [c for c in contrasts if c.get("difference") is not None]
+    if not paired or any(c["n_seeds"] > 1 for c in paired):
+        return None
+    metric = next((m for m in CONTRAST_METRICS if m in {c["metric"] for c in paired}), None)
+    shown = [(a["arm"], a["metrics"][metric]) for a in arms
+             if metric is not None and _finite((a.get("metrics", {}).get(metric) or {}).get("mean"))]
+    if len(shown) < 2:
+        return None
+    better = BETTER.get(metric, "higher")
+    shown.sort(key=lambda x: x[1]["mean"], reverse=better == "higher")
+    ranked = ", ".join(f"{arm} {fmt(m['mean'])}" + (f" ({fmt(m['ci_low'])}–{fmt(m['ci_high'])})"
+                                                    if _finite(m.get("ci_low")) and _finite(m.get("ci_high")) else "")
+                       for arm, m in shown)
+    overlap = [(a, b) for (a, ma), (b, mb) in zip(shown, shown[1:])
+               if all(_finite(x) for x in (ma.get("ci_low"), ma.get("ci_high"), mb.get("ci_low"), mb.get("ci_high")))
+               and ma["ci_low"] <= mb["ci_high"] and mb["ci_low"] <= ma["ci_high"]]
+    ties = "".join(f"; the intervals of {a} and {b} overlap, so even this seed does not order them"
+                   for a, b in overlap)
+    sentence = (f"A lead from one seed per arm, not a conclusion: on {metric_label(metric)} "
+                f"({better} is better) the arms rank {ranked} (in brackets, each run's 95% interval over its "
+                f"images){ties}. Those intervals leave out how far another seed would move each "
+                "run; more seeds would test this order.")
+    return {"check": "contrast", "severity": "info", "classes": [], "sentence": sentence,
+            "evidence": {"lead": True, "metric": metric, "better": better, "seeds": 1,
+                         "order": [arm for arm, _ in shown],
+                         "arms": {arm: {k: m.get(k) for k in ("mean", "ci_low", "ci_high")}
+                                  for arm, m in shown},
+                         "overlapping": [list(pair) for pair in overlap]}}
+
+
 def study_findings(contrasts: Sequence[dict[str, Any]],
                    runs: Sequence[dict[str, Any]] = (),
-                   notes: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+                   notes: Sequence[dict[str, Any]] = (),
+                   arms: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The study's verdict as findings, in the order the first screen reads them:
 
     1. the answer (:func:`study_answer`: the strongest conclusive contrasts, best and worst
        together; when none is conclusive, the count of inconclusive ones), then whether the
-       conclusive ones stand as a family (:func:`multiplicity_finding`);
+       conclusive ones stand as a family (:func:`multiplicity_finding`), or, when every
+       contrast rests on one seed, how ``arms`` rank on the first metric as a lead
+       (:func:`one_seed_lead`);
     2. ``runs``: findings on single runs (a diverged run is a ``fail``,
        :mod:`datakit.study.divergence`), then ``notes``: the study's own findings (e.g. a
        reference whose domain mix is not the target's, :mod:`datakit.study.target`);
     3. the other conclusive contrasts (warnings first, see :func:`contrast_finding`), then
        one ``info`` counting the inconclusive ones.
 
-    Contrast findings are built only from contrasts, so none rests on one seed's point values.
+    Contrast findings are built only from contrasts, so none rests on one seed's point values;
+    the one-seed lead says that it does.
     """
     if not contrasts:
         return list(runs) + list(notes) + [{
@@ -428,11 +470,12 @@ def study_findings(contrasts: Sequence[dict[str, Any]],
     for f in lead:  # the answer is marked in its evidence (a finding's keys are fixed)
         f["evidence"] = {**f["evidence"], "answer": True}
         f.pop("answer", None)
-    family = multiplicity_finding(contrasts)  # right after the answer it qualifies
+    family = multiplicity_finding(contrasts) or one_seed_lead(contrasts, arms)  # after the answer
     return lead + ([family] if family else []) + list(runs) + list(notes) + rest + count
 
 
 def study_verdict(contrasts: Sequence[dict[str, Any]], runs: Sequence[dict[str, Any]] = (),
-                  notes: Sequence[dict[str, Any]] = ()) -> list[str]:
+                  notes: Sequence[dict[str, Any]] = (),
+                  arms: Sequence[dict[str, Any]] = ()) -> list[str]:
     """The sentences of :func:`study_findings`, in order (study.json's ``verdict``)."""
-    return [f["sentence"] for f in study_findings(contrasts, runs, notes)]
+    return [f["sentence"] for f in study_findings(contrasts, runs, notes, arms)]

@@ -342,7 +342,7 @@ def write_study_outputs(study: "Study", out: Path, runs: dict[tuple[str, int], P
     budget_info = budget_record(study, records, budget, overrides, arms)
     notes = amplification_findings(study, records) + plateau_findings(
         records, budget_info["arms"]) + mix_findings(study.target, measured, arm_domains)
-    findings = cs.study_findings(contrasts, failed, notes)
+    findings = cs.study_findings(contrasts, failed, notes, arms)
     levels = {a.name: a.levels for a in study.arms if a.levels}
     curve = curve_rows({a["arm"]: a for a in arms}, levels) if levels else []
     curve += class_group_curve(study, records)
