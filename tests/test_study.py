@@ -210,6 +210,22 @@ def test_cli_study_errors(tmp_path):
     assert result.exit_code == 1 and result.output.startswith(f"Error: Study file {bad} is not valid TOML")
 
 
+def test_an_arm_that_cannot_be_composed_is_named_with_its_options(tmp_path, monkeypatch):
+    """A sweep value larger than the data (size = 5000 of 1,797 digits) fails at its compose,
+    and the error names the arm and the options the study file gave it, before any training."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATAKIT_DATA", str(tmp_path / "home"))
+    text = TOY.replace("compose = { size = 240, holdout = 0.25, seed = 0 }",
+                       "compose = { size = 5000, holdout = 0.25, seed = 0 }")
+    result = CliRunner().invoke(main, ["study", str(_write(tmp_path, text)), "--out", "out"])
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: Arm large could not be composed from digits (size = 5000, "
+                           "holdout = 0.25, seed = 0): --size 5000 asks for more images than the "
+                           "1797 available")
+    assert not (tmp_path / "out" / "runs").exists()
+
+
 def test_overrides_parse_as_toml_values():
     from datakit.study.spec import parse_overrides
     assert parse_overrides(["width=16", "augment=diffaugment", "ema=true", "lr_g=1e-4"]) == {

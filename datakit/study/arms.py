@@ -16,7 +16,7 @@ from datakit._core.names import describe_os_error, inside, printable
 from datakit._core.progress import log, warn
 from datakit.audit.inputs import read_generated
 from datakit.composition.build import compose
-from datakit.errors import DatakitError, RunDirError, StudyError
+from datakit.errors import CompositionError, DatakitError, RunDirError, StudyError
 from datakit.judge.cache import cache_at, cache_root
 from datakit.judge.network import JudgeConfig, judge_for_manifest
 from datakit.manifest.read import read_manifest
@@ -122,7 +122,18 @@ def _arm_manifest(arm: ArmSpec, parents: dict[str, Any], folder: Path):
     out = inside(folder, folder / f"{arm.name}-{_digest([[m.checksum for m in ms], arm.compose])}.parquet",
                  "composed manifest")
     return _reuse_or_make(out, f"compose {arm.name}", f"from {', '.join(arm.sources)}",
-                          lambda: compose(ms, out, **arm.compose))
+                          lambda: _compose_arm(arm, ms, out))
+
+
+def _compose_arm(arm: ArmSpec, parents: list, out: Path):
+    """``compose`` for an arm; its errors name the arm and its options as the study file
+    states them (a sweep's value among them), since the file, not a command line, set them."""
+    try:
+        return compose(parents, out, **arm.compose)
+    except CompositionError as e:
+        options = ", ".join(f"{k} = {json.dumps(v, default=str)}" for k, v in arm.compose.items())
+        raise CompositionError(f"Arm {arm.name} could not be composed from "
+                               f"{', '.join(arm.sources)} ({options}): {e}") from e
 
 
 def check_budget(budget: float) -> None:
