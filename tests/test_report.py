@@ -104,6 +104,23 @@ def test_runs_compared_says_what_differs_as_the_intro_counts_it(tmp_path, toy):
     assert comparison_note(runs[:1] * 2) is None  # control: one ruler, nothing to say
 
 
+def test_runs_are_plotted_against_skew_only_when_their_skews_differ_by_design(tmp_path, make_manifest):
+    """Stratified subsamples of a balanced set differ in imbalance ratio by chance (1.2 against
+    1.3): no figure against skew then; a skew imposed on purpose (1.2 against 10) gets one."""
+    def page(counts_a, counts_b):
+        runs = []
+        for name, counts in (("a", counts_a), ("b", counts_b)):
+            m = make_manifest(counts, size=8, name=f"m{name}{sum(counts.values())}")
+            runs.append(read_audited_run(make_run(tmp_path / f"{name}{sum(counts.values())}", m),
+                                         fake_audit(m, fd=10.0 if name == "a" else 12.0), label=name))
+        return render_report(runs)
+    near = page({"0": 12, "1": 10, "2": 10}, {"0": 26, "1": 20, "2": 20})
+    assert "Each whole-set metric against the runs' training-set size:" in near
+    apart = page({"0": 12, "1": 10, "2": 10}, {"0": 40, "1": 4, "2": 4})
+    assert ("Each whole-set metric against the runs' training-set size, skew (imbalance ratio, "
+            "max/min class count):") in apart
+
+
 def test_an_old_or_foreign_audit_is_refused_with_what_to_do(tmp_path, toy):
     run = make_run(tmp_path / "run", toy)
     (run / "audit").mkdir()

@@ -470,8 +470,9 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     df = pd.DataFrame(table)
     metrics = [m for m in ("fd", "kid", "precision", "recall", "density", "coverage") if m in df]
     varying = [m for m in metrics if pd.to_numeric(df[m], errors="coerce").nunique() > 1][:4]
+    named = bool(factors)  # factors the study names are plotted whenever they vary at all
     factors = [f for f in (factors or ("images", "synthetic_share", "skew"))
-               if f in df and df[f].nunique() > 1]
+               if f in df and df[f].nunique() > 1 and (named or f != "skew" or _skewed_apart(df[f]))]
     shares_present = [c for c in ("synthetic_share", "wild_share", "handwritten_share")
                       if c in df and (pd.to_numeric(df[c], errors="coerce").fillna(0) > 0).any()]
     cols = [c for c in ("run", "steps", "images") if c in df] + shares_present \
@@ -481,7 +482,21 @@ def _comparison(runs: list[RunData], factors: Sequence[str] | None = None) -> di
     return {"columns": cols, "short": {c: RUNS_SHORT[c][0] for c in cols if c in RUNS_SHORT},
             "legend": [RUNS_SHORT[c] for c in cols if c in RUNS_SHORT], "rows": records, "comparable": note is None, "note": note,
             "csv": csv_uri(cols, [[r.get(c) for c in cols] for r in records]),
-            "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None}
+            "grid": figures.runs_metric_grid(df, varying, factors) if factors and varying else None,
+            "grid_factors": ", ".join(FACTOR_WORDS.get(f, f) for f in factors)}
+
+
+#: How the runs-compared caption names each factor a metric is plotted against.
+FACTOR_WORDS = {"images": "training-set size", "synthetic_share": "synthetic share",
+                "skew": "skew (imbalance ratio, max/min class count)"}
+#: Runs whose imbalance ratios span less than this factor are not plotted against skew by
+#: default: stratified subsamples of a balanced set differ by chance (1.27 against 1.33).
+SKEW_SPAN = 1.5
+
+
+def _skewed_apart(skew: pd.Series) -> bool:
+    values = pd.to_numeric(skew, errors="coerce").dropna()
+    return len(values) > 1 and values.min() > 0 and values.max() / values.min() >= SKEW_SPAN
 
 
 def _shown_path(path: Any, relative_to: Path | None) -> str:
