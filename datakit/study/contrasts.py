@@ -411,18 +411,23 @@ def one_seed_lead(contrasts: Sequence[dict[str, Any]], arms: Sequence[dict[str, 
         return None
     better = BETTER.get(metric, "higher")
     shown.sort(key=lambda x: x[1]["mean"], reverse=better == "higher")
-    ranked = ", ".join(f"{arm} {fmt(m['mean'])}" + (f" ({fmt(m['ci_low'])}–{fmt(m['ci_high'])})"
-                                                    if _finite(m.get("ci_low")) and _finite(m.get("ci_high")) else "")
+
+    def interval(m: dict[str, Any]) -> tuple[float, float] | None:
+        lo, hi = m.get("ci_low"), m.get("ci_high")
+        return (float(lo), float(hi)) if _finite(lo) and _finite(hi) else None
+
+    ranked = ", ".join(f"{arm} {fmt(m['mean'])}"
+                       + (f" ({fmt(interval(m)[0])}–{fmt(interval(m)[1])})" if interval(m) else "")
                        for arm, m in shown)
     overlap = [(a, b) for (a, ma), (b, mb) in zip(shown, shown[1:])
-               if all(_finite(x) for x in (ma.get("ci_low"), ma.get("ci_high"), mb.get("ci_low"), mb.get("ci_high")))
-               and ma["ci_low"] <= mb["ci_high"] and mb["ci_low"] <= ma["ci_high"]]
+               if interval(ma) and interval(mb)
+               and interval(ma)[0] <= interval(mb)[1] and interval(mb)[0] <= interval(ma)[1]]
     ties = "".join(f"; the intervals of {a} and {b} overlap, so even this seed does not order them"
                    for a, b in overlap)
     sentence = (f"A lead from one seed per arm, not a conclusion: on {metric_label(metric)} "
-                f"({better} is better) the arms rank {ranked} (in brackets, each run's 95% interval over its "
-                f"images){ties}. Those intervals leave out how far another seed would move each "
-                "run; more seeds would test this order.")
+                f"({better} is better) the arms rank {ranked} (in brackets, each run's 95% "
+                f"interval over its images){ties}. Those intervals leave out how far another seed "
+                "would move each run; more seeds would test this order.")
     return {"check": "contrast", "severity": "info", "classes": [], "sentence": sentence,
             "evidence": {"lead": True, "metric": metric, "better": better, "seeds": 1,
                          "order": [arm for arm, _ in shown],
