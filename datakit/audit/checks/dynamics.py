@@ -1,8 +1,14 @@
 """Training dynamics from metrics.csv: did the discriminator win, and how did its accuracy drift?
+For a conditional run, did its auxiliary classifier learn the labels?
 
 D's real/fake accuracy averaged over the last tenth of the logged steps: at or above
 :data:`D_WINS` the discriminator tells real from fake almost always, so the generator
 receives little signal (a warning: the samples' defects are judged by the other checks).
+
+An ACGAN's auxiliary classifier (``acc_aux``: its accuracy on the real images' labels) is
+compared with the judge's accuracy on held-out real images, the same kind of reading by a
+network trained for it: below :data:`AUX_WEAK` of the judge's over the last tenth of
+training, the class head gives the generator little class signal (a warning).
 """
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ from datakit.audit.schema import Finding
 
 NAME = "dynamics"
 D_WINS = 0.9
+#: An auxiliary classifier reading fewer real labels than this share of the judge's held-out
+#: accuracy (last tenth of training) is weak: e.g. 0.5 against a judge's 0.99.
+AUX_WEAK = 0.8
 
 
 def _mean_acc(m: pd.DataFrame) -> float:
@@ -43,4 +52,32 @@ def check(f, cfg) -> CheckResult:
     else:
         finding = Finding(NAME, "info", [], f"The discriminator's accuracy went {drift} (0.5 is the "
                           "adversarial equilibrium).", ev)
-    return CheckResult(NAME, None, end, "D accuracy over the last tenth of training", [finding])
+    aux = _aux_finding(m, f, tenth)
+    return CheckResult(NAME, None, end, "D accuracy over the last tenth of training",
+                       [finding] + ([aux] if aux else []))
+
+
+def _aux_finding(m: pd.DataFrame, f, tenth: int) -> Finding | None:
+    """How well the auxiliary classifier read the real labels at the end, against the judge
+    (None for a run that logged no ``acc_aux``, e.g. a DCGAN, or with no held-out images)."""
+    aux = pd.to_numeric(m["acc_aux"], errors="coerce") if "acc_aux" in m else None
+    if aux is None or not aux.notna().any() or not len(f.held_labels):
+        return None
+    start, end = float(aux.head(tenth).mean()), float(aux.tail(tenth).mean())
+    if not math.isfinite(end):
+        return None
+    judge = float((f.held_pred == f.held_labels).mean())
+    chance = 1 / max(1, len(f.classes))
+    ev = {"value": end, "floor": judge, "start": start if math.isfinite(start) else None,
+          "weak_below": AUX_WEAK * judge, "chance": chance, "metric": "acc_aux"}
+    drift = f"from {pct(start)} in the first tenth of training to {pct(end)} in the last" \
+        if math.isfinite(start) else f"{pct(end)} in the last tenth of training"
+    if end < AUX_WEAK * judge:
+        first = f"from {pct(start)} in the first; " if math.isfinite(start) else ""
+        return Finding(NAME, "warn", [], f"The discriminator's auxiliary classifier read only {pct(end)} of "
+                       f"the real images' labels in the last tenth of training ({first}chance is "
+                       f"{pct(chance)}), against {pct(judge)} for the judge on held-out real images: "
+                       "its class head gives the generator little class signal, so samples may not "
+                       "look like the class they were asked for (see label fidelity).", ev)
+    return Finding(NAME, "info", [], f"The discriminator's auxiliary classifier read the real images' "
+                   f"labels {drift} ({pct(judge)} for the judge on held-out real images).", ev)
