@@ -405,23 +405,22 @@ def one_seed_lead(contrasts: Sequence[dict[str, Any]], arms: Sequence[dict[str, 
     if not paired or any(c["n_seeds"] > 1 for c in paired):
         return None
     metric = next((m for m in CONTRAST_METRICS if m in {c["metric"] for c in paired}), None)
-    shown = [(a["arm"], a["metrics"][metric]) for a in arms
-             if metric is not None and _finite((a.get("metrics", {}).get(metric) or {}).get("mean"))]
-    if len(shown) < 2:
+    if metric is None:
+        return None
+    measured = [(a["arm"], a["metrics"][metric]) for a in arms
+                if _finite((a.get("metrics", {}).get(metric) or {}).get("mean"))]
+    if len(measured) < 2:
         return None
     better = BETTER.get(metric, "higher")
-    shown.sort(key=lambda x: x[1]["mean"], reverse=better == "higher")
-
-    def interval(m: dict[str, Any]) -> tuple[float, float] | None:
-        lo, hi = m.get("ci_low"), m.get("ci_high")
-        return (float(lo), float(hi)) if _finite(lo) and _finite(hi) else None
-
-    ranked = ", ".join(f"{arm} {fmt(m['mean'])}"
-                       + (f" ({fmt(interval(m)[0])}–{fmt(interval(m)[1])})" if interval(m) else "")
-                       for arm, m in shown)
-    overlap = [(a, b) for (a, ma), (b, mb) in zip(shown, shown[1:])
-               if interval(ma) and interval(mb)
-               and interval(ma)[0] <= interval(mb)[1] and interval(mb)[0] <= interval(ma)[1]]
+    measured.sort(key=lambda x: x[1]["mean"], reverse=better == "higher")
+    # (arm, its metric record, its 95% interval over images or None)
+    shown = [(arm, m, (float(m["ci_low"]), float(m["ci_high"]))
+              if _finite(m.get("ci_low")) and _finite(m.get("ci_high")) else None)
+             for arm, m in measured]
+    ranked = ", ".join(f"{arm} {fmt(m['mean'])}" + (f" ({fmt(iv[0])}–{fmt(iv[1])})" if iv else "")
+                       for arm, m, iv in shown)
+    overlap = [(a, b) for (a, _, x), (b, _, y) in zip(shown, shown[1:])
+               if x and y and x[0] <= y[1] and y[0] <= x[1]]
     ties = "".join(f"; the intervals of {a} and {b} overlap, so even this seed does not order them"
                    for a, b in overlap)
     sentence = (f"A lead from one seed per arm, not a conclusion: on {metric_label(metric)} "
@@ -430,9 +429,9 @@ def one_seed_lead(contrasts: Sequence[dict[str, Any]], arms: Sequence[dict[str, 
                 "would move each run; more seeds would test this order.")
     return {"check": "contrast", "severity": "info", "classes": [], "sentence": sentence,
             "evidence": {"lead": True, "metric": metric, "better": better, "seeds": 1,
-                         "order": [arm for arm, _ in shown],
+                         "order": [arm for arm, _, _ in shown],
                          "arms": {arm: {k: m.get(k) for k in ("mean", "ci_low", "ci_high")}
-                                  for arm, m in shown},
+                                  for arm, m, _ in shown},
                          "overlapping": [list(pair) for pair in overlap]}}
 
 

@@ -31,6 +31,14 @@ def _mean_acc(m: pd.DataFrame) -> float:
                             pd.to_numeric(m["acc_fake"], errors="coerce")]).mean())
 
 
+def _drift(start: float, end: float) -> str:
+    """"from 66% in the first tenth of training to 50% in the last" (the end alone when the
+    first tenth has no reading)."""
+    if math.isfinite(start):
+        return f"from {pct(start)} in the first tenth of training to {pct(end)} in the last"
+    return f"{pct(end)} in the last tenth of training"
+
+
 def check(f, cfg) -> CheckResult:
     path = f.run.run_dir / "metrics.csv"
     try:
@@ -44,8 +52,7 @@ def check(f, cfg) -> CheckResult:
     if not math.isfinite(end):
         return CheckResult(NAME, None, None, "D accuracy over the last tenth of training", [])
     ev = {"value": end, "floor": 0.5, "start": start if math.isfinite(start) else None, "d_wins": D_WINS}
-    drift = f"from {pct(start)} in the first tenth of training to {pct(end)} in the last" \
-        if math.isfinite(start) else f"{pct(end)} in the last tenth of training"
+    drift = _drift(start, end)
     if end >= D_WINS:
         finding = Finding(NAME, "warn", [], f"The discriminator won: its accuracy went {drift}, so the "
                           "generator stopped receiving a useful signal.", ev)
@@ -70,8 +77,7 @@ def _aux_finding(m: pd.DataFrame, f, tenth: int) -> Finding | None:
     chance = 1 / max(1, len(f.classes))
     ev = {"value": end, "floor": judge, "start": start if math.isfinite(start) else None,
           "weak_below": AUX_WEAK * judge, "chance": chance, "metric": "acc_aux"}
-    drift = f"from {pct(start)} in the first tenth of training to {pct(end)} in the last" \
-        if math.isfinite(start) else f"{pct(end)} in the last tenth of training"
+    drift = _drift(start, end)
     if end < AUX_WEAK * judge:
         first = f"from {pct(start)} in the first; " if math.isfinite(start) else ""
         return Finding(NAME, "warn", [], f"The discriminator's auxiliary classifier read only {pct(end)} of "
